@@ -1,0 +1,100 @@
+"""The deployment contract: how to feed an exported policy and what its outputs mean.
+
+It travels as JSON in the ONNX file's metadata (key `sim2real_contract`). The runtime reads it
+with onnxruntime alone and refuses to move a robot that disagrees with it. Needs neither numpy nor torch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import MISSING, dataclass, field
+from typing import Any
+
+from sim.spec import RobotSpec
+
+METADATA_KEY = "sim2real_contract"
+FORMAT = "sim2real-contract/1"
+
+
+class ContractError(ValueError):
+    """The policy file and the robot (or the runtime) disagree; nothing may move."""
+
+
+@dataclass
+class Contract:
+    robot: dict[str, Any] | None
+    """RobotSpec.summary() of the robot trained on; None for envs that are not one of ours."""
+    task: dict[str, Any] | None
+    """The task's name, config, observation layout and action meaning."""
+    observation_size: int
+    action_size: int
+    env_id: str
+    algorithm: str
+    steps: int
+    randomization: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    weights_sha256: str = ""
+    input_name: str = "obs"
+    output_name: str = "actions"
+    format: str = FORMAT
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Contract:
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ContractError(f"the policy's contract is not valid JSON: {error}") from None
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+            found = raw.get("format") if isinstance(raw, dict) else type(raw).__name__
+            raise ContractError(f"the policy's contract has format {found!r}; this runtime reads "
+                                f"{FORMAT!r}. Export the policy again with this version")
+        fields = cls.__dataclass_fields__
+        missing = [name for name, f in fields.items() if name not in raw
+                   and f.default is MISSING and f.default_factory is MISSING]
+        if missing:
+            raise ContractError(f"the policy's contract lacks fields {missing}; export it again")
+        return cls(**{k: v for k, v in raw.items() if k in fields})
+
+    @property
+    def control_period(self) -> float:
+        if self.robot is None:
+            raise ContractError(f"this policy was trained on {self.env_id!r}, which is not one of "
+                                "our robots: it has no robot to deploy to")
+        return float(self.robot["control_period"])
+
+    def mismatches(self, robot: RobotSpec) -> list[str]:
+        """Every way the connected robot differs from the one the policy was trained for."""
+        if self.robot is None:
+            return [f"the policy was trained on {self.env_id!r}, not on a robot of ours; "
+                    f"it cannot drive {robot.name!r}"]
+        ours, theirs = self.robot, robot.summary()
+        problems = []
+        if ours["name"] != theirs["name"]:
+            problems.append(f"robot: policy is for {ours['name']!r}, connected robot is "
+                            f"{theirs['name']!r}")
+        if ours["joint_names"] != theirs["joint_names"]:
+            problems.append(f"joint order: policy expects {ours['joint_names']}, robot has "
+                            f"{theirs['joint_names']}")
+        if ours["actuator"] != theirs["actuator"]:
+            problems.append(f"actuator: policy commands {ours['actuator']!r}, robot takes "
+                            f"{theirs['actuator']!r}")
+        if not math.isclose(ours["control_period"], theirs["control_period"], rel_tol=1e-9):
+            problems.append(f"control period: policy runs at {ours['control_period']} s, robot "
+                            f"at {theirs['control_period']} s")
+        for key in ("command_low", "command_high"):
+            if len(ours[key]) == len(theirs[key]) and not all(
+                math.isclose(a, b, abs_tol=1e-9) for a, b in zip(ours[key], theirs[key], strict=True)
+            ):
+                problems.append(f"{key}: policy was trained with {ours[key]}, robot has "
+                                f"{theirs[key]}")
+        return problems
+
+    def check(self, robot: RobotSpec) -> None:
+        problems = self.mismatches(robot)
+        if problems:
+            raise ContractError("policy and robot disagree, refusing to move: "
+                                + "; ".join(problems))

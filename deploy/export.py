@@ -1,0 +1,124 @@
+"""Export a trained run to ONNX: the normalizer and the deterministic actor in one graph (input
+`obs`, output `actions`), the contract in the metadata, and a parity check of onnxruntime against
+torch on observations from the env. Runs on the training machine (torch, onnx, MuJoCo).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from deploy.contract import METADATA_KEY, Contract
+from deploy.onnx_policy import OnnxPolicy
+from policies.algorithms import algorithm_by_name
+from policies.core import atomic_write_bytes, package_versions
+
+OPSET = 17
+TOLERANCE = 1e-5
+
+
+class ExportMismatch(RuntimeError):
+    """onnxruntime and torch disagree on the exported policy."""
+
+
+def load_run(run_dir: Path) -> tuple[dict, dict]:
+    """The checkpoint and run.json of a training run, with errors that say what to do."""
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run dir {run_dir} does not exist; train first with "
+                                "`sim2real train --out DIR`")
+    checkpoint_path = run_dir / "checkpoint.pt"
+    if not checkpoint_path.is_file():
+        raise FileNotFoundError(f"run dir {run_dir} has no checkpoint.pt; it is not a training "
+                                "run, or training stopped before its first checkpoint")
+    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    info_path = run_dir / "run.json"
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    return checkpoint, info
+
+
+def build_contract(checkpoint: dict, env) -> Contract:
+    unwrapped = env.unwrapped
+    robot, task = getattr(unwrapped, "robot", None), getattr(unwrapped, "task", None)
+    metadata = checkpoint.get("metadata", {})
+    weights = hashlib.sha256()
+    for name, tensor in sorted(checkpoint.get("agent", {}).items()):
+        weights.update(name.encode())
+        weights.update(tensor.cpu().numpy().tobytes())
+    return Contract(
+        robot=robot.summary() if robot is not None else None,
+        task=task.contract() if task is not None else None,
+        observation_size=int(checkpoint["obs_size"]),
+        action_size=int(checkpoint["action_size"]),
+        env_id=metadata.get("env_id", env.spec.id if env.spec else "unknown"),
+        algorithm=checkpoint["algo"],
+        steps=int(checkpoint["steps"]),
+        randomization=metadata.get("randomization") or {},
+        versions=package_versions(),
+        weights_sha256=weights.hexdigest(),
+    )
+
+
+def sample_observations(env, policy: torch.nn.Module, count: int, seed: int = 0) -> np.ndarray:
+    """Observations the policy really meets: its own rollouts, with a third of the actions
+    random so the states spread beyond its usual path."""
+    rng = np.random.default_rng(seed)
+    observations = []
+    obs, _ = env.reset(seed=seed)
+    while len(observations) < count:
+        observations.append(obs)
+        with torch.no_grad():
+            action = policy(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
+        if rng.random() < 1 / 3:
+            action = env.action_space.sample()
+        obs, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            obs, _ = env.reset()
+    return np.asarray(observations, dtype=np.float32)
+
+
+def export(run_dir: Path, out: Path | None = None, check_count: int = 1000) -> tuple[Path, float]:
+    """Write `policy.onnx` (or `out`) and return (path, max |onnxruntime - torch|)."""
+    from sim.registration import make_env
+
+    checkpoint, info = load_run(run_dir)
+    policy = algorithm_by_name(checkpoint["algo"]).load_policy(checkpoint)
+    env_id = checkpoint.get("metadata", {}).get("env_id") or info.get("env_id")
+    if not env_id:
+        raise ValueError(f"{run_dir}: the checkpoint does not say which env it was trained on")
+    env = make_env(env_id)
+    contract = build_contract(checkpoint, env)
+    out = out or run_dir / "policy.onnx"
+
+    dummy = torch.zeros(1, contract.observation_size)
+    buffer = io.BytesIO()
+    torch.onnx.export(policy, (dummy,), buffer, input_names=["obs"], output_names=["actions"],
+                      dynamic_axes={"obs": {0: "batch"}, "actions": {0: "batch"}},
+                      opset_version=OPSET, dynamo=False)
+    model = onnx.load_from_string(buffer.getvalue())
+    model.doc_string = f"sim2real {contract.algorithm} policy for {contract.env_id}"
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, contract.to_json()
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "exported", time.strftime("%Y-%m-%dT%H:%M:%S")
+    onnx.checker.check_model(model)
+    atomic_write_bytes(out, model.SerializeToString())
+
+    observations = sample_observations(env, policy, check_count)
+    env.close()
+    with torch.no_grad():
+        expected = policy(torch.as_tensor(observations)).numpy()
+    actual = OnnxPolicy(out)(observations)
+    error = float(np.max(np.abs(actual - expected)))
+    if not error <= TOLERANCE:
+        bad = out.with_suffix(".mismatch.onnx")
+        out.replace(bad)
+        raise ExportMismatch(f"onnxruntime and torch differ by {error:.3g} (> {TOLERANCE}) on "
+                             f"{check_count} observations; the file was moved to {bad}")
+    return out, error

@@ -1,0 +1,112 @@
+"""The fixed-rate control loop: read the robot, build the observation with the task's functions,
+run the ONNX policy, clamp, write; by absolute deadlines so the rate never drifts.
+
+Runs on the robot's computer: numpy and onnxruntime only (the robot backend is passed in).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from deploy.onnx_policy import OnnxPolicy
+from hardware.robot import Robot
+from sim.catalog import make_task
+
+# Sleep until this close to a deadline, then spin: OS sleeps overshoot by ~0.1 ms.
+SPIN_SECONDS = 0.0005
+
+
+@dataclass
+class DeployReport:
+    cycles: int = 0
+    seconds: float = 0.0
+    loop_rate_hz: float = 0.0
+    target_rate_hz: float = 0.0
+    deadline_misses: int = 0
+    compute_p50_us: float = 0.0
+    compute_p99_us: float = 0.0
+    episodes: int = 0
+    successes: int = 0
+    success_rate: float = 0.0
+    clamped_commands: int = 0
+    episode_seconds: list[float] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        report = asdict(self)
+        report.pop("episode_seconds")
+        return report
+
+
+def sleep_until(deadline: float) -> None:
+    remaining = deadline - time.perf_counter()
+    if remaining > SPIN_SECONDS:
+        time.sleep(remaining - SPIN_SECONDS)
+    while time.perf_counter() < deadline:
+        pass
+
+
+def run(policy: OnnxPolicy, robot: Robot, seconds: float, max_episodes: int | None = None,
+        seed: int = 0) -> DeployReport:
+    """Drive `robot` (already connected) with `policy` for `seconds` or `max_episodes` episodes.
+
+    Episodes follow the task: a new goal after success or after the task's episode length; the
+    robot is never teleported, the next episode starts where the last one ended.
+    """
+    contract = policy.contract
+    contract.check(robot.spec)
+    task = make_task(contract.task["name"], robot.spec, contract.task["config"])
+    if task.observation_size != contract.observation_size or task.action_size != contract.action_size:
+        raise ValueError(f"task {task.name!r} builds {task.observation_size} observations and "
+                         f"{task.action_size} actions, the policy takes {contract.observation_size} "
+                         f"and gives {contract.action_size}: the task changed since export")
+    period = contract.control_period
+    rng = np.random.default_rng(seed)
+    report = DeployReport(target_rate_hz=1.0 / period)
+    compute_times: list[float] = []
+
+    goal = task.sample_goal(rng)
+    steps_in_episode = 0
+    start = time.perf_counter()
+    deadline = start
+    episode_start = start
+    while True:
+        cycle_start = time.perf_counter()
+        if cycle_start - start >= seconds or (max_episodes is not None
+                                              and report.episodes >= max_episodes):
+            break
+        state = robot.read_state()
+        result = task.evaluate(state, goal)
+        if steps_in_episode > 0 and (result.success or steps_in_episode >= task.max_steps):
+            report.episodes += 1
+            report.successes += int(result.success)
+            report.episode_seconds.append(cycle_start - episode_start)
+            goal = task.sample_goal(rng)
+            steps_in_episode = 0
+            episode_start = cycle_start
+            result = task.evaluate(state, goal)
+        action = policy(result.observation)
+        command = task.action_to_command(action, state)
+        sent = robot.send_command(command)
+        report.clamped_commands += int(not np.array_equal(sent, command))
+        steps_in_episode += 1
+        report.cycles += 1
+        compute_times.append(time.perf_counter() - cycle_start)
+
+        deadline += period
+        now = time.perf_counter()
+        if now > deadline:
+            report.deadline_misses += 1
+            # Skip the cycles already lost instead of bursting to catch up.
+            deadline += period * int((now - deadline) / period)
+        sleep_until(deadline)
+
+    report.seconds = time.perf_counter() - start
+    report.loop_rate_hz = report.cycles / report.seconds if report.seconds > 0 else 0.0
+    report.success_rate = report.successes / report.episodes if report.episodes else 0.0
+    if compute_times:
+        report.compute_p50_us = float(np.percentile(compute_times, 50) * 1e6)
+        report.compute_p99_us = float(np.percentile(compute_times, 99) * 1e6)
+    return report

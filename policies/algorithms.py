@@ -1,0 +1,27 @@
+"""The algorithms by name, as a plain dict: what `sim2real train --algo` and export look up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from policies import ppo
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    config: type
+    train: Callable[..., dict[str, Any]]
+    load_policy: Callable[[dict[str, Any]], Any]
+
+
+ALGORITHMS: dict[str, Algorithm] = {
+    "ppo": Algorithm(config=ppo.PPOConfig, train=ppo.train, load_policy=ppo.load_policy),
+}
+
+
+def algorithm_by_name(name: str) -> Algorithm:
+    if name not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {name!r}; choose one of: {', '.join(ALGORITHMS)}")
+    return ALGORITHMS[name]

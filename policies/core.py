@@ -1,0 +1,228 @@
+"""What every algorithm shares: MLPs, the running observation normalizer, the exportable
+deterministic policy, vector envs, atomic checkpoints, the metrics CSV and the progress display.
+
+policies/ knows nothing of MuJoCo: algorithms take an env factory.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from torch import nn
+
+EnvFactory = Callable[[], gym.Env]
+
+
+def mlp(sizes: list[int], activation: type[nn.Module] = nn.Tanh,
+        output_gain: float = 1.0) -> nn.Sequential:
+    """Linear layers with `activation` between them, orthogonally initialised (hidden gain
+    sqrt(2), output gain `output_gain`): the initialisation PPO implementations rely on."""
+    layers: list[nn.Module] = []
+    for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
+        layer = nn.Linear(fan_in, fan_out)
+        last = i == len(sizes) - 2
+        nn.init.orthogonal_(layer.weight, output_gain if last else np.sqrt(2))
+        nn.init.zeros_(layer.bias)
+        layers.append(layer)
+        if not last:
+            layers.append(activation())
+    return nn.Sequential(*layers)
+
+
+class RunningNormalizer(nn.Module):
+    """Observation normalizer with running mean and variance (parallel Welford update).
+
+    It lives in the policy's module so export puts it in the ONNX graph; training and the
+    robot cannot disagree on it.
+    """
+
+    def __init__(self, size: int, clip: float = 10.0, epsilon: float = 1e-8) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(size, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(size, dtype=torch.float64))
+        self.register_buffer("count", torch.tensor(epsilon, dtype=torch.float64))
+        self.clip = clip
+        self.epsilon = epsilon
+
+    @torch.no_grad()
+    def update(self, batch: np.ndarray) -> None:
+        batch = torch.as_tensor(batch, dtype=torch.float64).reshape(-1, self.mean.shape[0])
+        batch_mean, batch_var, n = batch.mean(0), batch.var(0, unbiased=False), batch.shape[0]
+        delta = batch_mean - self.mean
+        total = self.count + n
+        self.mean += delta * n / total
+        self.var = (self.var * self.count + batch_var * n
+                    + delta.square() * self.count * n / total) / total
+        self.count = total
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        scale = torch.rsqrt(self.var.to(obs.dtype) + self.epsilon)
+        return torch.clamp((obs - self.mean.to(obs.dtype)) * scale, -self.clip, self.clip)
+
+
+class DeterministicPolicy(nn.Module):
+    """What gets exported: raw observation -> normalizer -> actor -> action in [-1, 1]."""
+
+    def __init__(self, normalizer: RunningNormalizer, actor: nn.Module, squash: str) -> None:
+        super().__init__()
+        if squash not in ("clip", "tanh"):
+            raise ValueError(f"squash must be 'clip' or 'tanh', got {squash!r}")
+        self.normalizer = normalizer
+        self.actor = actor
+        self.squash = squash
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        raw = self.actor(self.normalizer(obs))
+        return torch.tanh(raw) if self.squash == "tanh" else torch.clamp(raw, -1.0, 1.0)
+
+
+def make_vector_env(env_factory: EnvFactory, num_envs: int, seed: int) -> gym.vector.VectorEnv:
+    """In-process vector env that resets a finished env in the same step (its last observation
+    is in info["final_obs"]), with episode returns in info["episode"]."""
+    envs = gym.vector.SyncVectorEnv([env_factory for _ in range(num_envs)],
+                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    envs = gym.wrappers.vector.RecordEpisodeStatistics(envs)
+    envs.reset(seed=seed)
+    envs.action_space.seed(seed)
+    return envs
+
+
+def check_continuous_actions(space: gym.Space, algo: str) -> None:
+    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+        raise ValueError(f"{algo} needs a continuous (Box, 1-D) action space; this env has {space}")
+    if not (np.all(space.low == -1.0) and np.all(space.high == 1.0)):
+        raise ValueError(f"{algo} expects actions in [-1, 1]; this env's are {space.low}..{space.high}."
+                         " Wrap it in gymnasium.wrappers.RescaleAction(env, -1, 1)")
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    """Write to a temporary file in the same folder, then rename: a crash leaves either the old
+    file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    atomic_write_bytes(path, (json.dumps(payload, indent=2) + "\n").encode())
+
+
+class MetricsLog:
+    """Append-only CSV, one row per iteration, flushed and synced at every row so a crash loses
+    at most the row being written."""
+
+    def __init__(self, path: Path, fields: list[str]) -> None:
+        self.fields = fields
+        new = not path.exists()
+        self._file = path.open("a", newline="")
+        self._writer = csv.DictWriter(self._file, fieldnames=fields)
+        if new:
+            self._writer.writeheader()
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._writer.writerow({k: row.get(k, "") for k in self.fields})
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class EpisodeStats:
+    """Returns, lengths and successes of the episodes that ended, over a recent window."""
+
+    def __init__(self, window: int = 100) -> None:
+        self.window = window
+        self.returns: list[float] = []
+        self.successes: list[float] = []
+
+    def record(self, info: dict[str, Any]) -> None:
+        if "episode" not in info:
+            return
+        done = info["_episode"]
+        self.returns.extend(info["episode"]["r"][done].tolist())
+        final = info.get("final_info", {})
+        if "is_success" in final:
+            self.successes.extend(final["is_success"][done].astype(float).tolist())
+        self.returns = self.returns[-self.window:]
+        self.successes = self.successes[-self.window:]
+
+    @property
+    def mean_return(self) -> float:
+        return float(np.mean(self.returns)) if self.returns else float("nan")
+
+    @property
+    def success_rate(self) -> float:
+        return float(np.mean(self.successes)) if self.successes else float("nan")
+
+
+class TrainingProgress:
+    """A progress bar with steps/s, ETA, recent return and success rate (rich)."""
+
+    def __init__(self, total_steps: int, title: str, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.start = time.perf_counter()
+        self._progress = Progress(
+            TextColumn(f"[bold]{title}"), BarColumn(),
+            TextColumn("{task.completed:>9,.0f}/{task.total:,.0f} steps"),
+            TextColumn("{task.fields[rate]:>7,.0f} steps/s"),
+            TextColumn("return {task.fields[ret]:>8.2f}"),
+            TextColumn("{task.fields[success]}"),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            disable=not enabled,
+        )
+        self._task = self._progress.add_task(title, total=total_steps, rate=0.0,
+                                             ret=float("nan"), success="")
+
+    def __enter__(self) -> TrainingProgress:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.__exit__(*exc)
+
+    def update(self, steps: int, stats: EpisodeStats) -> None:
+        elapsed = time.perf_counter() - self.start
+        success = "" if np.isnan(stats.success_rate) else f"success {stats.success_rate:4.0%}"
+        self._progress.update(self._task, completed=steps, rate=steps / max(elapsed, 1e-9),
+                              ret=stats.mean_return, success=success)
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for name in ("sim2real", "torch", "mujoco", "gymnasium", "numpy", "onnx", "onnxruntime"):
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return versions

@@ -1,0 +1,252 @@
+"""Proximal Policy Optimization (Schulman et al. 2017) for continuous actions, in one file.
+
+Reads top to bottom: config, networks, GAE, the training loop (collect a rollout on vector envs,
+then several epochs of clipped-surrogate minibatch updates). Observations are normalized by a
+running normalizer that is saved with the policy and exported inside the ONNX graph.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from policies.core import (
+    DeterministicPolicy,
+    EnvFactory,
+    EpisodeStats,
+    MetricsLog,
+    RunningNormalizer,
+    TrainingProgress,
+    check_continuous_actions,
+    make_vector_env,
+    mlp,
+    package_versions,
+    save_checkpoint,
+    write_json,
+)
+
+
+@dataclass
+class PPOConfig:
+    total_steps: int = 200_000
+    """Environment steps to train for (summed over the vector envs)."""
+    num_envs: int = 16
+    """Envs stepped together in one process."""
+    rollout_steps: int = 64
+    """Steps per env between updates; a rollout holds num_envs * rollout_steps transitions."""
+    epochs: int = 5
+    """Passes over each rollout."""
+    minibatch_size: int = 256
+    learning_rate: float = 3e-4
+    anneal_lr: bool = True
+    """Decay the learning rate linearly to zero over training."""
+    gamma: float = 0.98
+    gae_lambda: float = 0.95
+    clip_coef: float = 0.2
+    """Clip range of the probability ratio in the surrogate objective."""
+    entropy_coef: float = 0.0
+    value_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    hidden_sizes: tuple[int, ...] = (128, 128)
+    initial_log_std: float = -0.5
+    seed: int = 0
+    checkpoint_every: int = 20
+    """Iterations between checkpoints (one is always written at the end)."""
+    torch_threads: int = 1
+    """Small MLPs run fastest on one thread; the other core is left to the envs."""
+
+
+class ActorCritic(nn.Module):
+    def __init__(self, obs_size: int, action_size: int, config: PPOConfig) -> None:
+        super().__init__()
+        hidden = list(config.hidden_sizes)
+        self.normalizer = RunningNormalizer(obs_size)
+        self.actor = mlp([obs_size, *hidden, action_size], output_gain=0.01)
+        self.critic = mlp([obs_size, *hidden, 1], output_gain=1.0)
+        self.log_std = nn.Parameter(torch.full((action_size,), config.initial_log_std))
+
+    def distribution(self, norm_obs: torch.Tensor) -> torch.distributions.Normal:
+        return torch.distributions.Normal(self.actor(norm_obs), self.log_std.exp())
+
+    def value(self, norm_obs: torch.Tensor) -> torch.Tensor:
+        return self.critic(norm_obs).squeeze(-1)
+
+    def deterministic_policy(self) -> DeterministicPolicy:
+        return DeterministicPolicy(self.normalizer, self.actor, squash="clip")
+
+
+def compute_gae(rewards: np.ndarray, values: np.ndarray, ends: np.ndarray, next_value: np.ndarray,
+                gamma: float, lam: float) -> tuple[np.ndarray, np.ndarray]:
+    """Generalized advantage estimation over a (steps, envs) rollout.
+
+    `ends[t]` marks an episode that ended at step t; a time-limit end was already bootstrapped
+    into its reward, so both kinds stop the recursion here. Returns (advantages, returns).
+    """
+    advantages = np.zeros_like(rewards)
+    last = np.zeros_like(next_value)
+    for t in reversed(range(len(rewards))):
+        following = next_value if t == len(rewards) - 1 else values[t + 1]
+        alive = 1.0 - ends[t]
+        delta = rewards[t] + gamma * following * alive - values[t]
+        last = delta + gamma * lam * alive * last
+        advantages[t] = last
+    return advantages, advantages + values
+
+
+def train(env_factory: EnvFactory, config: PPOConfig, run_dir: Path,
+          metadata: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
+    """Train PPO; write checkpoint.pt, metrics.csv and run.json into `run_dir`."""
+    torch.set_num_threads(config.torch_threads)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    envs = make_vector_env(env_factory, config.num_envs, config.seed)
+    check_continuous_actions(envs.single_action_space, "PPO")
+    obs_size = envs.single_observation_space.shape[0]
+    action_size = envs.single_action_space.shape[0]
+    agent = ActorCritic(obs_size, action_size, config)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=config.learning_rate, eps=1e-5)
+
+    batch = config.num_envs * config.rollout_steps
+    iterations = max(1, config.total_steps // batch)
+    shape = (config.rollout_steps, config.num_envs)
+    obs_buf = np.zeros((*shape, obs_size), np.float32)
+    act_buf = np.zeros((*shape, action_size), np.float32)
+    logp_buf, rew_buf, end_buf, val_buf = (np.zeros(shape, np.float32) for _ in range(4))
+
+    run_info = {"algo": "ppo", "config": asdict(config), "obs_size": obs_size,
+                "action_size": action_size, "versions": package_versions(), **(metadata or {}),
+                "status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    write_json(run_dir / "run.json", run_info)
+    log = MetricsLog(run_dir / "metrics.csv",
+                     ["iteration", "steps", "seconds", "steps_per_second", "mean_return",
+                      "success_rate", "policy_loss", "value_loss", "entropy", "approx_kl",
+                      "clip_fraction", "learning_rate", "action_std"])
+    stats = EpisodeStats()
+    start = time.perf_counter()
+    steps = 0
+
+    def checkpoint() -> None:
+        save_checkpoint(run_dir / "checkpoint.pt", {
+            "algo": "ppo", "config": asdict(config), "obs_size": obs_size,
+            "action_size": action_size, "steps": steps, "agent": agent.state_dict(),
+            "optimizer": optimizer.state_dict(), "metadata": metadata or {},
+        })
+
+    obs, _ = envs.reset(seed=config.seed)
+    with TrainingProgress(iterations * batch, "PPO", enabled=progress) as bar:
+        for iteration in range(1, iterations + 1):
+            if config.anneal_lr:
+                optimizer.param_groups[0]["lr"] = config.learning_rate * (
+                    1.0 - (iteration - 1) / iterations)
+
+            # -- collect a rollout ------------------------------------------------------------
+            for t in range(config.rollout_steps):
+                obs = np.asarray(obs, dtype=np.float32)
+                agent.normalizer.update(obs)
+                with torch.no_grad():
+                    norm_obs = agent.normalizer(torch.as_tensor(obs, dtype=torch.float32))
+                    dist = agent.distribution(norm_obs)
+                    action = dist.sample()
+                    logp_buf[t] = dist.log_prob(action).sum(-1).numpy()
+                    val_buf[t] = agent.value(norm_obs).numpy()
+                obs_buf[t] = norm_obs.numpy()
+                act_buf[t] = action.numpy()
+                obs, reward, terminated, truncated, info = envs.step(
+                    np.clip(act_buf[t], -1.0, 1.0))
+                # A time-limit end is not a real end: bootstrap the value of its last state.
+                cut = truncated & ~terminated
+                if cut.any():
+                    final = np.stack(info["final_obs"][cut]).astype(np.float32)
+                    with torch.no_grad():
+                        reward = reward.copy()
+                        reward[cut] += config.gamma * agent.value(
+                            agent.normalizer(torch.as_tensor(final))).numpy()
+                rew_buf[t] = reward
+                end_buf[t] = terminated | truncated
+                stats.record(info)
+            steps += batch
+
+            with torch.no_grad():
+                next_value = agent.value(agent.normalizer(torch.as_tensor(obs, dtype=torch.float32))).numpy()
+            advantages, returns = compute_gae(rew_buf, val_buf, end_buf, next_value,
+                                              config.gamma, config.gae_lambda)
+
+            # -- update ----------------------------------------------------------------------
+            b_obs = torch.as_tensor(obs_buf.reshape(batch, obs_size))
+            b_act = torch.as_tensor(act_buf.reshape(batch, action_size))
+            b_logp = torch.as_tensor(logp_buf.reshape(batch))
+            b_adv = torch.as_tensor(advantages.reshape(batch))
+            b_ret = torch.as_tensor(returns.reshape(batch))
+            clip_fracs, kls = [], []
+            for _ in range(config.epochs):
+                order = rng.permutation(batch)
+                for begin in range(0, batch, config.minibatch_size):
+                    idx = torch.as_tensor(order[begin:begin + config.minibatch_size])
+                    dist = agent.distribution(b_obs[idx])
+                    logp = dist.log_prob(b_act[idx]).sum(-1)
+                    log_ratio = logp - b_logp[idx]
+                    ratio = log_ratio.exp()
+                    adv = b_adv[idx]
+                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                    policy_loss = torch.max(
+                        -adv * ratio,
+                        -adv * torch.clamp(ratio, 1 - config.clip_coef, 1 + config.clip_coef),
+                    ).mean()
+                    value_loss = 0.5 * (agent.value(b_obs[idx]) - b_ret[idx]).square().mean()
+                    entropy = dist.entropy().sum(-1).mean()
+                    loss = (policy_loss + config.value_coef * value_loss
+                            - config.entropy_coef * entropy)
+                    if not torch.isfinite(loss):
+                        log.close()
+                        envs.close()
+                        raise FloatingPointError(
+                            f"PPO loss became {loss.item()} at step {steps}; the last good "
+                            f"checkpoint is {run_dir / 'checkpoint.pt'}. Lower the learning rate "
+                            "or check the env's rewards and observations for NaN/inf")
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    nn.utils.clip_grad_norm_(agent.parameters(), config.max_grad_norm)
+                    optimizer.step()
+                    with torch.no_grad():
+                        kls.append(((ratio - 1) - log_ratio).mean().item())
+                        clip_fracs.append(((ratio - 1).abs() > config.clip_coef).float().mean().item())
+
+            elapsed = time.perf_counter() - start
+            log.write({
+                "iteration": iteration, "steps": steps, "seconds": round(elapsed, 3),
+                "steps_per_second": round(steps / elapsed, 1), "mean_return": stats.mean_return,
+                "success_rate": stats.success_rate, "policy_loss": policy_loss.item(),
+                "value_loss": value_loss.item(), "entropy": entropy.item(),
+                "approx_kl": float(np.mean(kls)), "clip_fraction": float(np.mean(clip_fracs)),
+                "learning_rate": optimizer.param_groups[0]["lr"],
+                "action_std": agent.log_std.exp().mean().item(),
+            })
+            bar.update(steps, stats)
+            if iteration % config.checkpoint_every == 0:
+                checkpoint()
+
+    checkpoint()
+    log.close()
+    envs.close()
+    elapsed = time.perf_counter() - start
+    result = {"steps": steps, "seconds": round(elapsed, 2), "mean_return": stats.mean_return,
+              "success_rate": stats.success_rate}
+    write_json(run_dir / "run.json", {**run_info, "status": "finished", "result": result})
+    return result
+
+
+def load_policy(checkpoint: dict[str, Any]) -> DeterministicPolicy:
+    """The deterministic policy (normalizer + actor mean, clipped) of a PPO checkpoint."""
+    config = PPOConfig(**{**checkpoint["config"],
+                          "hidden_sizes": tuple(checkpoint["config"]["hidden_sizes"])})
+    agent = ActorCritic(checkpoint["obs_size"], checkpoint["action_size"], config)
+    agent.load_state_dict(checkpoint["agent"])
+    return agent.deterministic_policy().eval()

@@ -1,0 +1,1 @@
+"""Domain randomization: one term per kind of parameter, a config schema, a Gymnasium wrapper."""

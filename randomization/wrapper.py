@@ -1,0 +1,108 @@
+"""Domain randomization as a Gymnasium wrapper over any env whose unwrapped env exposes MuJoCo
+`model` and `data` (ours, gymnasium's MuJoCo envs, gymnasium-robotics)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import yaml
+
+from randomization.terms import TERMS, ScaleRange
+
+PRESETS = Path(__file__).parent / "presets"
+
+
+@dataclass(frozen=True)
+class RandomizationConfig:
+    """Which terms to randomize, each with its range; an empty config randomizes nothing."""
+
+    terms: dict[str, ScaleRange] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "config") -> RandomizationConfig:
+        if not isinstance(raw, dict):
+            raise ValueError(f"{source}: expected a mapping of term -> range, got {type(raw).__name__}")
+        terms = {}
+        for term, spec in raw.items():
+            if term not in TERMS:
+                raise ValueError(f"{source}: unknown randomization term {term!r}; "
+                                 f"known terms: {', '.join(TERMS)}")
+            if not isinstance(spec, dict):
+                raise ValueError(f"{source}: term {term!r} needs a mapping with low, high "
+                                 f"(and optional match), got {spec!r}")
+            unknown = set(spec) - {"low", "high", "match"}
+            if unknown:
+                raise ValueError(f"{source}: term {term!r} has unknown keys {sorted(unknown)}; "
+                                 "use low, high, match")
+            try:
+                terms[term] = ScaleRange(low=float(spec["low"]), high=float(spec["high"]),
+                                         match=str(spec.get("match", ".*")))
+            except KeyError as missing:
+                raise ValueError(f"{source}: term {term!r} is missing {missing}") from None
+            terms[term].check(term)
+        return cls(terms)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {term: {"low": r.low, "high": r.high, "match": r.match}
+                for term, r in self.terms.items()}
+
+
+def load_config(source: str | Path | RandomizationConfig) -> RandomizationConfig:
+    """A config from a preset name (`none`, `default`, ...), a YAML path, or a config."""
+    if isinstance(source, RandomizationConfig):
+        return source
+    path = Path(source)
+    if not path.suffix:
+        path = PRESETS / f"{source}.yaml"
+        if not path.is_file():
+            known = ", ".join(sorted(p.stem for p in PRESETS.glob("*.yaml")))
+            raise ValueError(f"unknown randomization preset {str(source)!r}; presets: {known}; "
+                             "or give the path of a YAML file")
+    if not path.is_file():
+        raise FileNotFoundError(f"randomization config {path} does not exist")
+    return RandomizationConfig.from_dict(yaml.safe_load(path.read_text()) or {}, str(path))
+
+
+class DomainRandomization(gym.Wrapper):
+    """Draw new physics on every reset from the env's seeded generator; the sampled values are
+    in `info["randomization"]` as {term: {element name: value}}.
+
+    Example:
+        >>> env = DomainRandomization(gym.make("InvertedPendulum-v5"),
+        ...     RandomizationConfig({"mass_scale": ScaleRange(0.8, 1.2)}))
+        >>> obs, info = env.reset(seed=0)
+        >>> info["randomization"]["mass_scale"]
+    """
+
+    def __init__(self, env: gym.Env, config: RandomizationConfig) -> None:
+        super().__init__(env)
+        model = getattr(env.unwrapped, "model", None)
+        if not isinstance(model, mujoco.MjModel):
+            raise ValueError(f"{env.unwrapped!r} exposes no MuJoCo `model`; domain randomization "
+                            "needs a MuJoCo env")
+        self.config = config
+        self.terms = [TERMS[name](model, spec) for name, spec in config.terms.items()]
+        self.last_sample: dict[str, dict[str, float]] = {}
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        # Seeding first makes the draws below repeat for the same seed.
+        obs, info = self.env.reset(seed=seed, options=options)
+        model, data = self.env.unwrapped.model, self.env.unwrapped.data
+        sample = {}
+        for term in self.terms:
+            values = term.sample(self.env.unwrapped.np_random)
+            term.apply(model, values)
+            sample[term.name] = dict(zip(term.names, values.tolist(), strict=True))
+        mujoco.mj_forward(model, data)
+        self.last_sample = sample
+        return obs, {**info, "randomization": sample}
+
+    def close(self) -> None:
+        model = self.env.unwrapped.model
+        for term in self.terms:
+            term.restore(model)
+        super().close()

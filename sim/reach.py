@@ -1,0 +1,157 @@
+"""The reach task: bring an arm's tip within `success_distance` of a sampled target and hold still.
+
+These are the task functions of DESIGN.md: the Gymnasium env and the deploy runtime both call
+them, so training and the robot see the same observation, the same action scaling and the same
+success test. numpy only: they run on the robot's computer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from sim.spec import RobotSpec, RobotState
+
+# Joint speeds are scaled into roughly [-1, 1] before the policy's own normalizer sees them.
+VELOCITY_SCALE = 0.2
+
+
+@dataclass
+class TaskStep:
+    """What a task makes of one robot reading."""
+
+    observation: np.ndarray
+    reward: float
+    success: bool
+    distance: float
+
+
+@dataclass(frozen=True)
+class ReachConfig:
+    """Parameters of the reach task; they travel in the exported contract."""
+
+    actuated_joints: tuple[str, ...] = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex")
+    """Joints the policy commands; the others hold their default pose."""
+    success_distance: float = 0.02
+    """Tip-to-target distance (m) that counts as reached."""
+    settle_speed: float | None = None
+    """If set, reached also needs every joint slower than this (rad/s)."""
+    max_step: float = 0.15
+    """Largest change of a joint's position target per control period (rad); 0.15 rad in
+    20 ms is about the STS3215's no-load speed."""
+    episode_seconds: float = 2.0
+    """Time to reach before the episode is cut off."""
+    goal_low: tuple[float, ...] = (-1.2, -0.4, -1.0, -1.0)
+    goal_high: tuple[float, ...] = (1.2, 1.2, 1.4, 1.2)
+    """Targets are tip positions of joint angles drawn uniformly here (so every target is
+    reachable), one value per actuated joint."""
+    min_goal_height: float = 0.04
+    """Poses that bring the tip or any joint lower than this (m) above the floor are drawn again."""
+
+
+class ReachTask:
+    """Reach for a robot with a forward-kinematics chain. Actions in [-1, 1] span each actuated
+    joint's command range; the observation is
+
+    joint positions (n), joint velocities * 0.2 (n), tip position (3), target (3), target - tip (3).
+    """
+
+    name = "reach"
+
+    def __init__(self, robot: RobotSpec, config: ReachConfig | None = None) -> None:
+        config = config or ReachConfig()
+        if robot.chain is None:
+            raise ValueError(f"reach needs a robot with a kinematic chain; {robot.name!r} has none")
+        if len(config.goal_low) != len(config.actuated_joints) or len(config.goal_high) != len(
+            config.actuated_joints
+        ):
+            raise ValueError("ReachConfig: goal_low and goal_high need one value per actuated joint "
+                             f"({len(config.actuated_joints)})")
+        self.robot = robot
+        self.config = config
+        self.actuated = np.array([robot.joint_index(j) for j in config.actuated_joints])
+        self.chain_index = np.array([robot.joint_index(j) for j in robot.chain.joint_names])
+        self.low = np.asarray(robot.command_low, dtype=np.float64)
+        self.high = np.asarray(robot.command_high, dtype=np.float64)
+        self.default_pose = np.asarray(robot.default_pose, dtype=np.float64)
+        self.max_steps = round(config.episode_seconds / robot.control_period)
+
+    # -- sizes and layout, recorded in the contract ------------------------------------------
+    @property
+    def action_size(self) -> int:
+        return len(self.actuated)
+
+    def observation_layout(self) -> list[tuple[str, int]]:
+        n = self.robot.num_joints
+        return [("joint_positions", n), ("joint_velocities_x0.2", n), ("tip_position", 3),
+                ("target_position", 3), ("target_minus_tip", 3)]
+
+    @property
+    def observation_size(self) -> int:
+        return sum(size for _, size in self.observation_layout())
+
+    def contract(self) -> dict:
+        """The task's part of the deployment contract (JSON-ready)."""
+        return {
+            "name": self.name,
+            "config": {k: list(v) if isinstance(v, tuple) else v
+                       for k, v in asdict(self.config).items()},
+            "observation_layout": [[name, size] for name, size in self.observation_layout()],
+            "action": {
+                "size": self.action_size,
+                "meaning": "change of each actuated joint's position target from its measured "
+                           "position, in units of max_step rad, clipped to the command limits",
+                "max_step": self.config.max_step,
+                "joints": list(self.config.actuated_joints),
+                "low": self.low[self.actuated].tolist(),
+                "high": self.high[self.actuated].tolist(),
+                "held_joints_at_default": [j for j in self.robot.joint_names
+                                           if j not in self.config.actuated_joints],
+            },
+        }
+
+    # -- the task functions ------------------------------------------------------------------
+    def tip_position(self, state: RobotState) -> np.ndarray:
+        return self.robot.chain.tip_position(state.positions[self.chain_index])
+
+    def evaluate(self, state: RobotState, goal: np.ndarray) -> TaskStep:
+        """Observation, reward and success for one reading of the robot (one FK evaluation)."""
+        tip = self.tip_position(state)
+        distance = float(np.linalg.norm(goal - tip))
+        settled = (self.config.settle_speed is None
+                   or float(np.max(np.abs(state.velocities))) < self.config.settle_speed)
+        observation = np.concatenate([
+            state.positions, state.velocities * VELOCITY_SCALE, tip, goal, goal - tip,
+        ]).astype(np.float32)
+        # Negative distance, with the episode ending on success: reaching fast pays most.
+        return TaskStep(observation=observation, reward=-distance,
+                        success=settled and distance < self.config.success_distance,
+                        distance=distance)
+
+    def action_to_command(self, action: np.ndarray, state: RobotState) -> np.ndarray:
+        """Policy action in [-1, 1] -> joint position targets (rad) for every joint: each
+        actuated joint moves by up to `max_step` from where it is now, the others hold their
+        default pose. Relative targets keep the policy closed-loop (it corrects what it sees)
+        and stateless (no integrator to keep in step between training and the robot)."""
+        action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        command = self.default_pose.copy()
+        command[self.actuated] = state.positions[self.actuated] + self.config.max_step * action
+        return np.clip(command, self.low, self.high)
+
+    # -- sampling ----------------------------------------------------------------------------
+    def sample_pose(self, rng: np.random.Generator) -> np.ndarray:
+        """A full joint pose with the actuated joints drawn from the goal range, tip above the
+        floor."""
+        for _ in range(1000):
+            pose = self.default_pose.copy()
+            pose[self.actuated] = rng.uniform(self.config.goal_low, self.config.goal_high)
+            frames = self.robot.chain.frame_positions(pose[self.chain_index])
+            if frames[:, 2].min() >= self.config.min_goal_height:
+                return pose
+        raise RuntimeError("ReachConfig: no pose in goal_low..goal_high keeps the tip above "
+                           f"{self.config.min_goal_height} m; widen the range")
+
+    def sample_goal(self, rng: np.random.Generator) -> np.ndarray:
+        pose = self.sample_pose(rng)
+        return self.robot.chain.tip_position(pose[self.chain_index])

@@ -1,0 +1,33 @@
+"""Shared fixtures: a tiny PPO run and its exported policy, made once per test session."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+REACH = "sim2real/ArmReach-v0"
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two PPO iterations on the randomized reach env: enough to export, not to succeed."""
+    from sim2real.cli import train_run
+
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    train_run(REACH, "ppo", 512, 0, out, "default", progress=False,
+              overrides={"num_envs": 4, "rollout_steps": 64, "epochs": 1, "hidden_sizes": (32, 32)})
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_policy(tiny_run: Path) -> Path:
+    from deploy.export import export
+
+    path, _ = export(tiny_run, check_count=200)
+    return path

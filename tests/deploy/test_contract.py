@@ -1,0 +1,50 @@
+import dataclasses
+
+import pytest
+
+from deploy.contract import Contract, ContractError
+from sim.so_arm import SO_ARM
+
+
+def contract() -> Contract:
+    return Contract(robot=SO_ARM.summary(), task={"name": "reach", "config": {}},
+                    observation_size=21, action_size=4, env_id="sim2real/ArmReach-v0",
+                    algorithm="ppo", steps=1000)
+
+
+def test_round_trip_through_json() -> None:
+    original = contract()
+    assert Contract.from_json(original.to_json()) == original
+
+
+def test_matching_robot_passes() -> None:
+    assert contract().mismatches(SO_ARM) == []
+    contract().check(SO_ARM)
+
+
+def test_every_mismatch_is_named() -> None:
+    other = dataclasses.replace(
+        SO_ARM, name="so_arm_v2", joint_names=SO_ARM.joint_names[::-1], control_period=0.01,
+        command_high=(3.0,) * 6)
+    problems = contract().mismatches(other)
+    assert len(problems) == 4
+    text = "; ".join(problems)
+    for expected in ("so_arm_v2", "joint order", "control period", "command_high"):
+        assert expected in text
+    with pytest.raises(ContractError, match="refusing to move"):
+        contract().check(other)
+
+
+def test_a_policy_for_a_gymnasium_env_has_no_robot() -> None:
+    plain = dataclasses.replace(contract(), robot=None, env_id="InvertedPendulum-v5")
+    assert "InvertedPendulum-v5" in plain.mismatches(SO_ARM)[0]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("{not json", "not valid JSON"),
+    ('{"format": "other/9"}', "format 'other/9'"),
+    ('{"format": "sim2real-contract/1"}', "lacks fields"),
+])
+def test_bad_contract_text(text: str, message: str) -> None:
+    with pytest.raises(ContractError, match=message):
+        Contract.from_json(text)

@@ -1,0 +1,69 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sim.reach import ReachConfig, ReachTask
+from sim.so_arm import SO_ARM
+from sim.spec import RobotState
+
+
+def test_task_functions_run_without_mujoco_or_torch() -> None:
+    """The robot's computer has neither: the task functions must not need them."""
+    code = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('mujoco', 'torch', 'gymnasium'):
+            raise ImportError('blocked ' + name)
+sys.meta_path.insert(0, Block())
+import numpy as np
+from sim.catalog import make_task, robot_by_name
+from sim.spec import RobotState
+task = make_task('reach', robot_by_name('so_arm'))
+goal = task.sample_goal(np.random.default_rng(0))
+state = RobotState(np.zeros(6), np.zeros(6))
+step = task.evaluate(state, goal)
+command = task.action_to_command(np.ones(task.action_size), state)
+print(step.observation.shape[0], command.shape[0])
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["21", "6"]
+
+
+def test_goals_are_reachable_and_above_the_floor() -> None:
+    task = ReachTask(SO_ARM)
+    rng = np.random.default_rng(1)
+    goals = np.array([task.sample_goal(rng) for _ in range(500)])
+    assert goals[:, 2].min() >= task.config.min_goal_height
+    assert np.linalg.norm(goals, axis=1).max() < 0.6  # within the arm's reach
+
+
+def test_action_moves_targets_by_at_most_max_step_and_holds_other_joints() -> None:
+    task = ReachTask(SO_ARM)
+    state = RobotState(np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]), np.zeros(6))
+    command = task.action_to_command(np.array([1.0, -1.0, 5.0, 0.0]), state)
+    step = task.config.max_step
+    assert np.allclose(command[:4], [0.1 + step, 0.2 - step, 0.3 + step, 0.4])
+    assert np.allclose(command[4:], SO_ARM.default_pose[4:])
+    at_limit = RobotState(np.array(SO_ARM.command_high), np.zeros(6))
+    assert np.all(task.action_to_command(np.ones(4), at_limit) <= np.array(SO_ARM.command_high))
+
+
+def test_success_needs_the_tip_within_the_distance() -> None:
+    task = ReachTask(SO_ARM)
+    state = RobotState(np.zeros(6), np.zeros(6))
+    tip = task.tip_position(state)
+    assert task.evaluate(state, tip + np.array([0.0, 0.0, 0.019])).success
+    far = task.evaluate(state, tip + np.array([0.0, 0.0, 0.021]))
+    assert not far.success and far.reward == pytest.approx(-0.021)
+    settling = ReachTask(SO_ARM, ReachConfig(settle_speed=0.5))
+    assert not settling.evaluate(RobotState(np.zeros(6), np.full(6, 1.0)), tip).success
+
+
+def test_bad_config_is_rejected() -> None:
+    with pytest.raises(ValueError, match="no joint 'elbow'"):
+        ReachTask(SO_ARM, ReachConfig(actuated_joints=("elbow",), goal_low=(0,), goal_high=(1,)))
+    with pytest.raises(ValueError, match="one value per actuated joint"):
+        ReachTask(SO_ARM, ReachConfig(goal_low=(0.0,)))

@@ -1,0 +1,95 @@
+"""The command line as a user meets it: verbs listed, and bad input answered in one line."""
+
+import json
+import subprocess
+import sys
+
+import onnx
+import pytest
+
+from sim2real.cli import main
+
+
+def sim2real(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sim2real.cli", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_help_lists_the_verbs() -> None:
+    out = sim2real("--help")
+    assert out.returncode == 0
+    for verb in ("train", "export", "deploy", "demo"):
+        assert verb in out.stdout
+
+
+def one_line_error(capsys, *args: str) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    return err
+
+
+def test_unknown_env_id(capsys, tmp_path) -> None:
+    err = one_line_error(capsys, "train", "--env", "Nope-v0", "--steps", "10", "--out",
+                         str(tmp_path / "r"))
+    assert "unknown env id 'Nope-v0'" in err and "sim2real/ArmReach-v0" in err
+
+
+def test_unknown_algorithm(capsys, tmp_path) -> None:
+    err = one_line_error(capsys, "train", "--env", "sim2real/ArmReach-v0", "--algo", "dqn2",
+                         "--steps", "10", "--out", str(tmp_path / "r"))
+    assert "unknown algorithm 'dqn2'" in err and "ppo" in err
+
+
+def test_missing_run_dir(capsys, tmp_path) -> None:
+    err = one_line_error(capsys, "export", str(tmp_path / "missing"))
+    assert "does not exist" in err
+
+
+def test_existing_run_dir_is_not_overwritten(capsys, tiny_run) -> None:
+    err = one_line_error(capsys, "train", "--env", "sim2real/ArmReach-v0", "--steps", "10",
+                         "--out", str(tiny_run))
+    assert "--overwrite" in err
+
+
+def test_contract_mismatch_refuses_to_deploy(capsys, tiny_policy, tmp_path) -> None:
+    model = onnx.load(str(tiny_policy))
+    for prop in model.metadata_props:
+        if prop.key == "sim2real_contract":
+            contract = json.loads(prop.value)
+            contract["robot"]["joint_names"] = contract["robot"]["joint_names"][::-1]
+            contract["robot"]["control_period"] = 0.01
+            prop.value = json.dumps(contract)
+    tampered = tmp_path / "tampered.onnx"
+    onnx.save(model, str(tampered))
+    err = one_line_error(capsys, "deploy", str(tampered), "--robot", "sim:so_arm",
+                         "--seconds", "1")
+    assert "refusing to move" in err and "joint order" in err and "control period" in err
+
+
+def test_unknown_robot(capsys, tiny_policy) -> None:
+    err = one_line_error(capsys, "deploy", str(tiny_policy), "--robot", "sim:hexapod")
+    assert "unknown robot 'hexapod'" in err
+
+
+def test_corrupt_onnx(capsys, tmp_path) -> None:
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07garbage")
+    err = one_line_error(capsys, "deploy", str(bad))
+    assert "not a loadable ONNX model" in err
+
+
+def test_train_export_deploy_through_the_cli(tmp_path) -> None:
+    run_dir = tmp_path / "run"
+    out = sim2real("train", "--env", "sim2real/ArmReach-v0", "--steps", "256", "--out",
+                   str(run_dir), "--quiet", "--set", '{"num_envs": 2, "epochs": 1}')
+    assert out.returncode == 0, out.stderr
+    out = sim2real("export", str(run_dir), "--check", "50")
+    assert out.returncode == 0, out.stderr
+    assert "onnxruntime matches torch" in out.stdout
+    out = sim2real("deploy", str(run_dir / "policy.onnx"), "--seconds", "0.5", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["cycles"] >= 20 and report["target_rate_hz"] == 50.0
