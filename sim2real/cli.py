@@ -30,7 +30,8 @@ def _prepare_run_dir(out: Path, overwrite: bool) -> None:
 def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
               randomization: str | None, overwrite: bool = False, progress: bool = True,
               overrides: dict | None = None) -> dict:
-    """Train `algo` on `env_id` into `out`; the shared path of `train` and `demo`."""
+    """Train `algo` on `env_id` into `out`; the shared path of `train` and `demo`. Settings:
+    the algorithm's defaults, then those tuned for this env, then `overrides`."""
     from policies.algorithms import algorithm_by_name
     from randomization.wrapper import load_config
     from sim.registration import check_env_id, make_env
@@ -45,7 +46,10 @@ def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
         raise ValueError(f"unknown {algo} setting(s) {sorted(unknown)}; known: {sorted(config_fields)}")
     randomization_config = load_config(randomization) if randomization else None
     _prepare_run_dir(out, overwrite)
-    config = algorithm.config(total_steps=steps, seed=seed, **(overrides or {}))
+    from policies.tuned import tuned_settings
+
+    settings = {**tuned_settings(algo, env_id), **(overrides or {})}
+    config = algorithm.config(total_steps=steps, seed=seed, **settings)
     metadata = {"env_id": env_id, "randomization":
                 randomization_config.to_dict() if randomization_config else {}}
     return algorithm.train(lambda: make_env(env_id, randomization_config), config, out,
@@ -158,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = verbs.add_parser("demo", help="train, export and deploy the reach arm end to end")
     demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--steps", type=int, default=None, help="training steps (default tuned)")
-    demo.add_argument("--episodes", type=int, default=30, help="deploy episodes")
+    demo.add_argument("--episodes", type=int, default=100, help="deploy episodes")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=cmd_demo)
     return parser

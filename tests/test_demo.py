@@ -1,0 +1,17 @@
+"""The learning test of the foundation: the demo's whole path, measured (slow: ~2 minutes)."""
+
+import pytest
+
+from deploy.onnx_policy import OnnxPolicy
+from sim2real.demo import run_demo
+
+
+@pytest.mark.slow
+def test_demo_policy_reaches_90_percent_on_the_simulated_robot(tmp_path, capsys) -> None:
+    ok = run_demo(tmp_path / "demo", episodes=50, seed=3)
+    out = capsys.readouterr().out
+    assert ok, out
+    assert "PASS" in out
+    policy = OnnxPolicy(tmp_path / "demo" / "policy.onnx")
+    assert policy.contract.randomization["mass_scale"] == {"low": 0.8, "high": 1.2, "match": ".*"}
+    assert policy.contract.steps >= 250_000
