@@ -115,7 +115,7 @@ def train(env_factory: EnvFactory, config: PPOConfig, run_dir: Path,
     optimizer = torch.optim.Adam(agent.parameters(), lr=config.learning_rate, eps=1e-5)
 
     batch = config.num_envs * config.rollout_steps
-    iterations = max(1, config.total_steps // batch)
+    iterations = max(1, -(-config.total_steps // batch))  # at least total_steps
     shape = (config.rollout_steps, config.num_envs)
     obs_buf = np.zeros((*shape, obs_size), np.float32)
     act_buf = np.zeros((*shape, action_size), np.float32)

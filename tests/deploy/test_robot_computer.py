@@ -1,0 +1,46 @@
+"""deploy/ and the Robot interface must run with numpy, onnxruntime and pyserial alone: the
+robot's computer has no torch, no MuJoCo and no gymnasium."""
+
+import subprocess
+import sys
+
+CODE = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('mujoco', 'torch', 'gymnasium', 'gymnasium_robotics', 'onnx'):
+            raise ImportError('blocked on the robot computer: ' + name)
+sys.meta_path.insert(0, Block())
+import numpy as np
+from deploy.loop import run
+from deploy.onnx_policy import OnnxPolicy
+from hardware.robot import Robot
+from sim.catalog import robot_by_name
+from sim.spec import RobotState
+
+class FakeArm(Robot):
+    def __init__(self):
+        self.spec = robot_by_name('so_arm')
+        self.positions = np.zeros(6)
+        self.writes = 0
+    def connect(self): pass
+    def disconnect(self): pass
+    def read_state(self):
+        return RobotState(self.positions.copy(), np.zeros(6))
+    def _write_command(self, command):
+        self.positions = command.copy()  # a perfect servo
+        self.writes += 1
+
+policy = OnnxPolicy(sys.argv[1])
+with FakeArm() as arm:
+    report = run(policy, arm, seconds=0.3)
+print(report.cycles, arm.writes)
+"""
+
+
+def test_deploy_runs_without_torch_mujoco_or_gymnasium(tiny_policy) -> None:
+    out = subprocess.run([sys.executable, "-c", CODE, str(tiny_policy)], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    cycles, writes = map(int, out.stdout.split())
+    assert cycles >= 10 and writes == cycles
