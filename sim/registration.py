@@ -62,7 +62,8 @@ def make_env(env_id: str, randomization: str | Path | None = None, **kwargs) -> 
             and np.all(np.isfinite(space.high))
             and not (np.all(space.low == -1.0) and np.all(space.high == 1.0))):
         # Policies act in [-1, 1]; gymnasium's envs use their own bounds (e.g. +-3 N).
-        env = gym.wrappers.RescaleAction(env, -1.0, 1.0)
+        env = gym.wrappers.RescaleAction(env, np.full(space.shape, -1.0, space.dtype),
+                                         np.full(space.shape, 1.0, space.dtype))
     if randomization is not None:
         from randomization.wrapper import DomainRandomization, load_config
 

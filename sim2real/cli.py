@@ -52,8 +52,12 @@ def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
     config = algorithm.config(total_steps=steps, seed=seed, **settings)
     metadata = {"env_id": env_id, "randomization":
                 randomization_config.to_dict() if randomization_config else {}}
-    return algorithm.train(lambda: make_env(env_id, randomization_config), config, out,
-                           metadata=metadata, progress=progress)
+    result = algorithm.train(lambda: make_env(env_id, randomization_config), config, out,
+                             metadata=metadata, progress=progress)
+    from policies.plots import plot_learning_curve
+
+    plot_learning_curve(out / "metrics.csv", out / "learning_curve.png")
+    return result
 
 
 def deploy_run(policy_path: Path, robot_name: str, seconds: float,
@@ -97,7 +101,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     result = train_run(args.env, args.algo, args.steps, args.seed, Path(args.out),
                        args.randomization, args.overwrite, not args.quiet, overrides)
     print(f"trained {args.algo} on {args.env}: {result['steps']} steps in {result['seconds']:.1f} s, "
-          f"recent return {result['mean_return']:.2f} -> {args.out}")
+          f"recent return {result['mean_return']:.2f} -> {args.out} (learning_curve.png)")
 
 
 def cmd_export(args: argparse.Namespace) -> None:

@@ -86,6 +86,7 @@ def test_train_export_deploy_through_the_cli(tmp_path) -> None:
     out = sim2real("train", "--env", "sim2real/ArmReach-v0", "--steps", "256", "--out",
                    str(run_dir), "--quiet", "--set", '{"num_envs": 2, "epochs": 1}')
     assert out.returncode == 0, out.stderr
+    assert (run_dir / "learning_curve.png").stat().st_size > 1000
     out = sim2real("export", str(run_dir), "--check", "50")
     assert out.returncode == 0, out.stderr
     assert "onnxruntime matches torch" in out.stdout
