@@ -79,6 +79,9 @@ class Contract:
         if ours["joint_names"] != theirs["joint_names"]:
             problems.append(f"joint order: policy expects {ours['joint_names']}, robot has "
                             f"{theirs['joint_names']}")
+        if ours.get("actuator_names") != theirs["actuator_names"]:
+            problems.append(f"actuators: policy commands {ours.get('actuator_names')}, robot has "
+                            f"{theirs['actuator_names']}")
         if ours["actuator"] != theirs["actuator"]:
             problems.append(f"actuator: policy commands {ours['actuator']!r}, robot takes "
                             f"{theirs['actuator']!r}")

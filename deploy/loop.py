@@ -79,7 +79,7 @@ def run(policy: OnnxPolicy, robot: Robot, seconds: float, max_episodes: int | No
             break
         state = robot.read_state()
         result = task.evaluate(state, goal)
-        if steps_in_episode > 0 and (result.success or steps_in_episode >= task.max_steps):
+        if steps_in_episode > 0 and (result.terminated or steps_in_episode >= task.max_steps):
             report.episodes += 1
             report.successes += int(result.success)
             report.episode_seconds.append(cycle_start - episode_start)

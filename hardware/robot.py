@@ -39,10 +39,10 @@ class Robot(ABC):
     def send_command(self, command: np.ndarray) -> np.ndarray:
         """Clamp to the spec's command limits, send, and return what was sent."""
         command = np.asarray(command, dtype=np.float64)
-        if command.shape != (self.spec.num_joints,):
+        if command.shape != (self.spec.num_actuators,):
             raise ValueError(f"{self.spec.name}: command has shape {command.shape}, the robot "
-                             f"takes ({self.spec.num_joints},) in joint order "
-                             f"{list(self.spec.joint_names)}")
+                             f"takes ({self.spec.num_actuators},) in actuator order "
+                             f"{list(self.spec.actuator_names)}")
         if not np.all(np.isfinite(command)):
             raise ValueError(f"{self.spec.name}: refusing a non-finite command {command.tolist()}")
         sent = self.spec.clamp_command(command)

@@ -5,19 +5,32 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sim.furuta import FURUTA
+from sim.pendulum import PendulumConfig, PendulumTask
 from sim.reach import ReachConfig, ReachTask
 from sim.so_arm import SO_ARM
 from sim.spec import RobotSpec
+from sim.task import Task
 
-ROBOTS: dict[str, RobotSpec] = {SO_ARM.name: SO_ARM}
-
-
-def _reach(robot: RobotSpec, config: dict | None) -> ReachTask:
-    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in (config or {}).items()}
-    return ReachTask(robot, ReachConfig(**fields))
+ROBOTS: dict[str, RobotSpec] = {SO_ARM.name: SO_ARM, FURUTA.name: FURUTA}
 
 
-TASKS: dict[str, Callable[[RobotSpec, dict | None], ReachTask]] = {"reach": _reach}
+def _with_config(task_class: type, config_class: type) -> Callable[[RobotSpec, dict | None], Task]:
+    def build(robot: RobotSpec, config: dict | None) -> Task:
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in (config or {}).items()}
+        unknown = set(fields) - set(config_class.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"{config_class.__name__} has no field(s) {sorted(unknown)}; "
+                             f"fields: {sorted(config_class.__dataclass_fields__)}")
+        return task_class(robot, config_class(**fields))
+
+    return build
+
+
+TASKS: dict[str, Callable[[RobotSpec, dict | None], Task]] = {
+    "reach": _with_config(ReachTask, ReachConfig),
+    "pendulum": _with_config(PendulumTask, PendulumConfig),
+}
 
 
 def robot_by_name(name: str) -> RobotSpec:
@@ -26,7 +39,7 @@ def robot_by_name(name: str) -> RobotSpec:
     return ROBOTS[name]
 
 
-def make_task(name: str, robot: RobotSpec, config: dict | None = None) -> ReachTask:
+def make_task(name: str, robot: RobotSpec, config: dict | None = None) -> Task:
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}")
     return TASKS[name](robot, config)

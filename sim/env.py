@@ -52,7 +52,8 @@ class RobotTaskEnv(gym.Env):
         super().reset(seed=seed)
         self.sim.reset(self.task.sample_pose(self.np_random))
         self.goal = self.task.sample_goal(self.np_random)
-        self.sim.show_target(self.goal)
+        if self.goal.shape == (3,):
+            self.sim.show_target(self.goal)
         result = self.task.evaluate(self.sim.state(), self.goal)
         return result.observation, {"is_success": result.success, "distance": result.distance}
 
@@ -66,7 +67,7 @@ class RobotTaskEnv(gym.Env):
         self.sim.step()
         result = self.task.evaluate(self.sim.state(), self.goal)
         info = {"is_success": result.success, "distance": result.distance}
-        return result.observation, result.reward, result.success, False, info
+        return result.observation, result.reward, result.terminated, False, info
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":

@@ -9,7 +9,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from sim.spec import RobotSpec, RobotState
+from sim.spec import DCMotor, PositionServo, RobotSpec, RobotState
 
 ASSETS = Path(__file__).parent / "assets"
 
@@ -25,41 +25,88 @@ def load_model(path: Path) -> mujoco.MjModel:
 
 
 class RobotSimulation:
-    """A robot's MJCF model stepped at its physics timestep, commanded in robot units."""
+    """A robot's MJCF model stepped at its physics timestep, commanded in robot units.
 
-    def __init__(self, robot: RobotSpec) -> None:
+    The spec's actuator models are written into the MuJoCo model at load, so the spec, not the
+    XML, is the source of truth for gains and limits. Readings are what the robot's encoders
+    would report (whole counts).
+    """
+
+    def __init__(self, robot: RobotSpec, model_path: Path | None = None) -> None:
         self.robot = robot
-        self.model = load_model(ASSETS / robot.mjcf)
+        self.model = load_model(model_path or ASSETS / robot.mjcf)
         self.data = mujoco.MjData(self.model)
-        self.qpos_index = np.array([self.model.joint(j).qposadr[0] for j in robot.joint_names])
-        self.qvel_index = np.array([self.model.joint(j).dofadr[0] for j in robot.joint_names])
-        self.actuator_index = np.array([self.model.actuator(j).id for j in robot.joint_names])
+        self.qpos_index = np.array([self._joint(j).qposadr[0] for j in robot.joint_names])
+        self.qvel_index = np.array([self._joint(j).dofadr[0] for j in robot.joint_names])
+        self.actuator_index = np.array([self._actuator(a).id for a in robot.actuator_names])
+        self.actuated_qpos = self.qpos_index[robot.actuated_joint_index]
         self.substeps = round(robot.control_period / self.model.opt.timestep)
         if abs(self.substeps * self.model.opt.timestep - robot.control_period) > 1e-9:
             raise ValueError(f"{robot.name}: control period {robot.control_period} s is not a "
                              f"whole number of physics steps ({self.model.opt.timestep} s)")
+        self._servo = robot.actuator_kind == "position"
+        if self._servo:
+            self.resolution = np.array([a.resolution for a in robot.actuators])
+            self.deadband = np.array([a.deadband_counts for a in robot.actuators]) * self.resolution
+            self.kp = np.array([a.kp for a in robot.actuators])
+        write_actuator_models(self.model, self.actuator_index, robot)
+
+    def _joint(self, name: str):
+        try:
+            return self.model.joint(name)
+        except KeyError:
+            raise ValueError(f"{self.robot.mjcf} has no joint {name!r} of robot "
+                             f"{self.robot.name!r}") from None
+
+    def _actuator(self, name: str):
+        try:
+            return self.model.actuator(name)
+        except KeyError:
+            raise ValueError(f"{self.robot.mjcf} has no actuator {name!r} of robot "
+                             f"{self.robot.name!r}") from None
 
     @property
     def timestep(self) -> float:
         return float(self.model.opt.timestep)
 
     def reset(self, positions: np.ndarray) -> None:
-        """Place the robot at rest at `positions`, commanding it to stay there."""
+        """Place the robot at rest at `positions`; servos hold there, motors get 0 V."""
         mujoco.mj_resetData(self.model, self.data)
         self.data.qpos[self.qpos_index] = positions
-        self.data.ctrl[self.actuator_index] = positions
+        hold = positions[self.robot.actuated_joint_index] if self._servo else 0.0
+        self.data.ctrl[self.actuator_index] = hold
         mujoco.mj_forward(self.model, self.data)
 
     def set_command(self, command: np.ndarray) -> None:
+        """Servo goals become whole encoder counts; motor voltages pass as they are."""
+        if self._servo:
+            command = self.robot.clamp_command(np.round(command / self.resolution) * self.resolution)
         self.data.ctrl[self.actuator_index] = command
 
+    def _apply_deadband(self) -> None:
+        """A servo within its deadband of the goal does not drive (its P term is off; the D term
+        still brakes). Decided once per control period: the STS3215's own loop rate is
+        unpublished, and a per-substep decision would cost more than the physics."""
+        measured = self.robot.quantize_positions(self.data.qpos[self.actuated_qpos])
+        error = self.data.ctrl[self.actuator_index] - measured
+        kp = np.where(np.abs(error) <= self.deadband, 0.0, self.kp)
+        self.model.actuator_gainprm[self.actuator_index, 0] = kp
+        self.model.actuator_biasprm[self.actuator_index, 1] = -kp
+
     def step(self, substeps: int | None = None) -> None:
-        """Advance the physics; one control period unless told otherwise."""
-        mujoco.mj_step(self.model, self.data, nstep=self.substeps if substeps is None else substeps)
+        """Advance the physics; one control period unless told otherwise (servos re-check their
+        deadband every control period, as they would keep holding on their own)."""
+        remaining = self.substeps if substeps is None else substeps
+        while remaining > 0:
+            chunk = min(remaining, self.substeps)
+            if self._servo:
+                self._apply_deadband()
+            mujoco.mj_step(self.model, self.data, nstep=chunk)
+            remaining -= chunk
 
     def state(self) -> RobotState:
         return RobotState(
-            positions=self.data.qpos[self.qpos_index].copy(),
+            positions=self.robot.quantize_positions(self.data.qpos[self.qpos_index]),
             velocities=self.data.qvel[self.qvel_index].copy(),
             time=float(self.data.time),
         )
@@ -69,3 +116,28 @@ class RobotSimulation:
         body = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, "target")
         if body >= 0 and self.model.body_mocapid[body] >= 0:
             self.data.mocap_pos[self.model.body_mocapid[body]] = position
+
+
+def write_actuator_models(model: mujoco.MjModel, ids: np.ndarray, robot: RobotSpec) -> None:
+    """Set MuJoCo actuator parameters from the spec's actuator models.
+
+    Position servo: force = kp * (goal - q) - kv * qdot, clipped to the torque limit.
+    DC motor: torque = (kt / R) * V - (kt * ke / R) * qdot, i.e. back-EMF as velocity feedback.
+    """
+    for k, (i, actuator) in enumerate(zip(ids, robot.actuators, strict=True)):
+        model.actuator_gaintype[i] = mujoco.mjtGain.mjGAIN_FIXED
+        model.actuator_biastype[i] = mujoco.mjtBias.mjBIAS_AFFINE
+        model.actuator_gainprm[i, :] = 0.0
+        model.actuator_biasprm[i, :] = 0.0
+        if isinstance(actuator, PositionServo):
+            model.actuator_gainprm[i, 0] = actuator.kp
+            model.actuator_biasprm[i, 1:3] = (-actuator.kp, -actuator.kv)
+            model.actuator_forcerange[i] = (-actuator.torque_limit, actuator.torque_limit)
+            model.actuator_forcelimited[i] = 1
+        elif isinstance(actuator, DCMotor):
+            gain = actuator.torque_constant / actuator.resistance
+            model.actuator_gainprm[i, 0] = gain
+            model.actuator_biasprm[i, 2] = -gain * actuator.back_emf_constant
+            model.actuator_forcelimited[i] = 0
+        model.actuator_ctrlrange[i] = (robot.command_low[k], robot.command_high[k])
+        model.actuator_ctrllimited[i] = 1

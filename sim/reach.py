@@ -12,19 +12,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from sim.spec import RobotSpec, RobotState
+from sim.task import TaskStep
 
 # Joint speeds are scaled into roughly [-1, 1] before the policy's own normalizer sees them.
 VELOCITY_SCALE = 0.2
-
-
-@dataclass
-class TaskStep:
-    """What a task makes of one robot reading."""
-
-    observation: np.ndarray
-    reward: float
-    success: bool
-    distance: float
 
 
 @dataclass(frozen=True)
@@ -68,13 +59,24 @@ class ReachTask:
         ):
             raise ValueError("ReachConfig: goal_low and goal_high need one value per actuated joint "
                              f"({len(config.actuated_joints)})")
+        if robot.actuator_kind != "position":
+            raise ValueError(f"reach commands position servos; {robot.name!r} has "
+                             f"{robot.actuator_kind!r} actuators")
+        for joint in config.actuated_joints:
+            if joint not in robot.actuator_names:
+                robot.joint_index(joint)  # names an unknown joint, if that is the mistake
+                raise ValueError(f"joint {joint!r} of {robot.name!r} has no actuator; actuated "
+                                 f"joints are {list(robot.actuator_names)}")
         self.robot = robot
         self.config = config
-        self.actuated = np.array([robot.joint_index(j) for j in config.actuated_joints])
+        # Index in the command (actuator order) and in the state (joint order).
+        self.actuated = np.array([robot.actuator_names.index(j) for j in config.actuated_joints])
+        self.actuated_joints = np.array([robot.joint_index(j) for j in config.actuated_joints])
         self.chain_index = np.array([robot.joint_index(j) for j in robot.chain.joint_names])
         self.low = np.asarray(robot.command_low, dtype=np.float64)
         self.high = np.asarray(robot.command_high, dtype=np.float64)
         self.default_pose = np.asarray(robot.default_pose, dtype=np.float64)
+        self.default_command = self.default_pose[robot.actuated_joint_index]
         self.max_steps = round(config.episode_seconds / robot.control_period)
 
     # -- sizes and layout, recorded in the contract ------------------------------------------
@@ -106,7 +108,7 @@ class ReachTask:
                 "joints": list(self.config.actuated_joints),
                 "low": self.low[self.actuated].tolist(),
                 "high": self.high[self.actuated].tolist(),
-                "held_joints_at_default": [j for j in self.robot.joint_names
+                "held_joints_at_default": [j for j in self.robot.actuator_names
                                            if j not in self.config.actuated_joints],
             },
         }
@@ -124,19 +126,20 @@ class ReachTask:
         observation = np.concatenate([
             state.positions, state.velocities * VELOCITY_SCALE, tip, goal, goal - tip,
         ]).astype(np.float32)
+        success = settled and distance < self.config.success_distance
         # Negative distance, with the episode ending on success: reaching fast pays most.
-        return TaskStep(observation=observation, reward=-distance,
-                        success=settled and distance < self.config.success_distance,
-                        distance=distance)
+        return TaskStep(observation=observation, reward=-distance, success=success,
+                        terminated=success, distance=distance)
 
     def action_to_command(self, action: np.ndarray, state: RobotState) -> np.ndarray:
-        """Policy action in [-1, 1] -> joint position targets (rad) for every joint: each
+        """Policy action in [-1, 1] -> position goals (rad) for every actuator: each
         actuated joint moves by up to `max_step` from where it is now, the others hold their
         default pose. Relative targets keep the policy closed-loop (it corrects what it sees)
         and stateless (no integrator to keep in step between training and the robot)."""
         action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
-        command = self.default_pose.copy()
-        command[self.actuated] = state.positions[self.actuated] + self.config.max_step * action
+        command = self.default_command.copy()
+        command[self.actuated] = (state.positions[self.actuated_joints]
+                                  + self.config.max_step * action)
         return np.clip(command, self.low, self.high)
 
     # -- sampling ----------------------------------------------------------------------------
@@ -145,7 +148,7 @@ class ReachTask:
         floor."""
         for _ in range(1000):
             pose = self.default_pose.copy()
-            pose[self.actuated] = rng.uniform(self.config.goal_low, self.config.goal_high)
+            pose[self.actuated_joints] = rng.uniform(self.config.goal_low, self.config.goal_high)
             frames = self.robot.chain.frame_positions(pose[self.chain_index])
             if frames[:, 2].min() >= self.config.min_goal_height:
                 return pose

@@ -15,6 +15,10 @@ from sim.catalog import make_task, robot_by_name
 
 OUR_ENVS: dict[str, dict] = {
     "sim2real/ArmReach-v0": {"robot": "so_arm", "task": "reach"},
+    "sim2real/FurutaBalance-v0": {"robot": "furuta", "task": "pendulum",
+                                  "task_config": {"mode": "balance"}},
+    "sim2real/FurutaSwingup-v0": {"robot": "furuta", "task": "pendulum",
+                                  "task_config": {"mode": "swingup"}},
 }
 _registered = False
 
@@ -27,7 +31,8 @@ def register_envs() -> None:
     for env_id, kwargs in OUR_ENVS.items():
         if env_id not in gym.registry:
             # The task says how long an episode lasts; TimeLimit enforces it.
-            task = make_task(kwargs["task"], robot_by_name(kwargs["robot"]))
+            task = make_task(kwargs["task"], robot_by_name(kwargs["robot"]),
+                             kwargs.get("task_config"))
             gym.register(env_id, entry_point="sim.env:RobotTaskEnv", kwargs=kwargs,
                          max_episode_steps=task.max_steps)
     try:

@@ -5,8 +5,9 @@ numpy only: this module runs on the robot's computer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
+from typing import ClassVar
 
 import numpy as np
 
@@ -56,33 +57,89 @@ class KinematicChain:
 
 
 @dataclass(frozen=True)
+class PositionServo:
+    """A serial-bus position servo (STS3215 class): its own P and D loop on a quantized encoder,
+    a torque limit, and a deadband in which it does not drive. Commands are goal angles (rad)."""
+
+    kp: float
+    """Proportional gain at the joint, N*m/rad."""
+    kv: float
+    """Derivative (velocity) gain at the joint, N*m*s/rad."""
+    torque_limit: float
+    """N*m at the joint."""
+    counts_per_rev: int = 4096
+    """Goal positions are whole encoder counts."""
+    deadband_counts: int = 1
+    """Within this many counts of the goal the servo does not drive."""
+    kind: ClassVar[str] = "position"
+
+    @property
+    def resolution(self) -> float:
+        return 2.0 * np.pi / self.counts_per_rev
+
+
+@dataclass(frozen=True)
+class DCMotor:
+    """A brushed DC motor driven by voltage, inductance neglected: torque =
+    kt * (V - ke * omega) / R, so back-EMF brakes it and stall torque is kt * V_max / R."""
+
+    resistance: float
+    """Armature resistance R, ohm."""
+    torque_constant: float
+    """kt, N*m/A."""
+    back_emf_constant: float
+    """ke, V*s/rad."""
+    voltage_limit: float
+    """|V| the amplifier may apply."""
+    kind: ClassVar[str] = "voltage"
+
+    @property
+    def stall_torque(self) -> float:
+        return self.torque_constant * self.voltage_limit / self.resistance
+
+
+Actuator = PositionServo | DCMotor
+
+
+@dataclass(frozen=True)
 class RobotSpec:
-    """A robot's joints, units, limits and timing. SI units: rad, rad/s, N*m, s."""
+    """A robot's joints, actuators, units, limits and timing, defined once. SI units: rad, rad/s,
+    N*m, V, s. Each actuator drives the joint of the same name; joints without an actuator are
+    passive (a pendulum's)."""
 
     name: str
     joint_names: tuple[str, ...]
     position_low: tuple[float, ...]
     position_high: tuple[float, ...]
     velocity_limit: tuple[float, ...]
+    actuator_names: tuple[str, ...]
+    actuators: tuple[Actuator, ...]
     command_low: tuple[float, ...]
+    """One per actuator, in the actuator's unit (rad for servos, V for motors)."""
     command_high: tuple[float, ...]
     control_period: float
-    actuator: str
-    """How commands are interpreted: "position" (servo targets in rad)."""
-    nominal_gains: dict[str, float]
     default_pose: tuple[float, ...]
     mjcf: str
     """File name under sim/assets/ of the MuJoCo model (simulation only)."""
+    encoder_counts_per_rev: tuple[int, ...] = ()
+    """Joint encoders' resolution; positions read from the robot are whole counts. Empty: exact."""
     chain: KinematicChain | None = None
-    torque_limit: tuple[float, ...] = field(default=())
 
     def __post_init__(self) -> None:
-        n = len(self.joint_names)
-        for key in ("position_low", "position_high", "velocity_limit", "command_low",
-                    "command_high", "default_pose"):
-            if len(getattr(self, key)) != n:
-                raise ValueError(f"RobotSpec {self.name!r}: {key} has {len(getattr(self, key))} "
-                                 f"values for {n} joints; give one per joint")
+        per_joint = ("position_low", "position_high", "velocity_limit", "default_pose")
+        per_actuator = ("actuators", "command_low", "command_high")
+        for keys, names, what in ((per_joint, self.joint_names, "joint"),
+                                  (per_actuator, self.actuator_names, "actuator")):
+            for key in keys:
+                if len(getattr(self, key)) != len(names):
+                    raise ValueError(f"RobotSpec {self.name!r}: {key} has {len(getattr(self, key))} "
+                                     f"values for {len(names)} {what}s; give one per {what}")
+        if self.encoder_counts_per_rev and len(self.encoder_counts_per_rev) != len(self.joint_names):
+            raise ValueError(f"RobotSpec {self.name!r}: encoder_counts_per_rev needs one value per joint")
+        for name in self.actuator_names:
+            self.joint_index(name)
+        if len({a.kind for a in self.actuators}) > 1:
+            raise ValueError(f"RobotSpec {self.name!r}: mixed actuator kinds are not supported")
         if self.control_period <= 0:
             raise ValueError(f"RobotSpec {self.name!r}: control_period must be > 0 s, "
                              f"got {self.control_period}")
@@ -91,8 +148,28 @@ class RobotSpec:
     def num_joints(self) -> int:
         return len(self.joint_names)
 
+    @property
+    def num_actuators(self) -> int:
+        return len(self.actuator_names)
+
+    @property
+    def actuator_kind(self) -> str:
+        return self.actuators[0].kind
+
+    @cached_property
+    def actuated_joint_index(self) -> np.ndarray:
+        """Index in the joint order of the joint each actuator drives."""
+        return np.array([self.joint_index(name) for name in self.actuator_names])
+
     def clamp_command(self, command: np.ndarray) -> np.ndarray:
         return np.clip(command, self.command_low, self.command_high)
+
+    def quantize_positions(self, positions: np.ndarray) -> np.ndarray:
+        """What the encoders report: positions rounded to whole counts."""
+        if not self.encoder_counts_per_rev:
+            return positions
+        step = 2.0 * np.pi / np.asarray(self.encoder_counts_per_rev, dtype=float)
+        return np.round(positions / step) * step
 
     def joint_index(self, name: str) -> int:
         try:
@@ -106,10 +183,11 @@ class RobotSpec:
         return {
             "name": self.name,
             "joint_names": list(self.joint_names),
+            "actuator_names": list(self.actuator_names),
             "command_low": list(self.command_low),
             "command_high": list(self.command_high),
             "control_period": self.control_period,
-            "actuator": self.actuator,
+            "actuator": self.actuator_kind,
         }
 
 
