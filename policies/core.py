@@ -23,6 +23,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from torch import nn
 
 EnvFactory = Callable[[], gym.Env]
+VectorEnvFactory = Callable[[int], gym.vector.VectorEnv]
+"""Builds a vector env of n copies; algorithms take one of these and know nothing of MuJoCo."""
 
 
 def mlp(sizes: list[int], activation: type[nn.Module] = nn.Tanh,
@@ -88,15 +90,23 @@ class DeterministicPolicy(nn.Module):
         return torch.tanh(raw) if self.squash == "tanh" else torch.clamp(raw, -1.0, 1.0)
 
 
-def make_vector_env(env_factory: EnvFactory, num_envs: int, seed: int) -> gym.vector.VectorEnv:
-    """In-process vector env that resets a finished env in the same step (its last observation
-    is in info["final_obs"]), with episode returns in info["episode"]."""
-    envs = gym.vector.SyncVectorEnv([env_factory for _ in range(num_envs)],
-                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-    envs = gym.wrappers.vector.RecordEpisodeStatistics(envs)
-    envs.reset(seed=seed)
-    envs.action_space.seed(seed)
-    return envs
+def sync_vector_env(env_factory: EnvFactory) -> VectorEnvFactory:
+    """A vector env factory from a one-env factory: copies stepped in turn, a finished copy
+    reset in the same step (its last observation in info["final_obs"])."""
+
+    def make(num_envs: int) -> gym.vector.VectorEnv:
+        return gym.vector.SyncVectorEnv([env_factory] * num_envs,
+                                        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+
+    return make
+
+
+def record_episodes(envs: gym.vector.VectorEnv) -> gym.vector.VectorEnv:
+    """Episode returns and lengths in info["episode"]; the env must reset in the same step."""
+    if envs.metadata.get("autoreset_mode") != gym.vector.AutoresetMode.SAME_STEP:
+        raise ValueError("the vector env must reset finished copies in the same step "
+                         "(gymnasium.vector.AutoresetMode.SAME_STEP)")
+    return gym.wrappers.vector.RecordEpisodeStatistics(envs)
 
 
 def check_continuous_actions(space: gym.Space, algo: str) -> None:

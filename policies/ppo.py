@@ -18,15 +18,15 @@ from torch import nn
 
 from policies.core import (
     DeterministicPolicy,
-    EnvFactory,
     EpisodeStats,
     MetricsLog,
     RunningNormalizer,
     TrainingProgress,
+    VectorEnvFactory,
     check_continuous_actions,
-    make_vector_env,
     mlp,
     package_versions,
+    record_episodes,
     save_checkpoint,
     write_json,
 )
@@ -99,7 +99,7 @@ def compute_gae(rewards: np.ndarray, values: np.ndarray, ends: np.ndarray, next_
     return advantages, advantages + values
 
 
-def train(env_factory: EnvFactory, config: PPOConfig, run_dir: Path,
+def train(make_envs: VectorEnvFactory, config: PPOConfig, run_dir: Path,
           metadata: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
     """Train PPO; write checkpoint.pt, metrics.csv and run.json into `run_dir`."""
     torch.set_num_threads(config.torch_threads)
@@ -107,7 +107,8 @@ def train(env_factory: EnvFactory, config: PPOConfig, run_dir: Path,
     rng = np.random.default_rng(config.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    envs = make_vector_env(env_factory, config.num_envs, config.seed)
+    envs = record_episodes(make_envs(config.num_envs))
+    envs.action_space.seed(config.seed)
     check_continuous_actions(envs.single_action_space, "PPO")
     obs_size = envs.single_observation_space.shape[0]
     action_size = envs.single_action_space.shape[0]

@@ -67,7 +67,7 @@ def load_config(source: str | Path | RandomizationConfig) -> RandomizationConfig
     return RandomizationConfig.from_dict(yaml.safe_load(path.read_text()) or {}, str(path))
 
 
-class DomainRandomization(gym.Wrapper):
+class DomainRandomization(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Draw new physics on every reset from the env's seeded generator; the sampled values are
     in `info["randomization"]` as {term: {element name: value}}.
 
@@ -79,7 +79,8 @@ class DomainRandomization(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env, config: RandomizationConfig) -> None:
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self, config=config)
+        gym.Wrapper.__init__(self, env)
         model = getattr(env.unwrapped, "model", None)
         if not isinstance(model, mujoco.MjModel):
             raise ValueError(f"{env.unwrapped!r} exposes no MuJoCo `model`; domain randomization "

@@ -55,7 +55,8 @@ class RobotTaskEnv(gym.Env):
         if self.goal.shape == (3,):
             self.sim.show_target(self.goal)
         result = self.task.evaluate(self.sim.state(), self.goal)
-        return result.observation, {"is_success": result.success, "distance": result.distance}
+        return result.observation, {"is_success": bool(result.success),
+                                    "distance": float(result.distance)}
 
     def step(self, action: np.ndarray):
         action = np.asarray(action)
@@ -66,8 +67,8 @@ class RobotTaskEnv(gym.Env):
         self.sim.set_command(self.robot.clamp_command(command))
         self.sim.step()
         result = self.task.evaluate(self.sim.state(), self.goal)
-        info = {"is_success": result.success, "distance": result.distance}
-        return result.observation, result.reward, result.terminated, False, info
+        info = {"is_success": bool(result.success), "distance": float(result.distance)}
+        return result.observation, float(result.reward), bool(result.terminated), False, info
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":

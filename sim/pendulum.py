@@ -83,21 +83,24 @@ class PendulumTask:
         }
 
     def evaluate(self, state: RobotState, goal: np.ndarray) -> TaskStep:
-        theta, alpha = state.positions[0], float(wrap_angle(state.positions[1]))
-        theta_dot, alpha_dot = state.velocities
-        observation = np.array([np.sin(theta), np.cos(theta), np.sin(alpha), np.cos(alpha),
-                                0.1 * theta_dot, 0.05 * alpha_dot], dtype=np.float32)
-        upright = abs(alpha) < self.config.upright_tolerance
-        out_of_range = abs(theta) > self.arm_limit
-        fell = self.config.mode == "balance" and abs(alpha) > self.config.fall_angle
+        """For one reading, or a batch (positions of shape (n, 2))."""
+        theta, alpha = state.positions[..., 0], wrap_angle(state.positions[..., 1])
+        theta_dot, alpha_dot = state.velocities[..., 0], state.velocities[..., 1]
+        observation = np.stack([np.sin(theta), np.cos(theta), np.sin(alpha), np.cos(alpha),
+                                0.1 * theta_dot, 0.05 * alpha_dot], axis=-1).astype(np.float32)
+        out_of_range = np.abs(theta) > self.arm_limit
+        terminated = out_of_range
+        if self.config.mode == "balance":
+            terminated = out_of_range | (np.abs(alpha) > self.config.fall_angle)
         reward = 0.5 * (1.0 + np.cos(alpha)) - 0.1 * (theta / 2.0) ** 2
-        return TaskStep(observation=observation, reward=float(reward),
-                        success=upright and not out_of_range,
-                        terminated=bool(out_of_range or fell), distance=abs(alpha))
+        return TaskStep(observation=observation, reward=reward,
+                        success=(np.abs(alpha) < self.config.upright_tolerance) & ~out_of_range,
+                        terminated=terminated, distance=np.abs(alpha))
 
     def action_to_command(self, action: np.ndarray, state: RobotState) -> np.ndarray:
         """Action in [-1, 1] -> motor voltage (V)."""
-        return np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)[:1] * self.config.max_voltage
+        action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        return action[..., :1] * self.config.max_voltage
 
     def sample_pose(self, rng: np.random.Generator) -> np.ndarray:
         start = 0.0 if self.config.mode == "balance" else np.pi

@@ -40,12 +40,16 @@ class RobotSimulation:
         self.qvel_index = np.array([self._joint(j).dofadr[0] for j in robot.joint_names])
         self.actuator_index = np.array([self._actuator(a).id for a in robot.actuator_names])
         self.actuated_qpos = self.qpos_index[robot.actuated_joint_index]
+        # Slices where the indices are contiguous: reading and writing MjData is a hot path.
+        self.qpos_at = _as_slice(self.qpos_index)
+        self.qvel_at = _as_slice(self.qvel_index)
+        self.ctrl_at = _as_slice(self.actuator_index)
         self.substeps = round(robot.control_period / self.model.opt.timestep)
         if abs(self.substeps * self.model.opt.timestep - robot.control_period) > 1e-9:
             raise ValueError(f"{robot.name}: control period {robot.control_period} s is not a "
                              f"whole number of physics steps ({self.model.opt.timestep} s)")
-        self._servo = robot.actuator_kind == "position"
-        if self._servo:
+        self.is_servo = robot.actuator_kind == "position"
+        if self.is_servo:
             self.resolution = np.array([a.resolution for a in robot.actuators])
             self.deadband = np.array([a.deadband_counts for a in robot.actuators]) * self.resolution
             self.kp = np.array([a.kp for a in robot.actuators])
@@ -73,34 +77,40 @@ class RobotSimulation:
         """Place the robot at rest at `positions`; servos hold there, motors get 0 V."""
         mujoco.mj_resetData(self.model, self.data)
         self.data.qpos[self.qpos_index] = positions
-        hold = positions[self.robot.actuated_joint_index] if self._servo else 0.0
+        hold = positions[self.robot.actuated_joint_index] if self.is_servo else 0.0
         self.data.ctrl[self.actuator_index] = hold
         mujoco.mj_forward(self.model, self.data)
 
-    def set_command(self, command: np.ndarray) -> None:
-        """Servo goals become whole encoder counts; motor voltages pass as they are."""
-        if self._servo:
-            command = self.robot.clamp_command(np.round(command / self.resolution) * self.resolution)
-        self.data.ctrl[self.actuator_index] = command
+    def servo_goals(self, command: np.ndarray) -> np.ndarray:
+        """Commands as the actuators take them: servo goals are whole encoder counts (any
+        leading batch axes are kept); motor voltages pass as they are."""
+        if not self.is_servo:
+            return command
+        return self.robot.clamp_command(np.round(command / self.resolution) * self.resolution)
 
-    def _apply_deadband(self) -> None:
-        """A servo within its deadband of the goal does not drive (its P term is off; the D term
-        still brakes). Decided once per control period: the STS3215's own loop rate is
-        unpublished, and a per-substep decision would cost more than the physics."""
-        measured = self.robot.quantize_positions(self.data.qpos[self.actuated_qpos])
-        error = self.data.ctrl[self.actuator_index] - measured
-        kp = np.where(np.abs(error) <= self.deadband, 0.0, self.kp)
-        self.model.actuator_gainprm[self.actuator_index, 0] = kp
-        self.model.actuator_biasprm[self.actuator_index, 1] = -kp
+    def servo_gains(self, goals: np.ndarray, measured: np.ndarray) -> np.ndarray:
+        """P gain of each servo for the next control period: 0 within its deadband of the goal
+        (the servo does not drive; its D term still brakes). `measured` are the actuated joints'
+        encoder readings. Decided once per control period: the STS3215's own loop rate is
+        unpublished, and a decision per physics step would cost more than the physics."""
+        return np.where(np.abs(goals - measured) <= self.deadband, 0.0, self.kp)
+
+    def write_gains(self, kp: np.ndarray) -> None:
+        self.model.actuator_gainprm[self.ctrl_at, 0] = kp
+        self.model.actuator_biasprm[self.ctrl_at, 1] = -kp
+
+    def set_command(self, command: np.ndarray) -> None:
+        self.data.ctrl[self.actuator_index] = self.servo_goals(command)
 
     def step(self, substeps: int | None = None) -> None:
-        """Advance the physics; one control period unless told otherwise (servos re-check their
-        deadband every control period, as they would keep holding on their own)."""
+        """Advance the physics; one control period unless told otherwise. Servos re-check their
+        deadband every control period, as they keep holding on their own."""
         remaining = self.substeps if substeps is None else substeps
         while remaining > 0:
             chunk = min(remaining, self.substeps)
-            if self._servo:
-                self._apply_deadband()
+            if self.is_servo:
+                measured = self.robot.quantize_positions(self.data.qpos[self.actuated_qpos])
+                self.write_gains(self.servo_gains(self.data.ctrl[self.actuator_index], measured))
             mujoco.mj_step(self.model, self.data, nstep=chunk)
             remaining -= chunk
 
@@ -116,6 +126,13 @@ class RobotSimulation:
         body = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, "target")
         if body >= 0 and self.model.body_mocapid[body] >= 0:
             self.data.mocap_pos[self.model.body_mocapid[body]] = position
+
+
+def _as_slice(index: np.ndarray) -> slice | np.ndarray:
+    """A slice when `index` is a contiguous ascending run, else the index array itself."""
+    if len(index) and np.array_equal(index, np.arange(index[0], index[0] + len(index))):
+        return slice(int(index[0]), int(index[0]) + len(index))
+    return index
 
 
 def write_actuator_models(model: mujoco.MjModel, ids: np.ndarray, robot: RobotSpec) -> None:

@@ -115,18 +115,19 @@ class ReachTask:
 
     # -- the task functions ------------------------------------------------------------------
     def tip_position(self, state: RobotState) -> np.ndarray:
-        return self.robot.chain.tip_position(state.positions[self.chain_index])
+        return self.robot.chain.tip_position(state.positions[..., self.chain_index])
 
     def evaluate(self, state: RobotState, goal: np.ndarray) -> TaskStep:
-        """Observation, reward and success for one reading of the robot (one FK evaluation)."""
+        """Observation, reward and success for one reading of the robot, or for a batch of
+        readings (positions of shape (n, joints), goals (n, 3))."""
         tip = self.tip_position(state)
-        distance = float(np.linalg.norm(goal - tip))
-        settled = (self.config.settle_speed is None
-                   or float(np.max(np.abs(state.velocities))) < self.config.settle_speed)
+        distance = np.linalg.norm(goal - tip, axis=-1)
+        success = distance < self.config.success_distance
+        if self.config.settle_speed is not None:
+            success &= np.max(np.abs(state.velocities), axis=-1) < self.config.settle_speed
         observation = np.concatenate([
             state.positions, state.velocities * VELOCITY_SCALE, tip, goal, goal - tip,
-        ]).astype(np.float32)
-        success = settled and distance < self.config.success_distance
+        ], axis=-1).astype(np.float32)
         # Negative distance, with the episode ending on success: reaching fast pays most.
         return TaskStep(observation=observation, reward=-distance, success=success,
                         terminated=success, distance=distance)
@@ -137,9 +138,10 @@ class ReachTask:
         default pose. Relative targets keep the policy closed-loop (it corrects what it sees)
         and stateless (no integrator to keep in step between training and the robot)."""
         action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
-        command = self.default_command.copy()
-        command[self.actuated] = (state.positions[self.actuated_joints]
-                                  + self.config.max_step * action)
+        command = np.repeat(self.default_command[None], len(action), 0) if action.ndim == 2 \
+            else self.default_command.copy()
+        command[..., self.actuated] = (state.positions[..., self.actuated_joints]
+                                       + self.config.max_step * action)
         return np.clip(command, self.low, self.high)
 
     # -- sampling ----------------------------------------------------------------------------

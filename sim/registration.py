@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import io
 from pathlib import Path
 
@@ -20,6 +21,13 @@ OUR_ENVS: dict[str, dict] = {
     "sim2real/FurutaSwingup-v0": {"robot": "furuta", "task": "pendulum",
                                   "task_config": {"mode": "swingup"}},
 }
+# The standard suites we support through the same API, by family.
+GYMNASIUM_MUJOCO = ["InvertedPendulum-v5", "InvertedDoublePendulum-v5", "Reacher-v5",
+                    "HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5"]
+FETCH = [f"Fetch{task}{reward}-v4" for task in ("Reach", "Push", "PickAndPlace", "Slide")
+         for reward in ("", "Dense")]
+SUITES: dict[str, list[str]] = {"sim2real": list(OUR_ENVS), "gymnasium-mujoco": GYMNASIUM_MUJOCO,
+                                "gymnasium-robotics": FETCH}
 _registered = False
 
 
@@ -53,15 +61,41 @@ def check_env_id(env_id: str) -> None:
         return
     close = difflib.get_close_matches(env_id, list(gym.registry), n=5, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise ValueError(f"unknown env id {env_id!r}{hint} Our envs: {', '.join(OUR_ENVS)}; "
-                     "any gymnasium MuJoCo id (e.g. InvertedPendulum-v5) also works")
+    raise ValueError(f"unknown env id {env_id!r}{hint} Known: {', '.join(list_env_ids())} "
+                     "(`sim2real envs` shows their sizes)")
 
 
-def make_env(env_id: str, randomization: str | Path | None = None, **kwargs) -> gym.Env:
+def list_env_ids() -> list[str]:
+    return [env_id for ids in SUITES.values() for env_id in ids]
+
+
+def describe_envs() -> list[dict]:
+    """Every supported id with its suite, observation and action sizes (builds each env once)."""
+    rows = []
+    for suite, ids in SUITES.items():
+        for env_id in ids:
+            env = make_env(env_id)
+            action = env.action_space
+            rows.append({"id": env_id, "suite": suite,
+                         "observation_size": int(np.prod(env.observation_space.shape)),
+                         "action_size": int(action.n) if isinstance(action, gym.spaces.Discrete)
+                         else int(np.prod(action.shape)),
+                         "action": "discrete" if isinstance(action, gym.spaces.Discrete)
+                         else "continuous"})
+            env.close()
+    return rows
+
+
+def make_env(env_id: str, randomization: str | Path | None = None, pixels: int | None = None,
+             **kwargs) -> gym.Env:
     """Build `env_id` with actions in [-1, 1], wrapped in domain randomization when a preset
-    name or YAML path is given."""
+    name or YAML path is given, with `pixels` x `pixels` camera images beside the state when
+    `pixels` is set (our envs)."""
     check_env_id(env_id)
     env = gym.make(env_id, **kwargs)
+    if isinstance(env.observation_space, gym.spaces.Dict):
+        # Goal envs (Fetch): one vector of achieved_goal, desired_goal, observation (key order).
+        env = gym.wrappers.FlattenObservation(env)
     space = env.action_space
     if (isinstance(space, gym.spaces.Box) and np.all(np.isfinite(space.low))
             and np.all(np.isfinite(space.high))
@@ -73,4 +107,43 @@ def make_env(env_id: str, randomization: str | Path | None = None, **kwargs) -> 
         from randomization.wrapper import DomainRandomization, load_config
 
         env = DomainRandomization(env, load_config(randomization))
+    if pixels is not None:
+        if env_id not in OUR_ENVS:
+            raise ValueError(f"pixel observations come from our robots' cameras; {env_id!r} is "
+                             f"not one of ours ({', '.join(OUR_ENVS)})")
+        from sim.pixels import PixelObservation
+
+        env = PixelObservation(env, width=pixels, height=pixels)
     return env
+
+
+def make_vector_env(env_id: str, num_envs: int, randomization: str | Path | None = None,
+                    mode: str = "auto") -> gym.vector.VectorEnv:
+    """`num_envs` copies of `env_id` that reset a finished copy in the same step.
+
+    mode: "batch" (ours only: one process, task functions on the whole batch), "sync" (copies
+    stepped in turn by gymnasium), "async" (one subprocess per copy), or "auto": batch for our
+    envs, sync otherwise. benchmarks/sim_throughput.py measures which is faster here.
+    """
+    check_env_id(env_id)
+    if mode == "auto":
+        mode = "batch" if env_id in OUR_ENVS else "sync"
+    same_step = gym.vector.AutoresetMode.SAME_STEP
+    if mode == "batch":
+        if env_id not in OUR_ENVS:
+            raise ValueError(f"the batch vector env runs our envs only ({', '.join(OUR_ENVS)}); "
+                             f"use mode 'sync' or 'async' for {env_id!r}")
+        from sim.batch_env import BatchRobotEnv
+
+        config = None
+        if randomization is not None:
+            from randomization.wrapper import load_config
+
+            config = load_config(randomization)
+        return BatchRobotEnv(num_envs, randomization=config, **OUR_ENVS[env_id])
+    factory = functools.partial(make_env, env_id, randomization)
+    if mode == "sync":
+        return gym.vector.SyncVectorEnv([factory] * num_envs, autoreset_mode=same_step)
+    if mode == "async":
+        return gym.vector.AsyncVectorEnv([factory] * num_envs, autoreset_mode=same_step)
+    raise ValueError(f"vector env mode {mode!r} is unknown; use auto, batch, sync or async")

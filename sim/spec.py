@@ -34,26 +34,27 @@ class KinematicChain:
                 np.array(self.tip_offset, dtype=float))
 
     def frame_positions(self, positions: np.ndarray) -> np.ndarray:
-        """Positions in the base frame of every joint and then the tip: shape (joints + 1, 3)."""
+        """Positions in the base frame of every joint and then the tip: shape (..., joints + 1, 3)
+        for angles of shape (..., joints); leading axes are a batch."""
         offsets, skews, skews_squared, tip = self._arrays
         angles = np.asarray(positions, dtype=float)
-        if angles.shape != (len(self.axes),):
+        if angles.shape[-1:] != (len(self.axes),):
             raise ValueError(f"chain of {len(self.axes)} joints got angles of shape {angles.shape}")
-        joint_rotations = (np.eye(3) + np.sin(angles)[:, None, None] * skews
-                           + (1.0 - np.cos(angles))[:, None, None] * skews_squared)
-        rotation = np.eye(3)
-        points = np.empty((len(angles) + 1, 3))
-        point = np.zeros(3)
-        for i in range(len(angles)):
+        sin, cos = np.sin(angles)[..., None, None], np.cos(angles)[..., None, None]
+        joint_rotations = np.eye(3) + sin * skews + (1.0 - cos) * skews_squared
+        rotation = np.broadcast_to(np.eye(3), (*angles.shape[:-1], 3, 3))
+        points = np.empty((*angles.shape[:-1], len(self.axes) + 1, 3))
+        point = np.zeros((*angles.shape[:-1], 3))
+        for i in range(len(self.axes)):
             point = point + rotation @ offsets[i]
-            points[i] = point
-            rotation = rotation @ joint_rotations[i]
-        points[-1] = point + rotation @ tip
+            points[..., i, :] = point
+            rotation = rotation @ joint_rotations[..., i, :, :]
+        points[..., -1, :] = point + rotation @ tip
         return points
 
     def tip_position(self, positions: np.ndarray) -> np.ndarray:
-        """Tip position in the base frame for the chain's joint angles (radians)."""
-        return self.frame_positions(positions)[-1]
+        """Tip position in the base frame for the chain's joint angles (radians), (..., 3)."""
+        return self.frame_positions(positions)[..., -1, :]
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
     the algorithm's defaults, then those tuned for this env, then `overrides`."""
     from policies.algorithms import algorithm_by_name
     from randomization.wrapper import load_config
-    from sim.registration import check_env_id, make_env
+    from sim.registration import check_env_id, make_vector_env
 
     check_env_id(env_id)
     algorithm = algorithm_by_name(algo)
@@ -52,8 +52,8 @@ def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
     config = algorithm.config(total_steps=steps, seed=seed, **settings)
     metadata = {"env_id": env_id, "randomization":
                 randomization_config.to_dict() if randomization_config else {}}
-    result = algorithm.train(lambda: make_env(env_id, randomization_config), config, out,
-                             metadata=metadata, progress=progress)
+    result = algorithm.train(lambda n: make_vector_env(env_id, n, randomization_config), config,
+                             out, metadata=metadata, progress=progress)
     from policies.plots import plot_learning_curve
 
     plot_learning_curve(out / "metrics.csv", out / "learning_curve.png")
@@ -118,6 +118,25 @@ def cmd_deploy(args: argparse.Namespace) -> None:
         print(json.dumps(report.summary()))
 
 
+def cmd_envs(args: argparse.Namespace) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from sim.registration import describe_envs
+
+    rows = describe_envs()
+    if args.json:
+        print(json.dumps(rows))
+        return
+    table = Table(title="environments")
+    for column in ("id", "suite", "observation", "action"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["id"], row["suite"], str(row["observation_size"]),
+                      f"{row['action_size']} {row['action']}")
+    Console().print(table)
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from sim2real.demo import run_demo
 
@@ -162,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--seed", type=int, default=0, help="seed of the goals")
     deploy.add_argument("--json", action="store_true", help="also print the report as JSON")
     deploy.set_defaults(func=cmd_deploy)
+
+    envs = verbs.add_parser("envs", help="list every env id with its observation and action sizes")
+    envs.add_argument("--json", action="store_true")
+    envs.set_defaults(func=cmd_envs)
 
     demo = verbs.add_parser("demo", help="train, export and deploy the reach arm end to end")
     demo.add_argument("--out", default="runs/demo")

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from policies.core import RunningNormalizer, atomic_write_bytes, check_continuous_actions
+from policies.core import (
+    RunningNormalizer,
+    atomic_write_bytes,
+    check_continuous_actions,
+    sync_vector_env,
+)
 from policies.ppo import PPOConfig, compute_gae, load_policy, train
 from sim.registration import make_env
 
@@ -54,7 +59,7 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path, monkeypatch) -> No
 def test_training_writes_checkpoint_metrics_and_run_info(tmp_path) -> None:
     config = PPOConfig(total_steps=1024, num_envs=4, rollout_steps=64, epochs=1,
                        hidden_sizes=(16,), checkpoint_every=1)
-    result = train(lambda: make_env("InvertedPendulum-v5"), config, tmp_path,
+    result = train(sync_vector_env(lambda: make_env("InvertedPendulum-v5")), config, tmp_path,
                    metadata={"env_id": "InvertedPendulum-v5"}, progress=False)
     assert result["steps"] == 1024
     rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
@@ -82,4 +87,5 @@ def test_nan_loss_stops_with_a_clear_error(tmp_path) -> None:
 
     config = PPOConfig(total_steps=512, num_envs=2, rollout_steps=64, epochs=1, hidden_sizes=(8,))
     with pytest.raises(FloatingPointError, match="last good checkpoint"):
-        train(lambda: NanReward(make_env("InvertedPendulum-v5")), config, tmp_path, progress=False)
+        train(sync_vector_env(lambda: NanReward(make_env("InvertedPendulum-v5"))), config, tmp_path,
+              progress=False)

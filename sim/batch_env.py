@@ -1,0 +1,128 @@
+"""Many copies of one of our (robot, task) envs in one process, as a Gymnasium vector env.
+
+Physics steps each copy in turn (MuJoCo is fast; a loop over copies costs little), while the
+task functions (forward kinematics, observation, reward) run once on the whole batch: that is
+where a single env spends most of its Python time. Finished copies reset in the same step
+(`AutoresetMode.SAME_STEP`); their last observation is in info["final_obs"].
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+from gymnasium.vector.utils import batch_space
+
+from sim.catalog import make_task, robot_by_name
+from sim.physics import RobotSimulation
+from sim.spec import RobotState
+
+
+class BatchRobotEnv(gym.vector.VectorEnv):
+    """Example:
+        >>> envs = BatchRobotEnv(16, robot="so_arm", task="reach")
+        >>> obs, info = envs.reset(seed=0)
+        >>> obs, reward, terminated, truncated, info = envs.step(envs.action_space.sample())
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
+
+    def __init__(self, num_envs: int, robot: str = "so_arm", task: str = "reach",
+                 task_config: dict | None = None, randomization: Any = None) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.num_envs = num_envs
+        self.robot = robot_by_name(robot)
+        self.task = make_task(task, self.robot, task_config)
+        self.sims = [RobotSimulation(self.robot) for _ in range(num_envs)]
+        self.single_observation_space = gym.spaces.Box(-np.inf, np.inf,
+                                                       (self.task.observation_size,), np.float32)
+        self.single_action_space = gym.spaces.Box(-1.0, 1.0, (self.task.action_size,), np.float32)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.terms: list[list] = [[] for _ in range(num_envs)]
+        if randomization is not None and randomization.terms:
+            from randomization.terms import TERMS
+
+            self.terms = [[TERMS[name](sim.model, spec) for name, spec in randomization.terms.items()]
+                          for sim in self.sims]
+        self.randomization: list[dict[str, dict[str, float]]] = [{} for _ in range(num_envs)]
+        self._rngs = [np.random.default_rng(i) for i in range(num_envs)]
+        self.goals = np.zeros((num_envs, len(self.task.sample_goal(self._rngs[0]))))
+        self.steps = np.zeros(num_envs, dtype=np.int64)
+        # The servo P gains last written to each copy (NaN: unknown, write on the next step).
+        self._gains = np.full((num_envs, self.robot.num_actuators), np.nan)
+
+    def _reset_one(self, i: int) -> None:
+        rng, sim = self._rngs[i], self.sims[i]
+        sample = {}
+        for term in self.terms[i]:
+            values = term.sample(rng)
+            term.apply(sim.model, values)
+            sample[term.name] = dict(zip(term.names, values.tolist(), strict=True))
+        self.randomization[i] = sample
+        sim.reset(self.task.sample_pose(rng))
+        self.goals[i] = self.task.sample_goal(rng)
+        self.steps[i] = 0
+
+    def states(self, indices: np.ndarray | None = None) -> RobotState:
+        """Readings of the batch (or of `indices`): positions, velocities of shape (n, joints)."""
+        sims = self.sims if indices is None else [self.sims[i] for i in indices]
+        positions = np.stack([sim.data.qpos[sim.qpos_at] for sim in sims])
+        velocities = np.stack([sim.data.qvel[sim.qvel_at] for sim in sims])
+        return RobotState(self.robot.quantize_positions(positions), velocities)
+
+    def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
+        if seed is not None:
+            seeds = seed if isinstance(seed, list) else [seed + i for i in range(self.num_envs)]
+            self._rngs = [np.random.default_rng(s) for s in seeds]
+        for i in range(self.num_envs):
+            self._reset_one(i)
+        return self.task.evaluate(self.states(), self.goals).observation, {}
+
+    def step(self, actions: np.ndarray):
+        actions = np.asarray(actions, dtype=np.float64)
+        if actions.shape != self.action_space.shape:
+            raise ValueError(f"actions have shape {actions.shape}; this batch takes "
+                             f"{self.action_space.shape}")
+        states = self.states()
+        commands = self.robot.clamp_command(self.task.action_to_command(actions, states))
+        # The actuator models run vectorized over the batch; each copy then only steps.
+        first = self.sims[0]
+        goals = first.servo_goals(commands)
+        changed = np.zeros(self.num_envs, dtype=bool)
+        if first.is_servo:
+            gains = first.servo_gains(goals, states.positions[:, self.robot.actuated_joint_index])
+            changed = np.any(gains != self._gains, axis=1)
+            self._gains = gains
+        for i, sim in enumerate(self.sims):
+            sim.data.ctrl[sim.ctrl_at] = goals[i]
+            if changed[i]:
+                sim.write_gains(gains[i])
+            mujoco.mj_step(sim.model, sim.data, nstep=sim.substeps)
+        self.steps += 1
+        result = self.task.evaluate(self.states(), self.goals)
+        terminated = np.asarray(result.terminated, dtype=bool)
+        truncated = (self.steps >= self.task.max_steps) & ~terminated
+        success = np.asarray(result.success, dtype=bool)
+        distance = np.asarray(result.distance, dtype=np.float64)
+        observation = result.observation
+        infos: dict[str, Any] = {"is_success": success, "_is_success": np.ones(self.num_envs, bool),
+                                 "distance": distance, "_distance": np.ones(self.num_envs, bool)}
+        done = terminated | truncated
+        if done.any():
+            final_obs = np.empty(self.num_envs, dtype=object)
+            finished = np.flatnonzero(done)
+            for i in finished:
+                final_obs[i] = observation[i]
+                self._reset_one(i)
+            infos["final_obs"], infos["_final_obs"] = final_obs, done
+            infos["final_info"] = {"is_success": success, "_is_success": done,
+                                   "distance": distance, "_distance": done}
+            observation = observation.copy()
+            observation[finished] = self.task.evaluate(self.states(finished),
+                                                       self.goals[finished]).observation
+        return (observation, np.asarray(result.reward, dtype=np.float64), terminated, truncated,
+                infos)
