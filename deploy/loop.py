@@ -32,6 +32,8 @@ class DeployReport:
     successes: int = 0
     success_rate: float = 0.0
     clamped_commands: int = 0
+    stopped: str = ""
+    """Why the run ended before its time, if it did."""
     episode_seconds: list[float] = field(default_factory=list)
 
     def summary(self) -> dict:
@@ -87,6 +89,10 @@ def run(policy: OnnxPolicy, robot: Robot, seconds: float, max_episodes: int | No
             steps_in_episode = 0
             episode_start = cycle_start
             result = task.evaluate(state, goal)
+            if result.terminated:
+                # E.g. a fallen pendulum: nothing the policy does from here is an episode.
+                report.stopped = "the next episode would start in a terminal state"
+                break
         action = policy(result.observation)
         command = task.action_to_command(action, state)
         sent = robot.send_command(command)

@@ -17,17 +17,28 @@ from sim.spec import RobotSpec, RobotState
 
 
 class SimRobot(Robot):
-    """`realtime=False` steps one control period per command instead (fast tests)."""
+    """`realtime=False` steps one control period per command instead (fast tests). The robot
+    starts at rest at `initial_pose` (default: the spec's default pose), as a person would set
+    the real one up before a run; `scene`, `objects` and `initial_objects` add a task's props
+    (a block to push) as `RobotSimulation` takes them."""
 
-    def __init__(self, spec: RobotSpec, realtime: bool = True) -> None:
+    def __init__(self, spec: RobotSpec, realtime: bool = True,
+                 initial_pose: np.ndarray | None = None, scene: str | None = None,
+                 objects: tuple[str, ...] = (), initial_objects: np.ndarray | None = None) -> None:
         self.spec = spec
+        self.scene, self.objects, self.initial_objects = scene, objects, initial_objects
         self.realtime = realtime
+        self.initial_pose = np.asarray(spec.default_pose if initial_pose is None else initial_pose,
+                                       dtype=np.float64)
+        if self.initial_pose.shape != (spec.num_joints,):
+            raise ValueError(f"initial_pose needs {spec.num_joints} joint positions, got "
+                             f"{self.initial_pose.shape}")
         self.sim: RobotSimulation | None = None
         self._start = 0.0
 
     def connect(self) -> None:
-        self.sim = RobotSimulation(self.spec)
-        self.sim.reset(np.asarray(self.spec.default_pose))
+        self.sim = RobotSimulation(self.spec, self.scene, self.objects)
+        self.sim.reset(self.initial_pose, self.initial_objects)
         self._start = time.monotonic()
 
     def disconnect(self) -> None:

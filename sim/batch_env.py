@@ -18,6 +18,7 @@ from gymnasium.vector.utils import batch_space
 from sim.catalog import make_task, robot_by_name
 from sim.physics import RobotSimulation
 from sim.spec import RobotState
+from sim.task import sample_episode
 
 
 class BatchRobotEnv(gym.vector.VectorEnv):
@@ -36,7 +37,8 @@ class BatchRobotEnv(gym.vector.VectorEnv):
         self.num_envs = num_envs
         self.robot = robot_by_name(robot)
         self.task = make_task(task, self.robot, task_config)
-        self.sims = [RobotSimulation(self.robot) for _ in range(num_envs)]
+        self.sims = [RobotSimulation(self.robot, self.task.scene, self.task.objects)
+                     for _ in range(num_envs)]
         self.single_observation_space = gym.spaces.Box(-np.inf, np.inf,
                                                        (self.task.observation_size,), np.float32)
         self.single_action_space = gym.spaces.Box(-1.0, 1.0, (self.task.action_size,), np.float32)
@@ -63,8 +65,8 @@ class BatchRobotEnv(gym.vector.VectorEnv):
             term.apply(sim.model, values)
             sample[term.name] = dict(zip(term.names, values.tolist(), strict=True))
         self.randomization[i] = sample
-        sim.reset(self.task.sample_pose(rng))
-        self.goals[i] = self.task.sample_goal(rng)
+        pose, self.goals[i], objects = sample_episode(self.task, rng)
+        sim.reset(pose, objects)
         self.steps[i] = 0
 
     def states(self, indices: np.ndarray | None = None) -> RobotState:
@@ -72,7 +74,8 @@ class BatchRobotEnv(gym.vector.VectorEnv):
         sims = self.sims if indices is None else [self.sims[i] for i in indices]
         positions = np.stack([sim.data.qpos[sim.qpos_at] for sim in sims])
         velocities = np.stack([sim.data.qvel[sim.qvel_at] for sim in sims])
-        return RobotState(self.robot.quantize_positions(positions), velocities)
+        objects = np.stack([sim.object_positions() for sim in sims]) if self.task.objects else None
+        return RobotState(self.robot.quantize_positions(positions), velocities, objects=objects)
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
         if seed is not None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from sim.furuta import FURUTA
 from sim.pendulum import PendulumConfig, PendulumTask
+from sim.push import PushConfig, PushTask
 from sim.reach import ReachConfig, ReachTask
 from sim.so_arm import SO_ARM
 from sim.spec import RobotSpec
@@ -29,6 +30,7 @@ def _with_config(task_class: type, config_class: type) -> Callable[[RobotSpec, d
 
 TASKS: dict[str, Callable[[RobotSpec, dict | None], Task]] = {
     "reach": _with_config(ReachTask, ReachConfig),
+    "push": _with_config(PushTask, PushConfig),
     "pendulum": _with_config(PendulumTask, PendulumConfig),
 }
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from sim.catalog import make_task, robot_by_name
 from sim.physics import RobotSimulation, mujoco
+from sim.task import sample_episode
 
 
 class RobotTaskEnv(gym.Env):
@@ -30,7 +31,7 @@ class RobotTaskEnv(gym.Env):
             raise ValueError(f"render_mode {render_mode!r} is not supported; use 'rgb_array' or None")
         self.robot = robot_by_name(robot)
         self.task = make_task(task, self.robot, task_config)
-        self.sim = RobotSimulation(self.robot)
+        self.sim = RobotSimulation(self.robot, self.task.scene, self.task.objects)
         self.render_mode = render_mode
         self._size = (height, width)
         self._renderer: mujoco.Renderer | None = None
@@ -50,8 +51,8 @@ class RobotTaskEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        self.sim.reset(self.task.sample_pose(self.np_random))
-        self.goal = self.task.sample_goal(self.np_random)
+        pose, self.goal, objects = sample_episode(self.task, self.np_random)
+        self.sim.reset(pose, objects)
         if self.goal.shape == (3,):
             self.sim.show_target(self.goal)
         result = self.task.evaluate(self.sim.state(), self.goal)

@@ -45,6 +45,8 @@ class PendulumTask:
     """
 
     name = "pendulum"
+    scene: str | None = None
+    objects: tuple[str, ...] = ()
 
     def __init__(self, robot: RobotSpec, config: PendulumConfig | None = None) -> None:
         config = config or PendulumConfig()

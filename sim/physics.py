@@ -4,6 +4,7 @@ the simulated fallback moves exactly as the training simulation did."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import mujoco
@@ -15,13 +16,22 @@ ASSETS = Path(__file__).parent / "assets"
 
 
 def load_model(path: Path) -> mujoco.MjModel:
-    """Load an MJCF file; a parse error names the file (MuJoCo's message names the line)."""
+    """Load an MJCF file. Errors name the file and the line: MuJoCo's XML errors carry the line,
+    and for a missing asset we find the line that references it."""
     if not path.is_file():
         raise FileNotFoundError(f"MuJoCo model {path} does not exist")
     try:
         return mujoco.MjModel.from_xml_path(str(path))
     except ValueError as error:
-        raise ValueError(f"cannot load MuJoCo model {path}: {error}") from None
+        message = " ".join(str(error).split())
+        missing = re.search(r"Error opening file '([^']+)'", message)
+        if missing:
+            name = Path(missing.group(1)).name
+            for number, line in enumerate(path.read_text().splitlines(), start=1):
+                if name in line:
+                    message += f" (referenced at {path}:{number})"
+                    break
+        raise ValueError(f"cannot load MuJoCo model {path}: {message}") from None
 
 
 class RobotSimulation:
@@ -32,10 +42,14 @@ class RobotSimulation:
     would report (whole counts).
     """
 
-    def __init__(self, robot: RobotSpec, model_path: Path | None = None) -> None:
+    def __init__(self, robot: RobotSpec, scene: str | None = None,
+                 objects: tuple[str, ...] = ()) -> None:
+        """`scene`: an MJCF under sim/assets/ holding the robot and more (default: the robot's
+        own). `objects`: bodies on free joints whose positions each reading reports."""
         self.robot = robot
-        self.model = load_model(model_path or ASSETS / robot.mjcf)
+        self.model = load_model(ASSETS / (scene or robot.mjcf))
         self.data = mujoco.MjData(self.model)
+        self.object_qpos = np.array([self._free_joint_of(name) for name in objects], dtype=int)
         self.qpos_index = np.array([self._joint(j).qposadr[0] for j in robot.joint_names])
         self.qvel_index = np.array([self._joint(j).dofadr[0] for j in robot.joint_names])
         self.actuator_index = np.array([self._actuator(a).id for a in robot.actuator_names])
@@ -55,6 +69,15 @@ class RobotSimulation:
             self.kp = np.array([a.kp for a in robot.actuators])
         write_actuator_models(self.model, self.actuator_index, robot)
 
+    def _free_joint_of(self, body: str) -> int:
+        try:
+            joint = self.model.body(body).jntadr[0]
+        except KeyError:
+            raise ValueError(f"the scene has no body {body!r} to track") from None
+        if joint < 0 or self.model.jnt_type[joint] != mujoco.mjtJoint.mjJNT_FREE:
+            raise ValueError(f"body {body!r} has no free joint; only free bodies are tracked")
+        return int(self.model.jnt_qposadr[joint])
+
     def _joint(self, name: str):
         try:
             return self.model.joint(name)
@@ -73,10 +96,14 @@ class RobotSimulation:
     def timestep(self) -> float:
         return float(self.model.opt.timestep)
 
-    def reset(self, positions: np.ndarray) -> None:
-        """Place the robot at rest at `positions`; servos hold there, motors get 0 V."""
+    def reset(self, positions: np.ndarray, objects: np.ndarray | None = None) -> None:
+        """Place the robot at rest at `positions` (and tracked objects, upright, at `objects`);
+        servos hold there, motors get 0 V."""
         mujoco.mj_resetData(self.model, self.data)
         self.data.qpos[self.qpos_index] = positions
+        if objects is not None:
+            for address, position in zip(self.object_qpos, objects, strict=True):
+                self.data.qpos[address:address + 7] = (*position, 1.0, 0.0, 0.0, 0.0)
         hold = positions[self.robot.actuated_joint_index] if self.is_servo else 0.0
         self.data.ctrl[self.actuator_index] = hold
         mujoco.mj_forward(self.model, self.data)
@@ -114,11 +141,17 @@ class RobotSimulation:
             mujoco.mj_step(self.model, self.data, nstep=chunk)
             remaining -= chunk
 
+    def object_positions(self) -> np.ndarray | None:
+        if not len(self.object_qpos):
+            return None
+        return np.stack([self.data.qpos[a:a + 3] for a in self.object_qpos])
+
     def state(self) -> RobotState:
         return RobotState(
             positions=self.robot.quantize_positions(self.data.qpos[self.qpos_index]),
             velocities=self.data.qvel[self.qvel_index].copy(),
             time=float(self.data.time),
+            objects=self.object_positions(),
         )
 
     def show_target(self, position: np.ndarray) -> None:

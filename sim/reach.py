@@ -49,6 +49,8 @@ class ReachTask:
     """
 
     name = "reach"
+    scene: str | None = None
+    objects: tuple[str, ...] = ()
 
     def __init__(self, robot: RobotSpec, config: ReachConfig | None = None) -> None:
         config = config or ReachConfig()

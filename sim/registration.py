@@ -16,6 +16,7 @@ from sim.catalog import make_task, robot_by_name
 
 OUR_ENVS: dict[str, dict] = {
     "sim2real/ArmReach-v0": {"robot": "so_arm", "task": "reach"},
+    "sim2real/ArmPush-v0": {"robot": "so_arm", "task": "push"},
     "sim2real/FurutaBalance-v0": {"robot": "furuta", "task": "pendulum",
                                   "task_config": {"mode": "balance"}},
     "sim2real/FurutaSwingup-v0": {"robot": "furuta", "task": "pendulum",

@@ -194,8 +194,11 @@ class RobotSpec:
 
 @dataclass
 class RobotState:
-    """One reading of the robot: joint positions (rad), velocities (rad/s), time (s)."""
+    """One reading of the robot: joint positions (rad), velocities (rad/s), time (s), and the
+    positions (m) of the objects a task tracks (a block seen by a camera, say), shape
+    (objects, 3). With a leading batch axis on each array it is a batch of readings."""
 
     positions: np.ndarray
     velocities: np.ndarray
     time: float = 0.0
+    objects: np.ndarray | None = None

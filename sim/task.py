@@ -30,6 +30,10 @@ class Task(Protocol):
     name: str
     robot: RobotSpec
     max_steps: int
+    scene: str | None
+    """MJCF under sim/assets/ with the robot and the task's objects (None: the robot's own)."""
+    objects: tuple[str, ...]
+    """Free bodies whose positions the task observes (RobotState.objects)."""
 
     @property
     def observation_size(self) -> int: ...
@@ -48,3 +52,13 @@ class Task(Protocol):
     def sample_pose(self, rng: np.random.Generator) -> np.ndarray: ...
 
     def sample_goal(self, rng: np.random.Generator) -> np.ndarray: ...
+
+
+def sample_episode(task: Task, rng: np.random.Generator
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Start pose, goal and object positions of a new simulated episode, drawn in this order from
+    `rng` (the single env and the batch env both call this, so equal seeds give equal episodes)."""
+    pose = task.sample_pose(rng)
+    goal = task.sample_goal(rng)
+    objects = task.sample_objects(rng, goal) if task.objects else None
+    return pose, goal, objects

@@ -79,11 +79,20 @@ def deploy_run(policy_path: Path, robot_name: str, seconds: float,
             raise ValueError(f"{policy_path} was trained on {policy.contract.env_id!r}, which is "
                              "not a robot of ours; there is nothing to deploy it to")
         name = policy.contract.robot["name"]
+    import numpy as np
+
     from hardware.sim_robot import SimRobot
+    from sim.catalog import make_task
 
     spec = robot_by_name(name)
     policy.contract.check(spec)  # refuse before connecting: no motion on a mismatch
-    with SimRobot(spec) as robot:
+    # Start where the task's episodes start (a pendulum to balance starts upright).
+    task = make_task(policy.contract.task["name"], spec, policy.contract.task["config"])
+    from sim.task import sample_episode
+
+    start, _, objects = sample_episode(task, np.random.default_rng(seed))
+    with SimRobot(spec, initial_pose=start, scene=task.scene, objects=task.objects,
+                  initial_objects=objects) as robot:
         return run(policy, robot, seconds=seconds, max_episodes=max_episodes, seed=seed)
 
 
@@ -93,7 +102,8 @@ def _print_report(report) -> None:
           f"loop {summary['loop_rate_hz']:.1f} Hz (target {summary['target_rate_hz']:.0f}), "
           f"{summary['deadline_misses']} deadline misses in {summary['cycles']} cycles, "
           f"compute p50 {summary['compute_p50_us']:.0f} us / p99 {summary['compute_p99_us']:.0f} us, "
-          f"{summary['clamped_commands']} commands clamped")
+          f"{summary['clamped_commands']} commands clamped"
+          + (f"; stopped early: {summary['stopped']}" if summary["stopped"] else ""))
 
 
 def cmd_train(args: argparse.Namespace) -> None:

@@ -26,10 +26,13 @@ goal = task.sample_goal(np.random.default_rng(0))
 state = RobotState(np.zeros(6), np.zeros(6))
 step = task.evaluate(state, goal)
 command = task.action_to_command(np.ones(task.action_size), state)
-print(step.observation.shape[0], command.shape[0])
+pendulum = make_task('pendulum', robot_by_name('furuta'), {'mode': 'swingup'})
+swing = pendulum.evaluate(RobotState(np.array([0.0, 3.0]), np.zeros(2)), np.zeros(0))
+volts = pendulum.action_to_command(np.ones(1), RobotState(np.zeros(2), np.zeros(2)))
+print(step.observation.shape[0], command.shape[0], swing.observation.shape[0], volts[0])
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["21", "6"]
+    assert out.stdout.split() == ["21", "6", "6", "6.0"]
 
 
 def test_goals_are_reachable_and_above_the_floor() -> None:

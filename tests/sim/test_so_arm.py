@@ -46,11 +46,17 @@ def test_servo_tracks_a_position_target_at_servo_speed() -> None:
     assert 2.0 < peak_speed < 6.0
 
 
-def test_malformed_model_names_the_file(tmp_path) -> None:
+def test_malformed_model_and_missing_asset_name_file_and_line(tmp_path) -> None:
     bad = tmp_path / "bad.xml"
-    bad.write_text("<mujoco><worldbody><body name='x'><geom type='nonsense'/></body></worldbody></mujoco>")
-    with pytest.raises(ValueError, match="bad.xml"):
+    bad.write_text("<mujoco>\n<worldbody>\n<body name='x'>\n<geom type='nonsense'/>\n"
+                   "</body>\n</worldbody>\n</mujoco>")
+    with pytest.raises(ValueError, match=r"bad.xml: .*nonsense.* line 4"):
         load_model(bad)
+    asset = tmp_path / "asset.xml"
+    asset.write_text("<mujoco>\n<asset>\n<mesh name='m' file='nowhere.stl'/>\n</asset>\n"
+                     "<worldbody><geom type='mesh' mesh='m'/></worldbody>\n</mujoco>")
+    with pytest.raises(ValueError, match=r"nowhere.stl.*asset.xml:3"):
+        load_model(asset)
     with pytest.raises(FileNotFoundError, match="missing.xml"):
         load_model(tmp_path / "missing.xml")
 

@@ -1,0 +1,124 @@
+"""Tabletop push: move a block to a target on the table with the arm's tip. The task functions
+shared by the env and the deploy runtime (numpy only); on a robot the block's position comes from
+a tracker (a camera), as `RobotState.objects`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from sim.reach import VELOCITY_SCALE, ReachConfig, ReachTask
+from sim.spec import RobotSpec, RobotState
+from sim.task import TaskStep
+
+BLOCK_HALF_SIZE = 0.015
+
+
+@dataclass(frozen=True)
+class PushConfig:
+    """Parameters of the push task; they travel in the exported contract."""
+
+    actuated_joints: tuple[str, ...] = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex")
+    max_step: float = 0.15
+    """Largest change of a joint's position target per control period (rad)."""
+    success_distance: float = 0.03
+    """Block-to-target distance on the table (m) that counts as done."""
+    episode_seconds: float = 6.0
+    radius_range: tuple[float, float] = (0.13, 0.19)
+    """Block and target lie at this distance (m) from the arm's base axis ..."""
+    bearing_range: tuple[float, float] = (-0.7, 0.7)
+    """... and within these bearings (rad) from straight ahead."""
+    push_range: tuple[float, float] = (0.05, 0.10)
+    """Distance (m) from the block's start to the target."""
+    start_spread: float = 0.05
+    """The arm starts within +- this (rad) of its default pose, above the table."""
+
+
+class PushTask:
+    """Observation: joint positions (n), velocities * 0.2 (n), tip (3), block (3), target (3),
+    block - tip (3), target - block (3). Actions as in reach: bounded steps of the position goals
+    of the actuated joints. Reward: -(block-to-target distance) - 0.5 (tip-to-block distance)."""
+
+    name = "push"
+    scene = "so_arm_push.xml"
+    objects = ("block",)
+
+    def __init__(self, robot: RobotSpec, config: PushConfig | None = None) -> None:
+        config = config or PushConfig()
+        if config.success_distance <= 0:
+            raise ValueError(f"PushConfig.success_distance must be > 0 m, got {config.success_distance}")
+        self.robot = robot
+        self.config = config
+        # The arm half of the task (FK, action mapping) is reach's.
+        self.arm = ReachTask(robot, ReachConfig(
+            actuated_joints=config.actuated_joints, max_step=config.max_step,
+            goal_low=(-config.start_spread,) * len(config.actuated_joints),
+            goal_high=(config.start_spread,) * len(config.actuated_joints),
+            min_goal_height=0.0))
+        self.max_steps = round(config.episode_seconds / robot.control_period)
+
+    @property
+    def action_size(self) -> int:
+        return self.arm.action_size
+
+    def observation_layout(self) -> list[tuple[str, int]]:
+        n = self.robot.num_joints
+        return [("joint_positions", n), ("joint_velocities_x0.2", n), ("tip_position", 3),
+                ("block_position", 3), ("target_position", 3), ("block_minus_tip", 3),
+                ("target_minus_block", 3)]
+
+    @property
+    def observation_size(self) -> int:
+        return sum(size for _, size in self.observation_layout())
+
+    def contract(self) -> dict:
+        arm = self.arm.contract()
+        return {"name": self.name,
+                "config": {k: list(v) if isinstance(v, tuple) else v
+                           for k, v in asdict(self.config).items()},
+                "observation_layout": [[name, size] for name, size in self.observation_layout()],
+                "action": arm["action"], "objects": list(self.objects)}
+
+    def evaluate(self, state: RobotState, goal: np.ndarray) -> TaskStep:
+        """For one reading, or a batch (objects of shape (n, 1, 3), goals (n, 3))."""
+        if state.objects is None:
+            raise ValueError("push needs the block's position in RobotState.objects (a tracker)")
+        tip = self.arm.tip_position(state)
+        block = state.objects[..., 0, :]
+        to_target = np.linalg.norm((goal - block)[..., :2], axis=-1)
+        to_block = np.linalg.norm(block - tip, axis=-1)
+        observation = np.concatenate([state.positions, state.velocities * VELOCITY_SCALE, tip,
+                                      block, goal, block - tip, goal - block],
+                                     axis=-1).astype(np.float32)
+        success = to_target < self.config.success_distance
+        return TaskStep(observation=observation, reward=-to_target - 0.5 * to_block,
+                        success=success, terminated=success, distance=to_target)
+
+    def action_to_command(self, action: np.ndarray, state: RobotState) -> np.ndarray:
+        return self.arm.action_to_command(action, state)
+
+    def sample_pose(self, rng: np.random.Generator) -> np.ndarray:
+        return self.arm.sample_pose(rng)
+
+    def _table_point(self, rng: np.random.Generator) -> np.ndarray:
+        radius = rng.uniform(*self.config.radius_range)
+        bearing = rng.uniform(*self.config.bearing_range)
+        return np.array([radius * np.cos(bearing), radius * np.sin(bearing), BLOCK_HALF_SIZE])
+
+    def sample_goal(self, rng: np.random.Generator) -> np.ndarray:
+        return self._table_point(rng)
+
+    def sample_objects(self, rng: np.random.Generator, goal: np.ndarray) -> np.ndarray:
+        """The block's start: `push_range` from the target, inside the same reachable area."""
+        low, high = self.config.radius_range
+        for _ in range(1000):
+            heading = rng.uniform(-np.pi, np.pi)
+            block = goal + rng.uniform(*self.config.push_range) * np.array(
+                [np.cos(heading), np.sin(heading), 0.0])
+            radius, bearing = np.hypot(block[0], block[1]), np.arctan2(block[1], block[0])
+            if low <= radius <= high and self.config.bearing_range[0] <= bearing <= \
+                    self.config.bearing_range[1]:
+                return block[None]
+        raise RuntimeError("PushConfig: no block start fits push_range inside the table area")
