@@ -50,13 +50,17 @@ class RunningNormalizer(nn.Module):
     robot cannot disagree on it.
     """
 
-    def __init__(self, size: int, clip: float = 10.0, epsilon: float = 1e-8) -> None:
+    def __init__(self, size: int, clip: float = 10.0, epsilon: float = 1e-8,
+                 min_std: float = 1e-2) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(size, dtype=torch.float64))
         self.register_buffer("var", torch.ones(size, dtype=torch.float64))
         self.register_buffer("count", torch.tensor(epsilon, dtype=torch.float64))
         self.clip = clip
         self.epsilon = epsilon
+        # A feature that barely moves in training (a joint the task holds still) would otherwise
+        # turn a 0.02 rad nudge on the robot into a 10-sigma input and a wild action.
+        self.min_std = min_std
 
     @torch.no_grad()
     def update(self, batch: np.ndarray) -> None:
@@ -70,7 +74,8 @@ class RunningNormalizer(nn.Module):
         self.count = total
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        scale = torch.rsqrt(self.var.to(obs.dtype) + self.epsilon)
+        std = torch.sqrt(self.var.to(obs.dtype) + self.epsilon)
+        scale = 1.0 / torch.clamp(std, min=self.min_std)
         return torch.clamp((obs - self.mean.to(obs.dtype)) * scale, -self.clip, self.clip)
 
 

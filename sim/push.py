@@ -100,7 +100,7 @@ class PushTask:
         return self.arm.action_to_command(action, state)
 
     def sample_pose(self, rng: np.random.Generator) -> np.ndarray:
-        return self.arm.sample_pose(rng)
+        return self.arm.sample_target_pose(rng)
 
     def _table_point(self, rng: np.random.Generator) -> np.ndarray:
         radius = rng.uniform(*self.config.radius_range)

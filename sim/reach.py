@@ -22,8 +22,10 @@ VELOCITY_SCALE = 0.2
 class ReachConfig:
     """Parameters of the reach task; they travel in the exported contract."""
 
-    actuated_joints: tuple[str, ...] = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex")
-    """Joints the policy commands; the others hold their default pose."""
+    actuated_joints: tuple[str, ...] = ("shoulder_pan", "shoulder_lift", "elbow_flex")
+    """Joints the policy commands; the others hold their default pose. Three joints place the
+    tip without redundancy: with the wrist too, successive reaches drift through the null space
+    into poses no training episode started from (measured: deploy success fell to 0.8)."""
     success_distance: float = 0.02
     """Tip-to-target distance (m) that counts as reached."""
     settle_speed: float | None = None
@@ -33,11 +35,16 @@ class ReachConfig:
     20 ms is about the STS3215's no-load speed."""
     episode_seconds: float = 2.0
     """Time to reach before the episode is cut off."""
-    goal_low: tuple[float, ...] = (-1.2, -0.4, -1.0, -1.0)
-    goal_high: tuple[float, ...] = (1.2, 1.2, 1.4, 1.2)
+    goal_low: tuple[float, ...] = (-1.2, -0.4, -1.0)
+    goal_high: tuple[float, ...] = (1.2, 1.2, 1.4)
     """Targets are tip positions of joint angles drawn uniformly here (so every target is
     reachable), one value per actuated joint."""
     min_goal_height: float = 0.04
+    min_goal_reach: float = 0.08
+    """Targets lie at least this far (m) in front of the base (x), where a desk arm works."""
+    max_goal_extension: float = 0.85
+    """Targets lie within this share of the arm's full reach from the shoulder: near full
+    stretch the arm is close to singular and a servo arm is imprecise there."""
     """Poses that bring the tip or any joint lower than this (m) above the floor are drawn again."""
 
 
@@ -80,6 +87,9 @@ class ReachTask:
         self.default_pose = np.asarray(robot.default_pose, dtype=np.float64)
         self.default_command = self.default_pose[robot.actuated_joint_index]
         self.max_steps = round(config.episode_seconds / robot.control_period)
+        offsets = np.asarray(robot.chain.offsets)
+        self._full_extension = float(np.linalg.norm(offsets[2:], axis=1).sum()
+                                     + np.linalg.norm(robot.chain.tip_offset))
 
     # -- sizes and layout, recorded in the contract ------------------------------------------
     @property
@@ -148,17 +158,31 @@ class ReachTask:
 
     # -- sampling ----------------------------------------------------------------------------
     def sample_pose(self, rng: np.random.Generator) -> np.ndarray:
-        """A full joint pose with the actuated joints drawn from the goal range, tip above the
-        floor."""
+        """A start pose: drawn like a target pose (on the robot an episode starts where the last
+        one ended, near its target, or at home after a miss)."""
+        return self.sample_target_pose(rng)
+
+    def sample_target_pose(self, rng: np.random.Generator) -> np.ndarray:
+        """A pose with the actuated joints drawn from the goal range, every link above
+        `min_goal_height` and the tip at least `min_goal_reach` in front of the base."""
+        return self._pose_above_floor(rng, np.asarray(self.config.goal_low),
+                                      np.asarray(self.config.goal_high), self.config.min_goal_height,
+                                      self.config.min_goal_reach, self.config.max_goal_extension)
+
+    def _pose_above_floor(self, rng: np.random.Generator, low: np.ndarray, high: np.ndarray,
+                          min_height: float, min_reach: float, max_extension: float) -> np.ndarray:
         for _ in range(1000):
             pose = self.default_pose.copy()
-            pose[self.actuated_joints] = rng.uniform(self.config.goal_low, self.config.goal_high)
+            pose[self.actuated_joints] = rng.uniform(low, high)
             frames = self.robot.chain.frame_positions(pose[self.chain_index])
-            if frames[:, 2].min() >= self.config.min_goal_height:
+            # frames[1] is the shoulder_lift joint: the reach is measured from there.
+            extension = np.linalg.norm(frames[-1] - frames[1]) / self._full_extension
+            if (frames[:, 2].min() >= min_height and frames[-1, 0] >= min_reach
+                    and extension <= max_extension):
                 return pose
-        raise RuntimeError("ReachConfig: no pose in goal_low..goal_high keeps the tip above "
-                           f"{self.config.min_goal_height} m; widen the range")
+        raise RuntimeError(f"ReachConfig: no pose in {low.tolist()}..{high.tolist()} keeps every "
+                           f"link above {min_height} m; widen the range")
 
     def sample_goal(self, rng: np.random.Generator) -> np.ndarray:
-        pose = self.sample_pose(rng)
+        pose = self.sample_target_pose(rng)
         return self.robot.chain.tip_position(pose[self.chain_index])

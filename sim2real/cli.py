@@ -102,7 +102,7 @@ def _print_report(report) -> None:
           f"loop {summary['loop_rate_hz']:.1f} Hz (target {summary['target_rate_hz']:.0f}), "
           f"{summary['deadline_misses']} deadline misses in {summary['cycles']} cycles, "
           f"compute p50 {summary['compute_p50_us']:.0f} us / p99 {summary['compute_p99_us']:.0f} us, "
-          f"{summary['clamped_commands']} commands clamped"
+          f"{summary['clamped_commands']} commands clamped, {summary['homings']} homings"
           + (f"; stopped early: {summary['stopped']}" if summary["stopped"] else ""))
 
 

@@ -25,7 +25,7 @@ def test_onnx_loads_in_plain_onnxruntime_with_the_contract(tiny_policy) -> None:
     assert [i.name for i in session.get_inputs()] == ["obs"]
     assert [o.name for o in session.get_outputs()] == ["actions"]
     out = session.run(None, {"obs": np.zeros((3, 21), np.float32)})[0]
-    assert out.shape == (3, 4)
+    assert out.shape == (3, 3)
 
 
 def test_normalizer_is_inside_the_graph(tiny_run, tiny_policy) -> None:

@@ -35,7 +35,7 @@ def test_finished_copies_reset_in_the_same_step() -> None:
     envs = BatchRobotEnv(4, robot="so_arm", task="reach")
     envs.reset(seed=0)
     for _ in range(100):
-        _, _, terminated, truncated, info = envs.step(np.zeros((4, 4), np.float32))
+        _, _, terminated, truncated, info = envs.step(np.zeros((4, 3), np.float32))
     assert truncated.all() and not terminated.any()
     assert info["_final_obs"].all() and (envs.steps == 0).all()
 

@@ -41,7 +41,7 @@ def test_episode_is_cut_at_two_seconds() -> None:
     env = make_env("sim2real/ArmReach-v0")
     env.reset(seed=0)
     for step in range(1, 1000):  # noqa: B007 (the count is the assertion)
-        _, _, terminated, truncated, _ = env.step(np.zeros(4, np.float32))
+        _, _, terminated, truncated, _ = env.step(np.zeros(3, np.float32))
         if terminated or truncated:
             break
     assert truncated and step == 100

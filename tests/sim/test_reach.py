@@ -46,12 +46,12 @@ def test_goals_are_reachable_and_above_the_floor() -> None:
 def test_action_moves_targets_by_at_most_max_step_and_holds_other_joints() -> None:
     task = ReachTask(SO_ARM)
     state = RobotState(np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]), np.zeros(6))
-    command = task.action_to_command(np.array([1.0, -1.0, 5.0, 0.0]), state)
+    command = task.action_to_command(np.array([1.0, -1.0, 5.0]), state)
     step = task.config.max_step
-    assert np.allclose(command[:4], [0.1 + step, 0.2 - step, 0.3 + step, 0.4])
-    assert np.allclose(command[4:], SO_ARM.default_pose[4:])
+    assert np.allclose(command[:3], [0.1 + step, 0.2 - step, 0.3 + step])
+    assert np.allclose(command[3:], SO_ARM.default_pose[3:])  # wrist and gripper held
     at_limit = RobotState(np.array(SO_ARM.command_high), np.zeros(6))
-    assert np.all(task.action_to_command(np.ones(4), at_limit) <= np.array(SO_ARM.command_high))
+    assert np.all(task.action_to_command(np.ones(3), at_limit) <= np.array(SO_ARM.command_high))
 
 
 def test_success_needs_the_tip_within_the_distance() -> None:
