@@ -54,7 +54,8 @@ def run_demo(out: Path, steps: int | None = None, episodes: int = 100, seed: int
                   f"(success rate {report.success_rate:.2f})", f"{deploy_seconds:.0f} s")
     table.add_row("loop", f"{report.loop_rate_hz:.1f} Hz of {report.target_rate_hz:.0f} Hz, "
                   f"{report.deadline_misses} deadline misses, compute p99 "
-                  f"{report.compute_p99_us:.0f} us, {report.clamped_commands} clamped", "")
+                  f"{report.compute_p99_us:.0f} us, {report.clamped_commands} clamped, "
+                  f"{report.homings} homings", "")
     console.print(table)
     ok = report.success_rate >= SUCCESS_TARGET
     verdict = "PASS" if ok else "FAIL"
