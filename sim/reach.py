@@ -171,15 +171,17 @@ class ReachTask:
 
     def _pose_above_floor(self, rng: np.random.Generator, low: np.ndarray, high: np.ndarray,
                           min_height: float, min_reach: float, max_extension: float) -> np.ndarray:
-        for _ in range(1000):
-            pose = self.default_pose.copy()
-            pose[self.actuated_joints] = rng.uniform(low, high)
-            frames = self.robot.chain.frame_positions(pose[self.chain_index])
-            # frames[1] is the shoulder_lift joint: the reach is measured from there.
-            extension = np.linalg.norm(frames[-1] - frames[1]) / self._full_extension
-            if (frames[:, 2].min() >= min_height and frames[-1, 0] >= min_reach
-                    and extension <= max_extension):
-                return pose
+        # Rejection sampling, 32 candidates per forward-kinematics call: resets are frequent.
+        for _ in range(50):
+            poses = np.repeat(self.default_pose[None], 32, axis=0)
+            poses[:, self.actuated_joints] = rng.uniform(low, high, (32, len(low)))
+            frames = self.robot.chain.frame_positions(poses[:, self.chain_index])
+            # frames[:, 1] is the shoulder_lift joint: the reach is measured from there.
+            extension = np.linalg.norm(frames[:, -1] - frames[:, 1], axis=-1) / self._full_extension
+            valid = ((frames[..., 2].min(axis=1) >= min_height) & (frames[:, -1, 0] >= min_reach)
+                     & (extension <= max_extension))
+            if valid.any():
+                return poses[np.argmax(valid)]
         raise RuntimeError(f"ReachConfig: no pose in {low.tolist()}..{high.tolist()} keeps every "
                            f"link above {min_height} m; widen the range")
 
