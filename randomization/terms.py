@@ -3,98 +3,233 @@ nominal model values and a sample, so nothing compounds across resets.
 
 A term matches model elements by a regular expression on their names, checks its range at
 construction, draws one value per matched element from the env's generator, and writes
-nominal * value into the model.
+`operation(nominal, value)` into the model: scale (nominal * value), add (nominal + value) or
+set (value).
+
+Terms and what they write (one line each):
+  mass                body mass, and rotational inertia in the same ratio (bodies)
+  friction            sliding friction coefficient (geoms)
+  torsional_friction  torsional friction coefficient (geoms)
+  rolling_friction    rolling friction coefficient (geoms)
+  joint_damping       viscous damping, N*m*s/rad (joints)
+  armature            rotor inertia reflected to the joint, kg*m^2 (joints)
+  frictionloss        dry friction, N*m (joints)
+  gravity             gravitational acceleration, m/s^2 (match x, y or z)
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import mujoco
 import numpy as np
 
+DISTRIBUTIONS = ("uniform", "loguniform", "normal", "truncnormal", "choice")
+OPERATIONS = ("scale", "add", "set")
+
 
 @dataclass(frozen=True)
-class ScaleRange:
-    """A uniform multiplicative range: value ~ U(low, high), applied as nominal * value."""
+class Distribution:
+    """uniform(low, high), loguniform(low, high), normal(mean, std),
+    truncnormal(mean, std, low, high) or choice(choices)."""
 
-    low: float
-    high: float
-    match: str = ".*"
-    """Regular expression on element names (full match); unnamed elements never match."""
+    kind: str = "uniform"
+    low: float | None = None
+    high: float | None = None
+    mean: float | None = None
+    std: float | None = None
+    choices: tuple[float, ...] = ()
 
     def check(self, term: str) -> None:
-        if self.low > self.high:
-            raise ValueError(f"randomization {term}: low {self.low} > high {self.high}; "
-                             "swap them")
-        if self.low <= 0:
-            raise ValueError(f"randomization {term}: low {self.low} must be > 0 (a scale factor "
-                             "on a physical quantity)")
+        where = f"randomization {term}"
+        if self.kind not in DISTRIBUTIONS:
+            raise ValueError(f"{where}: distribution {self.kind!r} is unknown; use one of "
+                             f"{', '.join(DISTRIBUTIONS)}")
+        needs = {"uniform": ("low", "high"), "loguniform": ("low", "high"),
+                 "normal": ("mean", "std"), "truncnormal": ("mean", "std", "low", "high"),
+                 "choice": ("choices",)}[self.kind]
+        missing = [key for key in needs if getattr(self, key) in (None, ())]
+        if missing:
+            raise ValueError(f"{where}: a {self.kind} distribution needs {', '.join(needs)}; "
+                             f"missing {', '.join(missing)}")
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ValueError(f"{where}: low {self.low} > high {self.high}; swap them")
+        if self.kind == "loguniform" and self.low <= 0:
+            raise ValueError(f"{where}: loguniform needs low > 0, got {self.low}")
+        if self.std is not None and self.std < 0:
+            raise ValueError(f"{where}: std {self.std} must be >= 0")
+
+    @property
+    def support(self) -> tuple[float, float]:
+        """The smallest and largest value a draw can take (inf where unbounded)."""
+        if self.kind == "choice":
+            return min(self.choices), max(self.choices)
+        if self.kind == "normal":
+            return (-np.inf, np.inf) if self.std else (self.mean, self.mean)
+        return self.low, self.high
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        if self.kind == "uniform":
+            return rng.uniform(self.low, self.high, size)
+        if self.kind == "loguniform":
+            return np.exp(rng.uniform(np.log(self.low), np.log(self.high), size))
+        if self.kind == "normal":
+            return rng.normal(self.mean, self.std, size)
+        if self.kind == "truncnormal":
+            # Redraw what falls outside: exact, and cheap for the usual +-2 sigma bounds.
+            values = rng.normal(self.mean, self.std, size)
+            for _ in range(100):
+                outside = (values < self.low) | (values > self.high)
+                if not outside.any():
+                    return values
+                values[outside] = rng.normal(self.mean, self.std, outside.sum())
+            return np.clip(values, self.low, self.high)
+        return rng.choice(np.asarray(self.choices, dtype=float), size)
 
 
-def _matching_ids(model: mujoco.MjModel, kind: mujoco.mjtObj, count: int, pattern: str,
-                  term: str, skip_world: bool = False) -> np.ndarray:
-    regex = re.compile(pattern)
-    names = [mujoco.mj_id2name(model, kind, i) for i in range(count)]
-    ids = [i for i, name in enumerate(names)
-           if name and regex.fullmatch(name) and not (skip_world and i == 0)]
-    if not ids:
-        known = ", ".join(n for n in names if n) or "(none are named)"
-        raise ValueError(f"randomization {term}: match {pattern!r} names nothing in the model; "
-                         f"names there: {known}")
-    return np.array(ids)
+@dataclass(frozen=True)
+class TermSpec:
+    """What one term of a randomization config says: which elements, which distribution, how
+    the draw combines with the nominal value."""
+
+    distribution: Distribution = field(default_factory=lambda: Distribution("uniform", 1.0, 1.0))
+    match: str = ".*"
+    """Regular expression on element names (full match); unnamed elements never match."""
+    operation: str = "scale"
+
+    def check(self, term: str) -> None:
+        self.distribution.check(term)
+        if self.operation not in OPERATIONS:
+            raise ValueError(f"randomization {term}: operation {self.operation!r} is unknown; use "
+                             f"one of {', '.join(OPERATIONS)}")
+        try:
+            re.compile(self.match)
+        except re.error as error:
+            raise ValueError(f"randomization {term}: match {self.match!r} is not a regular "
+                             f"expression ({error})") from None
+        low, _ = self.distribution.support
+        if self.operation == "scale" and term != "gravity" and not low > 0:
+            raise ValueError(f"randomization {term}: a scale factor on a physical quantity must "
+                             f"stay > 0, but the distribution reaches {low}; raise low (or use "
+                             "truncnormal with low > 0)")
 
 
-class BodyMassScale:
-    """Body mass and rotational inertia ~ nominal * U(low, high), one factor per body (scaling
-    both keeps the body's inertia consistent with its new mass)."""
+@dataclass(frozen=True)
+class _Field:
+    kind: mujoco.mjtObj
+    array: str
+    column: int | None = None
 
-    name = "mass_scale"
 
-    def __init__(self, model: mujoco.MjModel, spec: ScaleRange) -> None:
-        spec.check(self.name)
-        self.spec = spec
-        self.ids = _matching_ids(model, mujoco.mjtObj.mjOBJ_BODY, model.nbody, spec.match,
-                                 self.name, skip_world=True)
-        self.names = [model.body(i).name for i in self.ids]
-        self.nominal_mass = model.body_mass[self.ids].copy()
-        self.nominal_inertia = model.body_inertia[self.ids].copy()
+# The model array each field term writes, indexed per element (joints through their dof).
+FIELDS: dict[str, _Field] = {
+    "mass": _Field(mujoco.mjtObj.mjOBJ_BODY, "body_mass"),
+    "friction": _Field(mujoco.mjtObj.mjOBJ_GEOM, "geom_friction", 0),
+    "torsional_friction": _Field(mujoco.mjtObj.mjOBJ_GEOM, "geom_friction", 1),
+    "rolling_friction": _Field(mujoco.mjtObj.mjOBJ_GEOM, "geom_friction", 2),
+    "joint_damping": _Field(mujoco.mjtObj.mjOBJ_JOINT, "dof_damping"),
+    "armature": _Field(mujoco.mjtObj.mjOBJ_JOINT, "dof_armature"),
+    "frictionloss": _Field(mujoco.mjtObj.mjOBJ_JOINT, "dof_frictionloss"),
+}
+TERM_NAMES = (*FIELDS, "gravity")
+_COUNTS = {mujoco.mjtObj.mjOBJ_BODY: "nbody", mujoco.mjtObj.mjOBJ_GEOM: "ngeom",
+           mujoco.mjtObj.mjOBJ_JOINT: "njnt"}
+
+
+def _combine(operation: str, nominal: np.ndarray, values: np.ndarray) -> np.ndarray:
+    if operation == "scale":
+        return nominal * values
+    if operation == "add":
+        return nominal + values
+    return np.broadcast_to(values, nominal.shape).copy()
+
+
+class FieldTerm:
+    """One value per matched element, written into one model array."""
+
+    def __init__(self, model: mujoco.MjModel, name: str, spec: TermSpec) -> None:
+        spec.check(name)
+        self.name, self.spec, self.target = name, spec, FIELDS[name]
+        kind = self.target.kind
+        regex = re.compile(spec.match)
+        names = [mujoco.mj_id2name(model, kind, i) for i in range(getattr(model, _COUNTS[kind]))]
+        # The world body (id 0) is never randomized.
+        ids = [i for i, n in enumerate(names)
+               if n and regex.fullmatch(n) and not (kind == mujoco.mjtObj.mjOBJ_BODY and i == 0)]
+        if kind == mujoco.mjtObj.mjOBJ_JOINT:
+            ids = [i for i in ids if model.jnt_type[i] in (mujoco.mjtJoint.mjJNT_HINGE,
+                                                           mujoco.mjtJoint.mjJNT_SLIDE)]
+        if not ids:
+            known = ", ".join(n for n in names if n) or "(none are named)"
+            raise ValueError(f"randomization {name}: match {spec.match!r} names nothing in the "
+                             f"model; names there: {known}")
+        self.names = [names[i] for i in ids]
+        self.index = (np.array([model.jnt_dofadr[i] for i in ids])
+                      if kind == mujoco.mjtObj.mjOBJ_JOINT else np.array(ids))
+        self.nominal = self._read(model).copy()
+        self.nominal_inertia = model.body_inertia[self.index].copy() if name == "mass" else None
+
+    def _read(self, model: mujoco.MjModel) -> np.ndarray:
+        array = getattr(model, self.target.array)
+        return array[self.index] if self.target.column is None else array[self.index,
+                                                                          self.target.column]
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
-        return rng.uniform(self.spec.low, self.spec.high, len(self.ids))
+        return self.spec.distribution.sample(rng, len(self.index))
 
     def apply(self, model: mujoco.MjModel, values: np.ndarray) -> None:
-        model.body_mass[self.ids] = self.nominal_mass * values
-        model.body_inertia[self.ids] = self.nominal_inertia * values[:, None]
+        new = _combine(self.spec.operation, self.nominal, values)
+        if np.any(new < 0):
+            bad = self.names[int(np.argmax(new < 0))]
+            raise ValueError(f"randomization {self.name}: {bad} would get a negative value "
+                             f"{new.min():.4g}; narrow the distribution")
+        array = getattr(model, self.target.array)
+        if self.target.column is None:
+            array[self.index] = new
+        else:
+            array[self.index, self.target.column] = new
+        if self.nominal_inertia is not None:
+            # Inertia follows mass in proportion: the body keeps its shape.
+            ratio = np.divide(new, self.nominal, out=np.ones_like(new), where=self.nominal > 0)
+            model.body_inertia[self.index] = self.nominal_inertia * ratio[:, None]
 
     def restore(self, model: mujoco.MjModel) -> None:
-        self.apply(model, np.ones(len(self.ids)))
+        self.apply(model, np.ones(len(self.index)) if self.spec.operation == "scale"
+                   else np.zeros(len(self.index)) if self.spec.operation == "add" else self.nominal)
 
 
-class GeomFrictionScale:
-    """Sliding friction of geoms ~ nominal * U(low, high), one factor per geom (torsional and
-    rolling friction scale with it)."""
+class GravityTerm:
+    """Gravity components x, y, z (match picks which), e.g. add normal(0, 0.05) to tilt the
+    table or scale z for a different planet."""
 
-    name = "friction_scale"
+    name = "gravity"
 
-    def __init__(self, model: mujoco.MjModel, spec: ScaleRange) -> None:
+    def __init__(self, model: mujoco.MjModel, spec: TermSpec) -> None:
         spec.check(self.name)
         self.spec = spec
-        self.ids = _matching_ids(model, mujoco.mjtObj.mjOBJ_GEOM, model.ngeom, spec.match,
-                                 self.name)
-        self.names = [model.geom(i).name for i in self.ids]
-        self.nominal = model.geom_friction[self.ids].copy()
+        regex = re.compile(spec.match)
+        self.names = [axis for axis in "xyz" if regex.fullmatch(axis)]
+        if not self.names:
+            raise ValueError(f"randomization gravity: match {spec.match!r} names no axis; use "
+                             "x, y, z or a pattern such as '[xy]'")
+        self.index = np.array(["xyz".index(axis) for axis in self.names])
+        self.nominal = model.opt.gravity[self.index].copy()
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
-        return rng.uniform(self.spec.low, self.spec.high, len(self.ids))
+        return self.spec.distribution.sample(rng, len(self.index))
 
     def apply(self, model: mujoco.MjModel, values: np.ndarray) -> None:
-        model.geom_friction[self.ids] = self.nominal * values[:, None]
+        model.opt.gravity[self.index] = _combine(self.spec.operation, self.nominal, values)
 
     def restore(self, model: mujoco.MjModel) -> None:
-        self.apply(model, np.ones(len(self.ids)))
+        model.opt.gravity[self.index] = self.nominal
 
 
-# The config key of each term -> its class: a plain dict, so the schema is readable at a glance.
-TERMS = {BodyMassScale.name: BodyMassScale, GeomFrictionScale.name: GeomFrictionScale}
+def make_term(model: mujoco.MjModel, name: str, spec: TermSpec) -> FieldTerm | GravityTerm:
+    """The term called `name` on this model (a plain lookup, no registry of classes)."""
+    if name == "gravity":
+        return GravityTerm(model, spec)
+    if name not in FIELDS:
+        raise ValueError(f"unknown randomization term {name!r}; known terms: {', '.join(TERM_NAMES)}")
+    return FieldTerm(model, name, spec)

@@ -11,44 +11,70 @@ import gymnasium as gym
 import mujoco
 import yaml
 
-from randomization.terms import TERMS, ScaleRange
+from randomization.terms import TERM_NAMES, Distribution, TermSpec, make_term
 
 PRESETS = Path(__file__).parent / "presets"
 
 
+SPEC_KEYS = ("distribution", "low", "high", "mean", "std", "choices", "match", "operation")
+
+
 @dataclass(frozen=True)
 class RandomizationConfig:
-    """Which terms to randomize, each with its range; an empty config randomizes nothing."""
+    """Which terms to randomize, each with its distribution; an empty config randomizes nothing.
 
-    terms: dict[str, ScaleRange] = field(default_factory=dict)
+    As YAML, one mapping per term (`distribution` defaults to uniform, `operation` to scale,
+    `match` to every named element):
+
+        mass: {low: 0.8, high: 1.2, match: ".*"}
+        joint_damping: {distribution: loguniform, low: 0.5, high: 2.0}
+        gravity: {match: "[xy]", operation: add, distribution: normal, mean: 0.0, std: 0.05}
+    """
+
+    terms: dict[str, TermSpec] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "config") -> RandomizationConfig:
         if not isinstance(raw, dict):
-            raise ValueError(f"{source}: expected a mapping of term -> range, got {type(raw).__name__}")
+            raise ValueError(f"{source}: expected a mapping of term -> settings, got "
+                             f"{type(raw).__name__}")
         terms = {}
         for term, spec in raw.items():
-            if term not in TERMS:
+            if term not in TERM_NAMES:
                 raise ValueError(f"{source}: unknown randomization term {term!r}; "
-                                 f"known terms: {', '.join(TERMS)}")
+                                 f"known terms: {', '.join(TERM_NAMES)}")
             if not isinstance(spec, dict):
-                raise ValueError(f"{source}: term {term!r} needs a mapping with low, high "
-                                 f"(and optional match), got {spec!r}")
-            unknown = set(spec) - {"low", "high", "match"}
+                raise ValueError(f"{source}: term {term!r} needs a mapping such as "
+                                 f"{{low: 0.8, high: 1.2}}, got {spec!r}")
+            unknown = set(spec) - set(SPEC_KEYS)
             if unknown:
                 raise ValueError(f"{source}: term {term!r} has unknown keys {sorted(unknown)}; "
-                                 "use low, high, match")
+                                 f"use {', '.join(SPEC_KEYS)}")
             try:
-                terms[term] = ScaleRange(low=float(spec["low"]), high=float(spec["high"]),
-                                         match=str(spec.get("match", ".*")))
-            except KeyError as missing:
-                raise ValueError(f"{source}: term {term!r} is missing {missing}") from None
+                numbers = {key: float(spec[key]) for key in ("low", "high", "mean", "std")
+                           if key in spec}
+                choices = tuple(float(c) for c in spec.get("choices", ()))
+            except (TypeError, ValueError):
+                raise ValueError(f"{source}: term {term!r} has a value that is not a number: "
+                                 f"{spec!r}") from None
+            distribution = Distribution(kind=str(spec.get("distribution", "uniform")),
+                                        choices=choices, **numbers)
+            terms[term] = TermSpec(distribution=distribution, match=str(spec.get("match", ".*")),
+                                   operation=str(spec.get("operation", "scale")))
             terms[term].check(term)
         return cls(terms)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        return {term: {"low": r.low, "high": r.high, "match": r.match}
-                for term, r in self.terms.items()}
+        out = {}
+        for term, spec in self.terms.items():
+            d = spec.distribution
+            entry = {"distribution": d.kind, "match": spec.match, "operation": spec.operation}
+            entry.update({k: getattr(d, k) for k in ("low", "high", "mean", "std")
+                          if getattr(d, k) is not None})
+            if d.choices:
+                entry["choices"] = list(d.choices)
+            out[term] = entry
+        return out
 
 
 def load_config(source: str | Path | RandomizationConfig) -> RandomizationConfig:
@@ -73,9 +99,9 @@ class DomainRandomization(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     Example:
         >>> env = DomainRandomization(gym.make("InvertedPendulum-v5"),
-        ...     RandomizationConfig({"mass_scale": ScaleRange(0.8, 1.2)}))
+        ...     RandomizationConfig.from_dict({"mass": {"low": 0.8, "high": 1.2}}))
         >>> obs, info = env.reset(seed=0)
-        >>> info["randomization"]["mass_scale"]
+        >>> info["randomization"]["mass"]
     """
 
     def __init__(self, env: gym.Env, config: RandomizationConfig) -> None:
@@ -86,7 +112,7 @@ class DomainRandomization(gym.Wrapper, gym.utils.RecordConstructorArgs):
             raise ValueError(f"{env.unwrapped!r} exposes no MuJoCo `model`; domain randomization "
                             "needs a MuJoCo env")
         self.config = config
-        self.terms = [TERMS[name](model, spec) for name, spec in config.terms.items()]
+        self.terms = [make_term(model, name, spec) for name, spec in config.terms.items()]
         self.last_sample: dict[str, dict[str, float]] = {}
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):

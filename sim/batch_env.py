@@ -46,10 +46,10 @@ class BatchRobotEnv(gym.vector.VectorEnv):
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.terms: list[list] = [[] for _ in range(num_envs)]
         if randomization is not None and randomization.terms:
-            from randomization.terms import TERMS
+            from randomization.terms import make_term
 
-            self.terms = [[TERMS[name](sim.model, spec) for name, spec in randomization.terms.items()]
-                          for sim in self.sims]
+            self.terms = [[make_term(sim.model, name, spec)
+                           for name, spec in randomization.terms.items()] for sim in self.sims]
         self.randomization: list[dict[str, dict[str, float]]] = [{} for _ in range(num_envs)]
         self._rngs = [np.random.default_rng(i) for i in range(num_envs)]
         self.goals = np.zeros((num_envs, len(self.task.sample_goal(self._rngs[0]))))

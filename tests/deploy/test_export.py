@@ -19,7 +19,7 @@ def test_onnx_loads_in_plain_onnxruntime_with_the_contract(tiny_policy) -> None:
     assert contract["robot"]["joint_names"][0] == "shoulder_pan"
     assert contract["task"]["name"] == "reach"
     assert contract["task"]["observation_layout"][0][0] == "joint_positions"
-    assert contract["randomization"]["mass_scale"]["low"] == 0.8
+    assert contract["randomization"]["mass"]["low"] == 0.8
     assert contract["algorithm"] == "ppo" and contract["steps"] == 512
     assert len(contract["weights_sha256"]) == 64
     assert [i.name for i in session.get_inputs()] == ["obs"]

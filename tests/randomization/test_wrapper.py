@@ -2,76 +2,113 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from randomization.terms import ScaleRange
+from randomization.terms import TERM_NAMES, Distribution, TermSpec
 from randomization.wrapper import DomainRandomization, RandomizationConfig, load_config
 from sim.registration import make_env
 
-CONFIG = RandomizationConfig({"mass_scale": ScaleRange(0.5, 1.5),
-                              "friction_scale": ScaleRange(0.7, 1.3, match="floor|upper_arm")})
+# Each term with settings that suit it and a reader of the model values it writes.
+TERM_CASES = {
+    "mass": ({"low": 0.5, "high": 1.5, "match": "upper_arm|lower_arm"},
+             lambda m: m.body_mass[[m.body("upper_arm").id, m.body("lower_arm").id]]),
+    "friction": ({"low": 0.7, "high": 1.3, "match": "floor|upper_arm"},
+                 lambda m: m.geom_friction[[m.geom("floor").id, m.geom("upper_arm").id], 0]),
+    "torsional_friction": ({"distribution": "loguniform", "low": 0.5, "high": 2.0, "match": "floor"},
+                           lambda m: m.geom_friction[[m.geom("floor").id], 1]),
+    "rolling_friction": ({"low": 0.5, "high": 2.0, "match": "floor"},
+                         lambda m: m.geom_friction[[m.geom("floor").id], 2]),
+    "joint_damping": ({"distribution": "truncnormal", "mean": 1.0, "std": 0.2, "low": 0.6,
+                       "high": 1.4}, lambda m: m.dof_damping[:6]),
+    "armature": ({"distribution": "choice", "choices": [0.8, 1.0, 1.25]},
+                 lambda m: m.dof_armature[:6]),
+    "frictionloss": ({"operation": "add", "low": 0.0, "high": 0.05, "match": "elbow_flex"},
+                     lambda m: m.dof_frictionloss[[m.jnt_dofadr[m.joint("elbow_flex").id]]]),
+    "gravity": ({"operation": "add", "distribution": "normal", "mean": 0.0, "std": 0.1,
+                 "match": "[xy]"}, lambda m: m.opt.gravity[:2]),
+}
 
 
-def make() -> DomainRandomization:
-    return DomainRandomization(make_env("sim2real/ArmReach-v0"), CONFIG)
+def make(term: str, seed_config: dict | None = None) -> DomainRandomization:
+    config = RandomizationConfig.from_dict({term: seed_config or TERM_CASES[term][0]})
+    return DomainRandomization(make_env("sim2real/ArmReach-v0"), config)
 
 
-def test_samples_stay_in_range_and_change_the_model_from_nominal() -> None:
-    env = make()
+def test_every_term_has_a_case() -> None:
+    assert set(TERM_CASES) == set(TERM_NAMES)
+
+
+@pytest.mark.parametrize("term", list(TERM_CASES))
+def test_term_draws_in_range_changes_the_model_and_restores_it(term: str) -> None:
+    env = make(term)
     model = env.unwrapped.model
-    nominal_mass = model.body_mass.copy()
-    nominal_friction = model.geom_friction.copy()
-    upper_arm = model.body("upper_arm").id
-    floor = model.geom("floor").id
-    masses = []
-    for i in range(100):
-        _, info = env.reset(seed=i)
-        sample = info["randomization"]
-        assert all(0.5 <= v <= 1.5 for v in sample["mass_scale"].values())
-        assert set(sample["friction_scale"]) == {"floor", "upper_arm"}
-        # Always nominal * sample: nothing compounds across resets.
-        assert model.body_mass[upper_arm] == pytest.approx(
-            nominal_mass[upper_arm] * sample["mass_scale"]["upper_arm"])
-        assert model.geom_friction[floor, 0] == pytest.approx(
-            nominal_friction[floor, 0] * sample["friction_scale"]["floor"])
-        masses.append(model.body_mass[upper_arm])
-    assert np.std(masses) > 0.1 * nominal_mass[upper_arm] / np.sqrt(12) * 2
+    read = TERM_CASES[term][1]
+    nominal = read(model).copy()
+    spec = env.config.terms[term]
+    low, high = spec.distribution.support
+    seen = []
+    for seed in range(100):
+        _, info = env.reset(seed=seed)
+        draws = np.array(list(info["randomization"][term].values()))
+        assert np.all(draws >= low) and np.all(draws <= high)
+        expected = {"scale": nominal * draws, "add": nominal + draws, "set": draws}[spec.operation]
+        assert np.allclose(read(model), expected)  # from nominal every time: no compounding
+        seen.append(read(model).copy())
+    assert np.ptp(np.array(seen), axis=0).max() > 0  # the model really changes
     env.close()
-    assert np.array_equal(model.body_mass, nominal_mass)
-    assert np.array_equal(model.geom_friction, nominal_friction)
+    assert np.array_equal(read(model), nominal)  # disabling restores the nominal value exactly
 
 
-def test_same_seed_same_domains() -> None:
-    a, b = make(), make()
+@pytest.mark.parametrize("term", list(TERM_CASES))
+def test_same_seed_same_draws(term: str) -> None:
+    a, b = make(term), make(term)
     assert a.reset(seed=7)[1]["randomization"] == b.reset(seed=7)[1]["randomization"]
     assert a.reset(seed=8)[1]["randomization"] != b.reset(seed=7)[1]["randomization"]
 
 
-def test_works_on_gymnasium_mujoco_envs() -> None:
-    env = DomainRandomization(gym.make("InvertedPendulum-v5"), load_config("default"))
-    _, info = env.reset(seed=0)
-    assert set(info["randomization"]["mass_scale"]) == {"cart", "pole"}
+def test_mass_keeps_inertia_in_proportion() -> None:
+    env = make("mass")
+    model = env.unwrapped.model
+    body = model.body("upper_arm").id
+    ratio = model.body_inertia[body] / model.body_mass[body]
+    env.reset(seed=3)
+    assert np.allclose(model.body_inertia[body] / model.body_mass[body], ratio)
+
+
+def test_works_on_gymnasium_and_robotics_envs() -> None:
+    config = load_config("wide")
+    _, info = DomainRandomization(gym.make("InvertedPendulum-v5"), config).reset(seed=0)
+    assert set(info["randomization"]["mass"]) == {"cart", "pole"}
+    _, info = make_env("FetchReach-v4", "default").reset(seed=0)
+    assert len(info["randomization"]["joint_damping"]) > 5
 
 
 def test_presets_and_yaml(tmp_path) -> None:
     assert load_config("none").terms == {}
+    assert {"mass", "friction"} <= set(load_config("default").terms)
     path = tmp_path / "r.yaml"
-    path.write_text("mass_scale: {low: 0.9, high: 1.1, match: 'upper_arm'}\n")
-    assert load_config(path).terms["mass_scale"] == ScaleRange(0.9, 1.1, "upper_arm")
+    path.write_text("mass: {low: 0.9, high: 1.1, match: 'upper_arm'}\n")
+    spec = load_config(path).terms["mass"]
+    assert spec == TermSpec(Distribution("uniform", 0.9, 1.1), "upper_arm", "scale")
+    assert RandomizationConfig.from_dict(load_config(path).to_dict()) == load_config(path)
 
 
 @pytest.mark.parametrize(("raw", "message"), [
     ({"mass_scal": {"low": 1, "high": 2}}, "unknown randomization term 'mass_scal'"),
-    ({"mass_scale": {"low": 2, "high": 1}}, "low 2.0 > high 1.0"),
-    ({"mass_scale": {"low": -1, "high": 1}}, "low -1.0 must be > 0"),
-    ({"mass_scale": {"low": 1}}, "missing 'high'"),
-    ({"mass_scale": {"low": 1, "high": 2, "size": 3}}, "unknown keys"),
+    ({"mass": {"low": 2, "high": 1}}, "mass: low 2.0 > high 1.0"),
+    ({"mass": {"low": -1, "high": 1}}, "mass: a scale factor .* reaches -1.0"),
+    ({"mass": {"distribution": "normal", "mean": 1, "std": 0.1}}, "reaches -inf"),
+    ({"mass": {"low": 1}}, "needs low, high; missing high"),
+    ({"mass": {"low": 1, "high": 2, "size": 3}}, "unknown keys"),
+    ({"mass": {"distribution": "gamma", "low": 1, "high": 2}}, "distribution 'gamma' is unknown"),
+    ({"mass": {"low": 1, "high": 2, "operation": "multiply"}}, "operation 'multiply'"),
+    ({"mass": {"low": "heavy", "high": 2}}, "not a number"),
 ])
-def test_bad_config_names_the_problem(raw: dict, message: str) -> None:
+def test_bad_config_names_the_term_key_and_value(raw: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         RandomizationConfig.from_dict(raw)
 
 
 def test_pattern_that_matches_nothing_lists_names() -> None:
-    config = RandomizationConfig({"mass_scale": ScaleRange(0.9, 1.1, match="forearm")})
+    config = RandomizationConfig.from_dict({"mass": {"low": 0.9, "high": 1.1, "match": "forearm"}})
     with pytest.raises(ValueError, match="names nothing in the model; names there: .*upper_arm"):
         DomainRandomization(make_env("sim2real/ArmReach-v0"), config)
 

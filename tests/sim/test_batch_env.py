@@ -46,7 +46,7 @@ def test_randomized_batch_draws_per_copy_and_repeats_per_seed() -> None:
     a.reset(seed=5)
     b.reset(seed=5)
     assert a.randomization == b.randomization
-    masses = [r["mass_scale"]["upper_arm"] for r in a.randomization]
+    masses = [r["mass"]["upper_arm"] for r in a.randomization]
     assert len(set(masses)) == 3 and all(0.8 <= m <= 1.2 for m in masses)
 
 

@@ -21,7 +21,7 @@ def test_check_env_passes(env_id: str, randomization: str | None) -> None:
     assert env.action_space.shape == (env.action_space.shape[0],)
     assert np.all(env.action_space.low == -1) and np.all(env.action_space.high == 1)
     if randomization:
-        assert "mass_scale" in info["randomization"]
+        assert "mass" in info["randomization"]
 
 
 def test_same_seed_same_episode() -> None:
