@@ -15,6 +15,12 @@ Terms and what they write (one line each):
   armature            rotor inertia reflected to the joint, kg*m^2 (joints)
   frictionloss        dry friction, N*m (joints)
   gravity             gravitational acceleration, m/s^2 (match x, y or z)
+  actuator_kp         position servo P gain, N*m/rad (actuators)
+  actuator_kv         position servo D gain, N*m*s/rad (actuators)
+  torque_limit        actuator force/torque limit, N*m (actuators)
+  motor_resistance    DC motor armature resistance: torque per volt and back-EMF braking both
+                      scale by 1/value (actuators; scale only)
+  back_emf_constant   DC motor back-EMF braking (actuators; scale only)
 """
 
 from __future__ import annotations
@@ -132,7 +138,9 @@ FIELDS: dict[str, _Field] = {
     "armature": _Field(mujoco.mjtObj.mjOBJ_JOINT, "dof_armature"),
     "frictionloss": _Field(mujoco.mjtObj.mjOBJ_JOINT, "dof_frictionloss"),
 }
-TERM_NAMES = (*FIELDS, "gravity")
+ACTUATOR_TERMS = ("actuator_kp", "actuator_kv", "torque_limit", "motor_resistance",
+                  "back_emf_constant")
+TERM_NAMES = (*FIELDS, "gravity", *ACTUATOR_TERMS)
 _COUNTS = {mujoco.mjtObj.mjOBJ_BODY: "nbody", mujoco.mjtObj.mjOBJ_GEOM: "ngeom",
            mujoco.mjtObj.mjOBJ_JOINT: "njnt"}
 
@@ -226,10 +234,92 @@ class GravityTerm:
         model.opt.gravity[self.index] = self.nominal
 
 
-def make_term(model: mujoco.MjModel, name: str, spec: TermSpec) -> FieldTerm | GravityTerm:
+class ActuatorTerm:
+    """A parameter of MuJoCo actuators, read from how they are built: a position servo has
+    gain kp and bias (0, -kp, -kv); our DC motor has gain kt/R and bias (0, 0, -kt*ke/R)."""
+
+    def __init__(self, model: mujoco.MjModel, name: str, spec: TermSpec) -> None:
+        spec.check(name)
+        if name in ("motor_resistance", "back_emf_constant") and spec.operation != "scale":
+            raise ValueError(f"randomization {name}: only operation 'scale' is supported (the "
+                             "model holds kt/R and kt*ke/R, not R or ke)")
+        self.name, self.spec = name, spec
+        regex = re.compile(spec.match)
+        names = [model.actuator(i).name for i in range(model.nu)]
+        ids = [i for i, n in enumerate(names) if n and regex.fullmatch(n)]
+        if not ids:
+            raise ValueError(f"randomization {name}: match {spec.match!r} names no actuator; "
+                             f"actuators: {', '.join(n for n in names if n) or '(none named)'}")
+        gain, bias = model.actuator_gainprm[ids, 0], model.actuator_biasprm[ids, :3]
+        servo = (np.abs(bias[:, 1] + gain) < 1e-9 * np.maximum(1, np.abs(gain))) & (gain != 0)
+        motor = (bias[:, 1] == 0) & (bias[:, 2] < 0) & (gain > 0)
+        needed = {"actuator_kp": servo, "actuator_kv": servo & (bias[:, 2] < 0),
+                  "torque_limit": model.actuator_forcelimited[ids].astype(bool),
+                  "motor_resistance": motor, "back_emf_constant": motor}[name]
+        if not needed.all():
+            bad = names[ids[int(np.argmin(needed))]]
+            what = {"actuator_kp": "a position servo", "actuator_kv": "a position servo with kv",
+                    "torque_limit": "force-limited", "motor_resistance": "a DC motor",
+                    "back_emf_constant": "a DC motor"}[name]
+            raise ValueError(f"randomization {name}: actuator {bad!r} is not {what}; narrow match")
+        self.ids, self.names = np.array(ids), [names[i] for i in ids]
+        self.gain, self.bias = gain.copy(), bias.copy()
+        self.force = model.actuator_forcerange[ids].copy()
+        self.nominal = {"actuator_kp": gain, "actuator_kv": -bias[:, 2],
+                        "torque_limit": self.force[:, 1], "motor_resistance": np.ones(len(ids)),
+                        "back_emf_constant": np.ones(len(ids))}[name].copy()
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        return self.spec.distribution.sample(rng, len(self.ids))
+
+    def apply(self, model: mujoco.MjModel, values: np.ndarray) -> None:
+        new = _combine(self.spec.operation, self.nominal, values)
+        if np.any(new < 0):
+            raise ValueError(f"randomization {self.name}: a negative value {new.min():.4g}; "
+                             "narrow the distribution")
+        ids = self.ids
+        if self.name == "actuator_kp":
+            model.actuator_gainprm[ids, 0] = new
+            model.actuator_biasprm[ids, 1] = -new
+        elif self.name == "actuator_kv":
+            model.actuator_biasprm[ids, 2] = -new
+        elif self.name == "torque_limit":
+            model.actuator_forcerange[ids] = self.force * (new / self.nominal)[:, None]
+        # Both motor terms touch the back-EMF bias: each scales what is there, and every reset
+        # restores all terms to nominal before applying any (see apply_terms).
+        elif self.name == "motor_resistance":  # new = R' / R
+            model.actuator_gainprm[ids, 0] /= new
+            model.actuator_biasprm[ids, 2] /= new
+        else:  # back_emf_constant, new = ke' / ke
+            model.actuator_biasprm[ids, 2] *= new
+
+    def restore(self, model: mujoco.MjModel) -> None:
+        model.actuator_gainprm[self.ids, 0] = self.gain
+        model.actuator_biasprm[self.ids, :3] = self.bias
+        model.actuator_forcerange[self.ids] = self.force
+
+
+def make_term(model: mujoco.MjModel, name: str,
+              spec: TermSpec) -> FieldTerm | GravityTerm | ActuatorTerm:
     """The term called `name` on this model (a plain lookup, no registry of classes)."""
     if name == "gravity":
         return GravityTerm(model, spec)
+    if name in ACTUATOR_TERMS:
+        return ActuatorTerm(model, name, spec)
     if name not in FIELDS:
         raise ValueError(f"unknown randomization term {name!r}; known terms: {', '.join(TERM_NAMES)}")
     return FieldTerm(model, name, spec)
+
+
+def apply_terms(model: mujoco.MjModel, terms: list, rng: np.random.Generator
+                ) -> dict[str, dict[str, float]]:
+    """One reset's randomization: every term back to nominal, then each draws and applies.
+    Returns the draws as {term: {element: value}}."""
+    for term in terms:
+        term.restore(model)
+    sample = {}
+    for term in terms:
+        values = term.sample(rng)
+        term.apply(model, values)
+        sample[term.name] = dict(zip(term.names, values.tolist(), strict=True))
+    return sample

@@ -11,7 +11,7 @@ import gymnasium as gym
 import mujoco
 import yaml
 
-from randomization.terms import TERM_NAMES, Distribution, TermSpec, make_term
+from randomization.terms import TERM_NAMES, Distribution, TermSpec, apply_terms, make_term
 
 PRESETS = Path(__file__).parent / "presets"
 
@@ -119,11 +119,7 @@ class DomainRandomization(gym.Wrapper, gym.utils.RecordConstructorArgs):
         # Seeding first makes the draws below repeat for the same seed.
         obs, info = self.env.reset(seed=seed, options=options)
         model, data = self.env.unwrapped.model, self.env.unwrapped.data
-        sample = {}
-        for term in self.terms:
-            values = term.sample(self.env.unwrapped.np_random)
-            term.apply(model, values)
-            sample[term.name] = dict(zip(term.names, values.tolist(), strict=True))
+        sample = apply_terms(model, self.terms, self.env.unwrapped.np_random)
         mujoco.mj_forward(model, data)
         self.last_sample = sample
         return obs, {**info, "randomization": sample}

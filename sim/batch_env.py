@@ -54,17 +54,13 @@ class BatchRobotEnv(gym.vector.VectorEnv):
         self._rngs = [np.random.default_rng(i) for i in range(num_envs)]
         self.goals = np.zeros((num_envs, len(self.task.sample_goal(self._rngs[0]))))
         self.steps = np.zeros(num_envs, dtype=np.int64)
-        # The servo P gains last written to each copy (NaN: unknown, write on the next step).
-        self._gains = np.full((num_envs, self.robot.num_actuators), np.nan)
 
     def _reset_one(self, i: int) -> None:
         rng, sim = self._rngs[i], self.sims[i]
-        sample = {}
-        for term in self.terms[i]:
-            values = term.sample(rng)
-            term.apply(sim.model, values)
-            sample[term.name] = dict(zip(term.names, values.tolist(), strict=True))
-        self.randomization[i] = sample
+        if self.terms[i]:
+            from randomization.terms import apply_terms
+
+            self.randomization[i] = apply_terms(sim.model, self.terms[i], rng)
         pose, self.goals[i], objects = sample_episode(self.task, rng)
         sim.reset(pose, objects)
         self.steps[i] = 0
@@ -95,15 +91,11 @@ class BatchRobotEnv(gym.vector.VectorEnv):
         # The actuator models run vectorized over the batch; each copy then only steps.
         first = self.sims[0]
         goals = first.servo_goals(commands)
-        changed = np.zeros(self.num_envs, dtype=bool)
-        if first.is_servo:
-            gains = first.servo_gains(goals, states.positions[:, self.robot.actuated_joint_index])
-            changed = np.any(gains != self._gains, axis=1)
-            self._gains = gains
+        bits = (first.deadband_bits(goals, states.positions[:, self.robot.actuated_joint_index])
+                if first.is_servo else np.zeros(self.num_envs, dtype=int))
         for i, sim in enumerate(self.sims):
             sim.data.ctrl[sim.ctrl_at] = goals[i]
-            if changed[i]:
-                sim.write_gains(gains[i])
+            sim.model.opt.disableactuator = int(bits[i])
             mujoco.mj_step(sim.model, sim.data, nstep=sim.substeps)
         self.steps += 1
         result = self.task.evaluate(self.states(), self.goals)

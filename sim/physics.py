@@ -63,11 +63,17 @@ class RobotSimulation:
             raise ValueError(f"{robot.name}: control period {robot.control_period} s is not a "
                              f"whole number of physics steps ({self.model.opt.timestep} s)")
         self.is_servo = robot.actuator_kind == "position"
+        write_actuator_models(self.model, self.actuator_index, robot)
         if self.is_servo:
             self.resolution = np.array([a.resolution for a in robot.actuators])
             self.deadband = np.array([a.deadband_counts for a in robot.actuators]) * self.resolution
-            self.kp = np.array([a.kp for a in robot.actuators])
-        write_actuator_models(self.model, self.actuator_index, robot)
+            # Each servo in its own actuator group, so the deadband can switch it off through
+            # opt.disableactuator while its gains stay in the model (where randomization finds
+            # them). MuJoCo has 31 such groups.
+            if len(self.actuator_index) > 31:
+                raise ValueError(f"{robot.name}: at most 31 servos can have a deadband")
+            self.model.actuator_group[self.actuator_index] = np.arange(len(self.actuator_index))
+            self.group_bits = 1 << np.arange(len(self.actuator_index))
 
     def _free_joint_of(self, body: str) -> int:
         try:
@@ -115,16 +121,13 @@ class RobotSimulation:
             return command
         return self.robot.clamp_command(np.round(command / self.resolution) * self.resolution)
 
-    def servo_gains(self, goals: np.ndarray, measured: np.ndarray) -> np.ndarray:
-        """P gain of each servo for the next control period: 0 within its deadband of the goal
-        (the servo does not drive; its D term still brakes). `measured` are the actuated joints'
-        encoder readings. Decided once per control period: the STS3215's own loop rate is
-        unpublished, and a decision per physics step would cost more than the physics."""
-        return np.where(np.abs(goals - measured) <= self.deadband, 0.0, self.kp)
-
-    def write_gains(self, kp: np.ndarray) -> None:
-        self.model.actuator_gainprm[self.ctrl_at, 0] = kp
-        self.model.actuator_biasprm[self.ctrl_at, 1] = -kp
+    def deadband_bits(self, goals: np.ndarray, measured: np.ndarray) -> np.ndarray:
+        """opt.disableactuator for the next control period (one int, or one per row of a batch):
+        a servo within its deadband of the goal does not drive at all. `measured` are the
+        actuated joints' encoder readings. Decided once per control period: the STS3215's own
+        loop rate is unpublished, and a decision per physics step would cost more than the
+        physics."""
+        return (np.abs(goals - measured) <= self.deadband) @ self.group_bits
 
     def set_command(self, command: np.ndarray) -> None:
         self.data.ctrl[self.actuator_index] = self.servo_goals(command)
@@ -137,7 +140,8 @@ class RobotSimulation:
             chunk = min(remaining, self.substeps)
             if self.is_servo:
                 measured = self.robot.quantize_positions(self.data.qpos[self.actuated_qpos])
-                self.write_gains(self.servo_gains(self.data.ctrl[self.actuator_index], measured))
+                self.model.opt.disableactuator = int(
+                    self.deadband_bits(self.data.ctrl[self.actuator_index], measured))
             mujoco.mj_step(self.model, self.data, nstep=chunk)
             remaining -= chunk
 

@@ -24,12 +24,25 @@ TERM_CASES = {
                      lambda m: m.dof_frictionloss[[m.jnt_dofadr[m.joint("elbow_flex").id]]]),
     "gravity": ({"operation": "add", "distribution": "normal", "mean": 0.0, "std": 0.1,
                  "match": "[xy]"}, lambda m: m.opt.gravity[:2]),
+    "actuator_kp": ({"low": 0.6, "high": 1.2, "match": "shoulder_.*"},
+                    lambda m: m.actuator_gainprm[:2, 0]),
+    "actuator_kv": ({"distribution": "loguniform", "low": 0.5, "high": 2.0},
+                    lambda m: -m.actuator_biasprm[:6, 2]),
+    "torque_limit": ({"low": 0.7, "high": 1.0, "match": "elbow_flex"},
+                     lambda m: m.actuator_forcerange[[m.actuator("elbow_flex").id], 1]),
+    # A DC motor's R and ke live in the model as kt/R and kt*ke/R: read back as ratios.
+    "motor_resistance": ({"low": 0.8, "high": 1.2},
+                         lambda m: np.array([0.005 / m.actuator_gainprm[0, 0]])),
+    "back_emf_constant": ({"low": 0.8, "high": 1.2},
+                          lambda m: np.array([-m.actuator_biasprm[0, 2] / 2.1e-4])),
 }
+MOTOR_TERMS = ("motor_resistance", "back_emf_constant")
 
 
 def make(term: str, seed_config: dict | None = None) -> DomainRandomization:
     config = RandomizationConfig.from_dict({term: seed_config or TERM_CASES[term][0]})
-    return DomainRandomization(make_env("sim2real/ArmReach-v0"), config)
+    env_id = "sim2real/FurutaSwingup-v0" if term in MOTOR_TERMS else "sim2real/ArmReach-v0"
+    return DomainRandomization(make_env(env_id), config)
 
 
 def test_every_term_has_a_case() -> None:
@@ -50,7 +63,7 @@ def test_term_draws_in_range_changes_the_model_and_restores_it(term: str) -> Non
         draws = np.array(list(info["randomization"][term].values()))
         assert np.all(draws >= low) and np.all(draws <= high)
         expected = {"scale": nominal * draws, "add": nominal + draws, "set": draws}[spec.operation]
-        assert np.allclose(read(model), expected)  # from nominal every time: no compounding
+        assert np.allclose(read(model), expected, rtol=1e-6)  # from nominal: no compounding
         seen.append(read(model).copy())
     assert np.ptp(np.array(seen), axis=0).max() > 0  # the model really changes
     env.close()
@@ -62,6 +75,36 @@ def test_same_seed_same_draws(term: str) -> None:
     a, b = make(term), make(term)
     assert a.reset(seed=7)[1]["randomization"] == b.reset(seed=7)[1]["randomization"]
     assert a.reset(seed=8)[1]["randomization"] != b.reset(seed=7)[1]["randomization"]
+
+
+def test_motor_terms_compose_from_nominal() -> None:
+    config = RandomizationConfig.from_dict({"motor_resistance": {"low": 0.5, "high": 2.0},
+                                            "back_emf_constant": {"low": 0.5, "high": 2.0}})
+    env = DomainRandomization(make_env("sim2real/FurutaSwingup-v0"), config)
+    model = env.unwrapped.model
+    gain, bias = model.actuator_gainprm[0, 0], model.actuator_biasprm[0, 2]
+    for seed in range(5):
+        sample = env.reset(seed=seed)[1]["randomization"]
+        r, ke = sample["motor_resistance"]["arm"], sample["back_emf_constant"]["arm"]
+        assert model.actuator_gainprm[0, 0] == pytest.approx(gain / r)
+        assert model.actuator_biasprm[0, 2] == pytest.approx(bias * ke / r)
+
+
+def test_servo_gain_randomization_reaches_the_physics() -> None:
+    """Our servos' deadband switches actuators off by group, so a randomized kp stays in force."""
+    config = RandomizationConfig.from_dict({"actuator_kp": {"distribution": "choice",
+                                                            "choices": [0.5]}})
+    env = DomainRandomization(make_env("sim2real/ArmReach-v0"), config)
+    env.reset(seed=0)
+    env.step(np.ones(3, np.float32))
+    model = env.unwrapped.model
+    assert np.allclose(model.actuator_gainprm[:6, 0], 0.5 * 998.22)
+
+
+def test_actuator_term_on_the_wrong_kind_of_actuator() -> None:
+    config = RandomizationConfig.from_dict({"motor_resistance": {"low": 0.9, "high": 1.1}})
+    with pytest.raises(ValueError, match="actuator 'shoulder_pan' is not a DC motor"):
+        DomainRandomization(make_env("sim2real/ArmReach-v0"), config)
 
 
 def test_mass_keeps_inertia_in_proportion() -> None:
