@@ -21,7 +21,7 @@ SPIN_SECONDS = 0.0005
 HOME_TOLERANCE = 0.05
 # Between episodes a servo robot holds still until every joint is slower than this (rad/s), or
 # for at most SETTLE_SECONDS.
-SETTLE_SPEED = 0.1
+SETTLE_SPEED = 0.25
 SETTLE_SECONDS = 1.0
 
 

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
+from sim.physics import SERVO_KP_SLOT
+
 DISTRIBUTIONS = ("uniform", "loguniform", "normal", "truncnormal", "choice")
 OPERATIONS = ("scale", "add", "set")
 
@@ -250,7 +252,13 @@ class ActuatorTerm:
         if not ids:
             raise ValueError(f"randomization {name}: match {spec.match!r} names no actuator; "
                              f"actuators: {', '.join(n for n in names if n) or '(none named)'}")
-        gain, bias = model.actuator_gainprm[ids, 0], model.actuator_biasprm[ids, :3]
+        # Our servos keep their configured kp in gainprm[SERVO_KP_SLOT] (gainprm[0] drops to 0
+        # inside the deadband); other actuators leave that slot 0.
+        self.configured_slot = model.actuator_gainprm[ids, SERVO_KP_SLOT] > 0
+        gain = np.where(self.configured_slot, model.actuator_gainprm[ids, SERVO_KP_SLOT],
+                        model.actuator_gainprm[ids, 0])
+        bias = model.actuator_biasprm[ids, :3].copy()
+        bias[self.configured_slot, 1] = -gain[self.configured_slot]
         servo = (np.abs(bias[:, 1] + gain) < 1e-9 * np.maximum(1, np.abs(gain))) & (gain != 0)
         motor = (bias[:, 1] == 0) & (bias[:, 2] < 0) & (gain > 0)
         needed = {"actuator_kp": servo, "actuator_kv": servo & (bias[:, 2] < 0),
@@ -281,6 +289,8 @@ class ActuatorTerm:
         if self.name == "actuator_kp":
             model.actuator_gainprm[ids, 0] = new
             model.actuator_biasprm[ids, 1] = -new
+            model.actuator_gainprm[ids[self.configured_slot], SERVO_KP_SLOT] = new[
+                self.configured_slot]
         elif self.name == "actuator_kv":
             model.actuator_biasprm[ids, 2] = -new
         elif self.name == "torque_limit":
@@ -295,6 +305,8 @@ class ActuatorTerm:
 
     def restore(self, model: mujoco.MjModel) -> None:
         model.actuator_gainprm[self.ids, 0] = self.gain
+        model.actuator_gainprm[self.ids[self.configured_slot], SERVO_KP_SLOT] = self.gain[
+            self.configured_slot]
         model.actuator_biasprm[self.ids, :3] = self.bias
         model.actuator_forcerange[self.ids] = self.force
 

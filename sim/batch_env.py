@@ -16,7 +16,7 @@ import numpy as np
 from gymnasium.vector.utils import batch_space
 
 from sim.catalog import make_task, robot_by_name
-from sim.physics import RobotSimulation
+from sim.physics import SERVO_KP_SLOT, RobotSimulation
 from sim.spec import RobotState
 from sim.task import sample_episode
 
@@ -91,11 +91,19 @@ class BatchRobotEnv(gym.vector.VectorEnv):
         # The actuator models run vectorized over the batch; each copy then only steps.
         first = self.sims[0]
         goals = first.servo_goals(commands)
-        bits = (first.deadband_bits(goals, states.positions[:, self.robot.actuated_joint_index])
-                if first.is_servo else np.zeros(self.num_envs, dtype=int))
+        changed = np.zeros(self.num_envs, dtype=bool)
+        if first.is_servo:
+            measured = states.positions[:, self.robot.actuated_joint_index]
+            in_band = np.abs(goals - measured) <= first.deadband
+            configured = np.stack([sim.model.actuator_gainprm[sim.ctrl_at, SERVO_KP_SLOT]
+                                   for sim in self.sims])
+            gains = np.where(in_band, 0.0, configured)
+            applied = np.stack([sim.model.actuator_gainprm[sim.ctrl_at, 0] for sim in self.sims])
+            changed = np.any(gains != applied, axis=1)
         for i, sim in enumerate(self.sims):
             sim.data.ctrl[sim.ctrl_at] = goals[i]
-            sim.model.opt.disableactuator = int(bits[i])
+            if changed[i]:
+                sim.write_gains(gains[i])
             mujoco.mj_step(sim.model, sim.data, nstep=sim.substeps)
         self.steps += 1
         result = self.task.evaluate(self.states(), self.goals)

@@ -67,13 +67,6 @@ class RobotSimulation:
         if self.is_servo:
             self.resolution = np.array([a.resolution for a in robot.actuators])
             self.deadband = np.array([a.deadband_counts for a in robot.actuators]) * self.resolution
-            # Each servo in its own actuator group, so the deadband can switch it off through
-            # opt.disableactuator while its gains stay in the model (where randomization finds
-            # them). MuJoCo has 31 such groups.
-            if len(self.actuator_index) > 31:
-                raise ValueError(f"{robot.name}: at most 31 servos can have a deadband")
-            self.model.actuator_group[self.actuator_index] = np.arange(len(self.actuator_index))
-            self.group_bits = 1 << np.arange(len(self.actuator_index))
 
     def _free_joint_of(self, body: str) -> int:
         try:
@@ -121,13 +114,18 @@ class RobotSimulation:
             return command
         return self.robot.clamp_command(np.round(command / self.resolution) * self.resolution)
 
-    def deadband_bits(self, goals: np.ndarray, measured: np.ndarray) -> np.ndarray:
-        """opt.disableactuator for the next control period (one int, or one per row of a batch):
-        a servo within its deadband of the goal does not drive at all. `measured` are the
-        actuated joints' encoder readings. Decided once per control period: the STS3215's own
-        loop rate is unpublished, and a decision per physics step would cost more than the
-        physics."""
-        return (np.abs(goals - measured) <= self.deadband) @ self.group_bits
+    def servo_gains(self, goals: np.ndarray, measured: np.ndarray) -> np.ndarray:
+        """P gain of each servo for the next control period (rows of a batch alike): its
+        configured gain, or 0 within its deadband of the goal (it does not drive; its D term
+        still brakes). `measured` are the actuated joints' encoder readings. Decided once per
+        control period: the STS3215's own loop rate is unpublished, and a decision per physics
+        step would cost more than the physics."""
+        configured = self.model.actuator_gainprm[self.actuator_index, SERVO_KP_SLOT]
+        return np.where(np.abs(goals - measured) <= self.deadband, 0.0, configured)
+
+    def write_gains(self, kp: np.ndarray) -> None:
+        self.model.actuator_gainprm[self.ctrl_at, 0] = kp
+        self.model.actuator_biasprm[self.ctrl_at, 1] = -kp
 
     def set_command(self, command: np.ndarray) -> None:
         self.data.ctrl[self.actuator_index] = self.servo_goals(command)
@@ -140,8 +138,7 @@ class RobotSimulation:
             chunk = min(remaining, self.substeps)
             if self.is_servo:
                 measured = self.robot.quantize_positions(self.data.qpos[self.actuated_qpos])
-                self.model.opt.disableactuator = int(
-                    self.deadband_bits(self.data.ctrl[self.actuator_index], measured))
+                self.write_gains(self.servo_gains(self.data.ctrl[self.actuator_index], measured))
             mujoco.mj_step(self.model, self.data, nstep=chunk)
             remaining -= chunk
 
@@ -165,6 +162,12 @@ class RobotSimulation:
             self.data.mocap_pos[self.model.body_mocapid[body]] = position
 
 
+# A fixed-gain MuJoCo actuator uses gainprm[0] only; our servos keep their configured P gain in
+# this otherwise unused slot, because gainprm[0] drops to 0 while a servo sits in its deadband.
+# Randomization of kp writes both.
+SERVO_KP_SLOT = 9
+
+
 def _as_slice(index: np.ndarray) -> slice | np.ndarray:
     """A slice when `index` is a contiguous ascending run, else the index array itself."""
     if len(index) and np.array_equal(index, np.arange(index[0], index[0] + len(index))):
@@ -185,6 +188,7 @@ def write_actuator_models(model: mujoco.MjModel, ids: np.ndarray, robot: RobotSp
         model.actuator_biasprm[i, :] = 0.0
         if isinstance(actuator, PositionServo):
             model.actuator_gainprm[i, 0] = actuator.kp
+            model.actuator_gainprm[i, SERVO_KP_SLOT] = actuator.kp
             model.actuator_biasprm[i, 1:3] = (-actuator.kp, -actuator.kv)
             model.actuator_forcerange[i] = (-actuator.torque_limit, actuator.torque_limit)
             model.actuator_forcelimited[i] = 1

@@ -4,6 +4,7 @@ import pytest
 
 from randomization.terms import TERM_NAMES, Distribution, TermSpec
 from randomization.wrapper import DomainRandomization, RandomizationConfig, load_config
+from sim.physics import SERVO_KP_SLOT
 from sim.registration import make_env
 
 # Each term with settings that suit it and a reader of the model values it writes.
@@ -91,14 +92,18 @@ def test_motor_terms_compose_from_nominal() -> None:
 
 
 def test_servo_gain_randomization_reaches_the_physics() -> None:
-    """Our servos' deadband switches actuators off by group, so a randomized kp stays in force."""
+    """Our servos' deadband drops gainprm[0] to 0 and restores the configured gain, which the
+    kp term sets: a randomized kp stays in force."""
     config = RandomizationConfig.from_dict({"actuator_kp": {"distribution": "choice",
                                                             "choices": [0.5]}})
     env = DomainRandomization(make_env("sim2real/ArmReach-v0"), config)
     env.reset(seed=0)
     env.step(np.ones(3, np.float32))
     model = env.unwrapped.model
-    assert np.allclose(model.actuator_gainprm[:6, 0], 0.5 * 998.22)
+    assert np.allclose(model.actuator_gainprm[:6, SERVO_KP_SLOT], 0.5 * 998.22)
+    applied = model.actuator_gainprm[:6, 0]
+    assert np.all(np.isclose(applied, 0.5 * 998.22) | (applied == 0.0))
+    assert np.isclose(applied, 0.5 * 998.22).any()
 
 
 def test_actuator_term_on_the_wrong_kind_of_actuator() -> None:
