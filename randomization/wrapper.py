@@ -9,8 +9,10 @@ from typing import Any
 
 import gymnasium as gym
 import mujoco
+import numpy as np
 import yaml
 
+from randomization.step_terms import STEP_TERM_NAMES, StepTerm
 from randomization.terms import TERM_NAMES, Distribution, TermSpec, apply_terms, make_term
 
 PRESETS = Path(__file__).parent / "presets"
@@ -40,9 +42,9 @@ class RandomizationConfig:
                              f"{type(raw).__name__}")
         terms = {}
         for term, spec in raw.items():
-            if term not in TERM_NAMES:
+            if term not in TERM_NAMES + STEP_TERM_NAMES:
                 raise ValueError(f"{source}: unknown randomization term {term!r}; "
-                                 f"known terms: {', '.join(TERM_NAMES)}")
+                                 f"known terms: {', '.join(TERM_NAMES + STEP_TERM_NAMES)}")
             if not isinstance(spec, dict):
                 raise ValueError(f"{source}: term {term!r} needs a mapping such as "
                                  f"{{low: 0.8, high: 1.2}}, got {spec!r}")
@@ -59,10 +61,22 @@ class RandomizationConfig:
                                  f"{spec!r}") from None
             distribution = Distribution(kind=str(spec.get("distribution", "uniform")),
                                         choices=choices, **numbers)
+            operation = "set" if term in STEP_TERM_NAMES else "scale"
             terms[term] = TermSpec(distribution=distribution, match=str(spec.get("match", ".*")),
-                                   operation=str(spec.get("operation", "scale")))
-            terms[term].check(term)
+                                   operation=str(spec.get("operation", operation)))
+            if term in STEP_TERM_NAMES:
+                StepTerm(term, terms[term], 1, 1)  # validates
+            else:
+                terms[term].check(term)
         return cls(terms)
+
+    @property
+    def model_terms(self) -> dict[str, TermSpec]:
+        return {k: v for k, v in self.terms.items() if k not in STEP_TERM_NAMES}
+
+    @property
+    def step_terms(self) -> dict[str, TermSpec]:
+        return {k: v for k, v in self.terms.items() if k in STEP_TERM_NAMES}
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         out = {}
@@ -75,6 +89,37 @@ class RandomizationConfig:
                 entry["choices"] = list(d.choices)
             out[term] = entry
         return out
+
+
+class StepTerms:
+    """The step terms of a config for a batch of `num_envs` copies: actions pass through delay
+    then noise, observations through bias then noise."""
+
+    def __init__(self, config: RandomizationConfig, num_envs: int, action_space: gym.Space,
+                 observation_space: gym.Space) -> None:
+        self.terms = {}
+        for name, spec in config.step_terms.items():
+            space = action_space if name.startswith("action") else observation_space
+            if not isinstance(space, gym.spaces.Box):
+                raise ValueError(f"randomization {name} needs a Box space, this env has {space}")
+            self.terms[name] = StepTerm(name, spec, num_envs, int(np.prod(space.shape)))
+
+    def reset(self, i: int, rng: np.random.Generator) -> dict[str, dict[str, float]]:
+        return {name: dict(zip(term.names, term.reset(i, rng).tolist(), strict=True))
+                for name, term in self.terms.items()}
+
+    def _through(self, names: tuple[str, ...], values: np.ndarray,
+                 rng: np.random.Generator) -> np.ndarray:
+        for name in names:
+            if name in self.terms:
+                values = self.terms[name](values, rng)
+        return values
+
+    def act(self, actions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return self._through(("action_delay", "action_noise"), actions, rng)
+
+    def observe(self, observations: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return self._through(("observation_bias", "observation_noise"), observations, rng)
 
 
 def load_config(source: str | Path | RandomizationConfig) -> RandomizationConfig:
@@ -112,17 +157,28 @@ class DomainRandomization(gym.Wrapper, gym.utils.RecordConstructorArgs):
             raise ValueError(f"{env.unwrapped!r} exposes no MuJoCo `model`; domain randomization "
                             "needs a MuJoCo env")
         self.config = config
-        self.terms = [make_term(model, name, spec) for name, spec in config.terms.items()]
+        self.terms = [make_term(model, name, spec) for name, spec in config.model_terms.items()]
+        self.step_terms = StepTerms(config, 1, env.action_space, env.observation_space)
         self.last_sample: dict[str, dict[str, float]] = {}
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         # Seeding first makes the draws below repeat for the same seed.
         obs, info = self.env.reset(seed=seed, options=options)
         model, data = self.env.unwrapped.model, self.env.unwrapped.data
-        sample = apply_terms(model, self.terms, self.env.unwrapped.np_random)
+        rng = self.env.unwrapped.np_random
+        sample = apply_terms(model, self.terms, rng)
+        sample.update(self.step_terms.reset(0, rng))
         mujoco.mj_forward(model, data)
         self.last_sample = sample
+        obs = self.step_terms.observe(np.asarray(obs)[None], rng)[0]
         return obs, {**info, "randomization": sample}
+
+    def step(self, action):
+        rng = self.env.unwrapped.np_random
+        action = self.step_terms.act(np.asarray(action)[None], rng)[0]
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return self.step_terms.observe(np.asarray(obs)[None], rng)[0], reward, terminated, \
+            truncated, info
 
     def close(self) -> None:
         model = self.env.unwrapped.model

@@ -45,11 +45,17 @@ class BatchRobotEnv(gym.vector.VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.terms: list[list] = [[] for _ in range(num_envs)]
+        self.step_terms = None
         if randomization is not None and randomization.terms:
             from randomization.terms import make_term
+            from randomization.wrapper import StepTerms
 
             self.terms = [[make_term(sim.model, name, spec)
-                           for name, spec in randomization.terms.items()] for sim in self.sims]
+                           for name, spec in randomization.model_terms.items()] for sim in self.sims]
+            if randomization.step_terms:
+                self.step_terms = StepTerms(randomization, num_envs, self.single_action_space,
+                                            self.single_observation_space)
+        self._noise_rng = np.random.default_rng(0)
         self.randomization: list[dict[str, dict[str, float]]] = [{} for _ in range(num_envs)]
         self._rngs = [np.random.default_rng(i) for i in range(num_envs)]
         self.goals = np.zeros((num_envs, len(self.task.sample_goal(self._rngs[0]))))
@@ -61,6 +67,8 @@ class BatchRobotEnv(gym.vector.VectorEnv):
             from randomization.terms import apply_terms
 
             self.randomization[i] = apply_terms(sim.model, self.terms[i], rng)
+        if self.step_terms is not None:
+            self.randomization[i].update(self.step_terms.reset(i, rng))
         pose, self.goals[i], objects = sample_episode(self.task, rng)
         sim.reset(pose, objects)
         self.steps[i] = 0
@@ -77,15 +85,23 @@ class BatchRobotEnv(gym.vector.VectorEnv):
         if seed is not None:
             seeds = seed if isinstance(seed, list) else [seed + i for i in range(self.num_envs)]
             self._rngs = [np.random.default_rng(s) for s in seeds]
+            self._noise_rng = np.random.default_rng([*seeds, 1])
         for i in range(self.num_envs):
             self._reset_one(i)
-        return self.task.evaluate(self.states(), self.goals).observation, {}
+        return self._observe(self.task.evaluate(self.states(), self.goals).observation), {}
+
+    def _observe(self, observation: np.ndarray) -> np.ndarray:
+        if self.step_terms is None:
+            return observation
+        return self.step_terms.observe(observation, self._noise_rng)
 
     def step(self, actions: np.ndarray):
         actions = np.asarray(actions, dtype=np.float64)
         if actions.shape != self.action_space.shape:
             raise ValueError(f"actions have shape {actions.shape}; this batch takes "
                              f"{self.action_space.shape}")
+        if self.step_terms is not None:
+            actions = self.step_terms.act(actions, self._noise_rng)
         states = self.states()
         commands = self.robot.clamp_command(self.task.action_to_command(actions, states))
         # The actuator models run vectorized over the batch; each copy then only steps.
@@ -111,7 +127,7 @@ class BatchRobotEnv(gym.vector.VectorEnv):
         truncated = (self.steps >= self.task.max_steps) & ~terminated
         success = np.asarray(result.success, dtype=bool)
         distance = np.asarray(result.distance, dtype=np.float64)
-        observation = result.observation
+        observation = self._observe(result.observation)
         infos: dict[str, Any] = {"is_success": success, "_is_success": np.ones(self.num_envs, bool),
                                  "distance": distance, "_distance": np.ones(self.num_envs, bool)}
         done = terminated | truncated
@@ -124,8 +140,10 @@ class BatchRobotEnv(gym.vector.VectorEnv):
             infos["final_obs"], infos["_final_obs"] = final_obs, done
             infos["final_info"] = {"is_success": success, "_is_success": done,
                                    "distance": distance, "_distance": done}
+            fresh = result.observation.copy()
+            fresh[finished] = self.task.evaluate(self.states(finished),
+                                                 self.goals[finished]).observation
             observation = observation.copy()
-            observation[finished] = self.task.evaluate(self.states(finished),
-                                                       self.goals[finished]).observation
+            observation[finished] = self._observe(fresh)[finished]
         return (observation, np.asarray(result.reward, dtype=np.float64), terminated, truncated,
                 infos)

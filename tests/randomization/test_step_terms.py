@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+
+from randomization.wrapper import DomainRandomization, RandomizationConfig
+from sim.registration import make_env, make_vector_env
+
+
+def wrapped(raw: dict) -> DomainRandomization:
+    return DomainRandomization(make_env("sim2real/ArmReach-v0"), RandomizationConfig.from_dict(raw))
+
+
+def test_action_delay_holds_the_robot_for_the_drawn_number_of_steps() -> None:
+    env = wrapped({"action_delay": {"distribution": "choice", "choices": [2]}})
+    _, info = env.reset(seed=0)
+    assert info["randomization"]["action_delay"] == {"all": 2.0}
+    sim = env.unwrapped.sim
+    start = sim.state().positions[:3].copy()
+    goals = []
+    for _ in range(3):
+        env.step(np.ones(3, np.float32))
+        goals.append(sim.data.ctrl[:3].copy())
+    step = env.unwrapped.task.config.max_step
+    # Steps 1 and 2 carry the "no action yet" hold; step 3 carries the first action.
+    assert np.abs(goals[0] - start).max() < 0.01 and np.abs(goals[1] - start).max() < 0.02
+    assert np.all(goals[2] - sim.state().positions[:3] > -0.01)
+    assert np.abs(goals[2] - goals[1]).max() > 0.5 * step
+
+
+def test_observation_noise_and_bias_follow_their_draws() -> None:
+    env = wrapped({"observation_noise": {"distribution": "choice", "choices": [0.05]},
+                   "observation_bias": {"distribution": "normal", "mean": 0.0, "std": 0.1}})
+    obs, info = env.reset(seed=1)
+    bias = np.array(list(info["randomization"]["observation_bias"].values()))
+    differences = []
+    for _ in range(200):
+        obs, *_ = env.step(np.zeros(3, np.float32))
+        clean = env.unwrapped.task.evaluate(env.unwrapped.sim.state(), env.unwrapped.goal)
+        differences.append(obs - clean.observation)
+    differences = np.array(differences)
+    assert np.allclose(differences.mean(axis=0), bias, atol=0.02)
+    assert differences.std(axis=0).mean() == pytest.approx(0.05, rel=0.15)
+
+
+def test_action_noise_stays_in_the_action_range_and_repeats_per_seed() -> None:
+    def run() -> np.ndarray:
+        env = wrapped({"action_noise": {"low": 0.5, "high": 0.5}})
+        env.reset(seed=4)
+        for _ in range(5):
+            env.step(np.ones(3, np.float32))
+        return env.unwrapped.sim.data.ctrl.copy()
+
+    first = run()
+    assert np.array_equal(first, run())
+    # A noisy full-scale action can only be smaller: the noise is clipped to [-1, 1].
+    env = wrapped({"action_noise": {"low": 0.5, "high": 0.5}})
+    env.reset(seed=4)
+    before = env.unwrapped.sim.state().positions[:3]
+    env.step(np.ones(3, np.float32))
+    assert np.all(env.unwrapped.sim.data.ctrl[:3] - before <= env.unwrapped.task.config.max_step
+                  + 2e-3)
+
+
+def test_step_terms_in_the_batch_env_draw_per_copy() -> None:
+    raw = {"action_delay": {"distribution": "choice", "choices": [0, 1, 2, 3]},
+           "observation_noise": {"low": 0.0, "high": 0.02}}
+    envs = make_vector_env("sim2real/ArmReach-v0", 8, RandomizationConfig.from_dict(raw), "batch")
+    envs.reset(seed=0)
+    delays = {r["action_delay"]["all"] for r in envs.randomization}
+    assert len(delays) > 1 and delays <= {0.0, 1.0, 2.0, 3.0}
+    for _ in range(120):  # through a time-limit reset
+        obs, *_ = envs.step(np.zeros((8, 3), np.float32))
+    assert obs.shape == (8, 21) and np.all(np.isfinite(obs))
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"action_delay": {"low": 0, "high": 30}}, "at most 20 steps"),
+    ({"observation_noise": {"distribution": "normal", "mean": 0.01, "std": 0.01}},
+     "must be >= 0"),
+    ({"action_noise": {"low": -0.1, "high": 0.1}}, "must be >= 0"),
+])
+def test_bad_step_terms(raw: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        RandomizationConfig.from_dict(raw)
