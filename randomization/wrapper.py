@@ -122,13 +122,16 @@ class StepTerms:
         return self._through(("observation_bias", "observation_noise"), observations, rng)
 
 
-def load_config(source: str | Path | RandomizationConfig) -> RandomizationConfig:
-    """A config from a preset name (`none`, `default`, ...), a YAML path, or a config."""
+def load_config(source: str | Path | RandomizationConfig,
+                robot: str | None = None) -> RandomizationConfig:
+    """A config from a preset name (`none`, `default`, `wide`), a YAML path, or a config. A
+    preset of `robot` (presets/ROBOT/NAME.yaml) wins over the generic one."""
     if isinstance(source, RandomizationConfig):
         return source
     path = Path(source)
     if not path.suffix:
-        path = PRESETS / f"{source}.yaml"
+        own = PRESETS / str(robot) / f"{source}.yaml"
+        path = own if robot and own.is_file() else PRESETS / f"{source}.yaml"
         if not path.is_file():
             known = ", ".join(sorted(p.stem for p in PRESETS.glob("*.yaml")))
             raise ValueError(f"unknown randomization preset {str(source)!r}; presets: {known}; "

@@ -107,7 +107,8 @@ def make_env(env_id: str, randomization: str | Path | None = None, pixels: int |
     if randomization is not None:
         from randomization.wrapper import DomainRandomization, load_config
 
-        env = DomainRandomization(env, load_config(randomization))
+        robot = OUR_ENVS.get(env_id, {}).get("robot")
+        env = DomainRandomization(env, load_config(randomization, robot))
     if pixels is not None:
         if env_id not in OUR_ENVS:
             raise ValueError(f"pixel observations come from our robots' cameras; {env_id!r} is "
@@ -140,7 +141,7 @@ def make_vector_env(env_id: str, num_envs: int, randomization: str | Path | None
         if randomization is not None:
             from randomization.wrapper import load_config
 
-            config = load_config(randomization)
+            config = load_config(randomization, OUR_ENVS[env_id]["robot"])
         return BatchRobotEnv(num_envs, randomization=config, **OUR_ENVS[env_id])
     factory = functools.partial(make_env, env_id, randomization)
     if mode == "sync":

@@ -44,7 +44,10 @@ def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
     unknown = set(overrides or {}) - set(config_fields)
     if unknown:
         raise ValueError(f"unknown {algo} setting(s) {sorted(unknown)}; known: {sorted(config_fields)}")
-    randomization_config = load_config(randomization) if randomization else None
+    from sim.registration import OUR_ENVS
+
+    robot = OUR_ENVS.get(env_id, {}).get("robot")
+    randomization_config = load_config(randomization, robot) if randomization else None
     _prepare_run_dir(out, overwrite)
     from policies.tuned import tuned_settings
 

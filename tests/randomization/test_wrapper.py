@@ -164,3 +164,13 @@ def test_pattern_that_matches_nothing_lists_names() -> None:
 def test_unknown_preset() -> None:
     with pytest.raises(ValueError, match="unknown randomization preset 'wild'"):
         load_config("wild")
+
+
+def test_a_robot_preset_wins_over_the_generic_one() -> None:
+    assert "actuator_kp" in load_config("default", "so_arm").terms
+    assert "motor_resistance" in load_config("default", "furuta").terms
+    assert "actuator_kp" not in load_config("default").terms
+    assert load_config("none", "so_arm").terms == {}  # no robot file: the generic preset
+    for env_id in ("sim2real/ArmReach-v0", "sim2real/FurutaSwingup-v0", "HalfCheetah-v5"):
+        _, info = make_env(env_id, "default").reset(seed=0)
+        assert info["randomization"]
