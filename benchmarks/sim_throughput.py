@@ -3,6 +3,7 @@
 - each own task: raw `mj_step` of the same model with the same substeps (one control period) vs
   a single env (`make_env`, wrappers included) vs our in-process batch vector env;
 - vector envs: batch vs gymnasium's sync vs subprocess (async) vector envs;
+- the batch env with each robot's `default` randomization preset vs without;
 - offscreen rendering at 84x84 from the robot's camera, shadows and reflections off (our models
   define no shadow map or reflective material, so turning the flags on changes nothing).
 
@@ -77,8 +78,9 @@ def single_env(env_id: str) -> Callable[[], int]:
     return run
 
 
-def vector_env(env_id: str, num_envs: int, mode: str) -> tuple[Callable[[], int], Callable[[], None]]:
-    envs = make_vector_env(env_id, num_envs, mode=mode)
+def vector_env(env_id: str, num_envs: int, mode: str, randomization: str | None = None
+               ) -> tuple[Callable[[], int], Callable[[], None]]:
+    envs = make_vector_env(env_id, num_envs, randomization, mode=mode)
     envs.reset(seed=0)
     actions = np.random.default_rng(0).uniform(-1, 1, (20, *envs.action_space.shape)).astype(np.float32)
 
@@ -117,11 +119,18 @@ def main() -> None:
         run, close = vector_env(env_id, n, "batch")
         batch = rate(run, s, r)
         close()
+        run, close = vector_env(env_id, n, "batch", randomization="default")
+        randomized = rate(run, s, r)
+        close()
         tasks.append({"env": env_id, "raw_mj_step_control_steps_per_s": physics,
                       "single_env_steps_per_s": single, f"batch{n}_env_steps_per_s": batch,
-                      "single_cost_vs_raw": physics / single, "batch_cost_vs_raw": physics / batch})
+                      "single_cost_vs_raw": physics / single, "batch_cost_vs_raw": physics / batch,
+                      f"batch{n}_default_randomization_steps_per_s": randomized,
+                      "randomization_slowdown": 1.0 - randomized / batch})
         print(f"{env_id}: raw {physics:,.0f}/s, single env {single:,.0f}/s "
-              f"({physics / single:.2f}x raw), batch of {n} {batch:,.0f}/s ({physics / batch:.2f}x raw)")
+              f"({physics / single:.2f}x raw), batch of {n} {batch:,.0f}/s ({physics / batch:.2f}x raw), "
+              f"with the default randomization {randomized:,.0f}/s "
+              f"({100 * (1 - randomized / batch):+.0f} % slower)")
 
     vectors = []
     for env_id in ("sim2real/ArmReach-v0",):
@@ -160,6 +169,11 @@ def main() -> None:
         lines.append(f"| {t['env']} | {t['raw_mj_step_control_steps_per_s']:,.0f} | "
                      f"{t['single_env_steps_per_s']:,.0f} | {t['single_cost_vs_raw']:.2f}x | "
                      f"{t[f'batch{n}_env_steps_per_s']:,.0f} | {t['batch_cost_vs_raw']:.2f}x |")
+    lines += ["", f"| env | batch of {n}, no randomization (steps/s) | with the `default` preset "
+              "(steps/s) | slower by (target < 10 %) |", "|---|---:|---:|---:|"]
+    lines += [f"| {t['env']} | {t[f'batch{n}_env_steps_per_s']:,.0f} | "
+              f"{t[f'batch{n}_default_randomization_steps_per_s']:,.0f} | "
+              f"{100 * t['randomization_slowdown']:.0f} % |" for t in tasks]
     lines += ["", "| vector env | copies | steps/s |", "|---|---:|---:|"]
     lines += [f"| {v['mode']} ({v['env']}) | {v['num_envs']} | {v['steps_per_s']:,.0f} |"
               for v in vectors]
