@@ -7,6 +7,8 @@ from the generator passed to `__call__`.
   observation_noise   Gaussian noise of this std added to every observation value, every step
   observation_bias    an offset drawn per episode and value, added to every observation
   action_noise        Gaussian noise of this std added to every action, every step (then clipped)
+  observation_dropout this probability, each step, that no fresh reading arrives and the last
+                      observation is seen again (a lost serial frame)
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import numpy as np
 
 from randomization.terms import TermSpec
 
-STEP_TERM_NAMES = ("action_delay", "observation_noise", "observation_bias", "action_noise")
+STEP_TERM_NAMES = ("action_delay", "observation_noise", "observation_bias", "action_noise",
+                   "observation_dropout")
 MAX_DELAY_STEPS = 20
 
 
@@ -32,6 +35,9 @@ class StepTerm:
         if name != "observation_bias" and low < 0:
             raise ValueError(f"randomization {name}: draws must be >= 0, the distribution "
                              f"reaches {low}")
+        if name == "observation_dropout" and high > 1:
+            raise ValueError(f"randomization observation_dropout: a probability, at most 1; the "
+                             f"distribution reaches {high}")
         if name == "action_delay" and high > MAX_DELAY_STEPS:
             raise ValueError(f"randomization action_delay: at most {MAX_DELAY_STEPS} steps, the "
                              f"distribution reaches {high}")
@@ -47,21 +53,31 @@ class StepTerm:
         if self.name == "action_delay":
             values = np.round(values)
             self.history[i] = 0.0  # "no action yet": a relative-target robot holds still
+        if self.name == "observation_dropout":
+            self.history[i, 0] = np.nan  # nothing seen yet: the first reading always arrives
         self.draws[i] = values
         return values
 
-    def __call__(self, values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Apply to a batch (n, size) of actions or observations."""
+    def __call__(self, values: np.ndarray, rng: np.random.Generator,
+                 rows: np.ndarray | None = None) -> np.ndarray:
+        """Apply to a batch (n, size) of actions or observations: those of all copies, or of the
+        copies `rows`."""
+        rows = np.arange(len(values)) if rows is None else np.asarray(rows)
+        draws = self.draws[rows]
         if self.name == "action_delay":
-            rows = np.arange(len(values))
-            self.head = (self.head + 1) % self.history.shape[1]
-            self.history[rows, self.head] = values
-            delay = self.draws[:, 0].astype(int)
-            return self.history[rows, (self.head - delay) % self.history.shape[1]].astype(
-                values.dtype)
+            self.head[rows] = (self.head[rows] + 1) % self.history.shape[1]
+            self.history[rows, self.head[rows]] = values
+            delayed = (self.head[rows] - draws[:, 0].astype(int)) % self.history.shape[1]
+            return self.history[rows, delayed].astype(values.dtype)
         if self.name == "observation_bias":
-            return (values + self.draws).astype(values.dtype)
-        noisy = values + rng.normal(0.0, 1.0, values.shape) * self.draws
+            return (values + draws).astype(values.dtype)
+        if self.name == "observation_dropout":
+            last = self.history[rows, 0]
+            lost = (rng.random(len(values)) < draws[:, 0]) & ~np.isnan(last[:, 0])
+            seen = np.where(lost[:, None], last, values)
+            self.history[rows, 0] = seen
+            return seen.astype(values.dtype)
+        noisy = values + rng.normal(0.0, 1.0, values.shape) * draws
         if self.name == "action_noise":
             noisy = np.clip(noisy, -1.0, 1.0)
         return noisy.astype(values.dtype)

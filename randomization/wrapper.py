@@ -93,7 +93,7 @@ class RandomizationConfig:
 
 class StepTerms:
     """The step terms of a config for a batch of `num_envs` copies: actions pass through delay
-    then noise, observations through bias then noise."""
+    then noise, observations through bias, noise, then dropout."""
 
     def __init__(self, config: RandomizationConfig, num_envs: int, action_space: gym.Space,
                  observation_space: gym.Space) -> None:
@@ -108,18 +108,21 @@ class StepTerms:
         return {name: dict(zip(term.names, term.reset(i, rng).tolist(), strict=True))
                 for name, term in self.terms.items()}
 
-    def _through(self, names: tuple[str, ...], values: np.ndarray,
-                 rng: np.random.Generator) -> np.ndarray:
+    def _through(self, names: tuple[str, ...], values: np.ndarray, rng: np.random.Generator,
+                 rows: np.ndarray | None) -> np.ndarray:
         for name in names:
             if name in self.terms:
-                values = self.terms[name](values, rng)
+                values = self.terms[name](values, rng, rows)
         return values
 
     def act(self, actions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return self._through(("action_delay", "action_noise"), actions, rng)
+        return self._through(("action_delay", "action_noise"), actions, rng, None)
 
-    def observe(self, observations: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return self._through(("observation_bias", "observation_noise"), observations, rng)
+    def observe(self, observations: np.ndarray, rng: np.random.Generator,
+                rows: np.ndarray | None = None) -> np.ndarray:
+        """Observations of all copies, or of the copies `rows` (the ones just reset)."""
+        return self._through(("observation_bias", "observation_noise", "observation_dropout"),
+                             observations, rng, rows)
 
 
 def load_config(source: str | Path | RandomizationConfig,

@@ -90,10 +90,10 @@ class BatchRobotEnv(gym.vector.VectorEnv):
             self._reset_one(i)
         return self._observe(self.task.evaluate(self.states(), self.goals).observation), {}
 
-    def _observe(self, observation: np.ndarray) -> np.ndarray:
+    def _observe(self, observation: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         if self.step_terms is None:
             return observation
-        return self.step_terms.observe(observation, self._noise_rng)
+        return self.step_terms.observe(observation, self._noise_rng, rows)
 
     def step(self, actions: np.ndarray):
         actions = np.asarray(actions, dtype=np.float64)
@@ -140,10 +140,8 @@ class BatchRobotEnv(gym.vector.VectorEnv):
             infos["final_obs"], infos["_final_obs"] = final_obs, done
             infos["final_info"] = {"is_success": success, "_is_success": done,
                                    "distance": distance, "_distance": done}
-            fresh = result.observation.copy()
-            fresh[finished] = self.task.evaluate(self.states(finished),
-                                                 self.goals[finished]).observation
+            fresh = self.task.evaluate(self.states(finished), self.goals[finished]).observation
             observation = observation.copy()
-            observation[finished] = self._observe(fresh)[finished]
+            observation[finished] = self._observe(fresh, finished)
         return (observation, np.asarray(result.reward, dtype=np.float64), terminated, truncated,
                 infos)

@@ -81,3 +81,37 @@ def test_step_terms_in_the_batch_env_draw_per_copy() -> None:
 def test_bad_step_terms(raw: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         RandomizationConfig.from_dict(raw)
+
+
+def test_observation_dropout_repeats_the_last_observation_at_its_rate() -> None:
+    env = wrapped({"observation_dropout": {"distribution": "choice", "choices": [0.3]}})
+    previous, _ = env.reset(seed=2)
+    repeats = 0
+    for _ in range(300):
+        obs, _, terminated, truncated, _ = env.step(np.full(3, 0.3, np.float32))
+        repeats += np.array_equal(obs, previous)
+        previous = obs
+        if terminated or truncated:
+            previous, _ = env.reset()
+    assert 0.2 < repeats / 300 < 0.4
+
+
+def test_dropout_is_a_probability() -> None:
+    with pytest.raises(ValueError, match="at most 1"):
+        RandomizationConfig.from_dict({"observation_dropout": {"low": 0.5, "high": 1.5}})
+
+
+def test_batch_env_with_dropout_and_delay_keeps_each_copy_consistent() -> None:
+    raw = {"action_delay": {"distribution": "choice", "choices": [1]},
+           "observation_dropout": {"distribution": "choice", "choices": [0.5]}}
+    envs = make_vector_env("sim2real/ArmReach-v0", 4, RandomizationConfig.from_dict(raw), "batch")
+    obs, _ = envs.reset(seed=0)
+    repeats = total = 0
+    for _ in range(150):  # through resets
+        new, _, terminated, truncated, _ = envs.step(np.full((4, 3), 0.2, np.float32))
+        live = ~(terminated | truncated)
+        repeats += int(np.all(new[live] == obs[live], axis=1).sum())
+        total += int(live.sum())
+        obs = new
+    assert np.all(np.isfinite(obs))
+    assert 0.35 < repeats / total < 0.65  # each copy loses about half its readings
