@@ -45,7 +45,9 @@ class StepTerm:
         per_value = name == "observation_bias"
         self.draws = np.zeros((num_envs, size if per_value else 1))
         self.names = [f"[{k}]" for k in range(size)] if per_value else ["all"]
-        self.history = np.zeros((num_envs, MAX_DELAY_STEPS + 1, size))
+        # Past actions for the delay (a ring buffer), the last observation for dropout.
+        depth = {"action_delay": MAX_DELAY_STEPS + 1, "observation_dropout": 1}.get(name, 0)
+        self.history = np.zeros((num_envs, depth, size))
         self.head = np.zeros(num_envs, dtype=int)
 
     def reset(self, i: int, rng: np.random.Generator) -> np.ndarray:

@@ -61,11 +61,11 @@ class RandomizationConfig:
                                  f"{spec!r}") from None
             distribution = Distribution(kind=str(spec.get("distribution", "uniform")),
                                         choices=choices, **numbers)
-            operation = "set" if term in STEP_TERM_NAMES else "scale"
             terms[term] = TermSpec(distribution=distribution, match=str(spec.get("match", ".*")),
-                                   operation=str(spec.get("operation", operation)))
+                                   operation=str(spec.get("operation", "scale")))
             if term in STEP_TERM_NAMES:
-                StepTerm(term, terms[term], 1, 1)  # validates
+                # A step term sets its own operation; keep the spec as it will be used.
+                terms[term] = StepTerm(term, terms[term], 1, 1).spec
             else:
                 terms[term].check(term)
         return cls(terms)

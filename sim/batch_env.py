@@ -16,7 +16,7 @@ import numpy as np
 from gymnasium.vector.utils import batch_space
 
 from sim.catalog import make_task, robot_by_name
-from sim.physics import SERVO_KP_SLOT, RobotSimulation
+from sim.physics import RobotSimulation
 from sim.spec import RobotState
 from sim.task import sample_episode
 
@@ -60,6 +60,7 @@ class BatchRobotEnv(gym.vector.VectorEnv):
         self._rngs = [np.random.default_rng(i) for i in range(num_envs)]
         self.goals = np.zeros((num_envs, len(self.task.sample_goal(self._rngs[0]))))
         self.steps = np.zeros(num_envs, dtype=np.int64)
+        self._readings = self.states()
 
     def _reset_one(self, i: int) -> None:
         rng, sim = self._rngs[i], self.sims[i]
@@ -88,7 +89,8 @@ class BatchRobotEnv(gym.vector.VectorEnv):
             self._noise_rng = np.random.default_rng([*seeds, 1])
         for i in range(self.num_envs):
             self._reset_one(i)
-        return self._observe(self.task.evaluate(self.states(), self.goals).observation), {}
+        self._readings = self.states()
+        return self._observe(self.task.evaluate(self._readings, self.goals).observation), {}
 
     def _observe(self, observation: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         if self.step_terms is None:
@@ -102,27 +104,23 @@ class BatchRobotEnv(gym.vector.VectorEnv):
                              f"{self.action_space.shape}")
         if self.step_terms is not None:
             actions = self.step_terms.act(actions, self._noise_rng)
-        states = self.states()
-        commands = self.robot.clamp_command(self.task.action_to_command(actions, states))
-        # The actuator models run vectorized over the batch; each copy then only steps.
+        # The readings after the last step are this step's inputs: no second gather.
+        states = self._readings
         first = self.sims[0]
-        goals = first.servo_goals(commands)
-        changed = np.zeros(self.num_envs, dtype=bool)
+        # Actuator models run vectorized over the batch; each copy then only steps.
+        goals = first.actuator_command(self.task.action_to_command(actions, states))
         if first.is_servo:
-            measured = states.positions[:, self.robot.actuated_joint_index]
-            in_band = np.abs(goals - measured) <= first.deadband
-            configured = np.stack([sim.model.actuator_gainprm[sim.ctrl_at, SERVO_KP_SLOT]
-                                   for sim in self.sims])
-            gains = np.where(in_band, 0.0, configured)
-            applied = np.stack([sim.model.actuator_gainprm[sim.ctrl_at, 0] for sim in self.sims])
-            changed = np.any(gains != applied, axis=1)
+            configured = np.stack([sim.configured_gains() for sim in self.sims])
+            gains = first.servo_gains(goals, states.positions[:, self.robot.actuated_joint_index],
+                                      configured)
         for i, sim in enumerate(self.sims):
             sim.data.ctrl[sim.ctrl_at] = goals[i]
-            if changed[i]:
+            if first.is_servo:
                 sim.write_gains(gains[i])
             mujoco.mj_step(sim.model, sim.data, nstep=sim.substeps)
         self.steps += 1
-        result = self.task.evaluate(self.states(), self.goals)
+        self._readings = self.states()
+        result = self.task.evaluate(self._readings, self.goals)
         terminated = np.asarray(result.terminated, dtype=bool)
         truncated = (self.steps >= self.task.max_steps) & ~terminated
         success = np.asarray(result.success, dtype=bool)
@@ -140,7 +138,12 @@ class BatchRobotEnv(gym.vector.VectorEnv):
             infos["final_obs"], infos["_final_obs"] = final_obs, done
             infos["final_info"] = {"is_success": success, "_is_success": done,
                                    "distance": distance, "_distance": done}
-            fresh = self.task.evaluate(self.states(finished), self.goals[finished]).observation
+            fresh_readings = self.states(finished)
+            self._readings.positions[finished] = fresh_readings.positions
+            self._readings.velocities[finished] = fresh_readings.velocities
+            if fresh_readings.objects is not None:
+                self._readings.objects[finished] = fresh_readings.objects
+            fresh = self.task.evaluate(fresh_readings, self.goals[finished]).observation
             observation = observation.copy()
             observation[finished] = self._observe(fresh, finished)
         return (observation, np.asarray(result.reward, dtype=np.float64), terminated, truncated,

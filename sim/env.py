@@ -64,8 +64,7 @@ class RobotTaskEnv(gym.Env):
         if action.shape != self.action_space.shape:
             raise ValueError(f"action has shape {action.shape}; this env takes "
                              f"{self.action_space.shape}")
-        command = self.task.action_to_command(action, self.sim.state())
-        self.sim.set_command(self.robot.clamp_command(command))
+        self.sim.set_command(self.task.action_to_command(action, self.sim.state()))
         self.sim.step()
         result = self.task.evaluate(self.sim.state(), self.goal)
         info = {"is_success": bool(result.success), "distance": float(result.distance)}

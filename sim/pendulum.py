@@ -6,12 +6,12 @@ Angles: arm theta (0 at the centre), pendulum alpha (0 upright, pi hanging).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
 from sim.spec import RobotSpec, RobotState
-from sim.task import TaskStep
+from sim.task import TaskStep, config_to_json
 
 
 def wrap_angle(angle: np.ndarray | float) -> np.ndarray | float:
@@ -78,7 +78,7 @@ class PendulumTask:
     def contract(self) -> dict:
         return {
             "name": self.name,
-            "config": asdict(self.config),
+            "config": config_to_json(self.config),
             "observation_layout": [[name, size] for name, size in self.observation_layout()],
             "action": {"size": 1, "meaning": "motor voltage in units of max_voltage",
                        "joints": ["arm"], "max_voltage": self.config.max_voltage},

@@ -50,9 +50,10 @@ class RobotSimulation:
         self.model = load_model(ASSETS / (scene or robot.mjcf))
         self.data = mujoco.MjData(self.model)
         self.object_qpos = np.array([self._free_joint_of(name) for name in objects], dtype=int)
-        self.qpos_index = np.array([self._joint(j).qposadr[0] for j in robot.joint_names])
-        self.qvel_index = np.array([self._joint(j).dofadr[0] for j in robot.joint_names])
-        self.actuator_index = np.array([self._actuator(a).id for a in robot.actuator_names])
+        self.qpos_index = np.array([self._element("joint", j).qposadr[0] for j in robot.joint_names])
+        self.qvel_index = np.array([self._element("joint", j).dofadr[0] for j in robot.joint_names])
+        self.actuator_index = np.array([self._element("actuator", a).id
+                                        for a in robot.actuator_names])
         self.actuated_qpos = self.qpos_index[robot.actuated_joint_index]
         # Slices where the indices are contiguous: reading and writing MjData is a hot path.
         self.qpos_at = _as_slice(self.qpos_index)
@@ -77,18 +78,12 @@ class RobotSimulation:
             raise ValueError(f"body {body!r} has no free joint; only free bodies are tracked")
         return int(self.model.jnt_qposadr[joint])
 
-    def _joint(self, name: str):
+    def _element(self, kind: str, name: str):
+        """The model's joint or actuator called `name`, or an error naming the file."""
         try:
-            return self.model.joint(name)
+            return getattr(self.model, kind)(name)
         except KeyError:
-            raise ValueError(f"{self.robot.mjcf} has no joint {name!r} of robot "
-                             f"{self.robot.name!r}") from None
-
-    def _actuator(self, name: str):
-        try:
-            return self.model.actuator(name)
-        except KeyError:
-            raise ValueError(f"{self.robot.mjcf} has no actuator {name!r} of robot "
+            raise ValueError(f"{self.robot.mjcf} has no {kind} {name!r} of robot "
                              f"{self.robot.name!r}") from None
 
     @property
@@ -107,28 +102,36 @@ class RobotSimulation:
         self.data.ctrl[self.actuator_index] = hold
         mujoco.mj_forward(self.model, self.data)
 
-    def servo_goals(self, command: np.ndarray) -> np.ndarray:
-        """Commands as the actuators take them: servo goals are whole encoder counts (any
-        leading batch axes are kept); motor voltages pass as they are."""
-        if not self.is_servo:
-            return command
-        return self.robot.clamp_command(np.round(command / self.resolution) * self.resolution)
+    def actuator_command(self, command: np.ndarray) -> np.ndarray:
+        """Commands as the actuators take them (any leading batch axes are kept): within the
+        command limits, and servo goals in whole encoder counts. The one place commands are
+        clamped on their way into the physics."""
+        if self.is_servo:
+            command = np.round(command / self.resolution) * self.resolution
+        return self.robot.clamp_command(command)
 
-    def servo_gains(self, goals: np.ndarray, measured: np.ndarray) -> np.ndarray:
+    def servo_gains(self, goals: np.ndarray, measured: np.ndarray,
+                    configured: np.ndarray | None = None) -> np.ndarray:
         """P gain of each servo for the next control period (rows of a batch alike): its
-        configured gain, or 0 within its deadband of the goal (it does not drive; its D term
-        still brakes). `measured` are the actuated joints' encoder readings. Decided once per
-        control period: the STS3215's own loop rate is unpublished, and a decision per physics
-        step would cost more than the physics."""
-        configured = self.model.actuator_gainprm[self.actuator_index, SERVO_KP_SLOT]
+        configured gain (this model's, unless given), or 0 within its deadband of the goal (it
+        does not drive; its D term still brakes). `measured` are the actuated joints' encoder
+        readings. Decided once per control period: the STS3215's own loop rate is unpublished,
+        and a decision per physics step would cost more than the physics."""
+        if configured is None:
+            configured = self.configured_gains()
         return np.where(np.abs(goals - measured) <= self.deadband, 0.0, configured)
 
+    def configured_gains(self) -> np.ndarray:
+        return self.model.actuator_gainprm[self.ctrl_at, SERVO_KP_SLOT]
+
     def write_gains(self, kp: np.ndarray) -> None:
-        self.model.actuator_gainprm[self.ctrl_at, 0] = kp
-        self.model.actuator_biasprm[self.ctrl_at, 1] = -kp
+        """Apply the servos' P gains; most periods nothing changes, so nothing is written."""
+        if not np.array_equal(self.model.actuator_gainprm[self.ctrl_at, 0], kp):
+            self.model.actuator_gainprm[self.ctrl_at, 0] = kp
+            self.model.actuator_biasprm[self.ctrl_at, 1] = -kp
 
     def set_command(self, command: np.ndarray) -> None:
-        self.data.ctrl[self.actuator_index] = self.servo_goals(command)
+        self.data.ctrl[self.ctrl_at] = self.actuator_command(command)
 
     def step(self, substeps: int | None = None) -> None:
         """Advance the physics; one control period unless told otherwise. Servos re-check their
@@ -138,7 +141,7 @@ class RobotSimulation:
             chunk = min(remaining, self.substeps)
             if self.is_servo:
                 measured = self.robot.quantize_positions(self.data.qpos[self.actuated_qpos])
-                self.write_gains(self.servo_gains(self.data.ctrl[self.actuator_index], measured))
+                self.write_gains(self.servo_gains(self.data.ctrl[self.ctrl_at], measured))
             mujoco.mj_step(self.model, self.data, nstep=chunk)
             remaining -= chunk
 

@@ -5,13 +5,13 @@ a tracker (a camera), as `RobotState.objects`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
 from sim.reach import VELOCITY_SCALE, ReachConfig, ReachTask
 from sim.spec import RobotSpec, RobotState
-from sim.task import TaskStep
+from sim.task import TaskStep, config_to_json
 
 BLOCK_HALF_SIZE = 0.015
 
@@ -76,8 +76,7 @@ class PushTask:
     def contract(self) -> dict:
         arm = self.arm.contract()
         return {"name": self.name,
-                "config": {k: list(v) if isinstance(v, tuple) else v
-                           for k, v in asdict(self.config).items()},
+                "config": config_to_json(self.config),
                 "observation_layout": [[name, size] for name, size in self.observation_layout()],
                 "action": arm["action"], "objects": list(self.objects)}
 
@@ -100,7 +99,7 @@ class PushTask:
         return self.arm.action_to_command(action, state)
 
     def sample_pose(self, rng: np.random.Generator) -> np.ndarray:
-        return self.arm.sample_target_pose(rng)
+        return self.arm.sample_pose(rng)
 
     def _table_point(self, rng: np.random.Generator) -> np.ndarray:
         radius = rng.uniform(*self.config.radius_range)

@@ -7,12 +7,12 @@ success test. numpy only: they run on the robot's computer.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
 from sim.spec import RobotSpec, RobotState
-from sim.task import TaskStep
+from sim.task import TaskStep, config_to_json
 
 # Joint speeds are scaled into roughly [-1, 1] before the policy's own normalizer sees them.
 VELOCITY_SCALE = 0.2
@@ -40,17 +40,17 @@ class ReachConfig:
     """Targets are tip positions of joint angles drawn uniformly here (so every target is
     reachable), one value per actuated joint."""
     min_goal_height: float = 0.04
+    """Poses that bring the tip or any joint lower than this (m) above the floor are drawn again."""
     min_goal_reach: float = 0.08
     """Targets lie at least this far (m) in front of the base (x), where a desk arm works."""
     max_goal_extension: float = 0.85
     """Targets lie within this share of the arm's full reach from the shoulder: near full
     stretch the arm is close to singular and a servo arm is imprecise there."""
-    """Poses that bring the tip or any joint lower than this (m) above the floor are drawn again."""
 
 
 class ReachTask:
-    """Reach for a robot with a forward-kinematics chain. Actions in [-1, 1] span each actuated
-    joint's command range; the observation is
+    """Reach for a robot with a forward-kinematics chain. An action in [-1, 1] moves each actuated
+    joint's goal by up to `max_step` from its measured position; the observation is
 
     joint positions (n), joint velocities * 0.2 (n), tip position (3), target (3), target - tip (3).
     """
@@ -109,8 +109,7 @@ class ReachTask:
         """The task's part of the deployment contract (JSON-ready)."""
         return {
             "name": self.name,
-            "config": {k: list(v) if isinstance(v, tuple) else v
-                       for k, v in asdict(self.config).items()},
+            "config": config_to_json(self.config),
             "observation_layout": [[name, size] for name, size in self.observation_layout()],
             "action": {
                 "size": self.action_size,
@@ -150,41 +149,35 @@ class ReachTask:
         default pose. Relative targets keep the policy closed-loop (it corrects what it sees)
         and stateless (no integrator to keep in step between training and the robot)."""
         action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
-        command = np.repeat(self.default_command[None], len(action), 0) if action.ndim == 2 \
-            else self.default_command.copy()
+        command = np.tile(self.default_command, (*action.shape[:-1], 1))
         command[..., self.actuated] = (state.positions[..., self.actuated_joints]
                                        + self.config.max_step * action)
         return np.clip(command, self.low, self.high)
 
     # -- sampling ----------------------------------------------------------------------------
     def sample_pose(self, rng: np.random.Generator) -> np.ndarray:
-        """A start pose: drawn like a target pose (on the robot an episode starts where the last
-        one ended, near its target, or at home after a miss)."""
-        return self.sample_target_pose(rng)
-
-    def sample_target_pose(self, rng: np.random.Generator) -> np.ndarray:
-        """A pose with the actuated joints drawn from the goal range, every link above
-        `min_goal_height` and the tip at least `min_goal_reach` in front of the base."""
-        return self._pose_above_floor(rng, np.asarray(self.config.goal_low),
-                                      np.asarray(self.config.goal_high), self.config.min_goal_height,
-                                      self.config.min_goal_reach, self.config.max_goal_extension)
-
-    def _pose_above_floor(self, rng: np.random.Generator, low: np.ndarray, high: np.ndarray,
-                          min_height: float, min_reach: float, max_extension: float) -> np.ndarray:
+        """A pose with the actuated joints drawn from the goal range: every link at least
+        `min_goal_height` above the floor, the tip `min_goal_reach` in front of the base and
+        within `max_goal_extension` of full reach. Starts are drawn alike: on the robot an
+        episode starts where the last one ended, near its target, or at home after a miss."""
+        config = self.config
         # Rejection sampling, 32 candidates per forward-kinematics call: resets are frequent.
         for _ in range(50):
-            poses = np.repeat(self.default_pose[None], 32, axis=0)
-            poses[:, self.actuated_joints] = rng.uniform(low, high, (32, len(low)))
+            poses = np.tile(self.default_pose, (32, 1))
+            poses[:, self.actuated_joints] = rng.uniform(config.goal_low, config.goal_high,
+                                                         (32, len(config.goal_low)))
             frames = self.robot.chain.frame_positions(poses[:, self.chain_index])
             # frames[:, 1] is the shoulder_lift joint: the reach is measured from there.
             extension = np.linalg.norm(frames[:, -1] - frames[:, 1], axis=-1) / self._full_extension
-            valid = ((frames[..., 2].min(axis=1) >= min_height) & (frames[:, -1, 0] >= min_reach)
-                     & (extension <= max_extension))
+            valid = ((frames[..., 2].min(axis=1) >= config.min_goal_height)
+                     & (frames[:, -1, 0] >= config.min_goal_reach)
+                     & (extension <= config.max_goal_extension))
             if valid.any():
                 return poses[np.argmax(valid)]
-        raise RuntimeError(f"ReachConfig: no pose in {low.tolist()}..{high.tolist()} keeps every "
-                           f"link above {min_height} m; widen the range")
+        raise RuntimeError(f"ReachConfig: no pose in {list(config.goal_low)}..{list(config.goal_high)}"
+                           " meets min_goal_height, min_goal_reach and max_goal_extension; widen "
+                           "the range")
 
     def sample_goal(self, rng: np.random.Generator) -> np.ndarray:
-        pose = self.sample_target_pose(rng)
+        pose = self.sample_pose(rng)
         return self.robot.chain.tip_position(pose[self.chain_index])

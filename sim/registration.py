@@ -66,6 +66,11 @@ def check_env_id(env_id: str) -> None:
                      "(`sim2real envs` shows their sizes)")
 
 
+def robot_of(env_id: str) -> str | None:
+    """The robot of one of our env ids (its own randomization presets apply), else None."""
+    return OUR_ENVS.get(env_id, {}).get("robot")
+
+
 def list_env_ids() -> list[str]:
     return [env_id for ids in SUITES.values() for env_id in ids]
 
@@ -107,8 +112,7 @@ def make_env(env_id: str, randomization: str | Path | None = None, pixels: int |
     if randomization is not None:
         from randomization.wrapper import DomainRandomization, load_config
 
-        robot = OUR_ENVS.get(env_id, {}).get("robot")
-        env = DomainRandomization(env, load_config(randomization, robot))
+        env = DomainRandomization(env, load_config(randomization, robot_of(env_id)))
     if pixels is not None:
         if env_id not in OUR_ENVS:
             raise ValueError(f"pixel observations come from our robots' cameras; {env_id!r} is "
@@ -141,7 +145,7 @@ def make_vector_env(env_id: str, num_envs: int, randomization: str | Path | None
         if randomization is not None:
             from randomization.wrapper import load_config
 
-            config = load_config(randomization, OUR_ENVS[env_id]["robot"])
+            config = load_config(randomization, robot_of(env_id))
         return BatchRobotEnv(num_envs, randomization=config, **OUR_ENVS[env_id])
     factory = functools.partial(make_env, env_id, randomization)
     if mode == "sync":

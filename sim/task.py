@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Protocol
 
 import numpy as np
@@ -62,3 +62,9 @@ def sample_episode(task: Task, rng: np.random.Generator
     goal = task.sample_goal(rng)
     objects = task.sample_objects(rng, goal) if task.objects else None
     return pose, goal, objects
+
+
+def config_to_json(config: object) -> dict:
+    """A task config dataclass as the contract stores it (tuples become lists);
+    `sim.catalog.make_task` turns the lists back."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}

@@ -33,8 +33,10 @@ def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
     """Train `algo` on `env_id` into `out`; the shared path of `train` and `demo`. Settings:
     the algorithm's defaults, then those tuned for this env, then `overrides`."""
     from policies.algorithms import algorithm_by_name
+    from policies.plots import plot_learning_curve
+    from policies.tuned import tuned_settings
     from randomization.wrapper import load_config
-    from sim.registration import check_env_id, make_vector_env
+    from sim.registration import check_env_id, make_vector_env, robot_of
 
     check_env_id(env_id)
     algorithm = algorithm_by_name(algo)
@@ -44,21 +46,14 @@ def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
     unknown = set(overrides or {}) - set(config_fields)
     if unknown:
         raise ValueError(f"unknown {algo} setting(s) {sorted(unknown)}; known: {sorted(config_fields)}")
-    from sim.registration import OUR_ENVS
-
-    robot = OUR_ENVS.get(env_id, {}).get("robot")
-    randomization_config = load_config(randomization, robot) if randomization else None
+    randomization_config = load_config(randomization, robot_of(env_id)) if randomization else None
     _prepare_run_dir(out, overwrite)
-    from policies.tuned import tuned_settings
-
     settings = {**tuned_settings(algo, env_id), **(overrides or {})}
     config = algorithm.config(total_steps=steps, seed=seed, **settings)
     metadata = {"env_id": env_id, "randomization":
                 randomization_config.to_dict() if randomization_config else {}}
     result = algorithm.train(lambda n: make_vector_env(env_id, n, randomization_config), config,
                              out, metadata=metadata, progress=progress)
-    from policies.plots import plot_learning_curve
-
     plot_learning_curve(out / "metrics.csv", out / "learning_curve.png")
     return result
 
@@ -66,9 +61,13 @@ def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
 def deploy_run(policy_path: Path, robot_name: str, seconds: float,
                max_episodes: int | None, seed: int):
     """Deploy an ONNX policy on a robot backend; returns the loop's report."""
+    import numpy as np
+
     from deploy.loop import run
     from deploy.onnx_policy import OnnxPolicy
-    from sim.catalog import robot_by_name
+    from hardware.sim_robot import SimRobot
+    from sim.catalog import make_task, robot_by_name
+    from sim.task import sample_episode
 
     policy = OnnxPolicy(policy_path)
     if seconds <= 0:
@@ -82,17 +81,10 @@ def deploy_run(policy_path: Path, robot_name: str, seconds: float,
             raise ValueError(f"{policy_path} was trained on {policy.contract.env_id!r}, which is "
                              "not a robot of ours; there is nothing to deploy it to")
         name = policy.contract.robot["name"]
-    import numpy as np
-
-    from hardware.sim_robot import SimRobot
-    from sim.catalog import make_task
-
     spec = robot_by_name(name)
     policy.contract.check(spec)  # refuse before connecting: no motion on a mismatch
     # Start where the task's episodes start (a pendulum to balance starts upright).
     task = make_task(policy.contract.task["name"], spec, policy.contract.task["config"])
-    from sim.task import sample_episode
-
     start, _, objects = sample_episode(task, np.random.default_rng(seed))
     with SimRobot(spec, initial_pose=start, scene=task.scene, objects=task.objects,
                   initial_objects=objects) as robot:
