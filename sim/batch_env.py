@@ -60,6 +60,15 @@ class BatchRobotEnv(gym.vector.VectorEnv):
         self._rngs = [np.random.default_rng(i) for i in range(num_envs)]
         self.goals = np.zeros((num_envs, len(self.task.sample_goal(self._rngs[0]))))
         self.steps = np.zeros(num_envs, dtype=np.int64)
+        first = self.sims[0]
+        # Servo P gains per copy: configured (randomization may change them at reset) and in
+        # force now (0 inside the deadband); MuJoCo's model is written only where they change.
+        self._configured_gains = np.stack([sim.configured_gains() for sim in self.sims])
+        self._active_gains = np.stack([sim.active_gains() for sim in self.sims])
+        self._views = [sim.views for sim in self.sims] if first.views is not None else None
+        self._substeps = first.substeps
+        self._every_copy = np.ones(num_envs, dtype=bool)
+        self._every_copy.flags.writeable = False
         self._readings = self.states()
 
     def _reset_one(self, i: int) -> None:
@@ -72,13 +81,21 @@ class BatchRobotEnv(gym.vector.VectorEnv):
             self.randomization[i].update(self.step_terms.reset(i, rng))
         pose, self.goals[i], objects = sample_episode(self.task, rng)
         sim.reset(pose, objects)
+        if sim.is_servo:
+            self._configured_gains[i] = sim.configured_gains()
+            self._active_gains[i] = sim.active_gains()
         self.steps[i] = 0
 
     def states(self, indices: np.ndarray | None = None) -> RobotState:
         """Readings of the batch (or of `indices`): positions, velocities of shape (n, joints)."""
         sims = self.sims if indices is None else [self.sims[i] for i in indices]
-        positions = np.stack([sim.data.qpos[sim.qpos_at] for sim in sims])
-        velocities = np.stack([sim.data.qvel[sim.qvel_at] for sim in sims])
+        if self._views is None:
+            positions = np.stack([sim.data.qpos[sim.qpos_at] for sim in sims])
+            velocities = np.stack([sim.data.qvel[sim.qvel_at] for sim in sims])
+        else:
+            views = self._views if indices is None else [self._views[i] for i in indices]
+            positions = np.stack([view[1] for view in views])
+            velocities = np.stack([view[2] for view in views])
         objects = np.stack([sim.object_positions() for sim in sims]) if self.task.objects else None
         return RobotState(self.robot.quantize_positions(positions), velocities, objects=objects)
 
@@ -109,15 +126,21 @@ class BatchRobotEnv(gym.vector.VectorEnv):
         first = self.sims[0]
         # Actuator models run vectorized over the batch; each copy then only steps.
         goals = first.actuator_command(self.task.action_to_command(actions, states))
+        changed = np.zeros(self.num_envs, dtype=bool)
         if first.is_servo:
-            configured = np.stack([sim.configured_gains() for sim in self.sims])
             gains = first.servo_gains(goals, states.positions[:, self.robot.actuated_joint_index],
-                                      configured)
+                                      self._configured_gains)
+            changed = (gains != self._active_gains).any(axis=1)
+            self._active_gains[changed] = gains[changed]
+        substeps = self._substeps
         for i, sim in enumerate(self.sims):
-            sim.data.ctrl[sim.ctrl_at] = goals[i]
-            if first.is_servo:
+            if self._views is None:
+                sim.data.ctrl[sim.ctrl_at] = goals[i]
+            else:
+                self._views[i][0][:] = goals[i]
+            if changed[i]:
                 sim.write_gains(gains[i])
-            mujoco.mj_step(sim.model, sim.data, nstep=sim.substeps)
+            mujoco.mj_step(sim.model, sim.data, nstep=substeps)
         self.steps += 1
         self._readings = self.states()
         result = self.task.evaluate(self._readings, self.goals)
@@ -126,8 +149,8 @@ class BatchRobotEnv(gym.vector.VectorEnv):
         success = np.asarray(result.success, dtype=bool)
         distance = np.asarray(result.distance, dtype=np.float64)
         observation = self._observe(result.observation)
-        infos: dict[str, Any] = {"is_success": success, "_is_success": np.ones(self.num_envs, bool),
-                                 "distance": distance, "_distance": np.ones(self.num_envs, bool)}
+        infos: dict[str, Any] = {"is_success": success, "_is_success": self._every_copy,
+                                 "distance": distance, "_distance": self._every_copy}
         done = terminated | truncated
         if done.any():
             final_obs = np.empty(self.num_envs, dtype=object)

@@ -59,6 +59,13 @@ class RobotSimulation:
         self.qpos_at = _as_slice(self.qpos_index)
         self.qvel_at = _as_slice(self.qvel_index)
         self.ctrl_at = _as_slice(self.actuator_index)
+        # Views into MjData (its buffers never move) where the joints and actuators follow one
+        # another in the spec's order: indexing MjData per access costs more than the physics
+        # of a small robot in a batch's hot loop.
+        self.views = None
+        if all(isinstance(at, slice) for at in (self.qpos_at, self.qvel_at, self.ctrl_at)):
+            self.views = (self.data.ctrl[self.ctrl_at], self.data.qpos[self.qpos_at],
+                          self.data.qvel[self.qvel_at])
         self.substeps = round(robot.control_period / self.model.opt.timestep)
         if abs(self.substeps * self.model.opt.timestep - robot.control_period) > 1e-9:
             raise ValueError(f"{robot.name}: control period {robot.control_period} s is not a "
@@ -124,11 +131,14 @@ class RobotSimulation:
     def configured_gains(self) -> np.ndarray:
         return self.model.actuator_gainprm[self.ctrl_at, SERVO_KP_SLOT]
 
+    def active_gains(self) -> np.ndarray:
+        """The P gains the servos drive with now (0 where one sits in its deadband)."""
+        return self.model.actuator_gainprm[self.ctrl_at, 0]
+
     def write_gains(self, kp: np.ndarray) -> None:
-        """Apply the servos' P gains; most periods nothing changes, so nothing is written."""
-        if not np.array_equal(self.model.actuator_gainprm[self.ctrl_at, 0], kp):
-            self.model.actuator_gainprm[self.ctrl_at, 0] = kp
-            self.model.actuator_biasprm[self.ctrl_at, 1] = -kp
+        """Apply the servos' P gains for the next control period."""
+        self.model.actuator_gainprm[self.ctrl_at, 0] = kp
+        self.model.actuator_biasprm[self.ctrl_at, 1] = -kp
 
     def set_command(self, command: np.ndarray) -> None:
         self.data.ctrl[self.ctrl_at] = self.actuator_command(command)

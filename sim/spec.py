@@ -11,6 +11,8 @@ from typing import ClassVar
 
 import numpy as np
 
+_IDENTITY = np.eye(3)
+
 
 @dataclass(frozen=True)
 class KinematicChain:
@@ -41,13 +43,13 @@ class KinematicChain:
         if angles.shape[-1:] != (len(self.axes),):
             raise ValueError(f"chain of {len(self.axes)} joints got angles of shape {angles.shape}")
         sin, cos = np.sin(angles)[..., None, None], np.cos(angles)[..., None, None]
-        joint_rotations = np.eye(3) + sin * skews + (1.0 - cos) * skews_squared
-        rotation = np.broadcast_to(np.eye(3), (*angles.shape[:-1], 3, 3))
+        joint_rotations = _IDENTITY + sin * skews + (1.0 - cos) * skews_squared
         points = np.empty((*angles.shape[:-1], len(self.axes) + 1, 3))
-        point = np.zeros((*angles.shape[:-1], 3))
-        for i in range(len(self.axes)):
-            point = point + rotation @ offsets[i]
-            points[..., i, :] = point
+        # The base frame is unrotated: the first joint sits at its offset as given.
+        point = points[..., 0, :] = offsets[0]
+        rotation = joint_rotations[..., 0, :, :]
+        for i in range(1, len(self.axes)):
+            point = points[..., i, :] = point + rotation @ offsets[i]
             rotation = rotation @ joint_rotations[..., i, :, :]
         points[..., -1, :] = point + rotation @ tip
         return points
