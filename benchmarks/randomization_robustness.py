@@ -16,7 +16,8 @@ import torch
 
 from deploy.export import load_run
 from policies.algorithms import algorithm_by_name
-from randomization.wrapper import DomainRandomization, RandomizationConfig
+from randomization.config import RandomizationConfig
+from randomization.wrapper import DomainRandomization
 from sim.registration import make_env
 
 RESULTS = Path(__file__).parent / "results"

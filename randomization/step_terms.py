@@ -9,6 +9,11 @@ from the generator passed to `__call__`.
   action_noise        Gaussian noise of this std added to every action, every step (then clipped)
   observation_dropout this probability, each step, that no fresh reading arrives and the last
                       observation is seen again (a lost serial frame)
+  observation_latency observations reach the policy this many whole control steps late
+  observation_scale_noise  Gaussian noise of this std multiplies every observation value by
+                      (1 + noise), every step (a gain error that varies)
+  observation_quantization every observation value rounded to a multiple of this step (an
+                      encoder's count, in observation units)
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ import numpy as np
 from randomization.terms import TermSpec
 
 STEP_TERM_NAMES = ("action_delay", "observation_noise", "observation_bias", "action_noise",
-                   "observation_dropout")
+                   "observation_dropout", "observation_latency", "observation_scale_noise",
+                   "observation_quantization")
+DELAYS = ("action_delay", "observation_latency")
 MAX_DELAY_STEPS = 20
 
 
@@ -38,23 +45,26 @@ class StepTerm:
         if name == "observation_dropout" and high > 1:
             raise ValueError(f"randomization observation_dropout: a probability, at most 1; the "
                              f"distribution reaches {high}")
-        if name == "action_delay" and high > MAX_DELAY_STEPS:
-            raise ValueError(f"randomization action_delay: at most {MAX_DELAY_STEPS} steps, the "
+        if name in DELAYS and high > MAX_DELAY_STEPS:
+            raise ValueError(f"randomization {name}: at most {MAX_DELAY_STEPS} steps, the "
                              f"distribution reaches {high}")
         self.name, self.spec, self.size = name, spec, size
         per_value = name == "observation_bias"
         self.draws = np.zeros((num_envs, size if per_value else 1))
         self.names = [f"[{k}]" for k in range(size)] if per_value else ["all"]
         # Past actions for the delay (a ring buffer), the last observation for dropout.
-        depth = {"action_delay": MAX_DELAY_STEPS + 1, "observation_dropout": 1}.get(name, 0)
+        depth = {"action_delay": MAX_DELAY_STEPS + 1, "observation_latency": MAX_DELAY_STEPS + 1,
+                 "observation_dropout": 1}.get(name, 0)
         self.history = np.zeros((num_envs, depth, size))
         self.head = np.zeros(num_envs, dtype=int)
 
     def reset(self, i: int, rng: np.random.Generator) -> np.ndarray:
         values = self.spec.distribution.sample(rng, self.draws.shape[1])
-        if self.name == "action_delay":
+        if self.name in DELAYS:
             values = np.round(values)
-            self.history[i] = 0.0  # "no action yet": a relative-target robot holds still
+            # "No action yet" (a relative-target robot holds still); no observation yet (the
+            # first one fills the buffer).
+            self.history[i] = 0.0 if self.name == "action_delay" else np.nan
         if self.name == "observation_dropout":
             self.history[i, 0] = np.nan  # nothing seen yet: the first reading always arrives
         self.draws[i] = values
@@ -66,11 +76,21 @@ class StepTerm:
         copies `rows`."""
         rows = np.arange(len(values)) if rows is None else np.asarray(rows)
         draws = self.draws[rows]
-        if self.name == "action_delay":
-            self.head[rows] = (self.head[rows] + 1) % self.history.shape[1]
+        if self.name in DELAYS:
+            depth = self.history.shape[1]
+            if self.name == "observation_latency":
+                # Right after a reset every older observation is this first one.
+                fresh = np.isnan(self.history[rows, 0, 0])
+                self.history[rows[fresh]] = values[fresh, None, :]
+            self.head[rows] = (self.head[rows] + 1) % depth
             self.history[rows, self.head[rows]] = values
-            delayed = (self.head[rows] - draws[:, 0].astype(int)) % self.history.shape[1]
+            delayed = (self.head[rows] - draws[:, 0].astype(int)) % depth
             return self.history[rows, delayed].astype(values.dtype)
+        if self.name == "observation_scale_noise":
+            return (values * (1.0 + rng.normal(0.0, 1.0, values.shape) * draws)).astype(values.dtype)
+        if self.name == "observation_quantization":
+            step = np.where(draws > 0, draws, 1.0)
+            return np.where(draws > 0, np.round(values / step) * step, values).astype(values.dtype)
         if self.name == "observation_bias":
             return (values + draws).astype(values.dtype)
         if self.name == "observation_dropout":

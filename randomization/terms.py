@@ -18,6 +18,8 @@ Terms and what they write (one line each):
   actuator_kp         position servo P gain, N*m/rad (actuators)
   actuator_kv         position servo D gain, N*m*s/rad (actuators)
   torque_limit        actuator force/torque limit, N*m (actuators)
+  deadband            servo deadband, whole encoder counts (our serial-bus servos)
+  gear                actuator gear: motor strength of gymnasium-style motors (actuators)
   motor_resistance    DC motor armature resistance: torque per volt and back-EMF braking both
                       scale by 1/value (actuators; scale only)
   back_emf_constant   DC motor back-EMF braking (actuators; scale only)
@@ -31,7 +33,7 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
-from sim.physics import SERVO_KP_SLOT
+from sim.physics import SERVO_DEADBAND_SLOT, SERVO_KP_SLOT
 
 DISTRIBUTIONS = ("uniform", "loguniform", "normal", "truncnormal", "choice")
 OPERATIONS = ("scale", "add", "set")
@@ -105,8 +107,15 @@ class TermSpec:
     match: str = ".*"
     """Regular expression on element names (full match); unnamed elements never match."""
     operation: str = "scale"
+    when: str | int = "reset"
+    """"start" (drawn once, kept for every episode), "reset" (drawn at every reset) or N (drawn
+    again every N control steps, and at every reset)."""
 
     def check(self, term: str) -> None:
+        if self.when not in ("start", "reset") and not (isinstance(self.when, int)
+                                                         and self.when >= 1):
+            raise ValueError(f"randomization {term}: when {self.when!r} is unknown; use start, "
+                             "reset or a whole number N >= 1 (every N control steps)")
         self.distribution.check(term)
         if self.operation not in OPERATIONS:
             raise ValueError(f"randomization {term}: operation {self.operation!r} is unknown; use "
@@ -139,12 +148,14 @@ FIELDS: dict[str, _Field] = {
     "joint_damping": _Field(mujoco.mjtObj.mjOBJ_JOINT, "dof_damping"),
     "armature": _Field(mujoco.mjtObj.mjOBJ_JOINT, "dof_armature"),
     "frictionloss": _Field(mujoco.mjtObj.mjOBJ_JOINT, "dof_frictionloss"),
+    "gear": _Field(mujoco.mjtObj.mjOBJ_ACTUATOR, "actuator_gear", 0),
 }
-ACTUATOR_TERMS = ("actuator_kp", "actuator_kv", "torque_limit", "motor_resistance",
+ACTUATOR_TERMS = ("actuator_kp", "actuator_kv", "torque_limit", "deadband", "motor_resistance",
                   "back_emf_constant")
 TERM_NAMES = (*FIELDS, "gravity", *ACTUATOR_TERMS)
+GEOMETRY_TERM_NAMES = ("size", "shape", "joint_range")
 _COUNTS = {mujoco.mjtObj.mjOBJ_BODY: "nbody", mujoco.mjtObj.mjOBJ_GEOM: "ngeom",
-           mujoco.mjtObj.mjOBJ_JOINT: "njnt"}
+           mujoco.mjtObj.mjOBJ_JOINT: "njnt", mujoco.mjtObj.mjOBJ_ACTUATOR: "nu"}
 
 
 def _combine(operation: str, nominal: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -189,24 +200,31 @@ class FieldTerm:
         return self.spec.distribution.sample(rng, len(self.index))
 
     def apply(self, model: mujoco.MjModel, values: np.ndarray) -> None:
-        new = _combine(self.spec.operation, self.nominal, values)
+        # Scale and add act on the value in the model, which apply_terms has just restored to
+        # nominal: another term on the same field (size on mass) then composes with this one.
+        current = self._read(model).copy()
+        new = _combine(self.spec.operation, current, values)
         if np.any(new < 0):
             bad = self.names[int(np.argmax(new < 0))]
             raise ValueError(f"randomization {self.name}: {bad} would get a negative value "
                              f"{new.min():.4g}; narrow the distribution")
-        array = getattr(model, self.target.array)
-        if self.target.column is None:
-            array[self.index] = new
-        else:
-            array[self.index, self.target.column] = new
+        self._write(model, new)
         if self.nominal_inertia is not None:
             # Inertia follows mass in proportion: the body keeps its shape.
-            ratio = np.divide(new, self.nominal, out=np.ones_like(new), where=self.nominal > 0)
-            model.body_inertia[self.index] = self.nominal_inertia * ratio[:, None]
+            ratio = np.divide(new, current, out=np.ones_like(new), where=current > 0)
+            model.body_inertia[self.index] *= ratio[:, None]
+
+    def _write(self, model: mujoco.MjModel, values: np.ndarray) -> None:
+        array = getattr(model, self.target.array)
+        if self.target.column is None:
+            array[self.index] = values
+        else:
+            array[self.index, self.target.column] = values
 
     def restore(self, model: mujoco.MjModel) -> None:
-        self.apply(model, np.ones(len(self.index)) if self.spec.operation == "scale"
-                   else np.zeros(len(self.index)) if self.spec.operation == "add" else self.nominal)
+        self._write(model, self.nominal)
+        if self.nominal_inertia is not None:
+            model.body_inertia[self.index] = self.nominal_inertia
 
 
 class GravityTerm:
@@ -263,18 +281,21 @@ class ActuatorTerm:
         motor = (bias[:, 1] == 0) & (bias[:, 2] < 0) & (gain > 0)
         needed = {"actuator_kp": servo, "actuator_kv": servo & (bias[:, 2] < 0),
                   "torque_limit": model.actuator_forcelimited[ids].astype(bool),
+                  "deadband": self.configured_slot,
                   "motor_resistance": motor, "back_emf_constant": motor}[name]
         if not needed.all():
             bad = names[ids[int(np.argmin(needed))]]
             what = {"actuator_kp": "a position servo", "actuator_kv": "a position servo with kv",
-                    "torque_limit": "force-limited", "motor_resistance": "a DC motor",
-                    "back_emf_constant": "a DC motor"}[name]
+                    "torque_limit": "force-limited", "deadband": "one of our serial-bus servos",
+                    "motor_resistance": "a DC motor", "back_emf_constant": "a DC motor"}[name]
             raise ValueError(f"randomization {name}: actuator {bad!r} is not {what}; narrow match")
         self.ids, self.names = np.array(ids), [names[i] for i in ids]
         self.gain, self.bias = gain.copy(), bias.copy()
         self.force = model.actuator_forcerange[ids].copy()
+        self.deadband = model.actuator_gainprm[ids, SERVO_DEADBAND_SLOT].copy()
         self.nominal = {"actuator_kp": gain, "actuator_kv": -bias[:, 2],
-                        "torque_limit": self.force[:, 1], "motor_resistance": np.ones(len(ids)),
+                        "torque_limit": self.force[:, 1], "deadband": self.deadband,
+                        "motor_resistance": np.ones(len(ids)),
                         "back_emf_constant": np.ones(len(ids))}[name].copy()
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
@@ -295,6 +316,8 @@ class ActuatorTerm:
             model.actuator_biasprm[ids, 2] = -new
         elif self.name == "torque_limit":
             model.actuator_forcerange[ids] = self.force * (new / self.nominal)[:, None]
+        elif self.name == "deadband":  # whole encoder counts, as the servo's firmware keeps it
+            model.actuator_gainprm[ids, SERVO_DEADBAND_SLOT] = np.round(new)
         # Both motor terms touch the back-EMF bias: each scales what is there, and every reset
         # restores all terms to nominal before applying any (see apply_terms).
         elif self.name == "motor_resistance":  # new = R' / R
@@ -309,29 +332,36 @@ class ActuatorTerm:
             self.configured_slot]
         model.actuator_biasprm[self.ids, :3] = self.bias
         model.actuator_forcerange[self.ids] = self.force
+        model.actuator_gainprm[self.ids, SERVO_DEADBAND_SLOT] = self.deadband
 
 
-def make_term(model: mujoco.MjModel, name: str,
-              spec: TermSpec) -> FieldTerm | GravityTerm | ActuatorTerm:
-    """The term called `name` on this model (a plain lookup, no registry of classes)."""
+def make_term(model: mujoco.MjModel, name: str, spec: TermSpec):
+    """The model term called `name` on this model (a plain lookup, no registry of classes): the
+    terms of this file, of geometry.py and of visual.py."""
+    from randomization import geometry, visual
+
     if name == "gravity":
         return GravityTerm(model, spec)
     if name in ACTUATOR_TERMS:
         return ActuatorTerm(model, name, spec)
-    if name not in FIELDS:
-        raise ValueError(f"unknown randomization term {name!r}; known terms: {', '.join(TERM_NAMES)}")
-    return FieldTerm(model, name, spec)
+    if name in FIELDS:
+        return FieldTerm(model, name, spec)
+    if name == "size":
+        return geometry.SizeTerm(model, spec)
+    if name == "shape":
+        return geometry.ShapeTerm(model, spec, tuple(spec.distribution.choices))
+    if name == "joint_range":
+        return geometry.JointRangeTerm(model, spec)
+    if name in visual.VISUAL_TERM_NAMES:
+        return visual.make_visual_term(model, name, spec)
+    known = (*TERM_NAMES, *GEOMETRY_TERM_NAMES, *visual.VISUAL_TERM_NAMES)
+    raise ValueError(f"unknown model randomization term {name!r}; known: {', '.join(known)}")
 
 
-def apply_terms(model: mujoco.MjModel, terms: list, rng: np.random.Generator
-                ) -> dict[str, dict[str, float]]:
-    """One reset's randomization: every term back to nominal, then each draws and applies.
-    Returns the draws as {term: {element: value}}."""
+def apply_terms(model: mujoco.MjModel, terms: list, values: dict[str, np.ndarray]) -> None:
+    """Every term back to nominal, then each applies its values: terms that write the same
+    field (size and mass, the two motor terms) compose, and nothing compounds across draws."""
     for term in terms:
         term.restore(model)
-    sample = {}
     for term in terms:
-        values = term.sample(rng)
-        term.apply(model, values)
-        sample[term.name] = dict(zip(term.names, values.tolist(), strict=True))
-    return sample
+        term.apply(model, values[term.name])

@@ -44,19 +44,17 @@ class BatchRobotEnv(gym.vector.VectorEnv):
         self.single_action_space = gym.spaces.Box(-1.0, 1.0, (self.task.action_size,), np.float32)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
-        self.terms: list[list] = [[] for _ in range(num_envs)]
-        self.step_terms = None
-        if randomization is not None and randomization.terms:
-            from randomization.terms import make_term
-            from randomization.wrapper import StepTerms
+        self.randomizer = None
+        if randomization is not None and (randomization.terms or randomization.adr):
+            from randomization.randomizer import Randomizer
 
-            self.terms = [[make_term(sim.model, name, spec)
-                           for name, spec in randomization.model_terms.items()] for sim in self.sims]
-            if randomization.step_terms:
-                self.step_terms = StepTerms(randomization, num_envs, self.single_action_space,
-                                            self.single_observation_space)
+            self.randomizer = Randomizer(randomization, [sim.model for sim in self.sims],
+                                         self.single_action_space, self.single_observation_space,
+                                         self.sims[0].substeps, self.sims[0].timestep)
         self._noise_rng = np.random.default_rng(0)
+        # What each copy's current episode was given: {term: {element: value}}.
         self.randomization: list[dict[str, dict[str, float]]] = [{} for _ in range(num_envs)]
+        self.env_steps = 0
         self._rngs = [np.random.default_rng(i) for i in range(num_envs)]
         self.goals = np.zeros((num_envs, len(self.task.sample_goal(self._rngs[0]))))
         self.steps = np.zeros(num_envs, dtype=np.int64)
@@ -64,6 +62,8 @@ class BatchRobotEnv(gym.vector.VectorEnv):
         # Servo P gains per copy: configured (randomization may change them at reset) and in
         # force now (0 inside the deadband); MuJoCo's model is written only where they change.
         self._configured_gains = np.stack([sim.configured_gains() for sim in self.sims])
+        self._deadbands = np.stack([sim.deadband() if sim.is_servo else np.zeros(0)
+                                    for sim in self.sims])
         self._active_gains = np.stack([sim.active_gains() for sim in self.sims])
         self._views = [sim.views for sim in self.sims] if first.views is not None else None
         self._substeps = first.substeps
@@ -73,18 +73,25 @@ class BatchRobotEnv(gym.vector.VectorEnv):
 
     def _reset_one(self, i: int) -> None:
         rng, sim = self._rngs[i], self.sims[i]
-        if self.terms[i]:
-            from randomization.terms import apply_terms
-
-            self.randomization[i] = apply_terms(sim.model, self.terms[i], rng)
-        if self.step_terms is not None:
-            self.randomization[i].update(self.step_terms.reset(i, rng))
+        if self.randomizer is not None:
+            self.randomization[i] = self.randomizer.reset(i, sim.model, rng)
         pose, self.goals[i], objects = sample_episode(self.task, rng)
         sim.reset(pose, objects)
+        if self.randomizer is not None:
+            placed = self.randomizer.after_reset(i, sim.data, rng)
+            if placed:
+                self.randomization[i].update(placed)
+                mujoco.mj_forward(sim.model, sim.data)
+        self._refresh_actuators(i)
+        self.steps[i] = 0
+
+    def _refresh_actuators(self, i: int) -> None:
+        """Copy `i`'s servo parameters as randomization left them in its model."""
+        sim = self.sims[i]
         if sim.is_servo:
             self._configured_gains[i] = sim.configured_gains()
+            self._deadbands[i] = sim.deadband()
             self._active_gains[i] = sim.active_gains()
-        self.steps[i] = 0
 
     def states(self, indices: np.ndarray | None = None) -> RobotState:
         """Readings of the batch (or of `indices`): positions, velocities of shape (n, joints)."""
@@ -107,20 +114,43 @@ class BatchRobotEnv(gym.vector.VectorEnv):
         for i in range(self.num_envs):
             self._reset_one(i)
         self._readings = self.states()
-        return self._observe(self.task.evaluate(self._readings, self.goals).observation), {}
+        observation = self._observe(self.task.evaluate(self._readings, self.goals).observation)
+        if self.randomizer is None:
+            return observation, {}
+        draws = np.empty(self.num_envs, dtype=object)
+        draws[:] = self.randomization
+        return observation, {"randomization": draws, "_randomization": self._every_copy}
 
     def _observe(self, observation: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-        if self.step_terms is None:
+        if self.randomizer is None or self.randomizer.signals is None:
             return observation
-        return self.step_terms.observe(observation, self._noise_rng, rows)
+        return self.randomizer.signals.observe(observation, self._noise_rng, rows)
+
+    def _step_randomized(self, i: int, goal: np.ndarray, gains: np.ndarray | None, delay: int,
+                         total: int) -> dict:
+        """One control step of copy `i` with pushes, sub-step latency, a jittered period and
+        scheduled redraws: the slow path, taken only when the config has such terms."""
+        sim, rng, randomizer = self.sims[i], self._rngs[i], self.randomizer
+        sample = randomizer.before_physics(i, sim.data, rng)
+        if delay:
+            mujoco.mj_step(sim.model, sim.data, nstep=delay)  # the previous command still acts
+        sim.data.ctrl[sim.ctrl_at] = goal
+        if gains is not None:
+            sim.write_gains(gains)
+        mujoco.mj_step(sim.model, sim.data, nstep=total - delay)
+        redrawn = randomizer.after_physics(i, sim.model, sim.data, rng)
+        if redrawn:
+            self._refresh_actuators(i)
+        return {**sample, **redrawn}
 
     def step(self, actions: np.ndarray):
         actions = np.asarray(actions, dtype=np.float64)
         if actions.shape != self.action_space.shape:
             raise ValueError(f"actions have shape {actions.shape}; this batch takes "
                              f"{self.action_space.shape}")
-        if self.step_terms is not None:
-            actions = self.step_terms.act(actions, self._noise_rng)
+        randomizer = self.randomizer
+        if randomizer is not None and randomizer.signals is not None:
+            actions = randomizer.signals.act(actions, self._noise_rng)
         # The readings after the last step are this step's inputs: no second gather.
         states = self._readings
         first = self.sims[0]
@@ -129,19 +159,29 @@ class BatchRobotEnv(gym.vector.VectorEnv):
         changed = np.zeros(self.num_envs, dtype=bool)
         if first.is_servo:
             gains = first.servo_gains(goals, states.positions[:, self.robot.actuated_joint_index],
-                                      self._configured_gains)
+                                      self._configured_gains, self._deadbands)
             changed = (gains != self._active_gains).any(axis=1)
             self._active_gains[changed] = gains[changed]
         substeps = self._substeps
-        for i, sim in enumerate(self.sims):
-            if self._views is None:
-                sim.data.ctrl[sim.ctrl_at] = goals[i]
-            else:
-                self._views[i][0][:] = goals[i]
-            if changed[i]:
-                sim.write_gains(gains[i])
-            mujoco.mj_step(sim.model, sim.data, nstep=substeps)
+        events = np.empty(self.num_envs, dtype=object)
+        if randomizer is not None and randomizer.acts_in_physics:
+            delays, totals = (randomizer.timing.plan(self._noise_rng, self.num_envs)
+                              if randomizer.timing is not None else
+                              (np.zeros(self.num_envs, int), np.full(self.num_envs, substeps)))
+            for i in range(self.num_envs):
+                events[i] = self._step_randomized(i, goals[i], gains[i] if changed[i] else None,
+                                                  delays[i], totals[i]) or None
+        else:
+            for i, sim in enumerate(self.sims):
+                if self._views is None:
+                    sim.data.ctrl[sim.ctrl_at] = goals[i]
+                else:
+                    self._views[i][0][:] = goals[i]
+                if changed[i]:
+                    sim.write_gains(gains[i])
+                mujoco.mj_step(sim.model, sim.data, nstep=substeps)
         self.steps += 1
+        self.env_steps += self.num_envs
         self._readings = self.states()
         result = self.task.evaluate(self._readings, self.goals)
         terminated = np.asarray(result.terminated, dtype=bool)
@@ -157,7 +197,10 @@ class BatchRobotEnv(gym.vector.VectorEnv):
             finished = np.flatnonzero(done)
             for i in finished:
                 final_obs[i] = observation[i]
+                if randomizer is not None:
+                    randomizer.end_episode(i, float(success[i]), self.env_steps)
                 self._reset_one(i)
+                events[i] = self.randomization[i]
             infos["final_obs"], infos["_final_obs"] = final_obs, done
             infos["final_info"] = {"is_success": success, "_is_success": done,
                                    "distance": distance, "_distance": done}
@@ -169,5 +212,9 @@ class BatchRobotEnv(gym.vector.VectorEnv):
             fresh = self.task.evaluate(fresh_readings, self.goals[finished]).observation
             observation = observation.copy()
             observation[finished] = self._observe(fresh, finished)
+        if randomizer is not None:
+            # A finished copy's new draws, a push or a redraw: {term: {element: value}}.
+            infos["randomization"] = events
+            infos["_randomization"] = np.array([e is not None for e in events])
         return (observation, np.asarray(result.reward, dtype=np.float64), terminated, truncated,
                 infos)

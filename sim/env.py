@@ -40,6 +40,8 @@ class RobotTaskEnv(gym.Env):
                                                 np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (self.task.action_size,), np.float32)
         self.goal = np.zeros(3)
+        self.frame_skip = self.sim.substeps
+        """Physics steps per env step (timing randomization varies it), as gymnasium's envs."""
 
     @property
     def model(self) -> mujoco.MjModel:
@@ -59,13 +61,17 @@ class RobotTaskEnv(gym.Env):
         return result.observation, {"is_success": bool(result.success),
                                     "distance": float(result.distance)}
 
+    def observe(self) -> np.ndarray:
+        """The observation of the robot as it is now (after a randomizer moved things)."""
+        return self.task.evaluate(self.sim.state(), self.goal).observation
+
     def step(self, action: np.ndarray):
         action = np.asarray(action)
         if action.shape != self.action_space.shape:
             raise ValueError(f"action has shape {action.shape}; this env takes "
                              f"{self.action_space.shape}")
         self.sim.set_command(self.task.action_to_command(action, self.sim.state()))
-        self.sim.step()
+        self.sim.step(self.frame_skip)
         result = self.task.evaluate(self.sim.state(), self.goal)
         info = {"is_success": bool(result.success), "distance": float(result.distance)}
         return result.observation, float(result.reward), bool(result.terminated), False, info

@@ -74,7 +74,6 @@ class RobotSimulation:
         write_actuator_models(self.model, self.actuator_index, robot)
         if self.is_servo:
             self.resolution = np.array([a.resolution for a in robot.actuators])
-            self.deadband = np.array([a.deadband_counts for a in robot.actuators]) * self.resolution
 
     def _free_joint_of(self, body: str) -> int:
         try:
@@ -118,18 +117,25 @@ class RobotSimulation:
         return self.robot.clamp_command(command)
 
     def servo_gains(self, goals: np.ndarray, measured: np.ndarray,
-                    configured: np.ndarray | None = None) -> np.ndarray:
+                    configured: np.ndarray | None = None,
+                    deadband: np.ndarray | None = None) -> np.ndarray:
         """P gain of each servo for the next control period (rows of a batch alike): its
-        configured gain (this model's, unless given), or 0 within its deadband of the goal (it
-        does not drive; its D term still brakes). `measured` are the actuated joints' encoder
-        readings. Decided once per control period: the STS3215's own loop rate is unpublished,
-        and a decision per physics step would cost more than the physics."""
+        configured gain, or 0 within its deadband (rad) of the goal (it does not drive; its D
+        term still brakes); both this model's unless given. `measured` are the actuated
+        joints' encoder readings. Decided once per control period: the STS3215's own loop rate
+        is unpublished, and a decision per physics step would cost more than the physics."""
         if configured is None:
             configured = self.configured_gains()
-        return np.where(np.abs(goals - measured) <= self.deadband, 0.0, configured)
+        if deadband is None:
+            deadband = self.deadband()
+        return np.where(np.abs(goals - measured) <= deadband, 0.0, configured)
 
     def configured_gains(self) -> np.ndarray:
         return self.model.actuator_gainprm[self.ctrl_at, SERVO_KP_SLOT]
+
+    def deadband(self) -> np.ndarray:
+        """Each servo's deadband in rad (the model holds it in encoder counts)."""
+        return self.model.actuator_gainprm[self.ctrl_at, SERVO_DEADBAND_SLOT] * self.resolution
 
     def active_gains(self) -> np.ndarray:
         """The P gains the servos drive with now (0 where one sits in its deadband)."""
@@ -179,6 +185,9 @@ class RobotSimulation:
 # this otherwise unused slot, because gainprm[0] drops to 0 while a servo sits in its deadband.
 # Randomization of kp writes both.
 SERVO_KP_SLOT = 9
+# Likewise the servo's deadband in encoder counts: in the model, a randomization term can set it
+# per copy like any other actuator parameter.
+SERVO_DEADBAND_SLOT = 8
 
 
 def _as_slice(index: np.ndarray) -> slice | np.ndarray:
@@ -202,6 +211,7 @@ def write_actuator_models(model: mujoco.MjModel, ids: np.ndarray, robot: RobotSp
         if isinstance(actuator, PositionServo):
             model.actuator_gainprm[i, 0] = actuator.kp
             model.actuator_gainprm[i, SERVO_KP_SLOT] = actuator.kp
+            model.actuator_gainprm[i, SERVO_DEADBAND_SLOT] = actuator.deadband_counts
             model.actuator_biasprm[i, 1:3] = (-actuator.kp, -actuator.kv)
             model.actuator_forcerange[i] = (-actuator.torque_limit, actuator.torque_limit)
             model.actuator_forcelimited[i] = 1

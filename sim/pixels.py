@@ -49,8 +49,24 @@ class PixelObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
                                   if with_state else pixels)
 
     def render_camera(self) -> np.ndarray:
+        # Visual randomization below this wrapper (randomization/visual.py), found by duck
+        # typing so that sim/ does not import randomization/: textures re-uploaded to this
+        # renderer, distractors added to the scene.
+        terms = self._visual_terms()
+        for term in terms:
+            if hasattr(term, "attach_renderer"):
+                term.attach_renderer(self.renderer)
         self.renderer.update_scene(self.env.unwrapped.data, camera=self.camera)
+        for term in terms:
+            if hasattr(term, "add_to_scene"):
+                term.add_to_scene(self.renderer.scene)
         return self.renderer.render()
+
+    def _visual_terms(self) -> list:
+        try:
+            return list(self.env.get_wrapper_attr("visual_terms"))
+        except AttributeError:
+            return []
 
     def observation(self, observation):
         pixels = self.render_camera()

@@ -110,7 +110,8 @@ def make_env(env_id: str, randomization: str | Path | None = None, pixels: int |
         env = gym.wrappers.RescaleAction(env, np.full(space.shape, -1.0, space.dtype),
                                          np.full(space.shape, 1.0, space.dtype))
     if randomization is not None:
-        from randomization.wrapper import DomainRandomization, load_config
+        from randomization.config import load_config
+        from randomization.wrapper import DomainRandomization
 
         env = DomainRandomization(env, load_config(randomization, robot_of(env_id)))
     if pixels is not None:
@@ -143,7 +144,7 @@ def make_vector_env(env_id: str, num_envs: int, randomization: str | Path | None
 
         config = None
         if randomization is not None:
-            from randomization.wrapper import load_config
+            from randomization.config import load_config
 
             config = load_config(randomization, robot_of(env_id))
         return BatchRobotEnv(num_envs, randomization=config, **OUR_ENVS[env_id])

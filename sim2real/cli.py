@@ -35,7 +35,7 @@ def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
     from policies.algorithms import algorithm_by_name
     from policies.plots import plot_learning_curve
     from policies.tuned import tuned_settings
-    from randomization.wrapper import load_config
+    from randomization.config import load_config
     from sim.registration import check_env_id, make_vector_env, robot_of
 
     check_env_id(env_id)

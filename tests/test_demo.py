@@ -3,7 +3,7 @@
 import pytest
 
 from deploy.onnx_policy import OnnxPolicy
-from randomization.wrapper import load_config
+from randomization.config import load_config
 from sim2real.demo import run_demo
 
 

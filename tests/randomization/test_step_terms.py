@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from randomization.wrapper import DomainRandomization, RandomizationConfig
+from randomization.config import RandomizationConfig
+from randomization.wrapper import DomainRandomization
 from sim.registration import make_env, make_vector_env
 
 

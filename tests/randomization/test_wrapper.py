@@ -2,9 +2,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from randomization.config import RandomizationConfig, load_config
 from randomization.terms import TERM_NAMES, Distribution, TermSpec
-from randomization.wrapper import DomainRandomization, RandomizationConfig, load_config
-from sim.physics import SERVO_KP_SLOT
+from randomization.wrapper import DomainRandomization
+from sim.physics import SERVO_DEADBAND_SLOT, SERVO_KP_SLOT
 from sim.registration import make_env
 
 # Each term with settings that suit it and a reader of the model values it writes.
@@ -31,6 +32,10 @@ TERM_CASES = {
                     lambda m: -m.actuator_biasprm[:6, 2]),
     "torque_limit": ({"low": 0.7, "high": 1.0, "match": "elbow_flex"},
                      lambda m: m.actuator_forcerange[[m.actuator("elbow_flex").id], 1]),
+    "deadband": ({"distribution": "choice", "choices": [0, 1, 2, 3], "operation": "set"},
+                 lambda m: m.actuator_gainprm[:6, SERVO_DEADBAND_SLOT]),
+    "gear": ({"low": 0.8, "high": 1.2, "match": "wrist_.*"},
+             lambda m: m.actuator_gear[[m.actuator("wrist_flex").id, m.actuator("wrist_roll").id], 0]),
     # A DC motor's R and ke live in the model as kt/R and kt*ke/R: read back as ratios.
     "motor_resistance": ({"low": 0.8, "high": 1.2},
                          lambda m: np.array([0.005 / m.actuator_gainprm[0, 0]])),

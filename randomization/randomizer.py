@@ -1,0 +1,166 @@
+"""Everything a randomization config does to a batch of copies of one env (one copy for the
+Gymnasium wrapper): model terms per copy (each copy owns its MjModel), object starts, pushes,
+sub-step timing, and the step terms between the policy and the robot. The batch env and the
+wrapper both drive physics through this one object, so a config means the same in both."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+from randomization.config import RandomizationConfig
+from randomization.perturbations import ObjectStartTerm, Pushes
+from randomization.step_terms import StepTerm
+from randomization.terms import Distribution, apply_terms, make_term
+from randomization.timing import TIMING_NAMES, Timing
+
+Sample = dict[str, dict[str, float]]
+"""Draws as {term: {element: value}}, as they appear in info["randomization"]."""
+
+
+class StepTerms:
+    """The step terms of a config for a batch of `num_envs` copies: actions pass through delay
+    then noise; observations through gain noise, bias, noise, quantization (at the sensor),
+    latency (on the way), then dropout (lost on arrival)."""
+
+    ACTION_ORDER = ("action_delay", "action_noise")
+    OBSERVATION_ORDER = ("observation_scale_noise", "observation_bias", "observation_noise",
+                         "observation_quantization", "observation_latency", "observation_dropout")
+
+    def __init__(self, config: RandomizationConfig, num_envs: int, action_space: gym.Space,
+                 observation_space: gym.Space) -> None:
+        self.terms = {}
+        for name, spec in config.step_terms.items():
+            space = action_space if name.startswith("action") else observation_space
+            if not isinstance(space, gym.spaces.Box):
+                raise ValueError(f"randomization {name} needs a Box space, this env has {space}")
+            self.terms[name] = StepTerm(name, spec, num_envs, int(np.prod(space.shape)))
+
+    def reset(self, i: int, rng: np.random.Generator) -> Sample:
+        return {name: dict(zip(term.names, term.reset(i, rng).tolist(), strict=True))
+                for name, term in self.terms.items()}
+
+    def _through(self, names: tuple[str, ...], values: np.ndarray, rng: np.random.Generator,
+                 rows: np.ndarray | None) -> np.ndarray:
+        for name in names:
+            if name in self.terms:
+                values = self.terms[name](values, rng, rows)
+        return values
+
+    def act(self, actions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return self._through(self.ACTION_ORDER, actions, rng, None)
+
+    def observe(self, observations: np.ndarray, rng: np.random.Generator,
+                rows: np.ndarray | None = None) -> np.ndarray:
+        """Observations of all copies, or of the copies `rows` (the ones just reset)."""
+        return self._through(self.OBSERVATION_ORDER, observations, rng, rows)
+
+
+class Randomizer:
+    """Example (what the batch env does for copy i):
+        >>> randomizer = Randomizer(config, models, action_space, observation_space, 4, 0.005)
+        >>> sample = randomizer.reset(i, models[i], rng)          # before the episode's start
+        >>> sample.update(randomizer.after_reset(i, datas[i], rng))   # then mj_forward
+    """
+
+    def __init__(self, config: RandomizationConfig, models: list[mujoco.MjModel],
+                 action_space: gym.Space, observation_space: gym.Space, substeps: int,
+                 timestep: float) -> None:
+        num_envs = len(models)
+        self.config = config
+        self.model_terms = [[make_term(model, name, spec)
+                             for name, spec in config.model_terms.items()] for model in models]
+        self.object_start = ([ObjectStartTerm(model, config.terms["object_start"])
+                              for model in models] if "object_start" in config.terms else None)
+        pushes = config.of_kind(("push_force", "push_velocity"))
+        self.pushes = (Pushes(models[0], pushes, {k: v.when for k, v in pushes.items()
+                                                  if isinstance(v.when, int)}, num_envs)
+                       if pushes else None)
+        timing = config.of_kind(TIMING_NAMES)
+        self.timing = Timing(timing, num_envs, substeps, timestep) if timing else None
+        self.signals = (StepTerms(config, num_envs, action_space, observation_space)
+                        if config.step_terms else None)
+        self.every = {name: spec.when for name, spec in config.model_terms.items()
+                      if isinstance(spec.when, int)}
+        self.values: list[dict[str, np.ndarray]] = [{} for _ in range(num_envs)]
+        self.steps = np.zeros(num_envs, dtype=np.int64)
+        self.adr = None
+        if config.adr:
+            from randomization.adr import adr_from_config
+
+            self.adr = adr_from_config(config, num_envs)
+
+    @property
+    def acts_in_physics(self) -> bool:
+        """Whether anything happens inside a control step (pushes, timing, scheduled redraws)."""
+        return bool(self.pushes or self.timing or self.every)
+
+    def _draw(self, i: int, names: set[str], rng: np.random.Generator,
+              ranges: dict[str, tuple[float, float]]) -> Sample:
+        sample = {}
+        for term in self.model_terms[i]:
+            if term.name in names:
+                if term.name in ranges:  # automatic domain randomization sets the range
+                    distribution = Distribution("uniform", *ranges[term.name])
+                    values = distribution.sample(rng, len(term.names))
+                else:
+                    values = term.sample(rng)
+                self.values[i][term.name] = values
+            sample[term.name] = dict(zip(term.names, self.values[i][term.name].tolist(),
+                                         strict=True))
+        return sample
+
+    def reset(self, i: int, model: mujoco.MjModel, rng: np.random.Generator) -> Sample:
+        """Copy `i`'s model and step draws for a new episode (before the env places the robot)."""
+        first = not self.values[i]
+        names = {term.name for term in self.model_terms[i]
+                 if first or self.config.terms[term.name].when != "start"}
+        ranges = self.adr.begin_episode(i, rng) if self.adr is not None else {}
+        sample = self._draw(i, names, rng, ranges)
+        apply_terms(model, self.model_terms[i], self.values[i])
+        if self.timing is not None:
+            sample.update(self.timing.reset(i, rng))
+        if self.signals is not None:
+            sample.update(self.signals.reset(i, rng))
+        self.steps[i] = 0
+        return sample
+
+    def after_reset(self, i: int, data: mujoco.MjData, rng: np.random.Generator) -> Sample:
+        """State draws once the env has placed the robot and objects; call mj_forward after."""
+        if self.object_start is None:
+            return {}
+        term = self.object_start[i]
+        values = term.sample(rng)
+        term.apply_state(data, values)
+        return {term.name: dict(zip(term.names, values.tolist(), strict=True))}
+
+    def before_physics(self, i: int, data: mujoco.MjData, rng: np.random.Generator) -> Sample:
+        """Pushes due on copy `i` this control step."""
+        self.steps[i] += 1
+        if self.pushes is None:
+            return {}
+        return {name: {"size": size}
+                for name, size in self.pushes.before_step(i, int(self.steps[i]), data, rng).items()}
+
+    def after_physics(self, i: int, model: mujoco.MjModel, data: mujoco.MjData,
+                      rng: np.random.Generator) -> Sample:
+        """End a push; redraw the terms scheduled every N steps."""
+        if self.pushes is not None:
+            self.pushes.after_step(i, data)
+        due = {name for name, every in self.every.items() if self.steps[i] % every == 0}
+        if not due:
+            return {}
+        sample = self._draw(i, due, rng, {})
+        apply_terms(model, self.model_terms[i], self.values[i])
+        return {name: sample[name] for name in due}
+
+    def end_episode(self, i: int, performance: float, total_steps: int) -> None:
+        """Tell automatic domain randomization how copy `i`'s episode went."""
+        if self.adr is not None:
+            self.adr.end_episode(i, performance, total_steps)
+
+    def restore(self, models: list[mujoco.MjModel]) -> None:
+        for model, terms in zip(models, self.model_terms, strict=True):
+            for term in terms:
+                term.restore(model)
