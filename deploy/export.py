@@ -59,10 +59,25 @@ def build_contract(checkpoint: dict, env) -> Contract:
         env_id=metadata.get("env_id", env.spec.id if env.spec else "unknown"),
         algorithm=checkpoint["algo"],
         steps=int(checkpoint["steps"]),
-        randomization=metadata.get("randomization") or {},
+        randomization=_trained_under(metadata),
         versions=package_versions(),
         weights_sha256=weights.hexdigest(),
     )
+
+
+def _trained_under(metadata: dict) -> dict:
+    """The randomization config of the run and, under automatic domain randomization, the
+    ranges it had reached when the checkpoint was written (those the policy last trained on)."""
+    randomization = dict(metadata.get("randomization") or {})
+    adr = {key.split("/")[1]: {} for key in metadata.get("env_at_checkpoint", {})
+           if key.startswith("adr/")}
+    for key, value in metadata.get("env_at_checkpoint", {}).items():
+        if key.startswith("adr/"):
+            _, term, side = key.split("/")
+            adr[term][side] = value
+    if adr:
+        randomization["adr_final_ranges"] = adr
+    return randomization
 
 
 def sample_observations(env, policy: torch.nn.Module, count: int, seed: int = 0) -> np.ndarray:

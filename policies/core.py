@@ -199,6 +199,51 @@ class EpisodeStats:
         return float(np.mean(self.successes)) if self.successes else float("nan")
 
 
+class EpisodeLog:
+    """episodes.jsonl in the run dir: one line per finished episode with its env steps, copy,
+    return, length, success and the randomization it ran under (info["randomization"] of the
+    copy's reset), each line flushed so a crash loses at most the one being written."""
+
+    def __init__(self, path: Path, num_envs: int) -> None:
+        self._file = path.open("a")
+        self.domains: list[Any] = [None] * num_envs
+
+    def _take_draws(self, info: dict[str, Any], copies: np.ndarray) -> None:
+        if "randomization" in info:
+            for i in copies:
+                if info["_randomization"][i]:
+                    self.domains[i] = info["randomization"][i]
+
+    def begin(self, info: dict[str, Any]) -> None:
+        """The reset's info: every copy's first draws."""
+        self._take_draws(info, np.arange(len(self.domains)))
+
+    def record(self, info: dict[str, Any], steps: int) -> None:
+        if "episode" in info:
+            final = info.get("final_info", {})
+            for i in np.flatnonzero(info["_episode"]):
+                row = {"steps": steps, "copy": int(i), "return": float(info["episode"]["r"][i]),
+                       "length": int(info["episode"]["l"][i])}
+                if "is_success" in final:
+                    row["success"] = bool(final["is_success"][i])
+                if self.domains[i] is not None:
+                    row["randomization"] = self.domains[i]
+                self._file.write(json.dumps(row) + "\n")
+            self._file.flush()
+            # The finished copies' new episodes: their draws are in this step's info.
+            self._take_draws(info, np.flatnonzero(info["_episode"]))
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def env_log_row(envs: gym.vector.VectorEnv) -> dict[str, float]:
+    """What the env itself reports for the training log, e.g. automatic domain randomization's
+    current ranges (`log_row()` of the unwrapped vector env, if it has one)."""
+    log_row = getattr(envs.unwrapped, "log_row", None)
+    return log_row() if callable(log_row) else {}
+
+
 class TrainingProgress:
     """A progress bar with steps/s, ETA, recent return and success rate (rich)."""
 

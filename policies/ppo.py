@@ -18,12 +18,14 @@ from torch import nn
 
 from policies.core import (
     DeterministicPolicy,
+    EpisodeLog,
     EpisodeStats,
     MetricsLog,
     RunningNormalizer,
     TrainingProgress,
     VectorEnvFactory,
     check_continuous_actions,
+    env_log_row,
     mlp,
     package_versions,
     record_episodes,
@@ -129,7 +131,8 @@ def train(make_envs: VectorEnvFactory, config: PPOConfig, run_dir: Path,
     log = MetricsLog(run_dir / "metrics.csv",
                      ["iteration", "steps", "seconds", "steps_per_second", "mean_return",
                       "success_rate", "policy_loss", "value_loss", "entropy", "approx_kl",
-                      "clip_fraction", "learning_rate", "action_std"])
+                      "clip_fraction", "learning_rate", "action_std", *env_log_row(envs)])
+    episodes = EpisodeLog(run_dir / "episodes.jsonl", config.num_envs)
     stats = EpisodeStats()
     start = time.perf_counter()
     steps = 0
@@ -138,10 +141,12 @@ def train(make_envs: VectorEnvFactory, config: PPOConfig, run_dir: Path,
         save_checkpoint(run_dir / "checkpoint.pt", {
             "algo": "ppo", "config": asdict(config), "obs_size": obs_size,
             "action_size": action_size, "steps": steps, "agent": agent.state_dict(),
-            "optimizer": optimizer.state_dict(), "metadata": metadata or {},
+            "optimizer": optimizer.state_dict(),
+            "metadata": {**(metadata or {}), "env_at_checkpoint": env_log_row(envs)},
         })
 
-    obs, _ = envs.reset(seed=config.seed)
+    obs, info = envs.reset(seed=config.seed)
+    episodes.begin(info)
     with TrainingProgress(iterations * batch, "PPO", enabled=progress) as bar:
         for iteration in range(1, iterations + 1):
             if config.anneal_lr:
@@ -173,6 +178,7 @@ def train(make_envs: VectorEnvFactory, config: PPOConfig, run_dir: Path,
                 rew_buf[t] = reward
                 end_buf[t] = terminated | truncated
                 stats.record(info)
+                episodes.record(info, steps + (t + 1) * config.num_envs)
             steps += batch
 
             with torch.no_grad():
@@ -207,6 +213,7 @@ def train(make_envs: VectorEnvFactory, config: PPOConfig, run_dir: Path,
                             - config.entropy_coef * entropy)
                     if not torch.isfinite(loss):
                         log.close()
+                        episodes.close()
                         envs.close()
                         raise FloatingPointError(
                             f"PPO loss became {loss.item()} at step {steps}; the last good "
@@ -228,7 +235,7 @@ def train(make_envs: VectorEnvFactory, config: PPOConfig, run_dir: Path,
                 "value_loss": value_loss.item(), "entropy": entropy.item(),
                 "approx_kl": float(np.mean(kls)), "clip_fraction": float(np.mean(clip_fracs)),
                 "learning_rate": optimizer.param_groups[0]["lr"],
-                "action_std": agent.log_std.exp().mean().item(),
+                "action_std": agent.log_std.exp().mean().item(), **env_log_row(envs),
             })
             bar.update(steps, stats)
             if iteration % config.checkpoint_every == 0:
@@ -236,6 +243,7 @@ def train(make_envs: VectorEnvFactory, config: PPOConfig, run_dir: Path,
 
     checkpoint()
     log.close()
+    episodes.close()
     envs.close()
     elapsed = time.perf_counter() - start
     result = {"steps": steps, "seconds": round(elapsed, 2), "mean_return": stats.mean_return,

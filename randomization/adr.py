@@ -407,6 +407,9 @@ def adr_from_config(config: Any, num_envs: int) -> AutomaticDomainRandomization:
         if name not in config.terms:
             raise ValueError(f"randomization adr: term {name!r} is not in the config; add it "
                              "with its limits (low, high) first")
+        if name in ("texture", "distractors", "shape"):
+            raise ValueError(f"randomization adr: term {name!r} draws choices, not one number "
+                             "per element; leave it out of ADR")
         if name not in MODEL_TERM_NAMES:
             raise ValueError(f"randomization adr: term {name!r} is not a model term; ADR widens "
                              "model terms only")

@@ -14,13 +14,15 @@ from randomization.perturbations import PERTURBATION_NAMES
 from randomization.step_terms import STEP_TERM_NAMES, StepTerm
 from randomization.terms import GEOMETRY_TERM_NAMES, TERM_NAMES, Distribution, TermSpec
 from randomization.timing import TIMING_NAMES
+from randomization.visual import FIXED_OPERATIONS as VISUAL_OPERATIONS
 from randomization.visual import VISUAL_TERM_NAMES
 
 PRESETS = Path(__file__).parent / "presets"
 MODEL_TERM_NAMES = (*TERM_NAMES, *GEOMETRY_TERM_NAMES, *VISUAL_TERM_NAMES)
 ALL_TERM_NAMES = (*MODEL_TERM_NAMES, *PERTURBATION_NAMES, *TIMING_NAMES, *STEP_TERM_NAMES)
 FIXED_OPERATIONS = {"shape": "set", "object_start": "add", "push_force": "set",
-                    "push_velocity": "set", **dict.fromkeys(TIMING_NAMES, "set")}
+                    "push_velocity": "set", **dict.fromkeys(TIMING_NAMES, "set"),
+                    **VISUAL_OPERATIONS}
 SPEC_KEYS = ("distribution", "low", "high", "mean", "std", "choices", "match", "operation", "when")
 
 

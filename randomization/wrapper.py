@@ -45,6 +45,10 @@ class DomainRandomization(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.randomizer = Randomizer(config, [model], env.action_space, env.observation_space,
                                      getattr(unwrapped, self._frames) if self._frames else 1,
                                      float(model.opt.timestep))
+        # Terms a renderer must know of (textures to upload, distractors to draw): found by
+        # sim.pixels.PixelObservation through the wrapper chain.
+        self.visual_terms = [term for term in self.randomizer.model_terms[0]
+                             if hasattr(term, "attach_renderer") or hasattr(term, "add_to_scene")]
         self.last_sample: Sample = {}
         self._steps = 0
 

@@ -121,6 +121,12 @@ class BatchRobotEnv(gym.vector.VectorEnv):
         draws[:] = self.randomization
         return observation, {"randomization": draws, "_randomization": self._every_copy}
 
+    def log_row(self) -> dict[str, float]:
+        """For the training log: automatic domain randomization's current ranges, if on."""
+        if self.randomizer is None or self.randomizer.adr is None:
+            return {}
+        return self.randomizer.adr.log_row()
+
     def _observe(self, observation: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         if self.randomizer is None or self.randomizer.signals is None:
             return observation

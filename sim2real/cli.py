@@ -32,7 +32,10 @@ def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
               overrides: dict | None = None) -> dict:
     """Train `algo` on `env_id` into `out`; the shared path of `train` and `demo`. Settings:
     the algorithm's defaults, then those tuned for this env, then `overrides`."""
+    import yaml
+
     from policies.algorithms import algorithm_by_name
+    from policies.core import atomic_write_bytes
     from policies.plots import plot_learning_curve
     from policies.tuned import tuned_settings
     from randomization.config import load_config
@@ -52,9 +55,18 @@ def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
     config = algorithm.config(total_steps=steps, seed=seed, **settings)
     metadata = {"env_id": env_id, "randomization":
                 randomization_config.to_dict() if randomization_config else {}}
+    if randomization_config is not None:
+        # The ranges trained under, in the schema a user can edit and train with again.
+        atomic_write_bytes(out / "randomization.yaml", yaml.safe_dump(
+            randomization_config.to_dict(), sort_keys=False).encode())
     result = algorithm.train(lambda n: make_vector_env(env_id, n, randomization_config), config,
                              out, metadata=metadata, progress=progress)
     plot_learning_curve(out / "metrics.csv", out / "learning_curve.png")
+    if randomization_config is not None and randomization_config.adr:
+        from randomization.adr import plot_adr_ranges
+
+        plot_adr_ranges(out / "metrics.csv", out / "adr_ranges.png",
+                        f"Automatic domain randomization on {env_id}")
     return result
 
 
