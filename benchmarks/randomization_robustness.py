@@ -29,6 +29,11 @@ CONDITIONS = {
     "all three": {"mass": {"distribution": "choice", "choices": [1.3]},
                   "actuator_kp": {"distribution": "choice", "choices": [0.5]},
                   "action_delay": {"distribution": "choice", "choices": [2]}},
+    "harsher: x1.6 mass, x0.3 kp, x0.5 torque, 3-step delay": {
+        "mass": {"distribution": "choice", "choices": [1.6]},
+        "actuator_kp": {"distribution": "choice", "choices": [0.3]},
+        "torque_limit": {"distribution": "choice", "choices": [0.5]},
+        "action_delay": {"distribution": "choice", "choices": [3]}},
 }
 
 
@@ -59,8 +64,12 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for run in args.runs:
-        trained = json.loads((run / "run.json").read_text()).get("randomization") or {}
-        row = {"run": str(run), "trained_with": ", ".join(trained) or "none"}
+        info = json.loads((run / "run.json").read_text())
+        trained = info.get("randomization") or {}
+        names = [name for name in trained if name != "adr"]
+        adr = " (ADR over " + ", ".join(trained["adr"]["terms"]) + ")" if "adr" in trained else ""
+        row = {"run": str(run), "trained_with": (", ".join(names) or "none") + adr,
+               "steps": int(info["config"]["total_steps"])}
         for name, condition in CONDITIONS.items():
             row[name] = success_rate(run, condition, args.episodes)
         rows.append(row)
@@ -69,10 +78,10 @@ def main() -> None:
     (RESULTS / "randomization_robustness.json").write_text(json.dumps(rows, indent=2) + "\n")
     lines = ["# Success rate under physics the policy did not train on", "",
              f"{args.episodes} deterministic episodes per cell, same seeds for every run.", "",
-             "| run | trained with | " + " | ".join(CONDITIONS) + " |",
-             "|---|---|" + "---:|" * len(CONDITIONS)]
+             "| run | trained with | steps | " + " | ".join(CONDITIONS) + " |",
+             "|---|---|---:|" + "---:|" * len(CONDITIONS)]
     for row in rows:
-        lines.append(f"| {row['run']} | {row['trained_with']} | "
+        lines.append(f"| {row['run']} | {row['trained_with']} | {row['steps']:,} | "
                      + " | ".join(f"{row[c]:.2f}" for c in CONDITIONS) + " |")
     (RESULTS / "randomization_robustness.md").write_text("\n".join(lines) + "\n")
     print(np.array([[row[c] for c in CONDITIONS] for row in rows]))

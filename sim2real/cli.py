@@ -65,8 +65,10 @@ def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
     if randomization_config is not None and randomization_config.adr:
         from randomization.adr import plot_adr_ranges
 
+        units = {name: {"scale": "x nominal", "add": "added to nominal"}.get(spec.operation, "")
+                 for name, spec in randomization_config.terms.items()}
         plot_adr_ranges(out / "metrics.csv", out / "adr_ranges.png",
-                        f"Automatic domain randomization on {env_id}")
+                        f"Automatic domain randomization on {env_id}", units=units)
     return result
 
 

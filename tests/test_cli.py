@@ -94,3 +94,32 @@ def test_train_export_deploy_through_the_cli(tmp_path) -> None:
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["cycles"] >= 20 and report["target_rate_hz"] == 50.0
+
+
+def test_a_randomized_run_records_its_ranges_episodes_and_adr(tmp_path) -> None:
+    """The run dir holds the config trained under, every episode's draws, ADR's ranges over
+    training (CSV and plot); the exported contract carries the ranges."""
+    config = tmp_path / "adr.yaml"
+    config.write_text("mass: {low: 0.5, high: 2.0}\nobservation_noise: {low: 0.0, high: 0.01}\n"
+                      "adr: {terms: [mass], buffer_size: 2}\n")
+    run_dir = tmp_path / "run"
+    out = sim2real("train", "--env", "sim2real/ArmReach-v0", "--steps", "4096", "--out",
+                   str(run_dir), "--quiet", "--randomization", str(config),
+                   "--set", '{"num_envs": 4, "epochs": 1}')
+    assert out.returncode == 0, out.stderr
+    assert "adr" in (run_dir / "randomization.yaml").read_text()
+    episodes = [json.loads(line) for line in (run_dir / "episodes.jsonl").read_text().splitlines()]
+    assert len(episodes) >= 4 * 4096 // 4 // 100
+    assert {"steps", "copy", "return", "success", "randomization"} <= set(episodes[0])
+    assert set(episodes[0]["randomization"]) == {"mass", "observation_noise"}
+    header = (run_dir / "metrics.csv").read_text().splitlines()[0]
+    assert "adr/mass/low" in header and "adr/mass/high" in header
+    assert (run_dir / "adr_ranges.png").stat().st_size > 5000
+    out = sim2real("export", str(run_dir), "--check", "20")
+    assert out.returncode == 0, out.stderr
+    model = onnx.load(str(run_dir / "policy.onnx"))
+    contract = json.loads({p.key: p.value for p in model.metadata_props}["sim2real_contract"])
+    ranges = contract["randomization"]
+    assert ranges["mass"]["low"] == 0.5 and ranges["observation_noise"]["high"] == 0.01
+    low, high = ranges["adr_final_ranges"]["mass"]["low"], ranges["adr_final_ranges"]["mass"]["high"]
+    assert 0.5 <= low <= 1.0 <= high <= 2.0  # from the nominal model, within the limits

@@ -173,3 +173,44 @@ def test_adr_starts_at_nominal_and_its_ranges_drive_the_draws() -> None:
 def test_bad_adr_settings(adr: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         RandomizationConfig.from_dict({"mass": {"low": 0.5, "high": 2.0}, "adr": adr})
+
+
+# Every term drawn per episode that is not a model field: its draws over 100 resets.
+EPISODE_DRAWS = {
+    "action_delay": {"distribution": "choice", "choices": [0, 1, 2]},
+    "action_noise": {"low": 0.0, "high": 0.1},
+    "observation_noise": {"low": 0.0, "high": 0.01},
+    "observation_bias": {"distribution": "truncnormal", "mean": 0.0, "std": 0.01, "low": -0.02,
+                         "high": 0.02},
+    "observation_dropout": {"low": 0.0, "high": 0.2},
+    "observation_latency": {"distribution": "choice", "choices": [0, 1, 2]},
+    "observation_scale_noise": {"low": 0.0, "high": 0.05},
+    "observation_quantization": {"low": 0.001, "high": 0.01},
+    "action_latency": {"low": 0.0, "high": 0.003},
+    "action_latency_jitter": {"low": 0.0, "high": 0.001},
+    "control_period_jitter": {"low": 0.0, "high": 0.2},
+}
+
+
+@pytest.mark.parametrize("term", list(EPISODE_DRAWS))
+def test_episode_draws_stay_in_range_repeat_per_seed_and_vanish_when_off(term: str) -> None:
+    raw = {term: EPISODE_DRAWS[term]}
+    env, twin, plain = wrapped(raw), wrapped(raw), make_env(FURUTA)
+    spec = env.config.terms[term]
+    low, high = spec.distribution.support
+    draws = []
+    for seed in range(100):
+        _, info = env.reset(seed=seed)
+        values = list(info["randomization"][term].values())
+        assert all(low <= v <= high for v in values)
+        draws.extend(values)
+    assert np.ptp(draws) > 0
+    assert env.reset(seed=9)[1]["randomization"] == twin.reset(seed=9)[1]["randomization"]
+    # Off: the env is the nominal one, step for step.
+    off = DomainRandomization(make_env(FURUTA), RandomizationConfig.from_dict({}))
+    for env_ in (off, plain):
+        env_.reset(seed=5)
+    for _ in range(10):
+        a, *_ = off.step(np.full(1, 0.4, np.float32))
+        b, *_ = plain.step(np.full(1, 0.4, np.float32))
+        assert np.array_equal(a, b)
