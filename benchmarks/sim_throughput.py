@@ -39,22 +39,35 @@ RESULTS = Path(__file__).parent / "results"
 
 def rate(run_once: Callable[[], int], seconds: float, repeats: int) -> float:
     """Median over `repeats` of items per second; `run_once` returns how many items it did."""
-    rates = []
+    return interleaved({"x": run_once}, seconds, repeats)["x"]
+
+
+def interleaved(runs: dict[str, Callable[[], int | tuple[int, float]]], seconds: float,
+                repeats: int) -> dict[str, float]:
+    """Median items per second of each run, measured in turns (a, b, c, a, b, c, ...) so that a
+    change in the machine's load hits all alike. A run returns how many items it did, or
+    (items, seconds) when it times itself."""
+    rates: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
-        done, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            done += run_once()
-        rates.append(done / (time.perf_counter() - start))
-    return statistics.median(rates)
+        for name, run_once in runs.items():
+            done, timed, start = 0, 0.0, time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                result = run_once()
+                if isinstance(result, tuple):
+                    done, timed = done + result[0], timed + result[1]
+                else:
+                    done += result
+            rates[name].append(done / (timed or time.perf_counter() - start))
+    return {name: statistics.median(values) for name, values in rates.items()}
 
 
 STATE = mujoco.mjtState.mjSTATE_INTEGRATION
 
 
-def physics_of_env_steps(env_id: str, steps: int = 400, repeats: int = 3) -> float:
-    """Control periods per second of bare `mj_step` doing exactly the env's physics: the states,
-    commands and servo gains one copy of the batch env went through under random actions are
-    replayed, and only the `mj_step` calls are timed. The physics cost depends on the states
+def physics_of_env_steps(env_id: str, steps: int = 400) -> Callable[[], tuple[int, float]]:
+    """Bare `mj_step` doing exactly the env's physics: the states, commands and servo gains one
+    copy of the batch env went through under random actions are replayed, and only the
+    `mj_step` calls are timed (one control period each). The physics cost depends on the states
     (contacts, joint limits, solver iterations), so this is the baseline the env's cost is
     measured against; random commands over the whole range make a cheaper baseline."""
     envs = make_vector_env(env_id, 1, mode="batch")
@@ -72,9 +85,8 @@ def physics_of_env_steps(env_id: str, steps: int = 400, repeats: int = 3) -> flo
         mujoco.mj_getState(model, data, state, STATE)
         records.append((state, data.ctrl.copy(), model.actuator_gainprm[:, 0].copy(),
                         model.actuator_biasprm[:, 1].copy(), envs.steps[0] == 0))
-    envs.close()
-    rates = []
-    for _ in range(repeats):
+
+    def run() -> tuple[int, float]:
         elapsed, count = 0.0, 0
         for previous, (_, ctrl, gain, bias, _) in itertools.pairwise(records):
             before, reset = previous[0], previous[-1]
@@ -88,8 +100,9 @@ def physics_of_env_steps(env_id: str, steps: int = 400, repeats: int = 3) -> flo
             mujoco.mj_step(model, data, nstep=sim.substeps)
             elapsed += time.perf_counter() - start
             count += 1
-        rates.append(count / elapsed)
-    return statistics.median(rates)
+        return count, elapsed
+
+    return run
 
 
 def single_env(env_id: str) -> Callable[[], int]:
@@ -136,33 +149,32 @@ def render(env_id: str) -> Callable[[], int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=1.5, help="per measurement")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=1.0, help="per measurement")
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--num-envs", type=int, default=16)
     args = parser.parse_args()
     s, r, n = args.seconds, args.repeats, args.num_envs
 
     tasks = []
     for env_id in OUR_ENVS:
-        physics = physics_of_env_steps(env_id, repeats=r)
-        single = rate(single_env(env_id), s, r)
+        preset = load_config("default", robot_of(env_id))
+        envs = {f"batch{n}": vector_env(env_id, n, "batch"),
+                f"batch{4 * n}": vector_env(env_id, 4 * n, "batch"),
+                "default": vector_env(env_id, n, "batch", randomization=preset),
+                # The preset's reset-time terms alone (model terms; the rest act every step).
+                "reset_terms": vector_env(env_id, n, "batch",
+                                          randomization=RandomizationConfig(preset.model_terms))}
+        measured = interleaved({"raw": physics_of_env_steps(env_id), "single": single_env(env_id),
+                                **{name: run for name, (run, _) in envs.items()}}, s, r)
+        for _, close in envs.values():
+            close()
+        physics, single, plain = measured["raw"], measured["single"], measured[f"batch{n}"]
         row = {"env": env_id, "raw_mj_step_control_steps_per_s": physics,
                "single_env_steps_per_s": single, "single_cost_vs_raw": physics / single}
         for count in (n, 4 * n):
-            run, close = vector_env(env_id, count, "batch")
-            row[f"batch{count}_env_steps_per_s"] = rate(run, s, r)
-            row[f"batch{count}_cost_vs_raw"] = physics / row[f"batch{count}_env_steps_per_s"]
-            close()
-        preset = load_config("default", robot_of(env_id))
-        run, close = vector_env(env_id, n, "batch", randomization=preset)
-        randomized = rate(run, s, r)
-        close()
-        # The preset's reset-time terms alone (model terms; the rest act every step).
-        run, close = vector_env(env_id, n, "batch",
-                                randomization=RandomizationConfig(preset.model_terms))
-        reset_only = rate(run, s, r)
-        close()
-        plain = row[f"batch{n}_env_steps_per_s"]
+            row[f"batch{count}_env_steps_per_s"] = measured[f"batch{count}"]
+            row[f"batch{count}_cost_vs_raw"] = physics / measured[f"batch{count}"]
+        randomized, reset_only = measured["default"], measured["reset_terms"]
         row[f"batch{n}_default_randomization_steps_per_s"] = randomized
         row["randomization_slowdown"] = 1.0 - randomized / plain
         row[f"batch{n}_reset_terms_steps_per_s"] = reset_only
@@ -200,7 +212,7 @@ def main() -> None:
     lines = [
         "# Simulation throughput",
         "",
-        f"Medians of {r} runs of {s} s, {os.cpu_count()} CPUs, mujoco {mujoco.__version__}. "
+        f"Medians of {r} runs of {s} s, taken in turns, {os.cpu_count()} CPUs, mujoco {mujoco.__version__}. "
         "Raw mj_step: bare `mj_step` calls, one control period each, replaying the states, "
         "commands and servo gains the env went through under random actions (physics costs "
         "depend on contacts and joint limits, so the baseline does the env's own physics). "

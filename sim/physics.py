@@ -50,15 +50,16 @@ class RobotSimulation:
         self.model = load_model(ASSETS / (scene or robot.mjcf))
         self.data = mujoco.MjData(self.model)
         self.object_qpos = np.array([self._free_joint_of(name) for name in objects], dtype=int)
+        self.object_views = [self.data.qpos[a:a + 3] for a in self.object_qpos]
         self.qpos_index = np.array([self._element("joint", j).qposadr[0] for j in robot.joint_names])
         self.qvel_index = np.array([self._element("joint", j).dofadr[0] for j in robot.joint_names])
         self.actuator_index = np.array([self._element("actuator", a).id
                                         for a in robot.actuator_names])
         self.actuated_qpos = self.qpos_index[robot.actuated_joint_index]
         # Slices where the indices are contiguous: reading and writing MjData is a hot path.
-        self.qpos_at = _as_slice(self.qpos_index)
-        self.qvel_at = _as_slice(self.qvel_index)
-        self.ctrl_at = _as_slice(self.actuator_index)
+        self.qpos_at = as_slice(self.qpos_index)
+        self.qvel_at = as_slice(self.qvel_index)
+        self.ctrl_at = as_slice(self.actuator_index)
         # Views into MjData (its buffers never move) where the joints and actuators follow one
         # another in the spec's order: indexing MjData per access costs more than the physics
         # of a small robot in a batch's hot loop.
@@ -164,7 +165,7 @@ class RobotSimulation:
     def object_positions(self) -> np.ndarray | None:
         if not len(self.object_qpos):
             return None
-        return np.stack([self.data.qpos[a:a + 3] for a in self.object_qpos])
+        return np.array(self.object_views)
 
     def state(self) -> RobotState:
         return RobotState(
@@ -190,7 +191,7 @@ SERVO_KP_SLOT = 9
 SERVO_DEADBAND_SLOT = 8
 
 
-def _as_slice(index: np.ndarray) -> slice | np.ndarray:
+def as_slice(index: np.ndarray) -> slice | np.ndarray:
     """A slice when `index` is a contiguous ascending run, else the index array itself."""
     if len(index) and np.array_equal(index, np.arange(index[0], index[0] + len(index))):
         return slice(int(index[0]), int(index[0]) + len(index))

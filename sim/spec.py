@@ -171,8 +171,11 @@ class RobotSpec:
         """What the encoders report: positions rounded to whole counts."""
         if not self.encoder_counts_per_rev:
             return positions
-        step = 2.0 * np.pi / np.asarray(self.encoder_counts_per_rev, dtype=float)
-        return np.round(positions / step) * step
+        return np.round(positions / self._encoder_step) * self._encoder_step
+
+    @cached_property
+    def _encoder_step(self) -> np.ndarray:
+        return 2.0 * np.pi / np.asarray(self.encoder_counts_per_rev, dtype=float)
 
     def joint_index(self, name: str) -> int:
         try:
