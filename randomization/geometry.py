@@ -12,27 +12,14 @@ Like every model term, each starts from the nominal model at every reset.
 
 from __future__ import annotations
 
-import re
-
 import mujoco
 import numpy as np
 
-from randomization.terms import TermSpec, _combine
+from randomization.terms import TermSpec, _combine, matching
 
 SHAPES = {"box": mujoco.mjtGeom.mjGEOM_BOX, "sphere": mujoco.mjtGeom.mjGEOM_SPHERE,
           "cylinder": mujoco.mjtGeom.mjGEOM_CYLINDER, "capsule": mujoco.mjtGeom.mjGEOM_CAPSULE,
           "ellipsoid": mujoco.mjtGeom.mjGEOM_ELLIPSOID}
-
-
-def _matching(model: mujoco.MjModel, kind: mujoco.mjtObj, count: int, term: str, spec: TermSpec,
-              what: str) -> list[int]:
-    regex = re.compile(spec.match)
-    names = [mujoco.mj_id2name(model, kind, i) for i in range(count)]
-    ids = [i for i, name in enumerate(names) if name and regex.fullmatch(name)]
-    if not ids:
-        raise ValueError(f"randomization {term}: match {spec.match!r} names no {what} in the "
-                         f"model; {what}s there: {', '.join(n for n in names if n) or '(none named)'}")
-    return ids
 
 
 class SizeTerm:
@@ -46,8 +33,8 @@ class SizeTerm:
             raise ValueError(f"randomization size: operation {spec.operation!r} is not "
                              "supported; size is a scale factor (operation: scale)")
         self.spec = spec
-        ids = [i for i in _matching(model, mujoco.mjtObj.mjOBJ_BODY, model.nbody, self.name, spec,
-                                    "body") if i > 0]
+        ids = [i for i in matching(model, mujoco.mjtObj.mjOBJ_BODY, model.nbody, self.name, spec,
+                                   "body")[0] if i > 0]
         self.names = [model.body(i).name for i in ids]
         self.bodies = np.array(ids)
         self.geoms = [np.flatnonzero(model.geom_bodyid == b) for b in ids]
@@ -98,7 +85,7 @@ class ShapeTerm:
             raise ValueError(f"randomization shape: choices {list(choices)} must be shape names "
                              f"among {', '.join(SHAPES)}")
         self.spec, self.choices = spec, tuple(choices)
-        ids = _matching(model, mujoco.mjtObj.mjOBJ_GEOM, model.ngeom, self.name, spec, "geom")
+        ids, _ = matching(model, mujoco.mjtObj.mjOBJ_GEOM, model.ngeom, self.name, spec, "geom")
         self.names = [model.geom(i).name for i in ids]
         self.geoms = np.array(ids)
         self.bodies = model.geom_bodyid[self.geoms]
@@ -162,8 +149,8 @@ class JointRangeTerm:
     def __init__(self, model: mujoco.MjModel, spec: TermSpec) -> None:
         spec.check(self.name)
         self.spec = spec
-        ids = [i for i in _matching(model, mujoco.mjtObj.mjOBJ_JOINT, model.njnt, self.name,
-                                    spec, "joint")
+        ids = [i for i in matching(model, mujoco.mjtObj.mjOBJ_JOINT, model.njnt, self.name,
+                                   spec, "joint")[0]
                if model.jnt_limited[i] and model.jnt_type[i] in (mujoco.mjtJoint.mjJNT_HINGE,
                                                                  mujoco.mjtJoint.mjJNT_SLIDE)]
         if not ids:

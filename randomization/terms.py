@@ -158,6 +158,19 @@ _COUNTS = {mujoco.mjtObj.mjOBJ_BODY: "nbody", mujoco.mjtObj.mjOBJ_GEOM: "ngeom",
            mujoco.mjtObj.mjOBJ_JOINT: "njnt", mujoco.mjtObj.mjOBJ_ACTUATOR: "nu"}
 
 
+def matching(model: mujoco.MjModel, kind: mujoco.mjtObj, count: int, term: str, spec: TermSpec,
+             what: str) -> tuple[list[int], list[str]]:
+    """Ids and names of the elements whose name fully matches spec.match."""
+    regex = re.compile(spec.match)
+    names = [mujoco.mj_id2name(model, kind, i) for i in range(count)]
+    ids = [i for i, n in enumerate(names) if n and regex.fullmatch(n)]
+    if not ids:
+        known = ", ".join(n for n in names if n) or ("(none are named)" if count else "(none)")
+        raise ValueError(f"randomization {term}: match {spec.match!r} names no {what} in the "
+                         f"model; {what}s there: {known}")
+    return ids, [names[i] for i in ids]
+
+
 def _combine(operation: str, nominal: np.ndarray, values: np.ndarray) -> np.ndarray:
     if operation == "scale":
         return nominal * values

@@ -35,7 +35,6 @@ import os
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import math
-import re
 import textwrap
 import weakref
 from pathlib import Path
@@ -44,7 +43,7 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from randomization.terms import Distribution, TermSpec, _combine
+from randomization.terms import Distribution, TermSpec, _combine, matching
 
 VISUAL_TERM_NAMES = ("light_direction", "light_diffuse", "light_color", "light_ambient",
                      "light_shadows", "camera_position", "camera_fov", "material_color",
@@ -67,19 +66,6 @@ _TRACK = int(mujoco.mjtCamLight.mjCAMLIGHT_TRACK)
 _TRACKCOM = int(mujoco.mjtCamLight.mjCAMLIGHT_TRACKCOM)
 _TARGETS = (int(mujoco.mjtCamLight.mjCAMLIGHT_TARGETBODY),
             int(mujoco.mjtCamLight.mjCAMLIGHT_TARGETBODYCOM))
-
-
-def _matched(model: mujoco.MjModel, kind: mujoco.mjtObj, count: int, term: str, spec: TermSpec,
-             what: str) -> tuple[list[int], list[str]]:
-    """Ids and names of the elements whose name fully matches spec.match."""
-    regex = re.compile(spec.match)
-    names = [mujoco.mj_id2name(model, kind, i) for i in range(count)]
-    ids = [i for i, n in enumerate(names) if n and regex.fullmatch(n)]
-    if not ids:
-        known = ", ".join(n for n in names if n) or ("(none are named)" if count else "(none)")
-        raise ValueError(f"randomization {term}: match {spec.match!r} names no {what} in the "
-                         f"model; {what}s there: {known}")
-    return ids, [names[i] for i in ids]
 
 
 def _per_channel(names: list[str], keys: str | tuple[str, ...]) -> list[str]:
@@ -114,7 +100,7 @@ class LightTerm:
     def __init__(self, model: mujoco.MjModel, name: str, spec: TermSpec) -> None:
         spec.check(name)
         self.name, self.spec = name, spec
-        self.ids, lights = _matched(model, mujoco.mjtObj.mjOBJ_LIGHT, model.nlight, name, spec,
+        self.ids, lights = matching(model, mujoco.mjtObj.mjOBJ_LIGHT, model.nlight, name, spec,
                                     "light")
         self.array = "light_ambient" if name == "light_ambient" else "light_diffuse"
         self.names = _per_channel(lights, "rgb") if name == "light_color" else lights
@@ -146,7 +132,7 @@ class LightDirectionTerm:
             raise ValueError(f"randomization light_direction: operation {spec.operation!r} is not "
                              "supported; a direction is perturbed: use add")
         self.spec = spec
-        self.ids, lights = _matched(model, mujoco.mjtObj.mjOBJ_LIGHT, model.nlight, self.name,
+        self.ids, lights = matching(model, mujoco.mjtObj.mjOBJ_LIGHT, model.nlight, self.name,
                                     spec, "light")
         modes = [int(model.light_mode[i]) for i in self.ids]
         aimed = [light for light, mode in zip(lights, modes, strict=True) if mode in _TARGETS]
@@ -193,7 +179,7 @@ class ShadowTerm:
                              "light casts a shadow; set model.vis.quality.shadowsize (e.g. 2048) "
                              "before creating renderers")
         self.spec = spec
-        self.ids, self.names = _matched(model, mujoco.mjtObj.mjOBJ_LIGHT, model.nlight, self.name,
+        self.ids, self.names = matching(model, mujoco.mjtObj.mjOBJ_LIGHT, model.nlight, self.name,
                                         spec, "light")
         self.nominal = model.light_castshadow[self.ids].copy()
 
@@ -218,7 +204,7 @@ class CameraTerm:
     def __init__(self, model: mujoco.MjModel, name: str, spec: TermSpec) -> None:
         spec.check(name)
         self.name, self.spec = name, spec
-        self.ids, cameras = _matched(model, mujoco.mjtObj.mjOBJ_CAMERA, model.ncam, name, spec,
+        self.ids, cameras = matching(model, mujoco.mjtObj.mjOBJ_CAMERA, model.ncam, name, spec,
                                      "camera")
         if name == "camera_fov":
             self.names, self.arrays = cameras, ["cam_fovy"] * len(self.ids)
@@ -269,7 +255,7 @@ class ColorTerm:
         self.name, self.spec = name, spec
         if name == "material_color":
             self.array = "mat_rgba"
-            ids, elements = _matched(model, mujoco.mjtObj.mjOBJ_MATERIAL, model.nmat, name, spec,
+            ids, elements = matching(model, mujoco.mjtObj.mjOBJ_MATERIAL, model.nmat, name, spec,
                                      "material")
             shown = set()
             for kind in ("geom", "site", "tendon"):
@@ -286,7 +272,7 @@ class ColorTerm:
                                  "overrides the material's; randomize geom_color instead")
         else:
             self.array = "geom_rgba"
-            ids, elements = _matched(model, mujoco.mjtObj.mjOBJ_GEOM, model.ngeom, name, spec,
+            ids, elements = matching(model, mujoco.mjtObj.mjOBJ_GEOM, model.ngeom, name, spec,
                                      "geom")
             own = _shows_own_rgba(model.geom_rgba[ids], model.geom_matid[ids])
             keep = [k for k in range(len(ids)) if own[k]]
@@ -362,7 +348,7 @@ class TextureTerm:
             raise ValueError(f"randomization texture: cells {cells!r} must be (low, high) with "
                              "1 <= low <= high")
         self.spec, self.cells = spec, (int(cells[0]), int(cells[1]))
-        self.ids, textures = _matched(model, mujoco.mjtObj.mjOBJ_TEXTURE, model.ntex, self.name,
+        self.ids, textures = matching(model, mujoco.mjtObj.mjOBJ_TEXTURE, model.ntex, self.name,
                                       spec, "texture")
         for i, texture in zip(self.ids, textures, strict=True):
             if model.tex_nchannel[i] not in (3, 4):
