@@ -83,6 +83,9 @@ class Randomizer:
                         if config.step_terms else None)
         self.every = {name: spec.when for name, spec in config.model_terms.items()
                       if isinstance(spec.when, int)}
+        self._all_terms = set(config.model_terms)
+        self._terms_each_reset = {name for name, spec in config.model_terms.items()
+                                  if spec.when != "start"}
         self.values: list[dict[str, np.ndarray]] = [{} for _ in range(num_envs)]
         self.steps = np.zeros(num_envs, dtype=np.int64)
         self.adr = None
@@ -113,9 +116,7 @@ class Randomizer:
 
     def reset(self, i: int, model: mujoco.MjModel, rng: np.random.Generator) -> Sample:
         """Copy `i`'s model and step draws for a new episode (before the env places the robot)."""
-        first = not self.values[i]
-        names = {term.name for term in self.model_terms[i]
-                 if first or self.config.terms[term.name].when != "start"}
+        names = self._all_terms if not self.values[i] else self._terms_each_reset
         ranges = self.adr.begin_episode(i, rng) if self.adr is not None else {}
         sample = self._draw(i, names, rng, ranges)
         apply_terms(model, self.model_terms[i], self.values[i])

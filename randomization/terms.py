@@ -225,8 +225,9 @@ class FieldTerm:
                              f"{new.min():.4g}; narrow the distribution")
         self._write(model, new)
         if self.nominal_inertia is not None:
-            # Inertia follows mass in proportion: the body keeps its shape.
-            ratio = np.divide(new, current, out=np.ones_like(new), where=current > 0)
+            # Inertia follows mass in proportion: the body keeps its shape. (A massless body
+            # has no inertia to scale.)
+            ratio = new / np.where(current > 0, current, 1.0)
             model.body_inertia[self.index] *= ratio[:, None]
 
     def _write(self, model: mujoco.MjModel, values: np.ndarray) -> None:

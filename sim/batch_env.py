@@ -223,6 +223,6 @@ class BatchRobotEnv(gym.vector.VectorEnv):
         if randomizer is not None:
             # A finished copy's new draws, a push or a redraw: {term: {element: value}}.
             infos["randomization"] = events
-            infos["_randomization"] = np.array([e is not None for e in events])
+            infos["_randomization"] = events != None  # noqa: E711 (elementwise on objects)
         return (observation, np.asarray(result.reward, dtype=np.float64), terminated, truncated,
                 infos)
