@@ -7,15 +7,18 @@ policies/ knows nothing of MuJoCo: algorithms take an env factory.
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import json
 import os
+import pickle
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import cloudpickle
 import gymnasium as gym
 import numpy as np
 import torch
@@ -152,23 +155,120 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
 
 class MetricsLog:
     """Append-only CSV, one row per iteration, flushed and synced at every row so a crash loses
-    at most the row being written."""
+    at most the row being written; the same numbers go to TensorBoard under `tensorboard/` in
+    the run dir (x axis: env steps)."""
 
-    def __init__(self, path: Path, fields: list[str]) -> None:
+    def __init__(self, path: Path, fields: list[str], tensorboard: bool = True) -> None:
         self.fields = fields
         new = not path.exists()
         self._file = path.open("a", newline="")
         self._writer = csv.DictWriter(self._file, fieldnames=fields)
         if new:
             self._writer.writeheader()
+        self._board = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._board = SummaryWriter(str(path.parent / "tensorboard"), flush_secs=10)
 
     def write(self, row: dict[str, Any]) -> None:
         self._writer.writerow({k: row.get(k, "") for k in self.fields})
         self._file.flush()
         os.fsync(self._file.fileno())
+        if self._board is not None:
+            for key, value in row.items():
+                if key not in ("iteration", "steps") and isinstance(value, int | float) \
+                        and np.isfinite(value):
+                    self._board.add_scalar(key, value, global_step=int(row["steps"]))
 
     def close(self) -> None:
         self._file.close()
+        if self._board is not None:
+            self._board.close()
+
+
+def truncate_logs(run_dir: Path, steps: int) -> None:
+    """Before resuming from a checkpoint at `steps`: drop the rows of metrics.csv and
+    episodes.jsonl written after it, so the resumed run's logs read as one run's."""
+    metrics = run_dir / "metrics.csv"
+    if metrics.exists():
+        rows = list(csv.DictReader(metrics.open()))
+        fields = metrics.open().readline().strip().split(",")
+        kept = [row for row in rows if int(row["steps"]) <= steps]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(kept)
+        atomic_write_bytes(metrics, buffer.getvalue().encode())
+    episodes = run_dir / "episodes.jsonl"
+    if episodes.exists():
+        lines = [line for line in episodes.read_text().splitlines()
+                 if line and json.loads(line)["steps"] <= steps]
+        atomic_write_bytes(episodes, "".join(f"{line}\n" for line in lines).encode())
+
+
+def _rebuild(cls: type, state: dict[str, Any]) -> Any:
+    obj = object.__new__(cls)
+    obj.__dict__.update(state)
+    return obj
+
+
+class _StatePickler(cloudpickle.Pickler):
+    """Gymnasium's MuJoCo envs pickle as their constructor arguments (EzPickle): a fresh env.
+    A checkpoint needs the running one, so they are pickled with their whole state instead."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, gym.utils.EzPickle) and not isinstance(obj, type):
+            return _rebuild, (type(obj), obj.__dict__)
+        return super().reducer_override(obj)
+
+
+def snapshot_envs(envs: gym.vector.VectorEnv) -> bytes:
+    """The vector env as it is now (physics, generators, episode counters, randomization), for
+    a checkpoint that resumes exactly."""
+    buffer = io.BytesIO()
+    _StatePickler(buffer).dump(envs)
+    return buffer.getvalue()
+
+
+def restore_envs(snapshot: bytes) -> gym.vector.VectorEnv:
+    return pickle.loads(snapshot)
+
+
+class Evaluator:
+    """Every so often, the deterministic policy on fresh copies of the env, one episode each,
+    from fixed seeds (so evaluations compare); the best one so far is kept as best.pt."""
+
+    def __init__(self, make_envs: VectorEnvFactory, episodes: int, seed: int = 1_000_000) -> None:
+        if episodes < 1:
+            raise ValueError(f"eval_episodes must be >= 1, got {episodes}")
+        self.make_envs, self.episodes, self.seed = make_envs, episodes, seed
+        self.best = -np.inf
+
+    def evaluate(self, policy: nn.Module) -> dict[str, float]:
+        envs = self.make_envs(self.episodes)
+        obs, _ = envs.reset(seed=self.seed)
+        returns = np.zeros(self.episodes)
+        success = np.zeros(self.episodes)
+        done = np.zeros(self.episodes, dtype=bool)
+        while not done.all():
+            with torch.no_grad():
+                action = policy(torch.as_tensor(np.asarray(obs), dtype=torch.float32)).numpy()
+            obs, reward, terminated, truncated, info = envs.step(action)
+            returns += np.where(done, 0.0, reward)
+            ended = (terminated | truncated) & ~done
+            if ended.any() and "final_info" in info and "is_success" in info["final_info"]:
+                success[ended] = info["final_info"]["is_success"][ended]
+            done |= ended
+        envs.close()
+        return {"eval_return": float(returns.mean()), "eval_return_std": float(returns.std()),
+                "eval_success_rate": float(success.mean())}
+
+    def improved(self, result: dict[str, float]) -> bool:
+        if result["eval_return"] > self.best:
+            self.best = result["eval_return"]
+            return True
+        return False
 
 
 class EpisodeStats:

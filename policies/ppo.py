@@ -20,6 +20,7 @@ from policies.core import (
     DeterministicPolicy,
     EpisodeLog,
     EpisodeStats,
+    Evaluator,
     MetricsLog,
     RunningNormalizer,
     TrainingProgress,
@@ -29,7 +30,10 @@ from policies.core import (
     mlp,
     package_versions,
     record_episodes,
+    restore_envs,
     save_checkpoint,
+    snapshot_envs,
+    truncate_logs,
     write_json,
 )
 
@@ -60,6 +64,10 @@ class PPOConfig:
     seed: int = 0
     checkpoint_every: int = 20
     """Iterations between checkpoints (one is always written at the end)."""
+    eval_every: int = 10
+    """Iterations between evaluations of the deterministic policy (0: none); the best is kept
+    as best.pt."""
+    eval_episodes: int = 10
     torch_threads: int = 1
     """Small MLPs run fastest on one thread; the other core is left to the envs."""
 
@@ -102,14 +110,17 @@ def compute_gae(rewards: np.ndarray, values: np.ndarray, ends: np.ndarray, next_
 
 
 def train(make_envs: VectorEnvFactory, config: PPOConfig, run_dir: Path,
-          metadata: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
-    """Train PPO; write checkpoint.pt, metrics.csv and run.json into `run_dir`."""
+          metadata: dict[str, Any] | None = None, progress: bool = True,
+          resume: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train PPO; write checkpoint.pt, best.pt, metrics.csv, episodes.jsonl and run.json into
+    `run_dir`. `resume`: a checkpoint of this run to continue exactly where it was written."""
     torch.set_num_threads(config.torch_threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    envs = record_episodes(make_envs(config.num_envs))
+    envs = record_episodes(make_envs(config.num_envs)) if resume is None else \
+        restore_envs(resume["resume"]["envs"])
     envs.action_space.seed(config.seed)
     check_continuous_actions(envs.single_action_space, "PPO")
     obs_size = envs.single_observation_space.shape[0]
@@ -128,27 +139,54 @@ def train(make_envs: VectorEnvFactory, config: PPOConfig, run_dir: Path,
                 "action_size": action_size, "versions": package_versions(), **(metadata or {}),
                 "status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     write_json(run_dir / "run.json", run_info)
+    if resume is not None:
+        truncate_logs(run_dir, resume["steps"])
     log = MetricsLog(run_dir / "metrics.csv",
                      ["iteration", "steps", "seconds", "steps_per_second", "mean_return",
-                      "success_rate", "policy_loss", "value_loss", "entropy", "approx_kl",
-                      "clip_fraction", "learning_rate", "action_std", *env_log_row(envs)])
+                      "success_rate", "eval_return", "eval_return_std", "eval_success_rate",
+                      "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction",
+                      "learning_rate", "action_std", *env_log_row(envs)])
     episodes = EpisodeLog(run_dir / "episodes.jsonl", config.num_envs)
     stats = EpisodeStats()
+    evaluator = Evaluator(make_envs, config.eval_episodes) if config.eval_every else None
     start = time.perf_counter()
-    steps = 0
+    steps, first_iteration, earlier_seconds = 0, 1, 0.0
+
+    def payload() -> dict[str, Any]:
+        return {"algo": "ppo", "config": asdict(config), "obs_size": obs_size,
+                "action_size": action_size, "steps": steps, "agent": agent.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "metadata": {**(metadata or {}), "env_at_checkpoint": env_log_row(envs)}}
 
     def checkpoint() -> None:
-        save_checkpoint(run_dir / "checkpoint.pt", {
-            "algo": "ppo", "config": asdict(config), "obs_size": obs_size,
-            "action_size": action_size, "steps": steps, "agent": agent.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "metadata": {**(metadata or {}), "env_at_checkpoint": env_log_row(envs)},
-        })
+        # Everything a resume needs to go on as if never stopped: the envs mid-episode, the
+        # generators, the recent episode statistics.
+        save_checkpoint(run_dir / "checkpoint.pt", {**payload(), "resume": {
+            "iteration": iteration, "envs": snapshot_envs(envs), "obs": obs,
+            "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+            "stats": (stats.returns, stats.successes), "episode_domains": episodes.domains,
+            "seconds": earlier_seconds + time.perf_counter() - start,
+            "best_eval": evaluator.best if evaluator else None}})
 
-    obs, info = envs.reset(seed=config.seed)
-    episodes.begin(info)
+    if resume is None:
+        obs, info = envs.reset(seed=config.seed)
+        episodes.begin(info)
+    else:
+        state = resume["resume"]
+        agent.load_state_dict(resume["agent"])
+        optimizer.load_state_dict(resume["optimizer"])
+        steps, first_iteration = resume["steps"], state["iteration"] + 1
+        obs, earlier_seconds = state["obs"], state["seconds"]
+        rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        stats.returns, stats.successes = (list(x) for x in state["stats"])
+        episodes.domains = list(state["episode_domains"])
+        if evaluator is not None and state["best_eval"] is not None:
+            evaluator.best = state["best_eval"]
+    iteration = first_iteration - 1
     with TrainingProgress(iterations * batch, "PPO", enabled=progress) as bar:
-        for iteration in range(1, iterations + 1):
+        bar.update(steps, stats)
+        for iteration in range(first_iteration, iterations + 1):
             if config.anneal_lr:
                 optimizer.param_groups[0]["lr"] = config.learning_rate * (
                     1.0 - (iteration - 1) / iterations)
@@ -227,11 +265,18 @@ def train(make_envs: VectorEnvFactory, config: PPOConfig, run_dir: Path,
                         kls.append(((ratio - 1) - log_ratio).mean().item())
                         clip_fracs.append(((ratio - 1).abs() > config.clip_coef).float().mean().item())
 
-            elapsed = time.perf_counter() - start
+            evaluation = {}
+            if evaluator is not None and (iteration % config.eval_every == 0
+                                          or iteration == iterations):
+                evaluation = evaluator.evaluate(agent.deterministic_policy().eval())
+                if evaluator.improved(evaluation):
+                    save_checkpoint(run_dir / "best.pt", {**payload(), "evaluation": evaluation})
+            elapsed = earlier_seconds + time.perf_counter() - start
             log.write({
                 "iteration": iteration, "steps": steps, "seconds": round(elapsed, 3),
                 "steps_per_second": round(steps / elapsed, 1), "mean_return": stats.mean_return,
-                "success_rate": stats.success_rate, "policy_loss": policy_loss.item(),
+                "success_rate": stats.success_rate, **evaluation,
+                "policy_loss": policy_loss.item(),
                 "value_loss": value_loss.item(), "entropy": entropy.item(),
                 "approx_kl": float(np.mean(kls)), "clip_fraction": float(np.mean(clip_fracs)),
                 "learning_rate": optimizer.param_groups[0]["lr"],
@@ -245,7 +290,7 @@ def train(make_envs: VectorEnvFactory, config: PPOConfig, run_dir: Path,
     log.close()
     episodes.close()
     envs.close()
-    elapsed = time.perf_counter() - start
+    elapsed = earlier_seconds + time.perf_counter() - start
     result = {"steps": steps, "seconds": round(elapsed, 2), "mean_return": stats.mean_return,
               "success_rate": stats.success_rate}
     write_json(run_dir / "run.json", {**run_info, "status": "finished", "result": result})

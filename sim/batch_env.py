@@ -71,6 +71,13 @@ class BatchRobotEnv(gym.vector.VectorEnv):
         self._every_copy.flags.writeable = False
         self._readings = self.states()
 
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_views"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._views = [sim.views for sim in self.sims] if self.sims[0].views is not None else None
+
     def _reset_one(self, i: int) -> None:
         rng, sim = self._rngs[i], self.sims[i]
         if self.randomizer is not None:

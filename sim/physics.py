@@ -50,7 +50,6 @@ class RobotSimulation:
         self.model = load_model(ASSETS / (scene or robot.mjcf))
         self.data = mujoco.MjData(self.model)
         self.object_qpos = np.array([self._free_joint_of(name) for name in objects], dtype=int)
-        self.object_views = [self.data.qpos[a:a + 3] for a in self.object_qpos]
         self.qpos_index = np.array([self._element("joint", j).qposadr[0] for j in robot.joint_names])
         self.qvel_index = np.array([self._element("joint", j).dofadr[0] for j in robot.joint_names])
         self.actuator_index = np.array([self._element("actuator", a).id
@@ -63,10 +62,7 @@ class RobotSimulation:
         # Views into MjData (its buffers never move) where the joints and actuators follow one
         # another in the spec's order: indexing MjData per access costs more than the physics
         # of a small robot in a batch's hot loop.
-        self.views = None
-        if all(isinstance(at, slice) for at in (self.qpos_at, self.qvel_at, self.ctrl_at)):
-            self.views = (self.data.ctrl[self.ctrl_at], self.data.qpos[self.qpos_at],
-                          self.data.qvel[self.qvel_at])
+        self._make_views()
         self.substeps = round(robot.control_period / self.model.opt.timestep)
         if abs(self.substeps * self.model.opt.timestep - robot.control_period) > 1e-9:
             raise ValueError(f"{robot.name}: control period {robot.control_period} s is not a "
@@ -75,6 +71,22 @@ class RobotSimulation:
         write_actuator_models(self.model, self.actuator_index, robot)
         if self.is_servo:
             self.resolution = np.array([a.resolution for a in robot.actuators])
+
+    def _make_views(self) -> None:
+        self.views = None
+        if all(isinstance(at, slice) for at in (self.qpos_at, self.qvel_at, self.ctrl_at)):
+            self.views = (self.data.ctrl[self.ctrl_at], self.data.qpos[self.qpos_at],
+                          self.data.qvel[self.qvel_at])
+        self.object_views = [self.data.qpos[a:a + 3] for a in self.object_qpos]
+
+    def __getstate__(self) -> dict:
+        # Views do not survive pickling (they would come back as copies): rebuilt on load, so
+        # a checkpoint can hold a running simulation.
+        return {k: v for k, v in self.__dict__.items() if k not in ("views", "object_views")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._make_views()
 
     def _free_joint_of(self, body: str) -> int:
         try:

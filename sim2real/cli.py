@@ -72,6 +72,104 @@ def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
     return result
 
 
+def config_of_checkpoint(config_type: type, checkpoint: dict, **changes) -> object:
+    """An algorithm's config as a checkpoint recorded it (JSON turned tuples into lists)."""
+    fields = {key: tuple(value) if isinstance(value, list) else value
+              for key, value in checkpoint["config"].items()}
+    return config_type(**{**fields, **changes})
+
+
+def resume_run(run_dir: Path, steps: int | None = None, env_id: str | None = None,
+               algo: str | None = None, progress: bool = True) -> dict:
+    """Continue a run from its checkpoint exactly as if it had never stopped (same envs
+    mid-episode, same generators); `steps` may extend its budget."""
+    from deploy.export import load_run
+    from policies.algorithms import algorithm_by_name
+    from policies.plots import plot_learning_curve
+    from randomization.config import RandomizationConfig
+    from sim.registration import make_vector_env
+
+    checkpoint, _ = load_run(run_dir)
+    metadata = dict(checkpoint.get("metadata", {}))
+    trained_on = metadata.get("env_id")
+    if env_id is not None and env_id != trained_on:
+        raise ValueError(f"{run_dir} was trained on {trained_on!r}, not {env_id!r}; resume it "
+                         "without --env or start a new run")
+    if algo is not None and algo != checkpoint["algo"]:
+        raise ValueError(f"{run_dir} was trained with {checkpoint['algo']!r}, not {algo!r}; "
+                         "resume it without --algo or start a new run")
+    if "resume" not in checkpoint:
+        raise ValueError(f"{run_dir / 'checkpoint.pt'} holds no resume state (written by an "
+                         "older version); start a new run")
+    algorithm = algorithm_by_name(checkpoint["algo"])
+    total = steps if steps is not None else checkpoint["config"]["total_steps"]
+    if total <= checkpoint["steps"]:
+        raise ValueError(f"{run_dir} already trained {checkpoint['steps']:,} steps; give --steps "
+                         "above that to go on")
+    config = config_of_checkpoint(algorithm.config, checkpoint, total_steps=total)
+    metadata.pop("env_at_checkpoint", None)
+    randomization = (RandomizationConfig.from_dict(metadata["randomization"])
+                     if metadata.get("randomization") else None)
+    result = algorithm.train(lambda n: make_vector_env(trained_on, n, randomization), config,
+                             run_dir, metadata=metadata, progress=progress, resume=checkpoint)
+    plot_learning_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png")
+    return result
+
+
+def evaluate_policy(source: Path, env_id: str | None, episodes: int, seed: int = 0) -> dict:
+    """Deterministic episodes of a run dir's policy (torch) or of an ONNX file (onnxruntime,
+    as on the robot): mean and spread of the return, success rate, episode length."""
+    import numpy as np
+
+    from sim.registration import check_env_id, make_env
+
+    if episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    if source.suffix == ".onnx":
+        from deploy.onnx_policy import OnnxPolicy
+
+        policy = OnnxPolicy(source)
+        trained_on = policy.contract.env_id
+        act = policy
+    else:
+        import torch
+
+        from deploy.export import load_run
+        from policies.algorithms import algorithm_by_name
+
+        checkpoint, _ = load_run(source)
+        trained_on = checkpoint.get("metadata", {}).get("env_id")
+        network = algorithm_by_name(checkpoint["algo"]).load_policy(checkpoint)
+
+        def act(obs: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return network(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
+
+    env_id = env_id or trained_on
+    if env_id is None:
+        raise ValueError(f"{source} does not say which env it was trained on; give --env")
+    check_env_id(env_id)
+    env = make_env(env_id)
+    returns, lengths, successes = [], [], []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        total, length, info = 0.0, 0, {}
+        while True:
+            obs, reward, terminated, truncated, info = env.step(act(np.asarray(obs)))
+            total, length = total + float(reward), length + 1
+            if terminated or truncated:
+                break
+        returns.append(total)
+        lengths.append(length)
+        if "is_success" in info:
+            successes.append(float(info["is_success"]))
+    env.close()
+    return {"policy": str(source), "env": env_id, "episodes": episodes,
+            "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
+            "success_rate": float(np.mean(successes)) if successes else None,
+            "mean_length": float(np.mean(lengths))}
+
+
 def deploy_run(policy_path: Path, robot_name: str, seconds: float,
                max_episodes: int | None, seed: int):
     """Deploy an ONNX policy on a robot backend; returns the loop's report."""
@@ -116,11 +214,32 @@ def _print_report(report) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    if args.resume:
+        result = resume_run(Path(args.resume), args.steps, args.env, args.algo, not args.quiet)
+        print(f"resumed {args.resume}: {result['steps']} steps, {result['seconds']:.1f} s in "
+              f"all, recent return {result['mean_return']:.2f}")
+        return
+    missing = [flag for flag, value in (("--env", args.env), ("--steps", args.steps),
+                                        ("--out", args.out)) if value is None]
+    if missing:
+        raise ValueError(f"train needs {', '.join(missing)} (or --resume RUN_DIR)")
     overrides = json.loads(args.set) if args.set else None
-    result = train_run(args.env, args.algo, args.steps, args.seed, Path(args.out),
+    algo = args.algo or "ppo"
+    result = train_run(args.env, algo, args.steps, args.seed, Path(args.out),
                        args.randomization, args.overwrite, not args.quiet, overrides)
-    print(f"trained {args.algo} on {args.env}: {result['steps']} steps in {result['seconds']:.1f} s, "
+    print(f"trained {algo} on {args.env}: {result['steps']} steps in {result['seconds']:.1f} s, "
           f"recent return {result['mean_return']:.2f} -> {args.out} (learning_curve.png)")
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    report = evaluate_policy(Path(args.policy), args.env, args.episodes, args.seed)
+    if args.json:
+        print(json.dumps(report))
+        return
+    success = "" if report["success_rate"] is None else f", success {report['success_rate']:.0%}"
+    print(f"{report['policy']} on {report['env']}: return {report['mean_return']:.2f} +- "
+          f"{report['std_return']:.2f} over {report['episodes']} episodes{success}, "
+          f"{report['mean_length']:.0f} steps each")
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -171,11 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     train = verbs.add_parser("train", help="train a policy on an env")
-    train.add_argument("--env", required=True, help="env id, e.g. sim2real/ArmReach-v0")
-    train.add_argument("--algo", default="ppo", help="algorithm (ppo)")
-    train.add_argument("--steps", type=int, required=True, help="env steps to train for")
+    train.add_argument("--env", help="env id, e.g. sim2real/ArmReach-v0")
+    train.add_argument("--algo", default=None, help="algorithm (default ppo)")
+    train.add_argument("--steps", type=int, help="env steps to train for")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--out", required=True, help="run dir for checkpoint, metrics, run.json")
+    train.add_argument("--out", help="run dir for checkpoint, metrics, run.json")
+    train.add_argument("--resume", metavar="RUN_DIR",
+                       help="continue this run from its checkpoint, exactly (--steps extends it)")
     train.add_argument("--randomization", default=None,
                        help="preset name (none, default) or YAML file of domain randomization")
     train.add_argument("--set", default=None,
@@ -183,6 +304,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--overwrite", action="store_true", help="replace an existing run dir")
     train.add_argument("--quiet", action="store_true", help="no progress display")
     train.set_defaults(func=cmd_train)
+
+    evaluate = verbs.add_parser("eval", help="evaluate a run or an ONNX policy")
+    evaluate.add_argument("policy", help="run dir or policy.onnx")
+    evaluate.add_argument("--env", default=None, help="env id (default: the one it trained on)")
+    evaluate.add_argument("--episodes", type=int, default=20)
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--json", action="store_true", help="one JSON line")
+    evaluate.set_defaults(func=cmd_eval)
 
     export = verbs.add_parser("export", help="export a run to ONNX with its contract")
     export.add_argument("run_dir")

@@ -1,0 +1,112 @@
+"""A run that crashes and resumes from its checkpoint learns exactly as one that never stopped;
+periodic evaluation keeps the best model; logs go to TensorBoard too."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import gymnasium as gym
+import pytest
+import torch
+
+from policies.ppo import PPOConfig, train
+from randomization.config import load_config
+from sim.registration import make_vector_env
+from sim2real.cli import resume_run
+
+REACH = "sim2real/ArmReach-v0"
+CRASH = {"after_steps": None, "steps": 0}
+"""Module state the crashing env reads: a snapshot pickles the env by reference to it."""
+
+
+class CrashAfter(gym.vector.VectorWrapper):
+    """Raises (a power cut, a Ctrl-C) once the training batch (4 copies; evaluation uses 3) has
+    taken CRASH["after_steps"] steps."""
+
+    def step(self, actions):
+        CRASH["steps"] += self.num_envs == 4
+        if CRASH["after_steps"] is not None and CRASH["steps"] > CRASH["after_steps"]:
+            raise KeyboardInterrupt
+        return self.env.step(actions)
+
+
+def factory(n: int) -> gym.vector.VectorEnv:
+    return CrashAfter(make_vector_env(REACH, n, load_config("default", "so_arm")))
+
+
+CONFIG = dict(total_steps=6 * 4 * 32, num_envs=4, rollout_steps=32, epochs=2, minibatch_size=64,
+              hidden_sizes=(32, 32), checkpoint_every=2, eval_every=2, eval_episodes=3)
+TIMELESS = {"seconds", "steps_per_second"}
+
+
+def metrics(run_dir) -> list[dict]:
+    return [{k: v for k, v in row.items() if k not in TIMELESS}
+            for row in csv.DictReader((run_dir / "metrics.csv").open())]
+
+
+def test_crash_and_resume_gives_the_uninterrupted_learning_curve(tmp_path) -> None:
+    metadata = {"env_id": REACH, "randomization": load_config("default", "so_arm").to_dict()}
+    CRASH.update(after_steps=None, steps=0)
+    train(factory, PPOConfig(**CONFIG), tmp_path / "whole", metadata, progress=False)
+
+    CRASH.update(after_steps=4 * 32 + 10, steps=0)  # mid-rollout of iteration 5
+    with pytest.raises(KeyboardInterrupt):
+        train(factory, PPOConfig(**CONFIG), tmp_path / "cut", metadata, progress=False)
+    assert len(metrics(tmp_path / "cut")) == 4  # its last checkpoint: iteration 4
+    CRASH.update(after_steps=None)
+    checkpoint = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)
+    assert checkpoint["resume"]["iteration"] == 4
+    train(factory, PPOConfig(**CONFIG), tmp_path / "cut", metadata, progress=False,
+          resume=checkpoint)
+
+    whole, resumed = metrics(tmp_path / "whole"), metrics(tmp_path / "cut")
+    assert len(whole) == len(resumed) == 6
+    assert whole == resumed  # returns, losses, KL, eval, every digit
+    episodes = [(tmp_path / run / "episodes.jsonl").read_text() for run in ("whole", "cut")]
+    assert episodes[0] == episodes[1]
+    final = [torch.load(tmp_path / run / "checkpoint.pt", weights_only=False)["agent"]
+             for run in ("whole", "cut")]
+    assert all(torch.equal(final[0][k], final[1][k]) for k in final[0])
+
+
+def test_evaluation_keeps_the_best_model_and_logs_to_tensorboard(tmp_path) -> None:
+    config = PPOConfig(**{**CONFIG, "total_steps": 4 * 4 * 32})
+    train(lambda n: make_vector_env(REACH, n), config, tmp_path, {"env_id": REACH},
+          progress=False)
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    evaluated = [row for row in rows if row["eval_return"]]
+    assert [int(row["iteration"]) for row in evaluated] == [2, 4]
+    best = torch.load(tmp_path / "best.pt", weights_only=False)
+    assert best["evaluation"]["eval_return"] == max(float(r["eval_return"]) for r in evaluated)
+    assert any(path.name.startswith("events.out.tfevents")
+               for path in (tmp_path / "tensorboard").iterdir())
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sim2real.cli", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_resume_and_eval_through_the_cli(tmp_path, tiny_run) -> None:
+    run_dir = tmp_path / "run"
+    out = run_cli("train", "--env", REACH, "--steps", "256", "--out", str(run_dir), "--quiet",
+                  "--set", '{"num_envs": 2, "epochs": 1}')
+    assert out.returncode == 0, out.stderr
+    out = run_cli("train", "--resume", str(run_dir), "--steps", "512", "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert int(list(csv.DictReader((run_dir / "metrics.csv").open()))[-1]["steps"]) == 512
+    out = run_cli("eval", str(run_dir), "--episodes", "3", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["env"] == REACH and report["episodes"] == 3 and 0 <= report["success_rate"] <= 1
+
+
+@pytest.mark.parametrize(("given", "message"), [
+    ({"env_id": "InvertedPendulum-v5"}, "was trained on 'sim2real/ArmReach-v0', not"),
+    ({"algo": "sac"}, "was trained with 'ppo', not 'sac'"),
+    ({"steps": 10}, "already trained"),
+])
+def test_resume_refuses_another_env_algorithm_or_a_spent_budget(tiny_run, given, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        resume_run(tiny_run, **given)
