@@ -1,17 +1,23 @@
-"""Settings tuned per (algorithm, env), used where the user sets nothing else.
-
-Measured on this machine; the numbers in each comment are from the run that chose them.
-"""
+"""Settings tuned per (algorithm, env), kept in policies/hyperparams/ALGO.yaml (one mapping per
+env id, as RL Zoo does) and used where the user sets nothing else."""
 
 from __future__ import annotations
 
-TUNED: dict[tuple[str, str], dict] = {
-    # 250k steps, 81 s on 2 cores: deterministic success 0.99 over 200 episodes, 0.33 s to reach.
-    ("ppo", "sim2real/ArmReach-v0"): {
-        "epochs": 10, "learning_rate": 1e-3, "initial_log_std": -1.0, "gamma": 0.95,
-    },
-}
+from pathlib import Path
+
+import yaml
+
+HYPERPARAMS = Path(__file__).parent / "hyperparams"
 
 
 def tuned_settings(algo: str, env_id: str) -> dict:
-    return dict(TUNED.get((algo, env_id), {}))
+    path = HYPERPARAMS / f"{algo}.yaml"
+    if not path.is_file():
+        return {}
+    table = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(table, dict):
+        raise ValueError(f"{path}: expected a mapping of env id -> settings")
+    settings = table.get(env_id) or {}
+    # YAML has no tuples; the configs' sequence fields (hidden sizes) are tuples.
+    return {key: tuple(value) if isinstance(value, list) else value
+            for key, value in settings.items()}

@@ -1,0 +1,199 @@
+"""Ours vs Stable-Baselines3, side by side in one run: the same env, the same hyperparameters,
+the same step budget, 3 seeds each. Every training runs in a fresh process, so the wall time is
+from process start (imports, compilation) to the trained model; the final return is the mean
+of 10 deterministic episodes from the same seeds for both.
+
+Usage: python benchmarks/rl_vs_sb3.py [--algos ppo sac ...] [--envs InvertedPendulum-v5 ...]
+       [--seeds 3]
+Needs the benchmark extra: pip install -c constraints.txt -e ".[bench]".
+Writes benchmarks/results/rl_vs_sb3.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+EVAL_EPISODES = 10
+
+# (algorithm, env) -> step budget and the hyperparameters both libraries get, in our names.
+CASES: dict[tuple[str, str], dict] = {
+    ("ppo", "InvertedPendulum-v5"): {
+        "steps": 50_000, "num_envs": 8, "rollout_steps": 128, "epochs": 10,
+        "minibatch_size": 256, "learning_rate": 3e-4, "gamma": 0.99, "gae_lambda": 0.95,
+        "clip_coef": 0.2, "hidden_sizes": [64, 64], "initial_log_std": -0.5},
+    ("ppo", "HalfCheetah-v5"): {
+        "steps": 100_000, "num_envs": 8, "rollout_steps": 256, "epochs": 10,
+        "minibatch_size": 256, "learning_rate": 3e-4, "gamma": 0.99, "gae_lambda": 0.95,
+        "clip_coef": 0.2, "hidden_sizes": [64, 64], "initial_log_std": -0.5},
+    ("ppo", "sim2real/ArmReach-v0"): {
+        "steps": 250_000, "num_envs": 16, "rollout_steps": 64, "epochs": 10,
+        "minibatch_size": 256, "learning_rate": 1e-3, "gamma": 0.95, "gae_lambda": 0.95,
+        "clip_coef": 0.2, "hidden_sizes": [128, 128], "initial_log_std": -1.0},
+}
+
+
+def evaluate(act, env_id: str) -> tuple[float, float, float | None]:
+    import numpy as np
+
+    from sim.registration import make_env
+
+    env = make_env(env_id)
+    returns, successes = [], []
+    for episode in range(EVAL_EPISODES):
+        obs, _ = env.reset(seed=10_000 + episode)
+        total, info = 0.0, {}
+        while True:
+            obs, reward, terminated, truncated, info = env.step(act(np.asarray(obs)))
+            total += float(reward)
+            if terminated or truncated:
+                break
+        returns.append(total)
+        if "is_success" in info:
+            successes.append(float(info["is_success"]))
+    return (float(np.mean(returns)), float(np.std(returns)),
+            float(np.mean(successes)) if successes else None)
+
+
+def run_ours(algo: str, env_id: str, seed: int, settings: dict, out: Path) -> tuple:
+    import torch
+
+    from policies.algorithms import algorithm_by_name
+    from sim.registration import make_vector_env
+
+    algorithm = algorithm_by_name(algo)
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()
+              if k != "steps"}
+    config = algorithm.config(total_steps=settings["steps"], seed=seed, eval_every=0, **fields)
+    algorithm.train(lambda n: make_vector_env(env_id, n), config, out,
+                    metadata={"env_id": env_id}, progress=False)
+    trained = time.time()
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=False)
+    policy = algorithm.load_policy(checkpoint)
+
+    def act(obs):
+        with torch.no_grad():
+            return policy(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
+
+    return trained, act
+
+
+def run_sb3(algo: str, env_id: str, seed: int, settings: dict, out: Path) -> tuple:
+    import numpy as np
+    import stable_baselines3 as sb3
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+    from torch import nn
+
+    from sim.registration import make_env
+
+    venv = VecNormalize(DummyVecEnv([lambda: make_env(env_id)] * settings["num_envs"]),
+                        norm_obs=True, norm_reward=False)
+    venv.seed(seed)
+    if algo == "ppo":
+        lr = settings["learning_rate"]
+        model = sb3.PPO(
+            "MlpPolicy", venv, n_steps=settings["rollout_steps"],
+            batch_size=settings["minibatch_size"], n_epochs=settings["epochs"],
+            learning_rate=lambda remaining: lr * remaining, gamma=settings["gamma"],
+            gae_lambda=settings["gae_lambda"], clip_range=settings["clip_coef"], ent_coef=0.0,
+            vf_coef=0.5, max_grad_norm=0.5, seed=seed, device="cpu",
+            policy_kwargs={"net_arch": {"pi": settings["hidden_sizes"],
+                                        "vf": settings["hidden_sizes"]},
+                           "activation_fn": nn.Tanh, "log_std_init": settings["initial_log_std"]})
+    else:
+        raise ValueError(f"no Stable-Baselines3 mapping for {algo!r} yet")
+    model.learn(total_timesteps=settings["steps"])
+    trained = time.time()
+    venv.training = False
+
+    def act(obs):
+        action, _ = model.predict(venv.normalize_obs(obs[None]), deterministic=True)
+        return np.clip(action[0], -1.0, 1.0)
+
+    return trained, act
+
+
+def one(library: str, algo: str, env_id: str, seed: int, started: float) -> None:
+    """A single training in this (fresh) process; prints one JSON line."""
+    settings = CASES[(algo, env_id)]
+    with tempfile.TemporaryDirectory() as tmp:
+        runner = run_ours if library == "ours" else run_sb3
+        trained, act = runner(algo, env_id, seed, settings, Path(tmp))
+        mean, std, success = evaluate(act, env_id)
+    seconds = trained - started
+    print(json.dumps({"library": library, "algo": algo, "env": env_id, "seed": seed,
+                      "steps": settings["steps"], "seconds": seconds,
+                      "steps_per_s": settings["steps"] / seconds, "return": mean,
+                      "return_std": std, "success": success}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--algos", nargs="+", default=sorted({a for a, _ in CASES}))
+    parser.add_argument("--envs", nargs="+", default=None)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--one", nargs=5, metavar=("LIBRARY", "ALGO", "ENV", "SEED", "START"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        library, algo, env_id, seed, started = args.one
+        one(library, algo, env_id, int(seed), float(started))
+        return
+
+    rows = []
+    cases = [(a, e) for a, e in CASES if a in args.algos and (args.envs is None or e in args.envs)]
+    for algo, env_id in cases:
+        for seed in range(args.seeds):
+            for library in ("ours", "sb3"):  # in turns: load changes hit both alike
+                command = [sys.executable, __file__, "--one", library, algo, env_id, str(seed),
+                           repr(time.time())]
+                done = subprocess.run(command, capture_output=True, text=True,
+                                      env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                if done.returncode != 0:
+                    raise RuntimeError(f"{library} {algo} {env_id} seed {seed} failed:\n"
+                                       f"{done.stderr[-3000:]}")
+                row = json.loads(done.stdout.strip().splitlines()[-1])
+                rows.append(row)
+                print(f"{library:4} {algo} {env_id} seed {seed}: {row['seconds']:.1f} s, "
+                      f"return {row['return']:.1f}", flush=True)
+    write(rows, args.seeds)
+
+
+def write(rows: list[dict], seeds: int) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "rl_vs_sb3.json").write_text(json.dumps(rows, indent=2) + "\n")
+    lines = ["# Ours vs Stable-Baselines3 2.9.2", "",
+             f"Same env, hyperparameters and step budget; {seeds} seeds each; wall time from "
+             "process start to the trained model; return: mean of 10 deterministic episodes "
+             "per seed, then mean +- std over seeds.", "",
+             "| algo | env | steps | ours: wall s | SB3: wall s | time ratio | ours: steps/s | "
+             "SB3: steps/s | ours: return | SB3: return |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for algo, env_id in dict.fromkeys((r["algo"], r["env"]) for r in rows):
+        group = {lib: [r for r in rows if (r["algo"], r["env"], r["library"]) == (algo, env_id, lib)]
+                 for lib in ("ours", "sb3")}
+        seconds = {lib: statistics.median(r["seconds"] for r in g) for lib, g in group.items()}
+        rate = {lib: statistics.median(r["steps_per_s"] for r in g) for lib, g in group.items()}
+        returns = {lib: [r["return"] for r in g] for lib, g in group.items()}
+
+        def spread(values: list[float]) -> str:
+            return f"{statistics.mean(values):.1f} +- {statistics.pstdev(values):.1f}"
+
+        lines.append(f"| {algo} | {env_id} | {group['ours'][0]['steps']:,} | "
+                     f"{seconds['ours']:.1f} | {seconds['sb3']:.1f} | "
+                     f"{seconds['ours'] / seconds['sb3']:.2f}x | {rate['ours']:,.0f} | "
+                     f"{rate['sb3']:,.0f} | {spread(returns['ours'])} | {spread(returns['sb3'])} |")
+    (RESULTS / "rl_vs_sb3.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
