@@ -59,27 +59,47 @@ class RunningNormalizer(nn.Module):
         self.register_buffer("mean", torch.zeros(size, dtype=torch.float64))
         self.register_buffer("var", torch.ones(size, dtype=torch.float64))
         self.register_buffer("count", torch.tensor(epsilon, dtype=torch.float64))
+        # Derived from the three above (not saved; recomputed on load): what `forward` uses.
+        self.register_buffer("shift", torch.zeros(size), persistent=False)
+        self.register_buffer("scale", torch.ones(size), persistent=False)
+        self._shift, self._scale = self.shift.numpy(), self.scale.numpy()
         self.clip = clip
         self.epsilon = epsilon
         # A feature that barely moves in training (a joint the task holds still) would otherwise
         # turn a 0.02 rad nudge on the robot into a 10-sigma input and a wild action.
         self.min_std = min_std
+        self._refresh()
+        self.register_load_state_dict_post_hook(self._refresh)
 
     @torch.no_grad()
     def update(self, batch: np.ndarray) -> None:
-        batch = torch.as_tensor(batch, dtype=torch.float64).reshape(-1, self.mean.shape[0])
-        batch_mean, batch_var, n = batch.mean(0), batch.var(0, unbiased=False), batch.shape[0]
-        delta = batch_mean - self.mean
-        total = self.count + n
-        self.mean += delta * n / total
-        self.var = (self.var * self.count + batch_var * n
-                    + delta.square() * self.count * n / total) / total
-        self.count = total
+        # numpy for the arithmetic, on views of the buffers: on a handful of numbers each torch
+        # op costs microseconds, and this runs at every env step.
+        batch = np.asarray(batch, dtype=np.float64).reshape(-1, len(self._mean))
+        count = float(self._count)
+        batch_mean, n = batch.mean(0), batch.shape[0]
+        delta = batch_mean - self._mean
+        total = count + n
+        self._var *= count / total
+        self._var += batch.var(0) * (n / total) + delta * delta * (count * n / total / total)
+        self._mean += delta * (n / total)
+        self._count[...] = total
+        self._refresh()
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)  # a copy or an unpickled one: its views must be its own
+        self._shift, self._scale = self.shift.numpy(), self.scale.numpy()
+        self._refresh()
+
+    def _refresh(self, *_: object) -> None:
+        """float32 shift and scale for `forward`, derived from the float64 statistics."""
+        self._mean, self._var = self.mean.numpy(), self.var.numpy()
+        self._count = self.count.numpy()
+        self._shift[:] = self._mean
+        self._scale[:] = 1.0 / np.maximum(np.sqrt(self._var + self.epsilon), self.min_std)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        std = torch.sqrt(self.var.to(obs.dtype) + self.epsilon)
-        scale = 1.0 / torch.clamp(std, min=self.min_std)
-        return torch.clamp((obs - self.mean.to(obs.dtype)) * scale, -self.clip, self.clip)
+        return torch.clamp((obs - self.shift) * self.scale, -self.clip, self.clip)
 
 
 class DeterministicPolicy(nn.Module):

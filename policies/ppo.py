@@ -126,7 +126,8 @@ def train(make_envs: VectorEnvFactory, config: PPOConfig, run_dir: Path,
     obs_size = envs.single_observation_space.shape[0]
     action_size = envs.single_action_space.shape[0]
     agent = ActorCritic(obs_size, action_size, config)
-    optimizer = torch.optim.Adam(agent.parameters(), lr=config.learning_rate, eps=1e-5)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=config.learning_rate, eps=1e-5,
+                                 foreach=True)  # one kernel per step for all tensors
 
     batch = config.num_envs * config.rollout_steps
     iterations = max(1, -(-config.total_steps // batch))  # at least total_steps
