@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from policies import ppo
+from policies import ddpg, ppo, sac, td3
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,9 @@ class Algorithm:
 
 ALGORITHMS: dict[str, Algorithm] = {
     "ppo": Algorithm(config=ppo.PPOConfig, train=ppo.train, load_policy=ppo.load_policy),
+    "sac": Algorithm(config=sac.SACConfig, train=sac.train, load_policy=sac.load_policy),
+    "td3": Algorithm(config=td3.TD3Config, train=td3.train, load_policy=td3.load_policy),
+    "ddpg": Algorithm(config=ddpg.DDPGConfig, train=ddpg.train, load_policy=ddpg.load_policy),
 }
 
 

@@ -1,0 +1,269 @@
+"""Deep Deterministic Policy Gradient (Lillicrap et al. 2016), for continuous actions, in one file.
+
+Reads top to bottom: config, networks (a deterministic tanh actor, one Q critic), the update
+step, the training loop (act with exploration noise, store, update). Every step updates the
+critic, the actor and both targets. Defaults are Stable-Baselines3's / RL Zoo's (and those of
+the "OurDDPG" baseline of the TD3 paper): one learning rate of 1e-3, batch 256, tau 0.005,
+Gaussian exploration noise of std 0.1; the original paper's Ornstein-Uhlenbeck noise is an
+option. Observations are stored raw in the replay buffer and normalized at sampling time by a
+running normalizer that is exported inside the ONNX graph.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from policies.core import (
+    DeterministicPolicy,
+    EpisodeLog,
+    EpisodeStats,
+    Evaluator,
+    MetricsLog,
+    RunningNormalizer,
+    TrainingProgress,
+    VectorEnvFactory,
+    check_continuous_actions,
+    env_log_row,
+    package_versions,
+    record_episodes,
+    save_checkpoint,
+    write_json,
+)
+from policies.offpolicy import (
+    QNetwork,
+    ReplayBuffer,
+    frozen_call,
+    make_action_noise,
+    relu_mlp,
+    soft_update,
+)
+
+
+@dataclass
+class DDPGConfig:
+    total_steps: int = 100_000
+    """Environment steps to train for (summed over the vector envs)."""
+    num_envs: int = 1
+    """Envs stepped together; each vector step adds num_envs transitions to the buffer."""
+    buffer_size: int = 1_000_000
+    """Transitions the replay buffer holds; the oldest are overwritten."""
+    batch_size: int = 256
+    learning_starts: int = 1_000
+    """Env steps of uniformly random actions before the first update. The TD3 paper's 1,000
+    for small tasks (10,000 for HalfCheetah and Ant); with Stable-Baselines3's 100 the actor
+    can saturate at +-1 on a critic fitted to too few transitions and never recover (measured
+    on InvertedPendulum-v5: return 2 for 15k steps)."""
+    train_freq: int = 1
+    """Vector-env steps between rounds of updates."""
+    gradient_steps: int = 1
+    """Updates per round; with num_envs > 1 set it to num_envs to keep one update per transition."""
+    actor_learning_rate: float = 1e-3
+    critic_learning_rate: float = 1e-3
+    gamma: float = 0.99
+    tau: float = 0.005
+    """Polyak coefficient of the targets: target <- (1 - tau) target + tau online."""
+    exploration_noise: str = "gaussian"
+    """Noise added to the actor's action when collecting: "gaussian" or "ornstein_uhlenbeck"."""
+    exploration_noise_std: float = 0.1
+    """Std of the Gaussian noise, or sigma of the Ornstein-Uhlenbeck process (theta 0.15,
+    dt 0.01, as Stable-Baselines3's)."""
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    normalize_obs: bool = True
+    """Keep updating the running observation normalizer (otherwise it stays the identity)."""
+    seed: int = 0
+    log_every: int = 1_000
+    """Env steps between rows of metrics.csv."""
+    checkpoint_every: int = 10_000
+    """Env steps between checkpoints (one is always written at the end)."""
+    eval_every: int = 10_000
+    """Env steps between evaluations of the deterministic policy (0: none); the best is kept
+    as best.pt."""
+    eval_episodes: int = 10
+    torch_threads: int = 1
+    """Threads for the updates, which bound off-policy speed (see DESIGN.md)."""
+
+
+class DDPGAgent(nn.Module):
+    def __init__(self, obs_size: int, action_size: int, config: DDPGConfig) -> None:
+        super().__init__()
+        hidden = tuple(config.hidden_sizes)
+        self.normalizer = RunningNormalizer(obs_size)
+        # The actor outputs the action before tanh: DeterministicPolicy applies the tanh.
+        self.actor = relu_mlp([obs_size, *hidden, action_size])
+        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
+        self.critic = QNetwork(obs_size, action_size, hidden)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+
+    def act(self, norm_obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.actor(norm_obs))
+
+    def deterministic_policy(self) -> DeterministicPolicy:
+        return DeterministicPolicy(self.normalizer, self.actor, squash="tanh")
+
+
+def train(make_envs: VectorEnvFactory, config: DDPGConfig, run_dir: Path,
+          metadata: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
+    """Train DDPG; write checkpoint.pt, best.pt, metrics.csv, episodes.jsonl and run.json into
+    `run_dir`."""
+    torch.set_num_threads(config.torch_threads)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    envs = record_episodes(make_envs(config.num_envs))
+    check_continuous_actions(envs.single_action_space, "DDPG")
+    envs.action_space.seed(config.seed)
+    obs_size = envs.single_observation_space.shape[0]
+    action_size = envs.single_action_space.shape[0]
+    agent = DDPGAgent(obs_size, action_size, config)
+    actor_optimizer = torch.optim.Adam(agent.actor.parameters(), lr=config.actor_learning_rate)
+    critic_optimizer = torch.optim.Adam(agent.critic.parameters(), lr=config.critic_learning_rate)
+    buffer = ReplayBuffer(config.buffer_size, obs_size, action_size)
+    noise = make_action_noise(config.exploration_noise, (config.num_envs, action_size),
+                              config.exploration_noise_std, rng)
+
+    # -- the update step -----------------------------------------------------------------------
+    def update(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One step of the critic, the actor and both targets on a batch whose observations are
+        normalized. Returns the losses as tensors (no .item() inside, so the step can later be
+        compiled as one graph)."""
+        obs, action, next_obs = batch["obs"], batch["action"], batch["next_obs"]
+
+        # Critic: one-step target from the target actor and critic, no bootstrap past termination.
+        with torch.no_grad():
+            next_q = agent.critic_target(next_obs, torch.tanh(agent.actor_target(next_obs)))
+            target = batch["reward"] + config.gamma * (1.0 - batch["terminated"]) * next_q
+        critic_loss = F.mse_loss(agent.critic(obs, action), target)
+        critic_optimizer.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        critic_optimizer.step()
+
+        # Actor: the deterministic policy gradient, through a critic whose weights stay put.
+        actor_loss = -frozen_call(agent.critic, obs, agent.act(obs)).mean()
+        actor_optimizer.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        actor_optimizer.step()
+
+        soft_update(agent.critic_target, agent.critic, config.tau)
+        soft_update(agent.actor_target, agent.actor, config.tau)
+        return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach()}
+
+    def sample() -> dict[str, torch.Tensor]:
+        batch = buffer.sample(config.batch_size, rng)
+        with torch.no_grad():
+            batch["obs"] = agent.normalizer(batch["obs"])
+            batch["next_obs"] = agent.normalizer(batch["next_obs"])
+        return batch
+
+    # -- logs and checkpoints ------------------------------------------------------------------
+    run_info = {"algo": "ddpg", "config": asdict(config), "obs_size": obs_size,
+                "action_size": action_size, "versions": package_versions(), **(metadata or {}),
+                "status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    write_json(run_dir / "run.json", run_info)
+    log = MetricsLog(run_dir / "metrics.csv",
+                     ["iteration", "steps", "seconds", "steps_per_second", "mean_return",
+                      "success_rate", "eval_return", "eval_return_std", "eval_success_rate",
+                      "critic_loss", "actor_loss", "updates", *env_log_row(envs)])
+    episodes = EpisodeLog(run_dir / "episodes.jsonl", config.num_envs)
+    stats = EpisodeStats()
+    evaluator = Evaluator(make_envs, config.eval_episodes) if config.eval_every else None
+    start = time.perf_counter()
+    steps, updates, losses = 0, 0, {}
+
+    def payload() -> dict[str, Any]:
+        return {"algo": "ddpg", "config": asdict(config), "obs_size": obs_size,
+                "action_size": action_size, "steps": steps, "agent": agent.state_dict(),
+                "optimizers": {"actor": actor_optimizer.state_dict(),
+                               "critic": critic_optimizer.state_dict()},
+                "metadata": {**(metadata or {}), "env_at_checkpoint": env_log_row(envs)}}
+
+    def stop(message: str) -> None:
+        log.close()
+        episodes.close()
+        envs.close()
+        raise FloatingPointError(message)
+
+    # -- the training loop ---------------------------------------------------------------------
+    vector_steps = max(1, -(-config.total_steps // config.num_envs))  # at least total_steps
+    every = {name: max(1, -(-getattr(config, name) // config.num_envs))
+             for name in ("log_every", "checkpoint_every", "eval_every")}
+    obs, info = envs.reset(seed=config.seed)
+    episodes.begin(info)
+    with TrainingProgress(vector_steps * config.num_envs, "DDPG", enabled=progress) as bar:
+        for iteration in range(1, vector_steps + 1):
+            # Act: uniformly random until learning starts, then the actor plus exploration noise.
+            obs = np.asarray(obs, dtype=np.float32)
+            if config.normalize_obs:
+                agent.normalizer.update(obs)
+            if steps < config.learning_starts:
+                action = envs.action_space.sample().astype(np.float32)
+            else:
+                with torch.no_grad():
+                    action = agent.act(agent.normalizer(torch.from_numpy(obs))).numpy()
+                action = np.clip(action + noise(), -1.0, 1.0)
+            next_obs, reward, terminated, truncated, info = envs.step(action)
+            buffer.add(obs, action, reward, next_obs, terminated, truncated, info)
+            noise.reset(terminated | truncated)
+            obs = next_obs
+            steps += config.num_envs
+            stats.record(info)
+            episodes.record(info, steps)
+
+            # Learn.
+            if steps >= config.learning_starts and iteration % config.train_freq == 0:
+                for _ in range(config.gradient_steps):
+                    losses = update(sample())
+                    updates += 1
+                    if not all(torch.isfinite(v) for v in losses.values()):
+                        bad = {k: v.item() for k, v in losses.items()}
+                        stop(f"DDPG losses became {bad} at step {steps}; the last good checkpoint "
+                             f"is {run_dir / 'checkpoint.pt'}. Lower the learning rates or check "
+                             "the env's rewards and observations for NaN/inf")
+
+            # Evaluate, log, checkpoint.
+            last = iteration == vector_steps
+            evaluation = {}
+            if evaluator is not None and (iteration % every["eval_every"] == 0 or last):
+                evaluation = evaluator.evaluate(agent.deterministic_policy().eval())
+                if evaluator.improved(evaluation):
+                    save_checkpoint(run_dir / "best.pt", {**payload(), "evaluation": evaluation})
+            if iteration % every["log_every"] == 0 or last or evaluation:
+                elapsed = time.perf_counter() - start
+                log.write({"iteration": iteration, "steps": steps, "seconds": round(elapsed, 3),
+                           "steps_per_second": round(steps / elapsed, 1),
+                           "mean_return": stats.mean_return, "success_rate": stats.success_rate,
+                           **evaluation, **{k: v.item() for k, v in losses.items()},
+                           "updates": updates, **env_log_row(envs)})
+                bar.update(steps, stats)
+            if iteration % every["checkpoint_every"] == 0 and not last:
+                save_checkpoint(run_dir / "checkpoint.pt", payload())
+
+    save_checkpoint(run_dir / "checkpoint.pt", payload())
+    log.close()
+    episodes.close()
+    envs.close()
+    elapsed = time.perf_counter() - start
+    result = {"steps": steps, "seconds": round(elapsed, 2), "mean_return": stats.mean_return,
+              "success_rate": stats.success_rate}
+    if evaluator is not None:
+        result["best_eval_return"] = evaluator.best
+    write_json(run_dir / "run.json", {**run_info, "status": "finished", "result": result})
+    return result
+
+
+def load_policy(checkpoint: dict[str, Any]) -> DeterministicPolicy:
+    """The deterministic policy (normalizer + tanh of the actor) of a DDPG checkpoint."""
+    config = DDPGConfig(**{**checkpoint["config"],
+                          "hidden_sizes": tuple(checkpoint["config"]["hidden_sizes"])})
+    agent = DDPGAgent(checkpoint["obs_size"], checkpoint["action_size"], config)
+    agent.load_state_dict(checkpoint["agent"])
+    return agent.deterministic_policy().eval()

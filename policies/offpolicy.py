@@ -1,0 +1,157 @@
+"""What SAC, TD3 and DDPG share: the replay buffer, the Q-network, Polyak target updates, a
+critic call that passes gradients to the actions but not to the critic's weights, and the
+exploration noises of TD3 and DDPG (Gaussian, Ornstein-Uhlenbeck).
+
+Each algorithm's own file reads top to bottom; only what is truly common lives here.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def relu_mlp(sizes: list[int]) -> nn.Sequential:
+    """Linear layers with ReLU between them and PyTorch's default initialisation, as
+    Stable-Baselines3 and CleanRL build their off-policy networks."""
+    layers: list[nn.Module] = []
+    for fan_in, fan_out in itertools.pairwise(sizes):
+        layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
+    return nn.Sequential(*layers[:-1])
+
+
+class QNetwork(nn.Module):
+    """Q(s, a): the normalized observation and the action in, one value per row out."""
+
+    def __init__(self, obs_size: int, action_size: int, hidden_sizes: tuple[int, ...]) -> None:
+        super().__init__()
+        self.net = relu_mlp([obs_size + action_size, *hidden_sizes, 1])
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([obs, action], dim=-1)).squeeze(-1)
+
+
+def frozen_call(module: nn.Module, *args: torch.Tensor) -> torch.Tensor:
+    """`module(*args)` with its weights detached: in an actor loss the gradient must reach the
+    actions (and through them the actor) but not the critic, which has its own optimizer."""
+    weights = {name: p.detach() for name, p in module.named_parameters()}
+    return torch.func.functional_call(module, weights, args)
+
+
+@torch.no_grad()
+def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """Polyak averaging: target <- (1 - tau) * target + tau * source, parameter by parameter."""
+    for t, s in zip(target.parameters(), source.parameters(), strict=True):
+        t.lerp_(s, tau)
+
+
+class ReplayBuffer:
+    """A ring of transitions (obs, action, reward, next_obs, terminated), raw observations.
+
+    Observations are stored as the env gave them and normalized when sampled, with the current
+    statistics: the exported policy is then exactly normalizer + actor.
+
+    A copy that hit its time limit (truncated) did not reach a terminal state: its transition
+    keeps terminated=False and its true last observation (info["final_obs"], since the vector
+    env has already reset that copy) as next_obs, so the target bootstraps from it.
+    """
+
+    def __init__(self, capacity: int, obs_size: int, action_size: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"buffer_size must be >= 1, got {capacity}")
+        self.capacity = capacity
+        self.obs = np.zeros((capacity, obs_size), np.float32)
+        self.next_obs = np.zeros((capacity, obs_size), np.float32)
+        self.actions = np.zeros((capacity, action_size), np.float32)
+        self.rewards = np.zeros(capacity, np.float32)
+        self.terminated = np.zeros(capacity, np.float32)
+        self.position = 0
+        """Where the next transition goes."""
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray,
+            terminated: np.ndarray, truncated: np.ndarray, info: dict[str, Any]) -> None:
+        """One vector-env step of n copies: what `envs.step(action)` returned, and the `obs`
+        and `action` that went in. The env must reset finished copies in the same step."""
+        next_obs = np.array(next_obs, dtype=np.float32)
+        done = np.asarray(terminated) | np.asarray(truncated)
+        for i in np.flatnonzero(done):
+            next_obs[i] = info["final_obs"][i]
+        n = len(next_obs)
+        if n > self.capacity:
+            raise ValueError(f"buffer_size {self.capacity} is smaller than one step of {n} envs")
+        rows = (self.position + np.arange(n)) % self.capacity
+        self.obs[rows] = obs
+        self.actions[rows] = action
+        self.rewards[rows] = reward
+        self.next_obs[rows] = next_obs
+        self.terminated[rows] = terminated
+        self.position = (self.position + n) % self.capacity
+        self.size = min(self.size + n, self.capacity)
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        """`batch_size` transitions drawn uniformly with replacement, as float32 tensors."""
+        if self.size == 0:
+            raise ValueError("the replay buffer is empty; collect transitions before sampling")
+        rows = rng.integers(0, self.size, batch_size)
+        return {"obs": torch.from_numpy(self.obs[rows]),
+                "action": torch.from_numpy(self.actions[rows]),
+                "reward": torch.from_numpy(self.rewards[rows]),
+                "next_obs": torch.from_numpy(self.next_obs[rows]),
+                "terminated": torch.from_numpy(self.terminated[rows])}
+
+
+class GaussianNoise:
+    """Independent N(0, std^2) action noise at every step (TD3's exploration)."""
+
+    def __init__(self, shape: tuple[int, int], std: float, rng: np.random.Generator) -> None:
+        self.shape, self.std, self.rng = shape, std, rng
+
+    def __call__(self) -> np.ndarray:
+        return self.rng.normal(0.0, self.std, self.shape).astype(np.float32)
+
+    def reset(self, copies: np.ndarray) -> None:
+        """Nothing to forget: each draw is independent."""
+
+
+class OrnsteinUhlenbeckNoise:
+    """Temporally correlated noise (DDPG's original exploration), one process per env copy:
+    x <- x + theta * (0 - x) * dt + std * sqrt(dt) * N(0, 1). It drifts back to zero at rate
+    theta, so a copy keeps pushing the same way for about 1 / (theta * dt) steps."""
+
+    def __init__(self, shape: tuple[int, int], std: float, rng: np.random.Generator,
+                 theta: float = 0.15, dt: float = 1e-2) -> None:
+        if theta <= 0 or dt <= 0:
+            raise ValueError(f"Ornstein-Uhlenbeck theta and dt must be > 0, got {theta}, {dt}")
+        self.std, self.rng, self.theta, self.dt = std, rng, theta, dt
+        self.state = np.zeros(shape, np.float32)
+
+    def __call__(self) -> np.ndarray:
+        self.state += (-self.theta * self.state * self.dt
+                       + self.std * np.sqrt(self.dt) * self.rng.standard_normal(self.state.shape))
+        return self.state.copy()
+
+    def reset(self, copies: np.ndarray) -> None:
+        """Start the finished copies' processes again from zero (a new episode)."""
+        self.state[copies] = 0.0
+
+
+ACTION_NOISE = {"gaussian": GaussianNoise, "ornstein_uhlenbeck": OrnsteinUhlenbeckNoise}
+
+
+def make_action_noise(kind: str, shape: tuple[int, int], std: float,
+                      rng: np.random.Generator) -> GaussianNoise | OrnsteinUhlenbeckNoise:
+    """Exploration noise for `shape` = (num_envs, action_size), by name."""
+    if kind not in ACTION_NOISE:
+        raise ValueError(f"exploration noise {kind!r} is unknown; use one of: "
+                         f"{', '.join(ACTION_NOISE)}")
+    if std < 0:
+        raise ValueError(f"exploration noise std must be >= 0, got {std}")
+    return ACTION_NOISE[kind](shape, std, rng)

@@ -1,0 +1,307 @@
+"""Soft Actor-Critic (Haarnoja et al. 2018, with the automatic temperature of the follow-up
+paper "Soft Actor-Critic Algorithms and Applications"), for continuous actions, in one file.
+
+Reads top to bottom: config, networks (a tanh-squashed Gaussian actor, twin Q critics), the
+update step, the training loop (act, store, update). Defaults are Stable-Baselines3's / RL Zoo's.
+Observations are stored raw in the replay buffer and normalized at sampling time by a running
+normalizer that is saved with the policy and exported inside the ONNX graph.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from policies.core import (
+    DeterministicPolicy,
+    EpisodeLog,
+    EpisodeStats,
+    Evaluator,
+    MetricsLog,
+    RunningNormalizer,
+    TrainingProgress,
+    VectorEnvFactory,
+    check_continuous_actions,
+    env_log_row,
+    package_versions,
+    record_episodes,
+    save_checkpoint,
+    write_json,
+)
+from policies.offpolicy import QNetwork, ReplayBuffer, frozen_call, relu_mlp, soft_update
+
+
+@dataclass
+class SACConfig:
+    total_steps: int = 100_000
+    """Environment steps to train for (summed over the vector envs)."""
+    num_envs: int = 1
+    """Envs stepped together; each vector step adds num_envs transitions to the buffer."""
+    buffer_size: int = 1_000_000
+    """Transitions the replay buffer holds; the oldest are overwritten."""
+    batch_size: int = 256
+    learning_starts: int = 100
+    """Env steps of uniformly random actions before the first update."""
+    train_freq: int = 1
+    """Vector-env steps between rounds of updates."""
+    gradient_steps: int = 1
+    """Updates per round; with num_envs > 1 set it to num_envs to keep one update per transition."""
+    actor_learning_rate: float = 3e-4
+    critic_learning_rate: float = 3e-4
+    alpha_learning_rate: float = 3e-4
+    gamma: float = 0.99
+    tau: float = 0.005
+    """Polyak coefficient of the target critics: target <- (1 - tau) target + tau critic."""
+    alpha: float | None = None
+    """Fixed entropy temperature; None tunes it automatically towards target_entropy."""
+    initial_alpha: float = 1.0
+    """Starting temperature when it is tuned automatically."""
+    target_entropy: float | None = None
+    """Entropy the tuned temperature aims for; None means -action_size."""
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    normalize_obs: bool = True
+    """Keep updating the running observation normalizer (otherwise it stays the identity)."""
+    seed: int = 0
+    log_every: int = 1_000
+    """Env steps between rows of metrics.csv."""
+    checkpoint_every: int = 10_000
+    """Env steps between checkpoints (one is always written at the end)."""
+    eval_every: int = 10_000
+    """Env steps between evaluations of the deterministic policy (0: none); the best is kept
+    as best.pt."""
+    eval_episodes: int = 10
+    torch_threads: int = 2
+    """The update, not the physics, bounds off-policy speed: one SAC update takes ~11 ms on one
+    thread and ~6.5 ms on two (DESIGN.md)."""
+
+
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+
+
+class Actor(nn.Module):
+    """A Gaussian over pre-tanh actions; the action is its sample squashed by tanh."""
+
+    def __init__(self, obs_size: int, action_size: int, hidden_sizes: tuple[int, ...]) -> None:
+        super().__init__()
+        self.trunk = nn.Sequential(relu_mlp([obs_size, *hidden_sizes]), nn.ReLU())
+        self.mean = nn.Linear(hidden_sizes[-1], action_size)
+        self.log_std = nn.Linear(hidden_sizes[-1], action_size)
+
+    def forward(self, norm_obs: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(action, log-probability) for standard-normal `noise` drawn by the caller, so the
+        update step holds no random number generation (DESIGN.md: cheaper when compiled)."""
+        hidden = self.trunk(norm_obs)
+        mean = self.mean(hidden)
+        log_std = self.log_std(hidden).clamp(LOG_STD_MIN, LOG_STD_MAX)
+        pre_tanh = mean + log_std.exp() * noise
+        log_prob = -0.5 * noise.square() - log_std - 0.5 * math.log(2 * math.pi)
+        # Change of variables through tanh: log(1 - tanh(u)^2), written to stay finite for large |u|.
+        log_prob = log_prob - 2.0 * (math.log(2.0) - pre_tanh - F.softplus(-2.0 * pre_tanh))
+        return torch.tanh(pre_tanh), log_prob.sum(-1)
+
+    def deterministic(self) -> nn.Module:
+        """The mean before tanh (DeterministicPolicy applies the tanh); shares the weights."""
+        return nn.Sequential(self.trunk, self.mean)
+
+
+class SACAgent(nn.Module):
+    def __init__(self, obs_size: int, action_size: int, config: SACConfig) -> None:
+        super().__init__()
+        hidden = tuple(config.hidden_sizes)
+        self.normalizer = RunningNormalizer(obs_size)
+        self.actor = Actor(obs_size, action_size, hidden)
+        self.critics = nn.ModuleList([QNetwork(obs_size, action_size, hidden) for _ in range(2)])
+        self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
+        alpha = config.initial_alpha if config.alpha is None else config.alpha
+        self.log_alpha = nn.Parameter(torch.tensor(math.log(alpha)),
+                                      requires_grad=config.alpha is None)
+
+    def deterministic_policy(self) -> DeterministicPolicy:
+        return DeterministicPolicy(self.normalizer, self.actor.deterministic(), squash="tanh")
+
+
+def train(make_envs: VectorEnvFactory, config: SACConfig, run_dir: Path,
+          metadata: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
+    """Train SAC; write checkpoint.pt, best.pt, metrics.csv, episodes.jsonl and run.json into
+    `run_dir`."""
+    torch.set_num_threads(config.torch_threads)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    envs = record_episodes(make_envs(config.num_envs))
+    check_continuous_actions(envs.single_action_space, "SAC")
+    envs.action_space.seed(config.seed)
+    obs_size = envs.single_observation_space.shape[0]
+    action_size = envs.single_action_space.shape[0]
+    agent = SACAgent(obs_size, action_size, config)
+    actor_optimizer = torch.optim.Adam(agent.actor.parameters(), lr=config.actor_learning_rate)
+    critic_optimizer = torch.optim.Adam(agent.critics.parameters(), lr=config.critic_learning_rate)
+    alpha_optimizer = torch.optim.Adam([agent.log_alpha], lr=config.alpha_learning_rate)
+    target_entropy = (-float(action_size) if config.target_entropy is None
+                      else config.target_entropy)
+    buffer = ReplayBuffer(config.buffer_size, obs_size, action_size)
+
+    # -- the update step -----------------------------------------------------------------------
+    def update(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One gradient step of the critics, the actor and the temperature on a batch whose
+        observations are normalized and whose noises are drawn. Returns the losses as tensors
+        (no .item() inside, so the step can later be compiled as one graph)."""
+        obs, action, next_obs = batch["obs"], batch["action"], batch["next_obs"]
+        alpha = agent.log_alpha.detach().exp()
+
+        # Critics: soft Bellman target from the target critics, no bootstrap past termination.
+        with torch.no_grad():
+            next_action, next_log_prob = agent.actor(next_obs, batch["next_noise"])
+            next_q = torch.min(*(q(next_obs, next_action) for q in agent.critics_target))
+            target = batch["reward"] + config.gamma * (1.0 - batch["terminated"]) * (
+                next_q - alpha * next_log_prob)
+        critic_loss = 0.5 * sum(F.mse_loss(q(obs, action), target) for q in agent.critics)
+        critic_optimizer.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        critic_optimizer.step()
+
+        # Actor: maximise Q - alpha * log pi through the reparameterised sample; the critics'
+        # weights are frozen here so this loss cannot move them.
+        new_action, log_prob = agent.actor(obs, batch["noise"])
+        q_new = torch.min(*(frozen_call(q, obs, new_action) for q in agent.critics))
+        actor_loss = (alpha * log_prob - q_new).mean()
+        actor_optimizer.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        actor_optimizer.step()
+
+        # Temperature: raise alpha when the policy's entropy is below the target, lower it above.
+        alpha_loss = -(agent.log_alpha * (log_prob.detach() + target_entropy)).mean()
+        if config.alpha is None:
+            alpha_optimizer.zero_grad(set_to_none=True)
+            alpha_loss.backward()
+            alpha_optimizer.step()
+
+        soft_update(agent.critics_target, agent.critics, config.tau)
+        return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(),
+                "alpha_loss": alpha_loss.detach(), "alpha": alpha,
+                "entropy": -log_prob.detach().mean(), "q_mean": q_new.detach().mean()}
+
+    def sample() -> dict[str, torch.Tensor]:
+        batch = buffer.sample(config.batch_size, rng)
+        with torch.no_grad():
+            batch["obs"] = agent.normalizer(batch["obs"])
+            batch["next_obs"] = agent.normalizer(batch["next_obs"])
+        batch["noise"] = torch.randn(config.batch_size, action_size)
+        batch["next_noise"] = torch.randn(config.batch_size, action_size)
+        return batch
+
+    # -- logs and checkpoints ------------------------------------------------------------------
+    run_info = {"algo": "sac", "config": asdict(config), "obs_size": obs_size,
+                "action_size": action_size, "versions": package_versions(), **(metadata or {}),
+                "status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    write_json(run_dir / "run.json", run_info)
+    log = MetricsLog(run_dir / "metrics.csv",
+                     ["iteration", "steps", "seconds", "steps_per_second", "mean_return",
+                      "success_rate", "eval_return", "eval_return_std", "eval_success_rate",
+                      "critic_loss", "actor_loss", "alpha_loss", "alpha", "entropy", "q_mean",
+                      "updates", *env_log_row(envs)])
+    episodes = EpisodeLog(run_dir / "episodes.jsonl", config.num_envs)
+    stats = EpisodeStats()
+    evaluator = Evaluator(make_envs, config.eval_episodes) if config.eval_every else None
+    start = time.perf_counter()
+    steps, updates, losses = 0, 0, {}
+
+    def payload() -> dict[str, Any]:
+        return {"algo": "sac", "config": asdict(config), "obs_size": obs_size,
+                "action_size": action_size, "steps": steps, "agent": agent.state_dict(),
+                "optimizers": {"actor": actor_optimizer.state_dict(),
+                               "critic": critic_optimizer.state_dict(),
+                               "alpha": alpha_optimizer.state_dict()},
+                "metadata": {**(metadata or {}), "env_at_checkpoint": env_log_row(envs)}}
+
+    def stop(message: str) -> None:
+        log.close()
+        episodes.close()
+        envs.close()
+        raise FloatingPointError(message)
+
+    # -- the training loop ---------------------------------------------------------------------
+    vector_steps = max(1, -(-config.total_steps // config.num_envs))  # at least total_steps
+    every = {name: max(1, -(-getattr(config, name) // config.num_envs))
+             for name in ("log_every", "checkpoint_every", "eval_every")}
+    obs, info = envs.reset(seed=config.seed)
+    episodes.begin(info)
+    with TrainingProgress(vector_steps * config.num_envs, "SAC", enabled=progress) as bar:
+        for iteration in range(1, vector_steps + 1):
+            # Act: uniformly random until learning starts, then a sample of the policy.
+            obs = np.asarray(obs, dtype=np.float32)
+            if config.normalize_obs:
+                agent.normalizer.update(obs)
+            if steps < config.learning_starts:
+                action = envs.action_space.sample().astype(np.float32)
+            else:
+                with torch.no_grad():
+                    norm_obs = agent.normalizer(torch.from_numpy(obs))
+                    action = agent.actor(norm_obs, torch.randn(config.num_envs, action_size))[0]
+                action = action.numpy()
+            next_obs, reward, terminated, truncated, info = envs.step(action)
+            buffer.add(obs, action, reward, next_obs, terminated, truncated, info)
+            obs = next_obs
+            steps += config.num_envs
+            stats.record(info)
+            episodes.record(info, steps)
+
+            # Learn.
+            if steps >= config.learning_starts and iteration % config.train_freq == 0:
+                for _ in range(config.gradient_steps):
+                    losses = update(sample())
+                    updates += 1
+                    if not all(torch.isfinite(v) for v in losses.values()):
+                        bad = {k: v.item() for k, v in losses.items()}
+                        stop(f"SAC losses became {bad} at step {steps}; the last good checkpoint "
+                             f"is {run_dir / 'checkpoint.pt'}. Lower the learning rates or check "
+                             "the env's rewards and observations for NaN/inf")
+
+            # Evaluate, log, checkpoint.
+            last = iteration == vector_steps
+            evaluation = {}
+            if evaluator is not None and (iteration % every["eval_every"] == 0 or last):
+                evaluation = evaluator.evaluate(agent.deterministic_policy().eval())
+                if evaluator.improved(evaluation):
+                    save_checkpoint(run_dir / "best.pt", {**payload(), "evaluation": evaluation})
+            if iteration % every["log_every"] == 0 or last or evaluation:
+                elapsed = time.perf_counter() - start
+                log.write({"iteration": iteration, "steps": steps, "seconds": round(elapsed, 3),
+                           "steps_per_second": round(steps / elapsed, 1),
+                           "mean_return": stats.mean_return, "success_rate": stats.success_rate,
+                           **evaluation, **{k: v.item() for k, v in losses.items()},
+                           "updates": updates, **env_log_row(envs)})
+                bar.update(steps, stats)
+            if iteration % every["checkpoint_every"] == 0 and not last:
+                save_checkpoint(run_dir / "checkpoint.pt", payload())
+
+    save_checkpoint(run_dir / "checkpoint.pt", payload())
+    log.close()
+    episodes.close()
+    envs.close()
+    elapsed = time.perf_counter() - start
+    result = {"steps": steps, "seconds": round(elapsed, 2), "mean_return": stats.mean_return,
+              "success_rate": stats.success_rate}
+    if evaluator is not None:
+        result["best_eval_return"] = evaluator.best
+    write_json(run_dir / "run.json", {**run_info, "status": "finished", "result": result})
+    return result
+
+
+def load_policy(checkpoint: dict[str, Any]) -> DeterministicPolicy:
+    """The deterministic policy (normalizer + tanh of the actor's mean) of a SAC checkpoint."""
+    config = SACConfig(**{**checkpoint["config"],
+                          "hidden_sizes": tuple(checkpoint["config"]["hidden_sizes"])})
+    agent = SACAgent(checkpoint["obs_size"], checkpoint["action_size"], config)
+    agent.load_state_dict(checkpoint["agent"])
+    return agent.deterministic_policy().eval()
