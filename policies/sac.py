@@ -79,9 +79,11 @@ class SACConfig:
     """Env steps between evaluations of the deterministic policy (0: none); the best is kept
     as best.pt."""
     eval_episodes: int = 10
-    torch_threads: int = 2
-    """The update, not the physics, bounds off-policy speed: one SAC update takes ~11 ms on one
-    thread and ~6.5 ms on two (DESIGN.md)."""
+    torch_threads: int = 1
+    """Threads for the updates, which bound off-policy speed. Two are faster on an idle 2-core
+    machine (DESIGN.md: 11 vs 6.5 ms an SAC update); one is the default because when another
+    process keeps the second core busy, two threads wait on each other (measured: a critic step
+    went from 2.5 ms to 380 ms)."""
 
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
@@ -224,6 +226,11 @@ def train(make_envs: VectorEnvFactory, config: SACConfig, run_dir: Path,
                                "alpha": alpha_optimizer.state_dict()},
                 "metadata": {**(metadata or {}), "env_at_checkpoint": env_log_row(envs)}}
 
+    def last_good() -> str:
+        path = run_dir / "checkpoint.pt"
+        return (f"the last good checkpoint is {path}" if path.exists()
+                else "no checkpoint was written before it")
+
     def stop(message: str) -> None:
         log.close()
         episodes.close()
@@ -263,9 +270,9 @@ def train(make_envs: VectorEnvFactory, config: SACConfig, run_dir: Path,
                     updates += 1
                     if not all(torch.isfinite(v) for v in losses.values()):
                         bad = {k: v.item() for k, v in losses.items()}
-                        stop(f"SAC losses became {bad} at step {steps}; the last good checkpoint "
-                             f"is {run_dir / 'checkpoint.pt'}. Lower the learning rates or check "
-                             "the env's rewards and observations for NaN/inf")
+                        stop(f"SAC losses became {bad} at step {steps}; {last_good()}. Lower "
+                             "the learning rates or check the env's rewards and observations for "
+                             "NaN/inf")
 
             # Evaluate, log, checkpoint.
             last = iteration == vector_steps
