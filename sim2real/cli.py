@@ -292,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = verbs.add_parser("train", help="train a policy on an env")
     train.add_argument("--env", help="env id, e.g. sim2real/ArmReach-v0")
-    train.add_argument("--algo", default=None, help="algorithm (default ppo)")
+    train.add_argument("--algo", default=None, help="ppo (default), sac, td3 or ddpg")
     train.add_argument("--steps", type=int, help="env steps to train for")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", help="run dir for checkpoint, metrics, run.json")
