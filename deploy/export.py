@@ -28,15 +28,19 @@ class ExportMismatch(RuntimeError):
     """onnxruntime and torch disagree on the exported policy."""
 
 
-def load_run(run_dir: Path) -> tuple[dict, dict]:
-    """The checkpoint and run.json of a training run, with errors that say what to do."""
+def load_run(run_dir: Path, which: str = "checkpoint") -> tuple[dict, dict]:
+    """The checkpoint (`which`: "checkpoint", the last one, or "best", the best evaluated) and
+    run.json of a training run, with errors that say what to do."""
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run dir {run_dir} does not exist; train first with "
                                 "`sim2real train --out DIR`")
-    checkpoint_path = run_dir / "checkpoint.pt"
+    if which not in ("checkpoint", "best"):
+        raise ValueError(f"checkpoint {which!r} is unknown; use checkpoint (the last) or best")
+    checkpoint_path = run_dir / f"{which}.pt"
     if not checkpoint_path.is_file():
-        raise FileNotFoundError(f"run dir {run_dir} has no checkpoint.pt; it is not a training "
-                                "run, or training stopped before its first checkpoint")
+        hint = ("no evaluation has run yet (eval_every)" if which == "best" else
+                "it is not a training run, or training stopped before its first checkpoint")
+        raise FileNotFoundError(f"run dir {run_dir} has no {which}.pt; {hint}")
     checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
     info_path = run_dir / "run.json"
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
@@ -98,11 +102,12 @@ def sample_observations(env, policy: torch.nn.Module, count: int, seed: int = 0)
     return np.asarray(observations, dtype=np.float32)
 
 
-def export(run_dir: Path, out: Path | None = None, check_count: int = 1000) -> tuple[Path, float]:
+def export(run_dir: Path, out: Path | None = None, check_count: int = 1000,
+           which: str = "checkpoint") -> tuple[Path, float]:
     """Write `policy.onnx` (or `out`) and return (path, max |onnxruntime - torch|)."""
     from sim.registration import make_env
 
-    checkpoint, info = load_run(run_dir)
+    checkpoint, info = load_run(run_dir, which)
     policy = algorithm_by_name(checkpoint["algo"]).load_policy(checkpoint)
     env_id = checkpoint.get("metadata", {}).get("env_id") or info.get("env_id")
     if not env_id:

@@ -246,7 +246,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     from deploy.export import export
 
-    path, error = export(Path(args.run_dir), Path(args.out) if args.out else None, args.check)
+    path, error = export(Path(args.run_dir), Path(args.out) if args.out else None, args.check,
+                         "best" if args.best else "checkpoint")
     print(f"exported {path}: onnxruntime matches torch to {error:.2e} on {args.check} observations")
 
 
@@ -319,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", default=None, help="ONNX path (default RUN_DIR/policy.onnx)")
     export.add_argument("--check", type=int, default=1000,
                         help="observations on which onnxruntime must match torch to 1e-5")
+    export.add_argument("--best", action="store_true",
+                        help="export best.pt (the best periodic evaluation), not the last checkpoint")
     export.set_defaults(func=cmd_export)
 
     deploy = verbs.add_parser("deploy", help="run an ONNX policy in a fixed-rate loop on a robot")

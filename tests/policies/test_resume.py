@@ -10,6 +10,8 @@ import gymnasium as gym
 import pytest
 import torch
 
+from deploy.export import export
+from deploy.onnx_policy import OnnxPolicy
 from policies.ppo import PPOConfig, train
 from randomization.config import load_config
 from sim.registration import make_vector_env
@@ -81,6 +83,17 @@ def test_evaluation_keeps_the_best_model_and_logs_to_tensorboard(tmp_path) -> No
     assert best["evaluation"]["eval_return"] == max(float(r["eval_return"]) for r in evaluated)
     assert any(path.name.startswith("events.out.tfevents")
                for path in (tmp_path / "tensorboard").iterdir())
+    path, error = export(tmp_path, tmp_path / "best.onnx", check_count=50, which="best")
+    assert error < 1e-5
+    contract = OnnxPolicy(path).contract
+    assert contract.steps == best["steps"] <= int(rows[-1]["steps"])
+
+
+def test_export_of_best_needs_an_evaluation(tiny_run, tmp_path) -> None:
+    for name in ("checkpoint.pt", "run.json"):  # a run whose evaluation never ran
+        (tmp_path / name).write_bytes((tiny_run / name).read_bytes())
+    with pytest.raises(FileNotFoundError, match="has no best.pt; no evaluation has run yet"):
+        export(tmp_path, which="best")
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
