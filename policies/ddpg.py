@@ -12,8 +12,7 @@ running normalizer that is exported inside the ONNX graph.
 from __future__ import annotations
 
 import copy
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,21 +23,14 @@ from torch import nn
 
 from policies.core import (
     DeterministicPolicy,
-    EpisodeLog,
-    EpisodeStats,
-    Evaluator,
-    MetricsLog,
     RunningNormalizer,
     TrainingProgress,
     VectorEnvFactory,
     check_continuous_actions,
-    env_log_row,
-    package_versions,
     record_episodes,
-    save_checkpoint,
-    write_json,
 )
 from policies.offpolicy import (
+    OffPolicyRun,
     QNetwork,
     ReplayBuffer,
     frozen_call,
@@ -168,51 +160,23 @@ def train(make_envs: VectorEnvFactory, config: DDPGConfig, run_dir: Path,
         return batch
 
     # -- logs and checkpoints ------------------------------------------------------------------
-    run_info = {"algo": "ddpg", "config": asdict(config), "obs_size": obs_size,
-                "action_size": action_size, "versions": package_versions(), **(metadata or {}),
-                "status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    write_json(run_dir / "run.json", run_info)
-    log = MetricsLog(run_dir / "metrics.csv",
-                     ["iteration", "steps", "seconds", "steps_per_second", "mean_return",
-                      "success_rate", "eval_return", "eval_return_std", "eval_success_rate",
-                      "critic_loss", "actor_loss", "updates", *env_log_row(envs)])
-    episodes = EpisodeLog(run_dir / "episodes.jsonl", config.num_envs)
-    stats = EpisodeStats()
-    evaluator = Evaluator(make_envs, config.eval_episodes) if config.eval_every else None
-    start = time.perf_counter()
-    steps, updates, losses = 0, 0, {}
-
-    def payload() -> dict[str, Any]:
-        return {"algo": "ddpg", "config": asdict(config), "obs_size": obs_size,
-                "action_size": action_size, "steps": steps, "agent": agent.state_dict(),
-                "optimizers": {"actor": actor_optimizer.state_dict(),
-                               "critic": critic_optimizer.state_dict()},
-                "metadata": {**(metadata or {}), "env_at_checkpoint": env_log_row(envs)}}
-
-    def last_good() -> str:
-        path = run_dir / "checkpoint.pt"
-        return (f"the last good checkpoint is {path}" if path.exists()
-                else "no checkpoint was written before it")
-
-    def stop(message: str) -> None:
-        log.close()
-        episodes.close()
-        envs.close()
-        raise FloatingPointError(message)
+    run = OffPolicyRun("ddpg", config, envs, make_envs, run_dir, metadata,
+                       ["critic_loss", "actor_loss"],
+                       lambda: {"agent": agent.state_dict(),
+                                "optimizers": {"actor": actor_optimizer.state_dict(),
+                                               "critic": critic_optimizer.state_dict()}})
 
     # -- the training loop ---------------------------------------------------------------------
-    vector_steps = max(1, -(-config.total_steps // config.num_envs))  # at least total_steps
-    every = {name: max(1, -(-getattr(config, name) // config.num_envs))
-             for name in ("log_every", "checkpoint_every", "eval_every")}
     obs, info = envs.reset(seed=config.seed)
-    episodes.begin(info)
-    with TrainingProgress(vector_steps * config.num_envs, "DDPG", enabled=progress) as bar:
-        for iteration in range(1, vector_steps + 1):
+    run.episodes.begin(info)
+    with TrainingProgress(run.vector_steps * config.num_envs, "DDPG",
+                          enabled=progress) as bar:
+        for iteration in range(1, run.vector_steps + 1):
             # Act: uniformly random until learning starts, then the actor plus exploration noise.
             obs = np.asarray(obs, dtype=np.float32)
             if config.normalize_obs:
                 agent.normalizer.update(obs)
-            if steps < config.learning_starts:
+            if run.steps < config.learning_starts:
                 action = envs.action_space.sample().astype(np.float32)
             else:
                 with torch.no_grad():
@@ -222,50 +186,15 @@ def train(make_envs: VectorEnvFactory, config: DDPGConfig, run_dir: Path,
             buffer.add(obs, action, reward, next_obs, terminated, truncated, info)
             noise.reset(terminated | truncated)
             obs = next_obs
-            steps += config.num_envs
-            stats.record(info)
-            episodes.record(info, steps)
+            run.record(info)
 
             # Learn.
-            if steps >= config.learning_starts and iteration % config.train_freq == 0:
+            if run.steps >= config.learning_starts and iteration % config.train_freq == 0:
                 for _ in range(config.gradient_steps):
-                    losses = update(sample())
-                    updates += 1
-                    if not all(torch.isfinite(v) for v in losses.values()):
-                        bad = {k: v.item() for k, v in losses.items()}
-                        stop(f"DDPG losses became {bad} at step {steps}; {last_good()}. Lower "
-                             "the learning rates or check the env's rewards and observations for "
-                             "NaN/inf")
+                    run.learned(update(sample()))
 
-            # Evaluate, log, checkpoint.
-            last = iteration == vector_steps
-            evaluation = {}
-            if evaluator is not None and (iteration % every["eval_every"] == 0 or last):
-                evaluation = evaluator.evaluate(agent.deterministic_policy().eval())
-                if evaluator.improved(evaluation):
-                    save_checkpoint(run_dir / "best.pt", {**payload(), "evaluation": evaluation})
-            if iteration % every["log_every"] == 0 or last or evaluation:
-                elapsed = time.perf_counter() - start
-                log.write({"iteration": iteration, "steps": steps, "seconds": round(elapsed, 3),
-                           "steps_per_second": round(steps / elapsed, 1),
-                           "mean_return": stats.mean_return, "success_rate": stats.success_rate,
-                           **evaluation, **{k: v.item() for k, v in losses.items()},
-                           "updates": updates, **env_log_row(envs)})
-                bar.update(steps, stats)
-            if iteration % every["checkpoint_every"] == 0 and not last:
-                save_checkpoint(run_dir / "checkpoint.pt", payload())
-
-    save_checkpoint(run_dir / "checkpoint.pt", payload())
-    log.close()
-    episodes.close()
-    envs.close()
-    elapsed = time.perf_counter() - start
-    result = {"steps": steps, "seconds": round(elapsed, 2), "mean_return": stats.mean_return,
-              "success_rate": stats.success_rate}
-    if evaluator is not None:
-        result["best_eval_return"] = evaluator.best
-    write_json(run_dir / "run.json", {**run_info, "status": "finished", "result": result})
-    return result
+            run.after_iteration(iteration, agent.deterministic_policy, bar)
+    return run.finish()
 
 
 def load_policy(checkpoint: dict[str, Any]) -> DeterministicPolicy:

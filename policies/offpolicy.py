@@ -8,11 +8,29 @@ Each algorithm's own file reads top to bottom; only what is truly common lives h
 from __future__ import annotations
 
 import itertools
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
+
+from policies.core import (
+    EpisodeLog,
+    EpisodeStats,
+    Evaluator,
+    MetricsLog,
+    TrainingProgress,
+    VectorEnvFactory,
+    env_log_row,
+    package_versions,
+    save_checkpoint,
+    write_json,
+)
 
 
 def relu_mlp(sizes: list[int]) -> nn.Sequential:
@@ -155,3 +173,102 @@ def make_action_noise(kind: str, shape: tuple[int, int], std: float,
     if std < 0:
         raise ValueError(f"exploration noise std must be >= 0, got {std}")
     return ACTION_NOISE[kind](shape, std, rng)
+
+
+class OffPolicyRun:
+    """What every off-policy run keeps besides learning: run.json, metrics.csv (and TensorBoard),
+    episodes.jsonl, periodic evaluation keeping best.pt, checkpoints, and the stop on a NaN loss.
+    `state()` gives the algorithm's networks and optimizers for a checkpoint."""
+
+    def __init__(self, algo: str, config: Any, envs: gym.vector.VectorEnv,
+                 make_envs: VectorEnvFactory, run_dir: Path, metadata: dict[str, Any] | None,
+                 loss_names: list[str], state: Callable[[], dict[str, Any]]) -> None:
+        self.algo, self.config, self.envs, self.run_dir = algo, config, envs, run_dir
+        self.metadata, self.state = metadata or {}, state
+        self.obs_size = envs.single_observation_space.shape[0]
+        self.action_size = envs.single_action_space.shape[0]
+        self.run_info = {"algo": algo, "config": asdict(config), "obs_size": self.obs_size,
+                         "action_size": self.action_size, "versions": package_versions(),
+                         **self.metadata, "status": "running",
+                         "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        write_json(run_dir / "run.json", self.run_info)
+        self.log = MetricsLog(run_dir / "metrics.csv",
+                              ["iteration", "steps", "seconds", "steps_per_second", "mean_return",
+                               "success_rate", "eval_return", "eval_return_std",
+                               "eval_success_rate", *loss_names, "updates", *env_log_row(envs)])
+        self.episodes = EpisodeLog(run_dir / "episodes.jsonl", config.num_envs)
+        self.stats = EpisodeStats()
+        self.evaluator = Evaluator(make_envs, config.eval_episodes) if config.eval_every else None
+        # Settings in env steps, counted in vector steps (each num_envs env steps).
+        self.vector_steps = max(1, -(-config.total_steps // config.num_envs))
+        self.every = {name: max(1, -(-getattr(config, name) // config.num_envs))
+                      for name in ("log_every", "checkpoint_every", "eval_every")}
+        self.start = time.perf_counter()
+        self.steps, self.updates = 0, 0
+        self.losses: dict[str, torch.Tensor] = {}
+
+    def payload(self) -> dict[str, Any]:
+        return {"algo": self.algo, "config": asdict(self.config), "obs_size": self.obs_size,
+                "action_size": self.action_size, "steps": self.steps, **self.state(),
+                "metadata": {**self.metadata, "env_at_checkpoint": env_log_row(self.envs)}}
+
+    def record(self, info: dict[str, Any]) -> None:
+        """After an env step of every copy."""
+        self.steps += self.config.num_envs
+        self.stats.record(info)
+        self.episodes.record(info, self.steps)
+
+    def learned(self, losses: dict[str, torch.Tensor]) -> None:
+        """After a gradient update: keep its losses; stop on NaN/inf naming the last good
+        checkpoint."""
+        self.updates += 1
+        self.losses.update(losses)
+        if all(torch.isfinite(v) for v in self.losses.values()):
+            return
+        bad = {k: v.item() for k, v in self.losses.items()}
+        path = self.run_dir / "checkpoint.pt"
+        last_good = (f"the last good checkpoint is {path}" if path.exists()
+                     else "no checkpoint was written before it")
+        self.close()
+        raise FloatingPointError(f"{self.algo.upper()} losses became {bad} at step {self.steps}; "
+                                 f"{last_good}. Lower the learning rates or check the env's "
+                                 "rewards and observations for NaN/inf")
+
+    def after_iteration(self, iteration: int, policy: Callable[[], nn.Module],
+                        bar: TrainingProgress) -> None:
+        """Evaluate, log, checkpoint, as due at this vector step."""
+        last = iteration == self.vector_steps
+        evaluation = {}
+        if self.evaluator is not None and (iteration % self.every["eval_every"] == 0 or last):
+            evaluation = self.evaluator.evaluate(policy().eval())
+            if self.evaluator.improved(evaluation):
+                save_checkpoint(self.run_dir / "best.pt", {**self.payload(),
+                                                           "evaluation": evaluation})
+        if iteration % self.every["log_every"] == 0 or last or evaluation:
+            elapsed = time.perf_counter() - self.start
+            self.log.write({"iteration": iteration, "steps": self.steps,
+                            "seconds": round(elapsed, 3),
+                            "steps_per_second": round(self.steps / elapsed, 1),
+                            "mean_return": self.stats.mean_return,
+                            "success_rate": self.stats.success_rate, **evaluation,
+                            **{k: v.item() for k, v in self.losses.items()},
+                            "updates": self.updates, **env_log_row(self.envs)})
+            bar.update(self.steps, self.stats)
+        if iteration % self.every["checkpoint_every"] == 0 and not last:
+            save_checkpoint(self.run_dir / "checkpoint.pt", self.payload())
+
+    def close(self) -> None:
+        self.log.close()
+        self.episodes.close()
+        self.envs.close()
+
+    def finish(self) -> dict[str, Any]:
+        save_checkpoint(self.run_dir / "checkpoint.pt", self.payload())
+        self.close()
+        result = {"steps": self.steps, "seconds": round(time.perf_counter() - self.start, 2),
+                  "mean_return": self.stats.mean_return, "success_rate": self.stats.success_rate}
+        if self.evaluator is not None:
+            result["best_eval_return"] = self.evaluator.best
+        write_json(self.run_dir / "run.json",
+                   {**self.run_info, "status": "finished", "result": result})
+        return result
