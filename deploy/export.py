@@ -18,7 +18,7 @@ import torch
 from deploy.contract import METADATA_KEY, Contract
 from deploy.onnx_policy import OnnxPolicy
 from policies.algorithms import algorithm_by_name
-from policies.core import atomic_write_bytes, package_versions
+from policies.records import atomic_write_bytes, package_versions
 
 OPSET = 17
 TOLERANCE = 1e-5

@@ -24,7 +24,6 @@ from torch import nn
 from policies.core import (
     DeterministicPolicy,
     RunningNormalizer,
-    TrainingProgress,
     VectorEnvFactory,
     check_continuous_actions,
     record_episodes,
@@ -38,6 +37,7 @@ from policies.offpolicy import (
     relu_mlp,
     soft_update,
 )
+from policies.records import TrainingProgress, config_of_checkpoint
 
 
 @dataclass
@@ -199,8 +199,7 @@ def train(make_envs: VectorEnvFactory, config: DDPGConfig, run_dir: Path,
 
 def load_policy(checkpoint: dict[str, Any]) -> DeterministicPolicy:
     """The deterministic policy (normalizer + tanh of the actor) of a DDPG checkpoint."""
-    config = DDPGConfig(**{**checkpoint["config"],
-                          "hidden_sizes": tuple(checkpoint["config"]["hidden_sizes"])})
+    config = config_of_checkpoint(DDPGConfig, checkpoint)
     agent = DDPGAgent(checkpoint["obs_size"], checkpoint["action_size"], config)
     agent.load_state_dict(checkpoint["agent"])
     return agent.deterministic_policy().eval()

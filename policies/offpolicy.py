@@ -19,13 +19,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from policies.core import (
+from policies.core import VectorEnvFactory
+from policies.records import (
     EpisodeLog,
     EpisodeStats,
     Evaluator,
     MetricsLog,
     TrainingProgress,
-    VectorEnvFactory,
     env_log_row,
     package_versions,
     save_checkpoint,

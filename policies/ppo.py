@@ -18,18 +18,21 @@ from torch import nn
 
 from policies.core import (
     DeterministicPolicy,
+    RunningNormalizer,
+    VectorEnvFactory,
+    check_continuous_actions,
+    mlp,
+    record_episodes,
+)
+from policies.records import (
     EpisodeLog,
     EpisodeStats,
     Evaluator,
     MetricsLog,
-    RunningNormalizer,
     TrainingProgress,
-    VectorEnvFactory,
-    check_continuous_actions,
+    config_of_checkpoint,
     env_log_row,
-    mlp,
     package_versions,
-    record_episodes,
     restore_envs,
     save_checkpoint,
     snapshot_envs,
@@ -300,8 +303,7 @@ def train(make_envs: VectorEnvFactory, config: PPOConfig, run_dir: Path,
 
 def load_policy(checkpoint: dict[str, Any]) -> DeterministicPolicy:
     """The deterministic policy (normalizer + actor mean, clipped) of a PPO checkpoint."""
-    config = PPOConfig(**{**checkpoint["config"],
-                          "hidden_sizes": tuple(checkpoint["config"]["hidden_sizes"])})
+    config = config_of_checkpoint(PPOConfig, checkpoint)
     agent = ActorCritic(checkpoint["obs_size"], checkpoint["action_size"], config)
     agent.load_state_dict(checkpoint["agent"])
     return agent.deterministic_policy().eval()

@@ -23,7 +23,6 @@ from torch import nn
 from policies.core import (
     DeterministicPolicy,
     RunningNormalizer,
-    TrainingProgress,
     VectorEnvFactory,
     check_continuous_actions,
     record_episodes,
@@ -36,6 +35,7 @@ from policies.offpolicy import (
     relu_mlp,
     soft_update,
 )
+from policies.records import TrainingProgress, config_of_checkpoint
 
 
 @dataclass
@@ -241,8 +241,7 @@ def train(make_envs: VectorEnvFactory, config: SACConfig, run_dir: Path,
 
 def load_policy(checkpoint: dict[str, Any]) -> DeterministicPolicy:
     """The deterministic policy (normalizer + tanh of the actor's mean) of a SAC checkpoint."""
-    config = SACConfig(**{**checkpoint["config"],
-                          "hidden_sizes": tuple(checkpoint["config"]["hidden_sizes"])})
+    config = config_of_checkpoint(SACConfig, checkpoint)
     agent = SACAgent(checkpoint["obs_size"], checkpoint["action_size"], config)
     agent.load_state_dict(checkpoint["agent"])
     return agent.deterministic_policy().eval()

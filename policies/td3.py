@@ -23,7 +23,6 @@ from torch import nn
 from policies.core import (
     DeterministicPolicy,
     RunningNormalizer,
-    TrainingProgress,
     VectorEnvFactory,
     check_continuous_actions,
     record_episodes,
@@ -37,6 +36,7 @@ from policies.offpolicy import (
     relu_mlp,
     soft_update,
 )
+from policies.records import TrainingProgress, config_of_checkpoint
 
 
 @dataclass
@@ -214,8 +214,7 @@ def train(make_envs: VectorEnvFactory, config: TD3Config, run_dir: Path,
 
 def load_policy(checkpoint: dict[str, Any]) -> DeterministicPolicy:
     """The deterministic policy (normalizer + tanh of the actor) of a TD3 checkpoint."""
-    config = TD3Config(**{**checkpoint["config"],
-                          "hidden_sizes": tuple(checkpoint["config"]["hidden_sizes"])})
+    config = config_of_checkpoint(TD3Config, checkpoint)
     agent = TD3Agent(checkpoint["obs_size"], checkpoint["action_size"], config)
     agent.load_state_dict(checkpoint["agent"])
     return agent.deterministic_policy().eval()

@@ -35,8 +35,8 @@ def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
     import yaml
 
     from policies.algorithms import algorithm_by_name
-    from policies.core import atomic_write_bytes
     from policies.plots import plot_learning_curve
+    from policies.records import atomic_write_bytes
     from policies.tuned import tuned_settings
     from randomization.config import load_config
     from sim.registration import check_env_id, make_vector_env, robot_of
@@ -72,13 +72,6 @@ def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
     return result
 
 
-def config_of_checkpoint(config_type: type, checkpoint: dict, **changes) -> object:
-    """An algorithm's config as a checkpoint recorded it (JSON turned tuples into lists)."""
-    fields = {key: tuple(value) if isinstance(value, list) else value
-              for key, value in checkpoint["config"].items()}
-    return config_type(**{**fields, **changes})
-
-
 def resume_run(run_dir: Path, steps: int | None = None, env_id: str | None = None,
                algo: str | None = None, progress: bool = True) -> dict:
     """Continue a run from its checkpoint exactly as if it had never stopped (same envs
@@ -86,6 +79,7 @@ def resume_run(run_dir: Path, steps: int | None = None, env_id: str | None = Non
     from deploy.export import load_run
     from policies.algorithms import algorithm_by_name
     from policies.plots import plot_learning_curve
+    from policies.records import config_of_checkpoint
     from randomization.config import RandomizationConfig
     from sim.registration import make_vector_env
 

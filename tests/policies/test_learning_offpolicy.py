@@ -21,7 +21,8 @@ import pytest
 import torch
 
 from policies.algorithms import algorithm_by_name
-from policies.core import Evaluator, sync_vector_env
+from policies.core import sync_vector_env
+from policies.records import Evaluator
 from sim.registration import make_env, make_vector_env
 
 PENDULUM_BUDGETS = {"sac": 6_000, "td3": 6_000, "ddpg": 8_000}

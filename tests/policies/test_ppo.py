@@ -6,13 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from policies.core import (
-    RunningNormalizer,
-    atomic_write_bytes,
-    check_continuous_actions,
-    sync_vector_env,
-)
+from policies.core import RunningNormalizer, check_continuous_actions, sync_vector_env
 from policies.ppo import PPOConfig, compute_gae, load_policy, train
+from policies.records import atomic_write_bytes
 from sim.registration import make_env
 
 
@@ -49,7 +45,7 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path, monkeypatch) -> No
     def crash(fd: int) -> None:
         raise OSError("disk died mid-write")
 
-    monkeypatch.setattr("policies.core.os.fsync", crash)
+    monkeypatch.setattr("policies.records.os.fsync", crash)
     with pytest.raises(OSError, match="mid-write"):
         atomic_write_bytes(path, b"new")
     assert path.read_bytes() == b"old"
