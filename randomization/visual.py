@@ -35,15 +35,13 @@ import os
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import math
-import textwrap
 import weakref
-from pathlib import Path
 from typing import Any
 
 import mujoco
 import numpy as np
 
-from randomization.terms import Distribution, TermSpec, _combine, matching
+from randomization.terms import TermSpec, _combine, matching
 
 VISUAL_TERM_NAMES = ("light_direction", "light_diffuse", "light_color", "light_ambient",
                      "light_shadows", "camera_position", "camera_fov", "material_color",
@@ -512,109 +510,3 @@ def make_visual_terms(model: mujoco.MjModel, specs: dict[str, TermSpec],
                          f"{', '.join(VISUAL_TERM_NAMES)}")
     return [make_visual_term(model, name, specs[name], **options.get(name, {}))
             for name in VISUAL_TERM_NAMES if name in specs]
-
-
-def randomize(model: mujoco.MjModel, terms: list, rng: np.random.Generator
-              ) -> dict[str, dict[str, float]]:
-    """One draw of every term: all back to nominal first (terms sharing a field compose, nothing
-    compounds), then each samples and applies. Returns {term: {name: value}}."""
-    for term in terms:
-        term.restore(model)
-    sample = {}
-    for term in terms:
-        values = term.sample(rng)
-        term.apply(model, values)
-        sample[term.name] = dict(zip(term.names, values.tolist(), strict=True))
-    return sample
-
-
-def render_with_terms(renderer: mujoco.Renderer, data: mujoco.MjData, camera: str | int,
-                      terms: list) -> np.ndarray:
-    """One frame with the visual terms in effect: textures uploaded, distractors added."""
-    for term in terms:
-        if hasattr(term, "attach_renderer"):
-            term.attach_renderer(renderer)
-    renderer.update_scene(data, camera=camera)
-    for term in terms:
-        if hasattr(term, "add_to_scene"):
-            term.add_to_scene(renderer.scene)
-    return renderer.render()
-
-
-def save_montage(model: mujoco.MjModel, data: mujoco.MjData, terms: list,
-                 rng: np.random.Generator, path: str | Path, camera: str = "workspace",
-                 count: int = 8, size: int = 160) -> Path:
-    """Render the nominal scene and `count` randomized domains from `camera` into one grid PNG
-    with a title; the model is back to nominal afterwards."""
-    from matplotlib.figure import Figure
-
-    if count < 1 or size < 8:
-        raise ValueError(f"montage: count {count} must be >= 1 and size {size} >= 8")
-    if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, camera) < 0:
-        raise ValueError(f"montage: the model has no camera {camera!r}; its cameras: "
-                         f"{[model.camera(i).name for i in range(model.ncam)]}")
-    model.vis.global_.offwidth = max(size, model.vis.global_.offwidth)
-    model.vis.global_.offheight = max(size, model.vis.global_.offheight)
-    images, labels = [], []
-    with mujoco.Renderer(model, size, size) as renderer:
-        renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = model.vis.quality.shadowsize > 0
-        for term in terms:
-            term.restore(model)
-        mujoco.mj_forward(model, data)
-        images.append(render_with_terms(renderer, data, camera, terms))
-        labels.append("nominal")
-        for k in range(count):
-            randomize(model, terms, rng)
-            mujoco.mj_forward(model, data)
-            images.append(render_with_terms(renderer, data, camera, terms))
-            labels.append(f"domain {k + 1}")
-        for term in terms:
-            term.restore(model)
-        mujoco.mj_forward(model, data)
-    columns = math.ceil(math.sqrt(len(images)))
-    rows = math.ceil(len(images) / columns)
-    figure = Figure(figsize=(2.2 * columns, 2.3 * rows + 0.7), dpi=100, layout="constrained")
-    for k, (image, label) in enumerate(zip(images, labels, strict=True)):
-        axes = figure.add_subplot(rows, columns, k + 1)
-        axes.imshow(image)
-        axes.set_title(label, fontsize=9)
-        axes.axis("off")
-    names = textwrap.fill(", ".join(term.name for term in terms) or "no terms", 22 * columns)
-    figure.suptitle(f"Visual domain randomization, camera {camera!r}\n{names}", fontsize=10)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    return path
-
-
-# Every visual term that our arm's scene supports (the montage in docs/images shows them). Not
-# material_color: the arm's one material (the floor's) is overridden by the floor geom's own
-# rgba, so geom_color covers the floor.
-ARM_VISUAL_SPECS = {
-    "light_direction": TermSpec(Distribution("normal", mean=0.0, std=0.2), operation="add"),
-    "light_diffuse": TermSpec(Distribution("uniform", 0.4, 1.4)),
-    "light_color": TermSpec(Distribution("uniform", 0.6, 1.0)),
-    "light_ambient": TermSpec(Distribution("uniform", 0.0, 0.3), operation="add"),
-    "light_shadows": TermSpec(Distribution("choice", choices=(0.0, 1.0))),
-    "camera_position": TermSpec(Distribution("uniform", -0.05, 0.05), operation="add"),
-    "camera_fov": TermSpec(Distribution("uniform", 0.85, 1.15)),
-    "geom_color": TermSpec(Distribution("uniform", 0.05, 0.95), operation="set"),
-    "texture": TermSpec(Distribution("choice", choices=(0.0, 1.0, 2.0))),
-    "distractors": TermSpec(Distribution("choice", choices=(0.0, 1.0, 2.0, 3.0))),
-}
-
-
-def main() -> None:
-    """Write docs/images/visual_randomization.png: our arm under every visual term."""
-    root = Path(__file__).resolve().parents[1]
-    model = mujoco.MjModel.from_xml_path(str(root / "sim" / "assets" / "so_arm.xml"))
-    model.vis.quality.shadowsize = 2048  # the arm ships without a shadow map; light_shadows needs one
-    data = mujoco.MjData(model)
-    terms = make_visual_terms(model, ARM_VISUAL_SPECS)
-    path = save_montage(model, data, terms, np.random.default_rng(0),
-                        root / "docs" / "images" / "visual_randomization.png")
-    print(f"wrote {path}")
-
-
-if __name__ == "__main__":
-    main()

@@ -63,7 +63,7 @@ def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
                              out, metadata=metadata, progress=progress)
     plot_learning_curve(out / "metrics.csv", out / "learning_curve.png")
     if randomization_config is not None and randomization_config.adr:
-        from randomization.adr import plot_adr_ranges
+        from randomization.adr_plot import plot_adr_ranges
 
         units = {name: {"scale": "x nominal", "add": "added to nominal"}.get(spec.operation, "")
                  for name, spec in randomization_config.terms.items()}

@@ -13,8 +13,8 @@ from randomization.adr import (
     ADRRange,
     AutomaticDomainRandomization,
     adr_ranges_from_terms,
-    plot_adr_ranges,
 )
+from randomization.adr_plot import plot_adr_ranges
 
 # Mass scale: the policy copes with [0.6, 1.5]; the limits are wider, so ADR must stop at the
 # region's edges. Friction: the policy copes with [0.5, 1.2], wider than the limits, so ADR

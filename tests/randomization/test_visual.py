@@ -20,17 +20,9 @@ import mujoco
 import numpy as np
 import pytest
 
+from randomization.montage import ARM_VISUAL_SPECS, randomize, render_with_terms, save_montage
 from randomization.terms import Distribution, TermSpec
-from randomization.visual import (
-    ARM_VISUAL_SPECS,
-    DistractorTerm,
-    TextureTerm,
-    make_visual_term,
-    make_visual_terms,
-    randomize,
-    render_with_terms,
-    save_montage,
-)
+from randomization.visual import DistractorTerm, TextureTerm, make_visual_term, make_visual_terms
 from sim.pixels import PixelObservation
 from sim.registration import make_env
 
