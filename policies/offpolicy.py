@@ -1,6 +1,6 @@
-"""What SAC, TD3 and DDPG share: the replay buffer, the Q-network, Polyak target updates, a
-critic call that passes gradients to the actions but not to the critic's weights, and the
-exploration noises of TD3 and DDPG (Gaussian, Ornstein-Uhlenbeck).
+"""What SAC, TD3 and DDPG share: the replay buffer, the Q-networks, Polyak target updates, the
+exploration noises of TD3 and DDPG (Gaussian, Ornstein-Uhlenbeck) and a run's bookkeeping.
+Their updates are built from policies/compiled.py (functional gradients, foreach Adam, one graph).
 
 Each algorithm's own file reads top to bottom; only what is truly common lives here.
 """
@@ -42,29 +42,26 @@ def relu_mlp(sizes: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers[:-1])
 
 
-class QNetwork(nn.Module):
-    """Q(s, a): the normalized observation and the action in, one value per row out."""
+class Critics(nn.Module):
+    """`count` independent Q-networks Q(s, a), evaluated together: (count, batch) values for the
+    normalized observations and actions. SAC and TD3 use two (the smaller one counters
+    overestimation), DDPG one."""
 
-    def __init__(self, obs_size: int, action_size: int, hidden_sizes: tuple[int, ...]) -> None:
+    def __init__(self, obs_size: int, action_size: int, hidden_sizes: tuple[int, ...],
+                 count: int) -> None:
         super().__init__()
-        self.net = relu_mlp([obs_size + action_size, *hidden_sizes, 1])
+        self.nets = nn.ModuleList([relu_mlp([obs_size + action_size, *hidden_sizes, 1])
+                                   for _ in range(count)])
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([obs, action], dim=-1)).squeeze(-1)
-
-
-def frozen_call(module: nn.Module, *args: torch.Tensor) -> torch.Tensor:
-    """`module(*args)` with its weights detached: in an actor loss the gradient must reach the
-    actions (and through them the actor) but not the critic, which has its own optimizer."""
-    weights = {name: p.detach() for name, p in module.named_parameters()}
-    return torch.func.functional_call(module, weights, args)
+        x = torch.cat([obs, action], dim=-1)
+        return torch.stack([net(x).squeeze(-1) for net in self.nets])
 
 
 @torch.no_grad()
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
-    """Polyak averaging: target <- (1 - tau) * target + tau * source, parameter by parameter."""
-    for t, s in zip(target.parameters(), source.parameters(), strict=True):
-        t.lerp_(s, tau)
+    """Polyak averaging: target <- (1 - tau) * target + tau * source, all parameters at once."""
+    torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)
 
 
 class ReplayBuffer:

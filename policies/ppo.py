@@ -2,7 +2,9 @@
 
 Reads top to bottom: config, networks, GAE, the training loop (collect a rollout on vector envs,
 then several epochs of clipped-surrogate minibatch updates). Observations are normalized by a
-running normalizer that is saved with the policy and exported inside the ONNX graph.
+running normalizer that is saved with the policy and exported inside the ONNX graph. Pixel
+observations (a Dict of "pixels" and "state", sim.pixels.PixelObservation) go through a CNN
+encoder (policies/encoders.py) shared by actor and critic; the rollout keeps their images uint8.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from policies.core import (
     mlp,
     record_episodes,
 )
+from policies.encoders import PixelPolicy, PixelStateEncoder, observation_layout
 from policies.records import (
     EpisodeLog,
     EpisodeStats,
@@ -64,6 +67,8 @@ class PPOConfig:
     max_grad_norm: float = 0.5
     hidden_sizes: tuple[int, ...] = (128, 128)
     initial_log_std: float = -0.5
+    image_features: int = 128
+    """Features the CNN encoder makes of a camera image (pixel observations only)."""
     seed: int = 0
     checkpoint_every: int = 20
     """Iterations between checkpoints (one is always written at the end)."""
@@ -76,13 +81,38 @@ class PPOConfig:
 
 
 class ActorCritic(nn.Module):
-    def __init__(self, obs_size: int, action_size: int, config: PPOConfig) -> None:
+    """Actor and critic MLPs on the normalized observation or, given `image_shape`, on the
+    features of one PixelStateEncoder (`obs_size` is then the size of the state beside the image).
+
+    One encoder, shared: the critic's value loss is the dense, low-variance signal that shapes
+    the conv features (the policy gradient alone is noisy), as in the pixel PPO of the Atari and
+    Procgen baselines; and the CNN, the costly part on a CPU, runs once per step, not twice.
+    """
+
+    def __init__(self, obs_size: int, action_size: int, config: PPOConfig,
+                 image_shape: tuple[int, int, int] | None = None) -> None:
         super().__init__()
         hidden = list(config.hidden_sizes)
-        self.normalizer = RunningNormalizer(obs_size)
-        self.actor = mlp([obs_size, *hidden, action_size], output_gain=0.01)
-        self.critic = mlp([obs_size, *hidden, 1], output_gain=1.0)
+        self.encoder: PixelStateEncoder | None = None
+        if image_shape is None:
+            self.normalizer = RunningNormalizer(obs_size)
+            feature_size = obs_size
+        else:
+            self.encoder = PixelStateEncoder(tuple(image_shape), obs_size, config.image_features)
+            self.normalizer = None
+            feature_size = self.encoder.output_size
+        self.actor = mlp([feature_size, *hidden, action_size], output_gain=0.01)
+        self.critic = mlp([feature_size, *hidden, 1], output_gain=1.0)
         self.log_std = nn.Parameter(torch.full((action_size,), config.initial_log_std))
+
+    @property
+    def state_normalizer(self) -> RunningNormalizer:
+        """The normalizer of the flat observation, or of the state beside the image."""
+        return self.normalizer if self.encoder is None else self.encoder.normalizer
+
+    def features(self, norm_obs: torch.Tensor, pixels: torch.Tensor | None) -> torch.Tensor:
+        """What actor and critic see: the normalized observation, or the encoder's features."""
+        return norm_obs if self.encoder is None else self.encoder.join(pixels, norm_obs)
 
     def distribution(self, norm_obs: torch.Tensor) -> torch.distributions.Normal:
         return torch.distributions.Normal(self.actor(norm_obs), self.log_std.exp())
@@ -90,8 +120,26 @@ class ActorCritic(nn.Module):
     def value(self, norm_obs: torch.Tensor) -> torch.Tensor:
         return self.critic(norm_obs).squeeze(-1)
 
-    def deterministic_policy(self) -> DeterministicPolicy:
+    def deterministic_policy(self) -> DeterministicPolicy | PixelPolicy:
+        if self.encoder is not None:
+            return PixelPolicy(self.encoder, self.actor)
         return DeterministicPolicy(self.normalizer, self.actor, squash="clip")
+
+
+def split_observation(obs: Any, state_size: int) -> tuple[np.ndarray | None, np.ndarray]:
+    """(pixels or None, float32 state) of a batch of observations, flat or Dict."""
+    if not isinstance(obs, dict):
+        return None, np.asarray(obs, dtype=np.float32)
+    pixels = np.asarray(obs["pixels"])
+    state = obs["state"] if state_size else np.zeros((len(pixels), 0))
+    return pixels, np.asarray(state, dtype=np.float32)
+
+
+def stack_observations(observations: list[Any]) -> Any:
+    """One batch of single observations (e.g. info["final_obs"]), flat or Dict."""
+    if isinstance(observations[0], dict):
+        return {key: np.stack([o[key] for o in observations]) for key in observations[0]}
+    return np.stack(observations)
 
 
 def compute_gae(rewards: np.ndarray, values: np.ndarray, ends: np.ndarray, next_value: np.ndarray,
@@ -126,21 +174,29 @@ def train(make_envs: VectorEnvFactory, config: PPOConfig, run_dir: Path,
         restore_envs(resume["resume"]["envs"])
     envs.action_space.seed(config.seed)
     check_continuous_actions(envs.single_action_space, "PPO")
-    obs_size = envs.single_observation_space.shape[0]
+    try:
+        # obs_size: of the flat observation, or of the state beside the image.
+        obs_size, image_shape = observation_layout(envs.single_observation_space, "PPO")
+    except ValueError:
+        envs.close()
+        raise
     action_size = envs.single_action_space.shape[0]
-    agent = ActorCritic(obs_size, action_size, config)
+    agent = ActorCritic(obs_size, action_size, config, image_shape)
+    normalizer = agent.state_normalizer
     optimizer = torch.optim.Adam(agent.parameters(), lr=config.learning_rate, eps=1e-5,
                                  foreach=True)  # one kernel per step for all tensors
 
     batch = config.num_envs * config.rollout_steps
     iterations = max(1, -(-config.total_steps // batch))  # at least total_steps
     shape = (config.rollout_steps, config.num_envs)
-    obs_buf = np.zeros((*shape, obs_size), np.float32)
+    obs_buf = np.zeros((*shape, obs_size), np.float32)  # normalized as the policy saw them
+    # uint8 as rendered: a quarter of the memory of float32 (scaled inside the encoder).
+    pixel_buf = np.zeros((*shape, *image_shape), np.uint8) if image_shape else None
     act_buf = np.zeros((*shape, action_size), np.float32)
     logp_buf, rew_buf, end_buf, val_buf = (np.zeros(shape, np.float32) for _ in range(4))
 
     run_info = {"algo": "ppo", "config": asdict(config), "obs_size": obs_size,
-                "action_size": action_size, "versions": package_versions(), **(metadata or {}),
+                "image_shape": image_shape, "action_size": action_size, "versions": package_versions(), **(metadata or {}),
                 "status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     write_json(run_dir / "run.json", run_info)
     if resume is not None:
@@ -158,7 +214,7 @@ def train(make_envs: VectorEnvFactory, config: PPOConfig, run_dir: Path,
 
     def payload() -> dict[str, Any]:
         return {"algo": "ppo", "config": asdict(config), "obs_size": obs_size,
-                "action_size": action_size, "steps": steps, "agent": agent.state_dict(),
+                "image_shape": image_shape, "action_size": action_size, "steps": steps, "agent": agent.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "metadata": {**(metadata or {}), "env_at_checkpoint": env_log_row(envs)}}
 
@@ -171,6 +227,13 @@ def train(make_envs: VectorEnvFactory, config: PPOConfig, run_dir: Path,
             "stats": (stats.returns, stats.successes), "episode_domains": episodes.domains,
             "seconds": earlier_seconds + time.perf_counter() - start,
             "best_eval": evaluator.best if evaluator else None}})
+
+    def value_of(observations: Any) -> np.ndarray:
+        """The critic's value of raw observations (flat or Dict), under the current normalizer."""
+        pixels, state = split_observation(observations, obs_size)
+        features = agent.features(normalizer(torch.as_tensor(state)),
+                                  None if pixels is None else torch.as_tensor(pixels))
+        return agent.value(features).numpy()
 
     if resume is None:
         obs, info = envs.reset(seed=config.seed)
@@ -197,26 +260,30 @@ def train(make_envs: VectorEnvFactory, config: PPOConfig, run_dir: Path,
 
             # -- collect a rollout ------------------------------------------------------------
             for t in range(config.rollout_steps):
-                obs = np.asarray(obs, dtype=np.float32)
-                agent.normalizer.update(obs)
+                pixels, state = split_observation(obs, obs_size)
+                if obs_size:
+                    normalizer.update(state)
                 with torch.no_grad():
-                    norm_obs = agent.normalizer(torch.as_tensor(obs, dtype=torch.float32))
-                    dist = agent.distribution(norm_obs)
+                    norm_obs = normalizer(torch.as_tensor(state, dtype=torch.float32))
+                    features = agent.features(
+                        norm_obs, None if pixels is None else torch.as_tensor(pixels))
+                    dist = agent.distribution(features)
                     action = dist.sample()
                     logp_buf[t] = dist.log_prob(action).sum(-1).numpy()
-                    val_buf[t] = agent.value(norm_obs).numpy()
+                    val_buf[t] = agent.value(features).numpy()
                 obs_buf[t] = norm_obs.numpy()
+                if pixel_buf is not None:
+                    pixel_buf[t] = pixels
                 act_buf[t] = action.numpy()
                 obs, reward, terminated, truncated, info = envs.step(
                     np.clip(act_buf[t], -1.0, 1.0))
                 # A time-limit end is not a real end: bootstrap the value of its last state.
                 cut = truncated & ~terminated
                 if cut.any():
-                    final = np.stack(info["final_obs"][cut]).astype(np.float32)
                     with torch.no_grad():
                         reward = reward.copy()
-                        reward[cut] += config.gamma * agent.value(
-                            agent.normalizer(torch.as_tensor(final))).numpy()
+                        reward[cut] += config.gamma * value_of(
+                            stack_observations(list(info["final_obs"][cut])))
                 rew_buf[t] = reward
                 end_buf[t] = terminated | truncated
                 stats.record(info)
@@ -224,12 +291,14 @@ def train(make_envs: VectorEnvFactory, config: PPOConfig, run_dir: Path,
             steps += batch
 
             with torch.no_grad():
-                next_value = agent.value(agent.normalizer(torch.as_tensor(obs, dtype=torch.float32))).numpy()
+                next_value = value_of(obs)
             advantages, returns = compute_gae(rew_buf, val_buf, end_buf, next_value,
                                               config.gamma, config.gae_lambda)
 
             # -- update ----------------------------------------------------------------------
             b_obs = torch.as_tensor(obs_buf.reshape(batch, obs_size))
+            b_pixels = (None if pixel_buf is None
+                        else torch.as_tensor(pixel_buf.reshape(batch, *image_shape)))
             b_act = torch.as_tensor(act_buf.reshape(batch, action_size))
             b_logp = torch.as_tensor(logp_buf.reshape(batch))
             b_adv = torch.as_tensor(advantages.reshape(batch))
@@ -239,7 +308,9 @@ def train(make_envs: VectorEnvFactory, config: PPOConfig, run_dir: Path,
                 order = rng.permutation(batch)
                 for begin in range(0, batch, config.minibatch_size):
                     idx = torch.as_tensor(order[begin:begin + config.minibatch_size])
-                    dist = agent.distribution(b_obs[idx])
+                    features = agent.features(b_obs[idx],
+                                              None if b_pixels is None else b_pixels[idx])
+                    dist = agent.distribution(features)
                     logp = dist.log_prob(b_act[idx]).sum(-1)
                     log_ratio = logp - b_logp[idx]
                     ratio = log_ratio.exp()
@@ -249,7 +320,7 @@ def train(make_envs: VectorEnvFactory, config: PPOConfig, run_dir: Path,
                         -adv * ratio,
                         -adv * torch.clamp(ratio, 1 - config.clip_coef, 1 + config.clip_coef),
                     ).mean()
-                    value_loss = 0.5 * (agent.value(b_obs[idx]) - b_ret[idx]).square().mean()
+                    value_loss = 0.5 * (agent.value(features) - b_ret[idx]).square().mean()
                     entropy = dist.entropy().sum(-1).mean()
                     loss = (policy_loss + config.value_coef * value_loss
                             - config.entropy_coef * entropy)
@@ -301,9 +372,11 @@ def train(make_envs: VectorEnvFactory, config: PPOConfig, run_dir: Path,
     return result
 
 
-def load_policy(checkpoint: dict[str, Any]) -> DeterministicPolicy:
-    """The deterministic policy (normalizer + actor mean, clipped) of a PPO checkpoint."""
+def load_policy(checkpoint: dict[str, Any]) -> DeterministicPolicy | PixelPolicy:
+    """The deterministic policy (normalizer + actor mean, clipped; with the image encoder for
+    pixel observations) of a PPO checkpoint."""
     config = config_of_checkpoint(PPOConfig, checkpoint)
-    agent = ActorCritic(checkpoint["obs_size"], checkpoint["action_size"], config)
+    agent = ActorCritic(checkpoint["obs_size"], checkpoint["action_size"], config,
+                        checkpoint.get("image_shape"))
     agent.load_state_dict(checkpoint["agent"])
     return agent.deterministic_policy().eval()

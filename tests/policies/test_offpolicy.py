@@ -19,7 +19,6 @@ from policies.offpolicy import (
     GaussianNoise,
     OrnsteinUhlenbeckNoise,
     ReplayBuffer,
-    frozen_call,
     make_action_noise,
     soft_update,
 )
@@ -84,7 +83,7 @@ def test_buffer_samples_batches_of_the_right_shapes() -> None:
     assert all(value.dtype == torch.float32 for value in batch.values())
 
 
-# -- targets, frozen critics, noise --------------------------------------------------------------
+# -- targets, noise --------------------------------------------------------------
 
 def test_polyak_update_matches_a_hand_computation() -> None:
     target, source = nn.Linear(2, 1), nn.Linear(2, 1)
@@ -98,14 +97,6 @@ def test_polyak_update_matches_a_hand_computation() -> None:
     assert torch.allclose(target.weight, torch.tensor([[1.2, 1.4]]))
     assert torch.allclose(target.bias, torch.tensor([1.0]))
     assert torch.equal(source.weight, torch.tensor([[3.0, -4.0]]))
-
-
-def test_frozen_call_passes_gradient_to_the_input_only() -> None:
-    critic = nn.Linear(2, 1)
-    action = torch.ones(1, 2, requires_grad=True)
-    frozen_call(critic, action).sum().backward()
-    assert torch.allclose(action.grad, critic.weight.detach())
-    assert critic.weight.grad is None and critic.bias.grad is None
 
 
 def test_ornstein_uhlenbeck_noise_is_correlated_and_reverts_to_zero() -> None:

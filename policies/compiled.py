@@ -1,0 +1,101 @@
+"""What makes an off-policy update fast on a CPU: the whole update as one compiled graph.
+
+An update written with these pieces runs eagerly as it is, or compiled by `torch.compile` into
+one graph of fused kernels around the matmuls:
+- gradients by `torch.func.grad_and_value` of a loss written as a function of the parameters
+  being trained; everything else (the critics inside an actor loss, the targets) is a constant
+  of that loss, so no gradient is computed for it and thrown away;
+- `Adam` with foreach ops on those parameters, its step count a float32 tensor (a float64 one
+  in the graph gave NaNs);
+- no random number generation inside: the caller draws the noises (an in-graph randn cost
+  ~130 us).
+
+Measured on this 2-core machine (SAC, batch 256, 2x256 MLPs, 2 threads): eager 8.0 ms an
+update, compiled 4.4 ms, Stable-Baselines3 10.8 ms. The matmuls alone take ~3.3 ms of the
+compiled update (~175 GFLOP/s on 2 threads, oneDNN no faster than MKL on this CPU), so fusing
+the rest is all compilation can win. Tried and dropped, no gain here: fp32 matmuls through
+oneDNN, a ReLU saving its float output, one flat buffer for Adam, max-autotune, bf16 autocast
+(slower: the casts cost more than the bf16 matmuls save).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+Params = dict[str, torch.Tensor]
+
+COMPILE_CHOICES = ("auto", "always", "never")
+MIN_UPDATES_TO_COMPILE = 5_000
+"""Compiling costs 5-30 s once (less with a warm cache in /tmp/torchinductor_*) and saves
+~3.5 ms an update: worth it from a few thousand updates on."""
+
+
+def parameters_of(module: nn.Module) -> Params:
+    """The module's parameters by name: what a loss written for `torch.func` differentiates."""
+    return dict(module.named_parameters())
+
+
+class Adam:
+    """Adam (Kingma and Ba 2015, PyTorch's defaults) updating a dict of parameters in place
+    with foreach ops, so it traces into the compiled update. Same numbers as torch.optim.Adam."""
+
+    def __init__(self, params: Params, lr: float, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8) -> None:
+        if lr <= 0:
+            raise ValueError(f"learning rate must be > 0, got {lr}")
+        self.names = list(params)
+        self.params = list(params.values())
+        self.lr, self.betas, self.eps = lr, betas, eps
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        self.step_count = torch.zeros((), dtype=torch.float32)
+
+    @torch.no_grad()
+    def step(self, grads: Params) -> None:
+        beta1, beta2 = self.betas
+        grad_list = [grads[name] for name in self.names]
+        self.step_count.add_(1.0)
+        torch._foreach_lerp_(self.exp_avg, grad_list, 1.0 - beta1)
+        torch._foreach_mul_(self.exp_avg_sq, beta2)
+        torch._foreach_addcmul_(self.exp_avg_sq, grad_list, grad_list, 1.0 - beta2)
+        bias_correction1 = 1.0 - torch.pow(beta1, self.step_count)
+        bias_correction2_sqrt = (1.0 - torch.pow(beta2, self.step_count)).sqrt()
+        denominator = torch._foreach_sqrt(self.exp_avg_sq)
+        torch._foreach_div_(denominator, bias_correction2_sqrt)
+        torch._foreach_add_(denominator, self.eps)
+        steps = torch._foreach_div(self.exp_avg, denominator)
+        torch._foreach_mul_(steps, -self.lr / bias_correction1)
+        torch._foreach_add_(self.params, steps)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"names": self.names, "exp_avg": [t.clone() for t in self.exp_avg],
+                "exp_avg_sq": [t.clone() for t in self.exp_avg_sq],
+                "step": self.step_count.clone()}
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["names"] != self.names:
+            raise ValueError(f"optimizer state is for parameters {state['names']}, "
+                             f"not {self.names}: the checkpoint is from another network")
+        torch._foreach_copy_(self.exp_avg, state["exp_avg"])
+        torch._foreach_copy_(self.exp_avg_sq, state["exp_avg_sq"])
+        self.step_count.copy_(state["step"])
+
+
+def should_compile(choice: str, updates: int) -> bool:
+    """`choice` "auto" compiles runs of at least MIN_UPDATES_TO_COMPILE updates."""
+    if choice not in COMPILE_CHOICES:
+        raise ValueError(f"compile must be one of {', '.join(COMPILE_CHOICES)}; got {choice!r}")
+    return choice == "always" or (choice == "auto" and updates >= MIN_UPDATES_TO_COMPILE)
+
+
+def compile_update(update: Callable[..., Any], enabled: bool) -> Callable[..., Any]:
+    """`update` compiled as one graph when `enabled` (the first call compiles), else as it is.
+    fullgraph: a graph break would silently fall back to slow pieces, so it is an error."""
+    if not enabled:
+        return update
+    return torch.compile(update, fullgraph=True, dynamic=False)
