@@ -98,4 +98,18 @@ def compile_update(update: Callable[..., Any], enabled: bool) -> Callable[..., A
     fullgraph: a graph break would silently fall back to slow pieces, so it is an error."""
     if not enabled:
         return update
-    return torch.compile(update, fullgraph=True, dynamic=False)
+    compiled = torch.compile(update, fullgraph=True, dynamic=False)
+    calls = 0
+
+    def call(*args: Any) -> Any:
+        # After the first call, skip re-checking the guards (that the parameters, optimizer
+        # states and config constants the graph closed over are still what they were): they
+        # cannot change during a run, and checking them cost ~1 ms an update.
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return compiled(*args)
+        with torch.compiler.set_stance("default", skip_guard_eval_unsafe=True):
+            return compiled(*args)
+
+    return call

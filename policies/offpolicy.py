@@ -14,12 +14,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
 
-from policies.core import VectorEnvFactory
+from policies.core import VectorEnvFactory, check_continuous_actions, record_episodes
 from policies.records import (
     EpisodeLog,
     EpisodeStats,
@@ -28,7 +27,10 @@ from policies.records import (
     TrainingProgress,
     env_log_row,
     package_versions,
+    restore_envs,
     save_checkpoint,
+    snapshot_envs,
+    truncate_logs,
     write_json,
 )
 
@@ -111,6 +113,24 @@ class ReplayBuffer:
         self.position = (self.position + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 
+    def state_dict(self) -> dict[str, Any]:
+        """The stored transitions (only the filled rows) and the write position."""
+        rows = slice(0, self.size)
+        return {"capacity": self.capacity, "position": self.position, "size": self.size,
+                "obs": self.obs[rows].copy(), "actions": self.actions[rows].copy(),
+                "rewards": self.rewards[rows].copy(), "next_obs": self.next_obs[rows].copy(),
+                "terminated": self.terminated[rows].copy()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["capacity"] != self.capacity or state["obs"].shape[1:] != self.obs.shape[1:]:
+            raise ValueError(f"the saved replay buffer holds {state['capacity']} transitions of "
+                             f"{state['obs'].shape[1:]} observations; this one "
+                             f"{self.capacity} of {self.obs.shape[1:]}")
+        rows = slice(0, state["size"])
+        for name in ("obs", "actions", "rewards", "next_obs", "terminated"):
+            getattr(self, name)[rows] = state[name]
+        self.position, self.size = state["position"], state["size"]
+
     def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         """`batch_size` transitions drawn uniformly with replacement, as float32 tensors."""
         if self.size == 0:
@@ -135,6 +155,12 @@ class GaussianNoise:
     def reset(self, copies: np.ndarray) -> None:
         """Nothing to forget: each draw is independent."""
 
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Nothing to restore (the generator is restored by the run)."""
+
 
 class OrnsteinUhlenbeckNoise:
     """Temporally correlated noise (DDPG's original exploration), one process per env copy:
@@ -157,6 +183,12 @@ class OrnsteinUhlenbeckNoise:
         """Start the finished copies' processes again from zero (a new episode)."""
         self.state[copies] = 0.0
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"state": self.state.copy()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.state[...] = state["state"]
+
 
 ACTION_NOISE = {"gaussian": GaussianNoise, "ornstein_uhlenbeck": OrnsteinUhlenbeckNoise}
 
@@ -173,26 +205,40 @@ def make_action_noise(kind: str, shape: tuple[int, int], std: float,
 
 
 class OffPolicyRun:
-    """What every off-policy run keeps besides learning: run.json, metrics.csv (and TensorBoard),
-    episodes.jsonl, periodic evaluation keeping best.pt, checkpoints, and the stop on a NaN loss.
-    `state()` gives the algorithm's networks and optimizers for a checkpoint."""
+    """What every off-policy run keeps besides learning: the envs, run.json, metrics.csv (and
+    TensorBoard), episodes.jsonl, periodic evaluation keeping best.pt, checkpoints that resume
+    exactly (replay buffer, generators, envs mid-episode), and the stop on a NaN loss.
 
-    def __init__(self, algo: str, config: Any, envs: gym.vector.VectorEnv,
-                 make_envs: VectorEnvFactory, run_dir: Path, metadata: dict[str, Any] | None,
-                 loss_names: list[str], state: Callable[[], dict[str, Any]]) -> None:
-        self.algo, self.config, self.envs, self.run_dir = algo, config, envs, run_dir
-        self.metadata, self.state = metadata or {}, state
-        self.obs_size = envs.single_observation_space.shape[0]
-        self.action_size = envs.single_action_space.shape[0]
+    Use: build it (it makes or restores the envs), build the agent for its sizes, `keep` what a
+    checkpoint holds, then `begin()` gives the first observation (reset, or restored)."""
+
+    def __init__(self, algo: str, config: Any, make_envs: VectorEnvFactory, run_dir: Path,
+                 metadata: dict[str, Any] | None, loss_names: list[str],
+                 resume: dict[str, Any] | None = None) -> None:
+        self.algo, self.config, self.run_dir, self.resume = algo, config, run_dir, resume
+        self.metadata = metadata or {}
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.envs = (record_episodes(make_envs(config.num_envs)) if resume is None
+                     else restore_envs(resume["resume"]["envs"]))
+        try:
+            check_continuous_actions(self.envs.single_action_space, algo.upper())
+        except ValueError:
+            self.envs.close()
+            raise
+        self.obs_size = self.envs.single_observation_space.shape[0]
+        self.action_size = self.envs.single_action_space.shape[0]
         self.run_info = {"algo": algo, "config": asdict(config), "obs_size": self.obs_size,
                          "action_size": self.action_size, "versions": package_versions(),
                          **self.metadata, "status": "running",
                          "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
         write_json(run_dir / "run.json", self.run_info)
+        if resume is not None:
+            truncate_logs(run_dir, resume["steps"])
         self.log = MetricsLog(run_dir / "metrics.csv",
-                              ["iteration", "steps", "seconds", "steps_per_second", "mean_return",
-                               "success_rate", "eval_return", "eval_return_std",
-                               "eval_success_rate", *loss_names, "updates", *env_log_row(envs)])
+                              ["iteration", "steps", "seconds", "steps_per_second", "update_ms",
+                               "mean_return", "success_rate", "eval_return", "eval_return_std",
+                               "eval_success_rate", *loss_names, "updates",
+                               *env_log_row(self.envs)])
         self.episodes = EpisodeLog(run_dir / "episodes.jsonl", config.num_envs)
         self.stats = EpisodeStats()
         self.evaluator = Evaluator(make_envs, config.eval_episodes) if config.eval_every else None
@@ -200,13 +246,67 @@ class OffPolicyRun:
         self.vector_steps = max(1, -(-config.total_steps // config.num_envs))
         self.every = {name: max(1, -(-getattr(config, name) // config.num_envs))
                       for name in ("log_every", "checkpoint_every", "eval_every")}
-        self.start = time.perf_counter()
-        self.steps, self.updates = 0, 0
+        self.start, self.earlier_seconds = time.perf_counter(), 0.0
+        self.steps, self.updates, self.first_iteration = 0, 0, 1
         self.losses: dict[str, torch.Tensor] = {}
+        self.first_update_seconds = 0.0
+        self.update_seconds, self.timed_updates = 0.0, 0
+        """Time in updates after the first, and their count, since the last row of metrics."""
+        self.total_update_seconds, self.total_timed_updates = 0.0, 0
+        self.obs: np.ndarray | None = None
+        """The observation the next action is for (kept by after_iteration for checkpoints)."""
+
+    def keep(self, agent: nn.Module, optimizers: dict[str, Any], buffer: ReplayBuffer,
+             rng: np.random.Generator, noise: Any = None) -> None:
+        """What a checkpoint holds and a resume restores, besides the envs and the logs."""
+        self.agent, self.optimizers, self.buffer, self.rng = agent, optimizers, buffer, rng
+        self.noise = noise
+
+    def begin(self, seed: int) -> np.ndarray:
+        """The first observation: the envs reset from `seed`, or, resuming, everything as it was
+        when the checkpoint was written."""
+        if self.resume is None:
+            self.envs.action_space.seed(seed)
+            obs, info = self.envs.reset(seed=seed)
+            self.episodes.begin(info)
+            return obs
+        checkpoint, state = self.resume, self.resume["resume"]
+        self.agent.load_state_dict(checkpoint["agent"])
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(checkpoint["optimizers"][name])
+        self.buffer.load_state_dict(state["buffer"])
+        self.rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        if self.noise is not None:
+            self.noise.load_state_dict(state["noise"])
+        self.stats.returns, self.stats.successes = (list(x) for x in state["stats"])
+        self.episodes.domains = list(state["episode_domains"])
+        if self.evaluator is not None and state["best_eval"] is not None:
+            self.evaluator.best = state["best_eval"]
+        self.steps, self.updates = checkpoint["steps"], state["updates"]
+        self.first_iteration = state["iteration"] + 1
+        self.earlier_seconds = state["seconds"]
+        return state["obs"]
+
+    def resume_state(self, iteration: int) -> dict[str, Any]:
+        """Everything a resume needs to go on as if never stopped."""
+        return {"iteration": iteration, "envs": snapshot_envs(self.envs), "obs": self.obs,
+                "buffer": self.buffer.state_dict(), "rng": self.rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "noise": None if self.noise is None else self.noise.state_dict(),
+                "stats": (self.stats.returns, self.stats.successes),
+                "episode_domains": self.episodes.domains, "updates": self.updates,
+                "seconds": self.elapsed(),
+                "best_eval": self.evaluator.best if self.evaluator else None}
+
+    def elapsed(self) -> float:
+        return self.earlier_seconds + time.perf_counter() - self.start
 
     def payload(self) -> dict[str, Any]:
         return {"algo": self.algo, "config": asdict(self.config), "obs_size": self.obs_size,
-                "action_size": self.action_size, "steps": self.steps, **self.state(),
+                "action_size": self.action_size, "steps": self.steps,
+                "agent": self.agent.state_dict(),
+                "optimizers": {name: o.state_dict() for name, o in self.optimizers.items()},
                 "metadata": {**self.metadata, "env_at_checkpoint": env_log_row(self.envs)}}
 
     def record(self, info: dict[str, Any]) -> None:
@@ -215,12 +315,21 @@ class OffPolicyRun:
         self.stats.record(info)
         self.episodes.record(info, self.steps)
 
-    def learned(self, losses: dict[str, torch.Tensor]) -> None:
-        """After a gradient update: keep its losses; stop on NaN/inf naming the last good
-        checkpoint."""
+    def learn(self, update: Callable[[], dict[str, torch.Tensor]]) -> None:
+        """Run one gradient update (sample and step) and time it; keep its losses; stop on
+        NaN/inf naming the last good checkpoint. The first update's time (with a compiled
+        update, mostly compilation) is kept apart from the others'."""
+        start = time.perf_counter()
+        losses = update()
+        seconds = time.perf_counter() - start
+        if not self.first_update_seconds:
+            self.first_update_seconds = seconds
+        else:
+            self.update_seconds += seconds
+            self.timed_updates += 1
         self.updates += 1
         self.losses.update(losses)
-        if all(torch.isfinite(v) for v in self.losses.values()):
+        if torch.stack(list(self.losses.values())).isfinite().all():
             return
         bad = {k: v.item() for k, v in self.losses.items()}
         path = self.run_dir / "checkpoint.pt"
@@ -231,9 +340,11 @@ class OffPolicyRun:
                                  f"{last_good}. Lower the learning rates or check the env's "
                                  "rewards and observations for NaN/inf")
 
-    def after_iteration(self, iteration: int, policy: Callable[[], nn.Module],
+    def after_iteration(self, iteration: int, obs: np.ndarray, policy: Callable[[], nn.Module],
                         bar: TrainingProgress) -> None:
-        """Evaluate, log, checkpoint, as due at this vector step."""
+        """Evaluate, log, checkpoint, as due at this vector step; `obs` is what the next
+        action will be for."""
+        self.obs = obs
         last = iteration == self.vector_steps
         evaluation = {}
         if self.evaluator is not None and (iteration % self.every["eval_every"] == 0 or last):
@@ -242,17 +353,23 @@ class OffPolicyRun:
                 save_checkpoint(self.run_dir / "best.pt", {**self.payload(),
                                                            "evaluation": evaluation})
         if iteration % self.every["log_every"] == 0 or last or evaluation:
-            elapsed = time.perf_counter() - self.start
+            elapsed = self.elapsed()
+            update_ms = (round(1e3 * self.update_seconds / self.timed_updates, 3)
+                         if self.timed_updates else "")
+            self.total_update_seconds += self.update_seconds
+            self.total_timed_updates += self.timed_updates
+            self.update_seconds, self.timed_updates = 0.0, 0
             self.log.write({"iteration": iteration, "steps": self.steps,
                             "seconds": round(elapsed, 3),
                             "steps_per_second": round(self.steps / elapsed, 1),
-                            "mean_return": self.stats.mean_return,
+                            "update_ms": update_ms, "mean_return": self.stats.mean_return,
                             "success_rate": self.stats.success_rate, **evaluation,
                             **{k: v.item() for k, v in self.losses.items()},
                             "updates": self.updates, **env_log_row(self.envs)})
             bar.update(self.steps, self.stats)
-        if iteration % self.every["checkpoint_every"] == 0 and not last:
-            save_checkpoint(self.run_dir / "checkpoint.pt", self.payload())
+        if iteration % self.every["checkpoint_every"] == 0 or last:
+            save_checkpoint(self.run_dir / "checkpoint.pt",
+                            {**self.payload(), "resume": self.resume_state(iteration)})
 
     def close(self) -> None:
         self.log.close()
@@ -260,10 +377,14 @@ class OffPolicyRun:
         self.envs.close()
 
     def finish(self) -> dict[str, Any]:
-        save_checkpoint(self.run_dir / "checkpoint.pt", self.payload())
+        """After the last iteration (which wrote the last checkpoint)."""
         self.close()
-        result = {"steps": self.steps, "seconds": round(time.perf_counter() - self.start, 2),
-                  "mean_return": self.stats.mean_return, "success_rate": self.stats.success_rate}
+        result = {"steps": self.steps, "seconds": round(self.elapsed(), 2),
+                  "mean_return": self.stats.mean_return, "success_rate": self.stats.success_rate,
+                  "updates": self.updates,
+                  "first_update_seconds": round(self.first_update_seconds, 3),
+                  "update_ms": (round(1e3 * self.total_update_seconds / self.total_timed_updates,
+                                      3) if self.total_timed_updates else None)}
         if self.evaluator is not None:
             result["best_eval_return"] = self.evaluator.best
         write_json(self.run_dir / "run.json",

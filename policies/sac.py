@@ -26,8 +26,6 @@ from policies.core import (
     DeterministicPolicy,
     RunningNormalizer,
     VectorEnvFactory,
-    check_continuous_actions,
-    record_episodes,
 )
 from policies.offpolicy import Critics, OffPolicyRun, ReplayBuffer, relu_mlp, soft_update
 from policies.records import TrainingProgress, config_of_checkpoint
@@ -128,19 +126,16 @@ class SACAgent(nn.Module):
 
 
 def train(make_envs: VectorEnvFactory, config: SACConfig, run_dir: Path,
-          metadata: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
+          metadata: dict[str, Any] | None = None, progress: bool = True,
+          resume: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train SAC; write checkpoint.pt, best.pt, metrics.csv, episodes.jsonl and run.json into
-    `run_dir`."""
+    `run_dir`. `resume`: a checkpoint of this run to continue exactly where it was written."""
     torch.set_num_threads(config.torch_threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    run_dir.mkdir(parents=True, exist_ok=True)
-
-    envs = record_episodes(make_envs(config.num_envs))
-    check_continuous_actions(envs.single_action_space, "SAC")
-    envs.action_space.seed(config.seed)
-    obs_size = envs.single_observation_space.shape[0]
-    action_size = envs.single_action_space.shape[0]
+    run = OffPolicyRun("sac", config, make_envs, run_dir, metadata,
+                       ["critic_loss", "actor_loss", "alpha_loss", "alpha", "entropy", "q_mean"], resume)
+    envs, obs_size, action_size = run.envs, run.obs_size, run.action_size
     agent = SACAgent(obs_size, action_size, config)
     actor_params, critic_params = parameters_of(agent.actor), parameters_of(agent.critics)
     actor_optimizer = Adam(actor_params, lr=config.actor_learning_rate)
@@ -204,23 +199,18 @@ def train(make_envs: VectorEnvFactory, config: SACConfig, run_dir: Path,
         batch["next_noise"] = torch.randn(config.batch_size, action_size)
         return batch
 
-    # -- logs and checkpoints ------------------------------------------------------------------
-    run = OffPolicyRun("sac", config, envs, make_envs, run_dir, metadata,
-                       ["critic_loss", "actor_loss", "alpha_loss", "alpha", "entropy", "q_mean"],
-                       lambda: {"agent": agent.state_dict(),
-                                "optimizers": {"actor": actor_optimizer.state_dict(),
-                                               "critic": critic_optimizer.state_dict(),
-                                               "alpha": alpha_optimizer.state_dict()}})
+    # What a checkpoint holds, to resume exactly.
+    run.keep(agent, {"actor": actor_optimizer, "critic": critic_optimizer,
+                     "alpha": alpha_optimizer}, buffer, rng)
 
     # -- the training loop ---------------------------------------------------------------------
     updates = (run.vector_steps - config.learning_starts // config.num_envs) \
         // config.train_freq * config.gradient_steps
     learn = compile_update(update, should_compile(config.compile, updates))
-    obs, info = envs.reset(seed=config.seed)
-    run.episodes.begin(info)
+    obs = run.begin(config.seed)
     with TrainingProgress(run.vector_steps * config.num_envs, "SAC",
                           enabled=progress) as bar:
-        for iteration in range(1, run.vector_steps + 1):
+        for iteration in range(run.first_iteration, run.vector_steps + 1):
             # Act: uniformly random until learning starts, then a sample of the policy.
             obs = np.asarray(obs, dtype=np.float32)
             if config.normalize_obs:
@@ -240,9 +230,9 @@ def train(make_envs: VectorEnvFactory, config: SACConfig, run_dir: Path,
             # Learn.
             if run.steps >= config.learning_starts and iteration % config.train_freq == 0:
                 for _ in range(config.gradient_steps):
-                    run.learned(learn(sample()))
+                    run.learn(lambda: learn(sample()))
 
-            run.after_iteration(iteration, agent.deterministic_policy, bar)
+            run.after_iteration(iteration, obs, agent.deterministic_policy, bar)
     return run.finish()
 
 

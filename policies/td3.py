@@ -25,8 +25,6 @@ from policies.core import (
     DeterministicPolicy,
     RunningNormalizer,
     VectorEnvFactory,
-    check_continuous_actions,
-    record_episodes,
 )
 from policies.offpolicy import (
     Critics,
@@ -114,21 +112,18 @@ class TD3Agent(nn.Module):
 
 
 def train(make_envs: VectorEnvFactory, config: TD3Config, run_dir: Path,
-          metadata: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
+          metadata: dict[str, Any] | None = None, progress: bool = True,
+          resume: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train TD3; write checkpoint.pt, best.pt, metrics.csv, episodes.jsonl and run.json into
-    `run_dir`."""
+    `run_dir`. `resume`: a checkpoint of this run to continue exactly where it was written."""
     if config.policy_delay < 1:
         raise ValueError(f"policy_delay must be >= 1, got {config.policy_delay}")
     torch.set_num_threads(config.torch_threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    run_dir.mkdir(parents=True, exist_ok=True)
-
-    envs = record_episodes(make_envs(config.num_envs))
-    check_continuous_actions(envs.single_action_space, "TD3")
-    envs.action_space.seed(config.seed)
-    obs_size = envs.single_observation_space.shape[0]
-    action_size = envs.single_action_space.shape[0]
+    run = OffPolicyRun("td3", config, make_envs, run_dir, metadata,
+                       ["critic_loss", "actor_loss"], resume)
+    envs, obs_size, action_size = run.envs, run.obs_size, run.action_size
     agent = TD3Agent(obs_size, action_size, config)
     actor_params, critic_params = parameters_of(agent.actor), parameters_of(agent.critics)
     actor_optimizer = Adam(actor_params, lr=config.actor_learning_rate)
@@ -185,12 +180,8 @@ def train(make_envs: VectorEnvFactory, config: TD3Config, run_dir: Path,
                                                                           action_size)
         return batch
 
-    # -- logs and checkpoints ------------------------------------------------------------------
-    run = OffPolicyRun("td3", config, envs, make_envs, run_dir, metadata,
-                       ["critic_loss", "actor_loss"],
-                       lambda: {"agent": agent.state_dict(),
-                                "optimizers": {"actor": actor_optimizer.state_dict(),
-                                               "critic": critic_optimizer.state_dict()}})
+    # What a checkpoint holds, to resume exactly.
+    run.keep(agent, {"actor": actor_optimizer, "critic": critic_optimizer}, buffer, rng, noise)
 
     # -- the training loop ---------------------------------------------------------------------
     updates = (run.vector_steps - config.learning_starts // config.num_envs) \
@@ -198,11 +189,18 @@ def train(make_envs: VectorEnvFactory, config: TD3Config, run_dir: Path,
     compiled = should_compile(config.compile, updates)
     learn_critics = compile_update(critic_update, compiled)
     learn_actor = compile_update(actor_update, compiled)
-    obs, info = envs.reset(seed=config.seed)
-    run.episodes.begin(info)
+
+    def learn() -> dict[str, torch.Tensor]:
+        batch = sample()
+        losses = learn_critics(batch)
+        if (run.updates + 1) % config.policy_delay == 0:
+            losses |= learn_actor(batch)
+        return losses
+
+    obs = run.begin(config.seed)
     with TrainingProgress(run.vector_steps * config.num_envs, "TD3",
                           enabled=progress) as bar:
-        for iteration in range(1, run.vector_steps + 1):
+        for iteration in range(run.first_iteration, run.vector_steps + 1):
             # Act: uniformly random until learning starts, then the actor plus exploration noise.
             obs = np.asarray(obs, dtype=np.float32)
             if config.normalize_obs:
@@ -222,13 +220,9 @@ def train(make_envs: VectorEnvFactory, config: TD3Config, run_dir: Path,
             # Learn.
             if run.steps >= config.learning_starts and iteration % config.train_freq == 0:
                 for _ in range(config.gradient_steps):
-                    batch = sample()
-                    losses = learn_critics(batch)
-                    if (run.updates + 1) % config.policy_delay == 0:
-                        losses |= learn_actor(batch)
-                    run.learned(losses)
+                    run.learn(learn)
 
-            run.after_iteration(iteration, agent.deterministic_policy, bar)
+            run.after_iteration(iteration, obs, agent.deterministic_policy, bar)
     return run.finish()
 
 

@@ -12,6 +12,7 @@ import torch
 
 from deploy.export import export
 from deploy.onnx_policy import OnnxPolicy
+from policies.algorithms import algorithm_by_name
 from policies.ppo import PPOConfig, train
 from randomization.config import load_config
 from sim.registration import make_vector_env
@@ -39,7 +40,7 @@ def factory(n: int) -> gym.vector.VectorEnv:
 
 CONFIG = dict(total_steps=6 * 4 * 32, num_envs=4, rollout_steps=32, epochs=2, minibatch_size=64,
               hidden_sizes=(32, 32), checkpoint_every=2, eval_every=2, eval_episodes=3)
-TIMELESS = {"seconds", "steps_per_second"}
+TIMELESS = {"seconds", "steps_per_second", "update_ms"}
 
 
 def metrics(run_dir) -> list[dict]:
@@ -70,6 +71,43 @@ def test_crash_and_resume_gives_the_uninterrupted_learning_curve(tmp_path) -> No
     final = [torch.load(tmp_path / run / "checkpoint.pt", weights_only=False)["agent"]
              for run in ("whole", "cut")]
     assert all(torch.equal(final[0][k], final[1][k]) for k in final[0])
+
+
+OFF_POLICY = dict(total_steps=4 * 100, num_envs=4, learning_starts=100, batch_size=32,
+                  hidden_sizes=(32, 32), log_every=40, checkpoint_every=200, eval_every=200,
+                  eval_episodes=3, compile="never")
+
+
+@pytest.mark.parametrize(("algo", "changes"), [
+    ("sac", {}), ("td3", {"exploration_noise": "ornstein_uhlenbeck"}), ("ddpg", {})])
+def test_off_policy_crash_and_resume_gives_the_uninterrupted_learning_curve(
+        tmp_path, algo, changes) -> None:
+    """The replay buffer, the generators, the exploration noise's state and the envs
+    mid-episode all come back: the resumed run is the uninterrupted one, digit for digit."""
+    algorithm = algorithm_by_name(algo)
+    config = algorithm.config(**OFF_POLICY, **changes)
+    metadata = {"env_id": REACH, "randomization": load_config("default", "so_arm").to_dict()}
+    CRASH.update(after_steps=None, steps=0)
+    algorithm.train(factory, config, tmp_path / "whole", metadata, progress=False)
+
+    CRASH.update(after_steps=70, steps=0)  # 280 env steps: after the checkpoint at 200
+    with pytest.raises(KeyboardInterrupt):
+        algorithm.train(factory, config, tmp_path / "cut", metadata, progress=False)
+    checkpoint = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)
+    assert checkpoint["steps"] == 200 and len(checkpoint["resume"]["buffer"]["obs"]) == 200
+    CRASH.update(after_steps=None)
+    algorithm.train(factory, config, tmp_path / "cut", metadata, progress=False,
+                    resume=checkpoint)
+
+    whole, resumed = metrics(tmp_path / "whole"), metrics(tmp_path / "cut")
+    assert len(whole) == 10 and whole == resumed
+    episodes = [(tmp_path / run / "episodes.jsonl").read_text() for run in ("whole", "cut")]
+    assert episodes[0] == episodes[1]
+    final = [torch.load(tmp_path / run / "checkpoint.pt", weights_only=False)
+             for run in ("whole", "cut")]
+    assert all(torch.equal(final[0]["agent"][k], final[1]["agent"][k]) for k in final[0]["agent"])
+    # One update a vector step from step 100 (vector step 25) to 400 (vector step 100).
+    assert final[1]["resume"]["updates"] == final[0]["resume"]["updates"] == 76
 
 
 def test_evaluation_keeps_the_best_model_and_logs_to_tensorboard(tmp_path) -> None:
