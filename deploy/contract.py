@@ -35,12 +35,24 @@ class Contract:
     randomization: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     weights_sha256: str = ""
+    image_shape: list[int] | None = None
+    """(height, width, channels) of the uint8 camera image a pixel policy takes as graph input
+    `pixels` (beside `obs`, the state, unless observation_size is 0); None: the state alone."""
     input_name: str = "obs"
     output_name: str = "actions"
     format: str = FORMAT
 
     def to_json(self) -> str:
-        return json.dumps(self.__dict__, sort_keys=True)
+        # A state-only contract reads exactly as it did before pixel policies existed.
+        fields = {k: v for k, v in self.__dict__.items() if k != "image_shape" or v is not None}
+        return json.dumps(fields, sort_keys=True)
+
+    @property
+    def input_names(self) -> list[str]:
+        """The graph's inputs in order: `pixels` first for a pixel policy, then the state."""
+        if self.image_shape is None:
+            return [self.input_name]
+        return ["pixels"] + ([self.input_name] if self.observation_size else [])
 
     @classmethod
     def from_json(cls, text: str) -> Contract:

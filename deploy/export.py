@@ -1,6 +1,8 @@
 """Export a trained run to ONNX: the normalizer and the deterministic actor in one graph (input
 `obs`, output `actions`), the contract in the metadata, and a parity check of onnxruntime against
-torch on observations from the env. Runs on the training machine (torch, onnx, MuJoCo).
+torch on observations from the env. A pixel policy's graph also holds its CNN encoder and takes
+the camera image as input `pixels` (uint8, N x H x W x 3) before `obs`, the state.
+Runs on the training machine (torch, onnx, MuJoCo).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 from deploy.contract import METADATA_KEY, Contract
 from deploy.onnx_policy import OnnxPolicy
 from policies.algorithms import algorithm_by_name
+from policies.encoders import policy_inputs, stack_observations
 from policies.records import atomic_write_bytes, package_versions
 
 OPSET = 17
@@ -66,7 +69,13 @@ def build_contract(checkpoint: dict, env) -> Contract:
         randomization=_trained_under(metadata),
         versions=package_versions(),
         weights_sha256=weights.hexdigest(),
+        image_shape=_image_shape(checkpoint),
     )
+
+
+def _image_shape(checkpoint: dict) -> list[int] | None:
+    shape = checkpoint.get("image_shape")
+    return [int(n) for n in shape] if shape is not None else None
 
 
 def _trained_under(metadata: dict) -> dict:
@@ -84,21 +93,25 @@ def _trained_under(metadata: dict) -> dict:
     return randomization
 
 
-def sample_observations(env, policy: torch.nn.Module, count: int, seed: int = 0) -> np.ndarray:
+def sample_observations(env, policy: torch.nn.Module, count: int,
+                        seed: int = 0) -> np.ndarray | dict[str, np.ndarray]:
     """Observations the policy really meets: its own rollouts, with a third of the actions
-    random so the states spread beyond its usual path."""
+    random so the states spread beyond its usual path. A batch: (count, size), or for pixel
+    observations a Dict of batches."""
     rng = np.random.default_rng(seed)
     observations = []
     obs, _ = env.reset(seed=seed)
     while len(observations) < count:
         observations.append(obs)
         with torch.no_grad():
-            action = policy(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
+            action = policy(*policy_inputs(stack_observations([obs])))[0].numpy()
         if rng.random() < 1 / 3:
             action = env.action_space.sample()
         obs, _, terminated, truncated, _ = env.step(action)
         if terminated or truncated:
             obs, _ = env.reset()
+    if isinstance(obs, dict):
+        return stack_observations(observations)
     return np.asarray(observations, dtype=np.float32)
 
 
@@ -112,14 +125,24 @@ def export(run_dir: Path, out: Path | None = None, check_count: int = 1000,
     env_id = checkpoint.get("metadata", {}).get("env_id") or info.get("env_id")
     if not env_id:
         raise ValueError(f"{run_dir}: the checkpoint does not say which env it was trained on")
-    env = make_env(env_id)
+    image_shape = _image_shape(checkpoint)
+    if image_shape is not None and (image_shape[0] != image_shape[1] or image_shape[2] != 3):
+        raise ValueError(f"{run_dir}: the policy takes images {image_shape}; export renders the "
+                         "env's camera with make_env(env_id, pixels=N), square RGB images only")
+    env = make_env(env_id, pixels=image_shape[0] if image_shape else None)
     contract = build_contract(checkpoint, env)
     out = out or run_dir / "policy.onnx"
 
-    dummy = torch.zeros(1, contract.observation_size)
+    dummy = (torch.zeros(1, contract.observation_size),)
+    if image_shape is not None:
+        # uint8 in the graph: the robot feeds the camera image as it comes.
+        pixels = torch.zeros(1, *image_shape, dtype=torch.uint8)
+        dummy = (pixels, *dummy) if contract.observation_size else (pixels,)
+    names = contract.input_names
     buffer = io.BytesIO()
-    torch.onnx.export(policy, (dummy,), buffer, input_names=["obs"], output_names=["actions"],
-                      dynamic_axes={"obs": {0: "batch"}, "actions": {0: "batch"}},
+    torch.onnx.export(policy, dummy, buffer, input_names=names, output_names=["actions"],
+                      dynamic_axes={**{name: {0: "batch"} for name in names},
+                                    "actions": {0: "batch"}},
                       opset_version=OPSET, dynamo=False)
     model = onnx.load_from_string(buffer.getvalue())
     model.doc_string = f"sim2real {contract.algorithm} policy for {contract.env_id}"
@@ -133,7 +156,7 @@ def export(run_dir: Path, out: Path | None = None, check_count: int = 1000,
     observations = sample_observations(env, policy, check_count)
     env.close()
     with torch.no_grad():
-        expected = policy(torch.as_tensor(observations)).numpy()
+        expected = policy(*policy_inputs(observations)).numpy()
     actual = OnnxPolicy(out)(observations)
     error = float(np.max(np.abs(actual - expected)))
     if not error <= TOLERANCE:

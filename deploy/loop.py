@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from deploy.contract import ContractError
 from deploy.onnx_policy import OnnxPolicy
 from hardware.robot import Robot
 from sim.catalog import make_task
@@ -82,6 +83,9 @@ def run(policy: OnnxPolicy, robot: Robot, seconds: float, max_episodes: int | No
     folded against its limits, a start no episode should be judged from.
     """
     contract = policy.contract
+    if contract.image_shape is not None:
+        raise ContractError(f"{policy.path} sees camera images {contract.image_shape}; this loop "
+                            "feeds the robot's state only (no camera yet), refusing to move")
     contract.check(robot.spec)
     task = make_task(contract.task["name"], robot.spec, contract.task["config"])
     if task.observation_size != contract.observation_size or task.action_size != contract.action_size:

@@ -5,6 +5,7 @@ Runs on the robot's computer: numpy and onnxruntime only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ class OnnxPolicy:
     Example:
         >>> policy = OnnxPolicy("runs/demo/policy.onnx")
         >>> action = policy(np.zeros(policy.contract.observation_size, np.float32))
+        >>> # a pixel policy takes the env's Dict observation:
+        >>> action = pixel_policy({"pixels": image_uint8_hw3, "state": state})
     """
 
     def __init__(self, path: str | Path, threads: int = 1) -> None:
@@ -40,22 +43,61 @@ class OnnxPolicy:
                                 "with `sim2real export RUN_DIR`")
         self.contract = Contract.from_json(metadata[METADATA_KEY])
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if [i.name for i in inputs] != [self.contract.input_name] or [
+        expected = self.contract.input_names
+        if [i.name for i in inputs] != expected or [
             o.name for o in outputs
         ] != [self.contract.output_name]:
             raise ContractError(f"{path}: graph inputs/outputs {[i.name for i in inputs]} -> "
                                 f"{[o.name for o in outputs]} do not match the contract's "
-                                f"{self.contract.input_name!r} -> {self.contract.output_name!r}")
-        if inputs[0].shape[-1] != self.contract.observation_size:
-            raise ContractError(f"{path}: the graph takes {inputs[0].shape[-1]} observations, the "
-                                f"contract says {self.contract.observation_size}")
+                                f"{', '.join(map(repr, expected))} -> "
+                                f"{self.contract.output_name!r}")
+        shapes = {i.name: i.shape for i in inputs}
+        if self.contract.input_name in shapes and (
+                shapes[self.contract.input_name][-1] != self.contract.observation_size):
+            raise ContractError(f"{path}: the graph takes {shapes[self.contract.input_name][-1]} "
+                                f"observations, the contract says {self.contract.observation_size}")
+        self.image_shape = (tuple(self.contract.image_shape)
+                            if self.contract.image_shape is not None else None)
+        if self.image_shape is not None and tuple(shapes["pixels"][1:]) != self.image_shape:
+            raise ContractError(f"{path}: the graph takes images {shapes['pixels'][1:]}, the "
+                                f"contract says {list(self.image_shape)}")
         self.path = path
         self._input = self.contract.input_name
 
-    def __call__(self, observation: np.ndarray) -> np.ndarray:
-        """One observation (size,) -> one action (size,); a batch (n, size) -> (n, actions)."""
+    def __call__(self, observation: np.ndarray | Mapping[str, np.ndarray]) -> np.ndarray:
+        """One observation (size,) -> one action (size,); a batch (n, size) -> (n, actions).
+        A pixel policy takes the env's Dict {"pixels": uint8 (H, W, 3) or (n, H, W, 3),
+        "state": (size,) or (n, size)}."""
+        if self.image_shape is not None:
+            return self._call_with_pixels(observation)
+        if isinstance(observation, Mapping):
+            raise ValueError(f"{self.path} takes a flat observation of "
+                             f"{self.contract.observation_size} numbers, not a Dict "
+                             f"{list(observation)}")
         obs = np.asarray(observation, dtype=np.float32)
         single = obs.ndim == 1
         batch = obs[None] if single else obs
         actions = self.session.run(None, {self._input: batch})[0]
+        return actions[0] if single else actions
+
+    def _call_with_pixels(self, observation: Mapping[str, np.ndarray]) -> np.ndarray:
+        if not isinstance(observation, Mapping) or "pixels" not in observation:
+            raise ValueError(f"{self.path} is a pixel policy: give it a Dict with 'pixels' "
+                             f"{list(self.image_shape)} uint8"
+                             + (" and 'state'" if self.contract.observation_size else ""))
+        pixels = np.asarray(observation["pixels"])
+        if pixels.dtype != np.uint8:
+            # Refuse rather than cast: an image on 0-1 cast to uint8 would be black.
+            raise ValueError(f"pixels must be uint8 on 0-255 as the camera gives them, got "
+                             f"{pixels.dtype}; convert an image on 0-1 with "
+                             "(image * 255).round().astype(np.uint8)")
+        single = pixels.ndim == len(self.image_shape)
+        feed = {"pixels": pixels[None] if single else pixels}
+        if self.contract.observation_size:
+            if "state" not in observation:
+                raise ValueError(f"{self.path} also takes the state "
+                                 f"({self.contract.observation_size} numbers) under 'state'")
+            state = np.asarray(observation["state"], dtype=np.float32)
+            feed[self._input] = state[None] if single else state
+        actions = self.session.run(None, feed)[0]
         return actions[0] if single else actions

@@ -10,6 +10,7 @@ Images enter every module as the camera gives them (uint8, channels last) and ar
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -76,6 +77,13 @@ def policy_inputs(observation: np.ndarray | Mapping[str, np.ndarray]) -> tuple[t
     return pixels, torch.as_tensor(np.asarray(observation["state"]), dtype=torch.float32)
 
 
+def stack_observations(observations: list[Any]) -> np.ndarray | dict[str, np.ndarray]:
+    """One batch of single observations (e.g. info["final_obs"]), flat or Dict."""
+    if isinstance(observations[0], Mapping):
+        return {key: np.stack([o[key] for o in observations]) for key in observations[0]}
+    return np.stack(observations)
+
+
 class ImageEncoder(nn.Module):
     """A batch of images (N, H, W, C), uint8 (or float on 0-255) as cameras give them ->
     (N, features) in [-1, 1].
@@ -91,7 +99,7 @@ class ImageEncoder(nn.Module):
         height, width, channels = image_shape
         if min(height, width) < MIN_IMAGE_SIZE or channels < 1:
             raise ValueError(f"image shape {tuple(image_shape)} is too small for the CNN encoder;"
-                             f" it needs (H, W, C) with H, W >= {MIN_IMAGE_SIZE}")
+                             f" it needs (H, W, C) of at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}")
         if features < 1:
             raise ValueError(f"features must be >= 1, got {features}")
         self.image_shape = (int(height), int(width), int(channels))
@@ -113,7 +121,9 @@ class ImageEncoder(nn.Module):
         self.features = features
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        if pixels.dim() != 4 or tuple(pixels.shape[1:]) != self.image_shape:
+        # (Not while tracing for ONNX export: there shapes are tensors and the check a warning.)
+        if not torch.jit.is_tracing() and (pixels.dim() != 4
+                                           or tuple(pixels.shape[1:]) != self.image_shape):
             raise ValueError(f"expected a batch of images (N, {', '.join(map(str, self.image_shape))})"
                              f", got shape {tuple(pixels.shape)}; add a batch axis with "
                              "pixels[None] for one image")

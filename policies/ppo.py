@@ -26,7 +26,12 @@ from policies.core import (
     mlp,
     record_episodes,
 )
-from policies.encoders import PixelPolicy, PixelStateEncoder, observation_layout
+from policies.encoders import (
+    PixelPolicy,
+    PixelStateEncoder,
+    observation_layout,
+    stack_observations,
+)
 from policies.records import (
     EpisodeLog,
     EpisodeStats,
@@ -114,11 +119,11 @@ class ActorCritic(nn.Module):
         """What actor and critic see: the normalized observation, or the encoder's features."""
         return norm_obs if self.encoder is None else self.encoder.join(pixels, norm_obs)
 
-    def distribution(self, norm_obs: torch.Tensor) -> torch.distributions.Normal:
-        return torch.distributions.Normal(self.actor(norm_obs), self.log_std.exp())
+    def distribution(self, features: torch.Tensor) -> torch.distributions.Normal:
+        return torch.distributions.Normal(self.actor(features), self.log_std.exp())
 
-    def value(self, norm_obs: torch.Tensor) -> torch.Tensor:
-        return self.critic(norm_obs).squeeze(-1)
+    def value(self, features: torch.Tensor) -> torch.Tensor:
+        return self.critic(features).squeeze(-1)
 
     def deterministic_policy(self) -> DeterministicPolicy | PixelPolicy:
         if self.encoder is not None:
@@ -133,13 +138,6 @@ def split_observation(obs: Any, state_size: int) -> tuple[np.ndarray | None, np.
     pixels = np.asarray(obs["pixels"])
     state = obs["state"] if state_size else np.zeros((len(pixels), 0))
     return pixels, np.asarray(state, dtype=np.float32)
-
-
-def stack_observations(observations: list[Any]) -> Any:
-    """One batch of single observations (e.g. info["final_obs"]), flat or Dict."""
-    if isinstance(observations[0], dict):
-        return {key: np.stack([o[key] for o in observations]) for key in observations[0]}
-    return np.stack(observations)
 
 
 def compute_gae(rewards: np.ndarray, values: np.ndarray, ends: np.ndarray, next_value: np.ndarray,
@@ -196,8 +194,9 @@ def train(make_envs: VectorEnvFactory, config: PPOConfig, run_dir: Path,
     logp_buf, rew_buf, end_buf, val_buf = (np.zeros(shape, np.float32) for _ in range(4))
 
     run_info = {"algo": "ppo", "config": asdict(config), "obs_size": obs_size,
-                "image_shape": image_shape, "action_size": action_size, "versions": package_versions(), **(metadata or {}),
-                "status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                "image_shape": image_shape, "action_size": action_size,
+                "versions": package_versions(), **(metadata or {}), "status": "running",
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     write_json(run_dir / "run.json", run_info)
     if resume is not None:
         truncate_logs(run_dir, resume["steps"])
@@ -214,8 +213,8 @@ def train(make_envs: VectorEnvFactory, config: PPOConfig, run_dir: Path,
 
     def payload() -> dict[str, Any]:
         return {"algo": "ppo", "config": asdict(config), "obs_size": obs_size,
-                "image_shape": image_shape, "action_size": action_size, "steps": steps, "agent": agent.state_dict(),
-                "optimizer": optimizer.state_dict(),
+                "image_shape": image_shape, "action_size": action_size, "steps": steps,
+                "agent": agent.state_dict(), "optimizer": optimizer.state_dict(),
                 "metadata": {**(metadata or {}), "env_at_checkpoint": env_log_row(envs)}}
 
     def checkpoint() -> None:

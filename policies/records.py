@@ -22,6 +22,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from torch import nn
 
 from policies.core import VectorEnvFactory
+from policies.encoders import policy_inputs
 
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
@@ -152,7 +153,7 @@ class Evaluator:
         done = np.zeros(self.episodes, dtype=bool)
         while not done.all():
             with torch.no_grad():
-                action = policy(torch.as_tensor(np.asarray(obs), dtype=torch.float32)).numpy()
+                action = policy(*policy_inputs(obs)).numpy()
             obs, reward, terminated, truncated, info = envs.step(action)
             returns += np.where(done, 0.0, reward)
             ended = (terminated | truncated) & ~done

@@ -40,13 +40,27 @@ class PixelObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
             model.vis.global_.offheight = max(height, model.vis.global_.offheight)
         self.camera = camera
         self.with_state = with_state
-        self.renderer = mujoco.Renderer(model, height, width)
-        self.renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = shadows
-        self.renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = reflections
+        self.renderer = self._make_renderer()
         pixels = gym.spaces.Box(0, 255, (height, width, 3), np.uint8)
         self.observation_space = (gym.spaces.Dict({"pixels": pixels,
                                                    "state": env.observation_space})
                                   if with_state else pixels)
+
+    def _make_renderer(self) -> mujoco.Renderer:
+        args = self._saved_kwargs
+        renderer = mujoco.Renderer(self.env.unwrapped.model, args["height"], args["width"])
+        renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = args["shadows"]
+        renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = args["reflections"]
+        return renderer
+
+    def __getstate__(self) -> dict:
+        # A GL context cannot be pickled, and a training checkpoint pickles the running envs:
+        # leave the renderer out and make a new one on unpickling.
+        return {key: value for key, value in self.__dict__.items() if key != "renderer"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.renderer = self._make_renderer()
 
     def render_camera(self) -> np.ndarray:
         # Visual randomization below this wrapper (randomization/visual.py), found by duck

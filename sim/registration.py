@@ -125,18 +125,22 @@ def make_env(env_id: str, randomization: str | Path | None = None, pixels: int |
 
 
 def make_vector_env(env_id: str, num_envs: int, randomization: str | Path | None = None,
-                    mode: str = "auto") -> gym.vector.VectorEnv:
+                    mode: str = "auto", pixels: int | None = None) -> gym.vector.VectorEnv:
     """`num_envs` copies of `env_id` that reset a finished copy in the same step.
 
     mode: "batch" (ours only: one process, task functions on the whole batch), "sync" (copies
     stepped in turn by gymnasium), "async" (one subprocess per copy), or "auto": batch for our
-    envs, sync otherwise. benchmarks/sim_throughput.py measures which is faster here.
+    envs, sync otherwise (and for pixels). benchmarks/sim_throughput.py measures which is faster
+    here. `pixels`: camera images beside the state, as in `make_env`.
     """
     check_env_id(env_id)
     if mode == "auto":
-        mode = "batch" if env_id in OUR_ENVS else "sync"
+        mode = "batch" if env_id in OUR_ENVS and pixels is None else "sync"
     same_step = gym.vector.AutoresetMode.SAME_STEP
     if mode == "batch":
+        if pixels is not None:
+            raise ValueError("the batch vector env renders no camera images; use mode 'sync' or "
+                             "'async' (or 'auto') with pixels")
         if env_id not in OUR_ENVS:
             raise ValueError(f"the batch vector env runs our envs only ({', '.join(OUR_ENVS)}); "
                              f"use mode 'sync' or 'async' for {env_id!r}")
@@ -148,7 +152,7 @@ def make_vector_env(env_id: str, num_envs: int, randomization: str | Path | None
 
             config = load_config(randomization, robot_of(env_id))
         return BatchRobotEnv(num_envs, randomization=config, **OUR_ENVS[env_id])
-    factory = functools.partial(make_env, env_id, randomization)
+    factory = functools.partial(make_env, env_id, randomization, pixels)
     if mode == "sync":
         return gym.vector.SyncVectorEnv([factory] * num_envs, autoreset_mode=same_step)
     if mode == "async":

@@ -29,9 +29,10 @@ def _prepare_run_dir(out: Path, overwrite: bool) -> None:
 
 def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
               randomization: str | None, overwrite: bool = False, progress: bool = True,
-              overrides: dict | None = None) -> dict:
+              overrides: dict | None = None, pixels: int | None = None) -> dict:
     """Train `algo` on `env_id` into `out`; the shared path of `train` and `demo`. Settings:
-    the algorithm's defaults, then those tuned for this env, then `overrides`."""
+    the algorithm's defaults, then those tuned for this env, then `overrides`. `pixels`: observe
+    `pixels` x `pixels` camera images beside the state (PPO only)."""
     import yaml
 
     from policies.algorithms import algorithm_by_name
@@ -45,6 +46,19 @@ def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
     algorithm = algorithm_by_name(algo)
     if steps <= 0:
         raise ValueError(f"--steps must be a positive number of env steps, got {steps}")
+    if pixels is not None:
+        from policies.encoders import MIN_IMAGE_SIZE
+        from sim.registration import OUR_ENVS
+
+        if algo != "ppo":
+            raise ValueError(f"--pixels trains from camera images with ppo only; {algo} takes "
+                             "the state vector (drop --pixels or use --algo ppo)")
+        if env_id not in OUR_ENVS:
+            raise ValueError(f"--pixels renders our robots' cameras; {env_id!r} is not one of "
+                             f"ours ({', '.join(OUR_ENVS)})")
+        if pixels < MIN_IMAGE_SIZE:
+            raise ValueError(f"--pixels {pixels} is too small for the CNN encoder; use at least "
+                             f"{MIN_IMAGE_SIZE} (84 is the usual size)")
     config_fields = algorithm.config.__dataclass_fields__
     unknown = set(overrides or {}) - set(config_fields)
     if unknown:
@@ -55,12 +69,15 @@ def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
     config = algorithm.config(total_steps=steps, seed=seed, **settings)
     metadata = {"env_id": env_id, "randomization":
                 randomization_config.to_dict() if randomization_config else {}}
+    if pixels is not None:
+        metadata["pixels"] = pixels
     if randomization_config is not None:
         # The ranges trained under, in the schema a user can edit and train with again.
         atomic_write_bytes(out / "randomization.yaml", yaml.safe_dump(
             randomization_config.to_dict(), sort_keys=False).encode())
-    result = algorithm.train(lambda n: make_vector_env(env_id, n, randomization_config), config,
-                             out, metadata=metadata, progress=progress)
+    result = algorithm.train(
+        lambda n: make_vector_env(env_id, n, randomization_config, pixels=pixels), config, out,
+        metadata=metadata, progress=progress)
     plot_learning_curve(out / "metrics.csv", out / "learning_curve.png")
     if randomization_config is not None and randomization_config.adr:
         from randomization.adr_plot import plot_adr_ranges
@@ -105,8 +122,10 @@ def resume_run(run_dir: Path, steps: int | None = None, env_id: str | None = Non
     metadata.pop("env_at_checkpoint", None)
     randomization = (RandomizationConfig.from_dict(metadata["randomization"])
                      if metadata.get("randomization") else None)
-    result = algorithm.train(lambda n: make_vector_env(trained_on, n, randomization), config,
-                             run_dir, metadata=metadata, progress=progress, resume=checkpoint)
+    pixels = metadata.get("pixels")
+    result = algorithm.train(lambda n: make_vector_env(trained_on, n, randomization, pixels=pixels),
+                             config, run_dir, metadata=metadata, progress=progress,
+                             resume=checkpoint)
     plot_learning_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png")
     return result
 
@@ -125,32 +144,35 @@ def evaluate_policy(source: Path, env_id: str | None, episodes: int, seed: int =
 
         policy = OnnxPolicy(source)
         trained_on = policy.contract.env_id
+        image_shape = policy.contract.image_shape
         act = policy
     else:
         import torch
 
         from deploy.export import load_run
         from policies.algorithms import algorithm_by_name
+        from policies.encoders import policy_inputs, stack_observations
 
         checkpoint, _ = load_run(source)
         trained_on = checkpoint.get("metadata", {}).get("env_id")
+        image_shape = checkpoint.get("image_shape")
         network = algorithm_by_name(checkpoint["algo"]).load_policy(checkpoint)
 
-        def act(obs: np.ndarray) -> np.ndarray:
+        def act(obs: np.ndarray | dict) -> np.ndarray:
             with torch.no_grad():
-                return network(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
+                return network(*policy_inputs(stack_observations([obs])))[0].numpy()
 
     env_id = env_id or trained_on
     if env_id is None:
         raise ValueError(f"{source} does not say which env it was trained on; give --env")
     check_env_id(env_id)
-    env = make_env(env_id)
+    env = make_env(env_id, pixels=image_shape[0] if image_shape else None)
     returns, lengths, successes = [], [], []
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)
         total, length, info = 0.0, 0, {}
         while True:
-            obs, reward, terminated, truncated, info = env.step(act(np.asarray(obs)))
+            obs, reward, terminated, truncated, info = env.step(act(obs))
             total, length = total + float(reward), length + 1
             if terminated or truncated:
                 break
@@ -221,7 +243,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     overrides = json.loads(args.set) if args.set else None
     algo = args.algo or "ppo"
     result = train_run(args.env, algo, args.steps, args.seed, Path(args.out),
-                       args.randomization, args.overwrite, not args.quiet, overrides)
+                       args.randomization, args.overwrite, not args.quiet, overrides, args.pixels)
     print(f"trained {algo} on {args.env}: {result['steps']} steps in {result['seconds']:.1f} s, "
           f"recent return {result['mean_return']:.2f} -> {args.out} (learning_curve.png)")
 
@@ -295,6 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue this run from its checkpoint, exactly (--steps extends it)")
     train.add_argument("--randomization", default=None,
                        help="preset name (none, default) or YAML file of domain randomization")
+    train.add_argument("--pixels", type=int, default=None, metavar="N",
+                       help="observe N x N camera images beside the state, through a CNN "
+                            "(ppo, our envs; e.g. 84)")
     train.add_argument("--set", default=None,
                        help='algorithm settings as JSON, e.g. \'{"num_envs": 8}\'')
     train.add_argument("--overwrite", action="store_true", help="replace an existing run dir")

@@ -19,8 +19,8 @@ def test_adam_matches_torch_optim_adam() -> None:
     reference = torch.optim.Adam(theirs.parameters(), lr=1e-2)
     for _ in range(10):  # later, near the optimum, float rounding of tiny gradients shows
         x = torch.randn(16, 5)
-        grads = torch.func.grad(lambda p: torch.func.functional_call(ours, p, (x,)).square()
-                                .mean())(parameters_of(ours))
+        grads = torch.func.grad(lambda p, x=x: torch.func.functional_call(ours, p, (x,))
+                                .square().mean())(parameters_of(ours))
         adam.step(grads)
         reference.zero_grad()
         theirs(x).square().mean().backward()
