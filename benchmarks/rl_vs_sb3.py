@@ -39,6 +39,20 @@ CASES: dict[tuple[str, str], dict] = {
         "minibatch_size": 256, "learning_rate": 1e-3, "gamma": 0.95, "gae_lambda": 0.95,
         "clip_coef": 0.2, "hidden_sizes": [128, 128], "initial_log_std": -1.0},
 }
+# Off-policy: Stable-Baselines3's SAC/TD3/DDPG settings, with TD3's 1,000 random steps for all
+# and Gaussian exploration noise 0.1 for TD3 and DDPG (SB3 adds none by default).
+OFF_POLICY = {"batch_size": 256, "hidden_sizes": [256, 256], "gamma": 0.99, "tau": 0.005,
+              "learning_starts": 1_000}
+for _env, _steps in (("InvertedPendulum-v5", 10_000), ("HalfCheetah-v5", 10_000)):
+    CASES[("sac", _env)] = {"steps": _steps, **OFF_POLICY, "learning_rate": 3e-4}
+    CASES[("td3", _env)] = {"steps": _steps, **OFF_POLICY, "learning_rate": 1e-3,
+                            "noise_std": 0.1}
+    CASES[("ddpg", _env)] = {"steps": _steps, **OFF_POLICY, "learning_rate": 1e-3,
+                             "noise_std": 0.1}
+CASES[("sac", "sim2real/ArmReach-v0")] = {"steps": 20_000, **OFF_POLICY, "gamma": 0.95,
+                                          "learning_rate": 3e-4}
+THREADS = 2
+"""torch threads for both libraries (SB3's default on this 2-core machine)."""
 
 
 def evaluate(act, env_id: str) -> tuple[float, float, float | None]:
@@ -72,9 +86,17 @@ def run_ours(algo: str, env_id: str, seed: int, settings: dict, out: Path) -> tu
     algorithm = algorithm_by_name(algo)
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()
               if k != "steps"}
+    if algo != "ppo":
+        rate = fields.pop("learning_rate")
+        fields |= {"actor_learning_rate": rate, "critic_learning_rate": rate,
+                   "torch_threads": THREADS}
+        if algo == "sac":
+            fields["alpha_learning_rate"] = rate
+        else:
+            fields["exploration_noise_std"] = fields.pop("noise_std")
     config = algorithm.config(total_steps=settings["steps"], seed=seed, eval_every=0, **fields)
-    algorithm.train(lambda n: make_vector_env(env_id, n), config, out,
-                    metadata={"env_id": env_id}, progress=False)
+    result = algorithm.train(lambda n: make_vector_env(env_id, n), config, out,
+                             metadata={"env_id": env_id}, progress=False)
     trained = time.time()
     checkpoint = torch.load(out / "checkpoint.pt", weights_only=False)
     policy = algorithm.load_policy(checkpoint)
@@ -83,18 +105,21 @@ def run_ours(algo: str, env_id: str, seed: int, settings: dict, out: Path) -> tu
         with torch.no_grad():
             return policy(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
 
-    return trained, act
+    return trained, act, result.get("update_ms")
 
 
 def run_sb3(algo: str, env_id: str, seed: int, settings: dict, out: Path) -> tuple:
     import numpy as np
     import stable_baselines3 as sb3
+    import torch
+    from stable_baselines3.common.noise import NormalActionNoise
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
     from torch import nn
 
     from sim.registration import make_env
 
-    venv = VecNormalize(DummyVecEnv([lambda: make_env(env_id)] * settings["num_envs"]),
+    torch.set_num_threads(THREADS)
+    venv = VecNormalize(DummyVecEnv([lambda: make_env(env_id)] * settings.get("num_envs", 1)),
                         norm_obs=True, norm_reward=False)
     venv.seed(seed)
     if algo == "ppo":
@@ -109,7 +134,28 @@ def run_sb3(algo: str, env_id: str, seed: int, settings: dict, out: Path) -> tup
                                         "vf": settings["hidden_sizes"]},
                            "activation_fn": nn.Tanh, "log_std_init": settings["initial_log_std"]})
     else:
-        raise ValueError(f"no Stable-Baselines3 mapping for {algo!r} yet")
+        common = dict(buffer_size=1_000_000, learning_starts=settings["learning_starts"],
+                      batch_size=settings["batch_size"], tau=settings["tau"],
+                      gamma=settings["gamma"], learning_rate=settings["learning_rate"],
+                      train_freq=1, gradient_steps=1, seed=seed, device="cpu",
+                      policy_kwargs={"net_arch": settings["hidden_sizes"]})
+        if algo == "sac":
+            model = sb3.SAC("MlpPolicy", venv, **common)
+        else:
+            size = venv.action_space.shape[0]
+            noise = NormalActionNoise(np.zeros(size), settings["noise_std"] * np.ones(size))
+            model = {"td3": sb3.TD3, "ddpg": sb3.DDPG}[algo]("MlpPolicy", venv,
+                                                             action_noise=noise, **common)
+    # Per gradient update: SB3's own train(), timed as it is called during learning.
+    update_seconds: list[float] = []
+    train = model.train
+
+    def timed_train(gradient_steps: int, batch_size: int) -> None:
+        start = time.perf_counter()
+        train(gradient_steps=gradient_steps, batch_size=batch_size)
+        update_seconds.append((time.perf_counter() - start) / gradient_steps)
+
+    model.train = timed_train
     model.learn(total_timesteps=settings["steps"])
     trained = time.time()
     venv.training = False
@@ -118,7 +164,8 @@ def run_sb3(algo: str, env_id: str, seed: int, settings: dict, out: Path) -> tup
         action, _ = model.predict(venv.normalize_obs(obs[None]), deterministic=True)
         return np.clip(action[0], -1.0, 1.0)
 
-    return trained, act
+    update_ms = 1e3 * statistics.mean(update_seconds[1:]) if len(update_seconds) > 1 else None
+    return trained, act, update_ms
 
 
 def one(library: str, algo: str, env_id: str, seed: int, started: float) -> None:
@@ -126,13 +173,13 @@ def one(library: str, algo: str, env_id: str, seed: int, started: float) -> None
     settings = CASES[(algo, env_id)]
     with tempfile.TemporaryDirectory() as tmp:
         runner = run_ours if library == "ours" else run_sb3
-        trained, act = runner(algo, env_id, seed, settings, Path(tmp))
+        trained, act, update_ms = runner(algo, env_id, seed, settings, Path(tmp))
         mean, std, success = evaluate(act, env_id)
     seconds = trained - started
     print(json.dumps({"library": library, "algo": algo, "env": env_id, "seed": seed,
                       "steps": settings["steps"], "seconds": seconds,
                       "steps_per_s": settings["steps"] / seconds, "return": mean,
-                      "return_std": std, "success": success}))
+                      "return_std": std, "success": success, "update_ms": update_ms}))
 
 
 def main() -> None:
@@ -148,8 +195,12 @@ def main() -> None:
         one(library, algo, env_id, int(seed), float(started))
         return
 
-    rows = []
     cases = [(a, e) for a, e in CASES if a in args.algos and (args.envs is None or e in args.envs)]
+    # Results of other cases from earlier runs are kept; the table is rewritten after each run
+    # so a long benchmark that stops keeps what it measured.
+    earlier = RESULTS / "rl_vs_sb3.json"
+    rows = [r for r in (json.loads(earlier.read_text()) if earlier.exists() else [])
+            if (r["algo"], r["env"]) not in cases]
     for algo, env_id in cases:
         for seed in range(args.seeds):
             for library in ("ours", "sb3"):  # in turns: load changes hit both alike
@@ -163,34 +214,49 @@ def main() -> None:
                 row = json.loads(done.stdout.strip().splitlines()[-1])
                 rows.append(row)
                 print(f"{library:4} {algo} {env_id} seed {seed}: {row['seconds']:.1f} s, "
-                      f"return {row['return']:.1f}", flush=True)
-    write(rows, args.seeds)
+                      f"return {row['return']:.1f}, update {row['update_ms']} ms", flush=True)
+                write(rows)
 
 
-def write(rows: list[dict], seeds: int) -> None:
+def write(rows: list[dict]) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "rl_vs_sb3.json").write_text(json.dumps(rows, indent=2) + "\n")
     lines = ["# Ours vs Stable-Baselines3 2.9.2", "",
-             f"Same env, hyperparameters and step budget; {seeds} seeds each; wall time from "
-             "process start to the trained model; return: mean of 10 deterministic episodes "
-             "per seed, then mean +- std over seeds.", "",
-             "| algo | env | steps | ours: wall s | SB3: wall s | time ratio | ours: steps/s | "
-             "SB3: steps/s | ours: return | SB3: return |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for algo, env_id in dict.fromkeys((r["algo"], r["env"]) for r in rows):
+             f"Same env, hyperparameters, step budget and torch threads ({THREADS}); seeds per "
+             "row in the seeds column, each library's runs taken in turns; wall time from "
+             "process start to the trained model (imports and compilation included), median "
+             "over seeds; update: mean time of one gradient update (sampling included) after "
+             "the first, median over seeds; return: mean of 10 deterministic episodes per "
+             "seed, then mean +- std over seeds.", "",
+             "| algo | env | steps | seeds | ours: wall s | SB3: wall s | time ratio | "
+             "ours: update ms | SB3: update ms | update ratio | ours: return | SB3: return |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    order = {case: i for i, case in enumerate(CASES)}
+    for algo, env_id in sorted(dict.fromkeys((r["algo"], r["env"]) for r in rows),
+                               key=lambda case: order.get(case, len(order))):
         group = {lib: [r for r in rows if (r["algo"], r["env"], r["library"]) == (algo, env_id, lib)]
                  for lib in ("ours", "sb3")}
+        if not group["ours"] or not group["sb3"]:
+            continue
         seconds = {lib: statistics.median(r["seconds"] for r in g) for lib, g in group.items()}
-        rate = {lib: statistics.median(r["steps_per_s"] for r in g) for lib, g in group.items()}
+        update = {lib: [r["update_ms"] for r in g if r.get("update_ms")]
+                  for lib, g in group.items()}
+        update = {lib: statistics.median(v) if v else None for lib, v in update.items()}
         returns = {lib: [r["return"] for r in g] for lib, g in group.items()}
+        seeds = min(len(g) for g in group.values())
 
         def spread(values: list[float]) -> str:
             return f"{statistics.mean(values):.1f} +- {statistics.pstdev(values):.1f}"
 
-        lines.append(f"| {algo} | {env_id} | {group['ours'][0]['steps']:,} | "
+        if update["ours"] and update["sb3"]:
+            updates = (f"{update['ours']:.2f} | {update['sb3']:.2f} | "
+                       f"{update['ours'] / update['sb3']:.2f}x")
+        else:
+            updates = "- | - | -"
+        lines.append(f"| {algo} | {env_id} | {group['ours'][0]['steps']:,} | {seeds} | "
                      f"{seconds['ours']:.1f} | {seconds['sb3']:.1f} | "
-                     f"{seconds['ours'] / seconds['sb3']:.2f}x | {rate['ours']:,.0f} | "
-                     f"{rate['sb3']:,.0f} | {spread(returns['ours'])} | {spread(returns['sb3'])} |")
+                     f"{seconds['ours'] / seconds['sb3']:.2f}x | {updates} | "
+                     f"{spread(returns['ours'])} | {spread(returns['sb3'])} |")
     (RESULTS / "rl_vs_sb3.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
