@@ -59,6 +59,11 @@ class Critics(nn.Module):
         x = torch.cat([obs, action], dim=-1)
         return torch.stack([net(x).squeeze(-1) for net in self.nets])
 
+    def member(self, index: int, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """One of them alone (TD3's actor loss): evaluating all and picking one would still
+        run the others' backward, on zeros."""
+        return self.nets[index](torch.cat([obs, action], dim=-1)).squeeze(-1)
+
 
 @torch.no_grad()
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:

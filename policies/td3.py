@@ -163,7 +163,7 @@ def train(make_envs: VectorEnvFactory, config: TD3Config, run_dir: Path,
         def actor_loss(params: dict[str, torch.Tensor]) -> torch.Tensor:
             # The first critic is a constant here: the gradient reaches the actions only.
             new_action = torch.tanh(functional_call(agent.actor, params, (obs,)))
-            return -agent.critics(obs, new_action)[0].mean()
+            return -agent.critics.member(0, obs, new_action).mean()
 
         grads, loss = grad_and_value(actor_loss)(actor_params)
         actor_optimizer.step(grads)

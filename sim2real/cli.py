@@ -110,9 +110,8 @@ def resume_run(run_dir: Path, steps: int | None = None, env_id: str | None = Non
         raise ValueError(f"{run_dir} was trained with {checkpoint['algo']!r}, not {algo!r}; "
                          "resume it without --algo or start a new run")
     if "resume" not in checkpoint:
-        raise ValueError(f"{run_dir / 'checkpoint.pt'} holds no resume state ({checkpoint['algo']} "
-                         "checkpoints do not carry it yet, or an older version wrote it); start "
-                         "a new run")
+        raise ValueError(f"{run_dir / 'checkpoint.pt'} holds no resume state (an older version "
+                         "wrote it); start a new run")
     algorithm = algorithm_by_name(checkpoint["algo"])
     total = steps if steps is not None else checkpoint["config"]["total_steps"]
     if total <= checkpoint["steps"]:

@@ -1,6 +1,11 @@
-"""SAC, TD3 and DDPG learn: each balances InvertedPendulum-v5 (1000 is the maximum return)
-within a fixed step budget, judged on the deterministic policy that `sim2real export` ships
-(normalizer + actor) over 10 episodes from seeds other than those that chose it.
+"""Every algorithm learns: each balances InvertedPendulum-v5 (1000 is the maximum return)
+within a fixed step budget, judged on the deterministic policy that `sim2real export --best`
+ships (normalizer + actor) over 10 episodes from seeds other than those that chose it; SAC
+reaches the arm's target (PPO's reach, >= 90% deployed, is the demo's test: tests/test_demo.py).
+
+PPO: the settings the side-by-side benchmark gives both libraries (benchmarks/rl_vs_sb3.py),
+for twice its budget: at 50k steps the final policy returned 701 +- 109 (seed 0); 100k steps
+took 24 s here and the best evaluated policy returned 1000 +- 0.
 
 InvertedPendulum is known to make off-policy learners unstable after they first solve it: the
 return can fall back and recover (Stable-Baselines3's SAC does the same). A run therefore keeps
@@ -25,15 +30,22 @@ from policies.core import sync_vector_env
 from policies.records import Evaluator
 from sim.registration import make_env, make_vector_env
 
-PENDULUM_BUDGETS = {"sac": 6_000, "td3": 6_000, "ddpg": 8_000}
+PENDULUM_SETTINGS = {
+    "ppo": dict(total_steps=100_000, num_envs=8, rollout_steps=128, epochs=10,
+                minibatch_size=256, learning_rate=3e-4, hidden_sizes=(64, 64),
+                initial_log_std=-0.5, eval_every=10_000, eval_episodes=5),
+    "sac": dict(total_steps=6_000, eval_every=1_000),
+    "td3": dict(total_steps=6_000, eval_every=1_000),
+    "ddpg": dict(total_steps=8_000, eval_every=1_000),
+}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("algo", list(PENDULUM_BUDGETS))
+@pytest.mark.parametrize("algo", list(PENDULUM_SETTINGS))
 def test_learns_to_balance_the_inverted_pendulum(algo: str, tmp_path) -> None:
     algorithm = algorithm_by_name(algo)
     make_envs = sync_vector_env(lambda: make_env("InvertedPendulum-v5"))
-    config = algorithm.config(total_steps=PENDULUM_BUDGETS[algo], seed=0, eval_every=1_000)
+    config = algorithm.config(seed=0, **PENDULUM_SETTINGS[algo])
     start = time.perf_counter()
     algorithm.train(make_envs, config, tmp_path, progress=False)
     seconds = time.perf_counter() - start
