@@ -29,9 +29,9 @@ from torch import nn
 Params = dict[str, torch.Tensor]
 
 COMPILE_CHOICES = ("auto", "always", "never")
-MIN_UPDATES_TO_COMPILE = 5_000
-"""Compiling costs 5-30 s once (less with a warm cache in /tmp/torchinductor_*) and saves
-~3.5 ms an update: worth it from a few thousand updates on."""
+MIN_UPDATES_TO_COMPILE = 8_000
+"""Compiling costs 5 s (warm cache in /tmp/torchinductor_*) to 30 s (cold) once and saves
+~3.5 ms an update: from 8,000 updates on it pays even when cold."""
 
 
 def parameters_of(module: nn.Module) -> Params:

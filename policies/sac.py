@@ -71,7 +71,7 @@ class SACConfig:
     as best.pt."""
     eval_episodes: int = 10
     compile: str = "auto"
-    """Compile the update into one graph: "auto" (runs of 5,000+ updates), "always", "never".
+    """Compile the update into one graph: "auto" (runs of 8,000+ updates), "always", "never".
     About 2x faster an update after a one-off 5-30 s compile (policies/compiled.py)."""
     torch_threads: int = 1
     """Threads for the updates, which bound off-policy speed. Two are faster on an idle 2-core
