@@ -146,7 +146,7 @@ def run_sb3(algo: str, env_id: str, seed: int, settings: dict, out: Path) -> tup
             noise = NormalActionNoise(np.zeros(size), settings["noise_std"] * np.ones(size))
             model = {"td3": sb3.TD3, "ddpg": sb3.DDPG}[algo]("MlpPolicy", venv,
                                                              action_noise=noise, **common)
-    # Per gradient update: SB3's own train(), timed as it is called during learning.
+    # Per gradient update (off-policy): SB3's own train(), timed as it is called in learning.
     update_seconds: list[float] = []
     train = model.train
 
@@ -155,7 +155,8 @@ def run_sb3(algo: str, env_id: str, seed: int, settings: dict, out: Path) -> tup
         train(gradient_steps=gradient_steps, batch_size=batch_size)
         update_seconds.append((time.perf_counter() - start) / gradient_steps)
 
-    model.train = timed_train
+    if algo != "ppo":
+        model.train = timed_train
     model.learn(total_timesteps=settings["steps"])
     trained = time.time()
     venv.training = False
