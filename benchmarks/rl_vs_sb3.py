@@ -243,11 +243,16 @@ def write(rows: list[dict]) -> None:
         update = {lib: [r["update_ms"] for r in g if r.get("update_ms")]
                   for lib, g in group.items()}
         update = {lib: statistics.median(v) if v else None for lib, v in update.items()}
-        returns = {lib: [r["return"] for r in g] for lib, g in group.items()}
         seeds = min(len(g) for g in group.values())
 
         def spread(values: list[float]) -> str:
             return f"{statistics.mean(values):.1f} +- {statistics.pstdev(values):.1f}"
+
+        def outcome(runs: list[dict]) -> str:
+            """Return, and for a task with success the success rate, over seeds."""
+            text = spread([r["return"] for r in runs])
+            successes = [r["success"] for r in runs if r.get("success") is not None]
+            return text + (f" (success {statistics.mean(successes):.2f})" if successes else "")
 
         if update["ours"] and update["sb3"]:
             updates = (f"{update['ours']:.2f} | {update['sb3']:.2f} | "
@@ -257,7 +262,7 @@ def write(rows: list[dict]) -> None:
         lines.append(f"| {algo} | {env_id} | {group['ours'][0]['steps']:,} | {seeds} | "
                      f"{seconds['ours']:.1f} | {seconds['sb3']:.1f} | "
                      f"{seconds['ours'] / seconds['sb3']:.2f}x | {updates} | "
-                     f"{spread(returns['ours'])} | {spread(returns['sb3'])} |")
+                     f"{outcome(group['ours'])} | {outcome(group['sb3'])} |")
     (RESULTS / "rl_vs_sb3.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
