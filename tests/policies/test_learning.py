@@ -40,19 +40,27 @@ PENDULUM_SETTINGS = {
 }
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("algo", list(PENDULUM_SETTINGS))
-def test_learns_to_balance_the_inverted_pendulum(algo: str, tmp_path) -> None:
+def train_and_evaluate(algo: str, make_envs, settings: dict, tmp_path, which: str,
+                       episodes: int) -> dict:
+    """Train `algo` with seed 0, then evaluate its `which`.pt over `episodes` fresh episodes."""
     algorithm = algorithm_by_name(algo)
-    make_envs = sync_vector_env(lambda: make_env("InvertedPendulum-v5"))
-    config = algorithm.config(seed=0, **PENDULUM_SETTINGS[algo])
+    config = algorithm.config(seed=0, **settings)
     start = time.perf_counter()
     algorithm.train(make_envs, config, tmp_path, progress=False)
     seconds = time.perf_counter() - start
-    policy = algorithm.load_policy(torch.load(tmp_path / "best.pt", weights_only=False))
-    result = Evaluator(make_envs, episodes=10, seed=7).evaluate(policy)
+    policy = algorithm.load_policy(torch.load(tmp_path / f"{which}.pt", weights_only=False))
+    result = Evaluator(make_envs, episodes=episodes, seed=7).evaluate(policy)
     print(f"{algo}: {config.total_steps} steps in {seconds:.0f} s, eval return "
-          f"{result['eval_return']:.0f} +- {result['eval_return_std']:.0f}")
+          f"{result['eval_return']:.0f} +- {result['eval_return_std']:.0f}, success "
+          f"{result['eval_success_rate']:.2f}")
+    return result
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", list(PENDULUM_SETTINGS))
+def test_learns_to_balance_the_inverted_pendulum(algo: str, tmp_path) -> None:
+    make_envs = sync_vector_env(lambda: make_env("InvertedPendulum-v5"))
+    result = train_and_evaluate(algo, make_envs, PENDULUM_SETTINGS[algo], tmp_path, "best", 10)
     assert result["eval_return"] >= 950, result
 
 
@@ -62,14 +70,7 @@ def test_sac_reaches_the_arm_target(tmp_path) -> None:
     learn fast: with 0.99, 30k steps gave 29% success (seed 0, 412 s). With 0.95, seed 0: training
     success 0.85 at 20k, deterministic success 1.00 (50 episodes) from 25k (313 s) to 60k; the
     final policy 1.00 over 200 episodes."""
-    algorithm = algorithm_by_name("sac")
-    make_envs = lambda n: make_vector_env("sim2real/ArmReach-v0", n)  # noqa: E731
-    config = algorithm.config(total_steps=30_000, seed=0, gamma=0.95, eval_every=0)
-    start = time.perf_counter()
-    algorithm.train(make_envs, config, tmp_path, progress=False)
-    seconds = time.perf_counter() - start
-    policy = algorithm.load_policy(torch.load(tmp_path / "checkpoint.pt", weights_only=False))
-    result = Evaluator(make_envs, episodes=100, seed=7).evaluate(policy)
-    print(f"sac on ArmReach: {config.total_steps} steps in {seconds:.0f} s, deterministic success "
-          f"{result['eval_success_rate']:.2f}")
+    result = train_and_evaluate("sac", lambda n: make_vector_env("sim2real/ArmReach-v0", n),
+                                dict(total_steps=30_000, gamma=0.95, eval_every=0), tmp_path,
+                                "checkpoint", 100)
     assert result["eval_success_rate"] >= 0.9, result
