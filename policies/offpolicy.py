@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from policies.compiled import compile_update, should_compile
 from policies.core import VectorEnvFactory, check_continuous_actions, record_episodes
 from policies.records import (
     EpisodeLog,
@@ -260,6 +261,13 @@ class OffPolicyRun:
         self.total_update_seconds, self.total_timed_updates = 0.0, 0
         self.obs: np.ndarray | None = None
         """The observation the next action is for (kept by after_iteration for checkpoints)."""
+
+    def compiled(self, update: Callable[..., Any]) -> Callable[..., Any]:
+        """`update` compiled into one graph if config.compile asks for it for this run's number
+        of updates (policies/compiled.py), else as it is."""
+        updates = ((self.vector_steps - self.config.learning_starts // self.config.num_envs)
+                   // self.config.train_freq * self.config.gradient_steps)
+        return compile_update(update, should_compile(self.config.compile, updates))
 
     def keep(self, agent: nn.Module, optimizers: dict[str, Any], buffer: ReplayBuffer,
              rng: np.random.Generator, noise: Any = None) -> None:

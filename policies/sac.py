@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad_and_value
 
-from policies.compiled import Adam, compile_update, parameters_of, should_compile
+from policies.compiled import Adam, parameters_of
 from policies.core import (
     DeterministicPolicy,
     RunningNormalizer,
@@ -204,9 +204,7 @@ def train(make_envs: VectorEnvFactory, config: SACConfig, run_dir: Path,
                      "alpha": alpha_optimizer}, buffer, rng)
 
     # -- the training loop ---------------------------------------------------------------------
-    updates = (run.vector_steps - config.learning_starts // config.num_envs) \
-        // config.train_freq * config.gradient_steps
-    learn = compile_update(update, should_compile(config.compile, updates))
+    learn = run.compiled(update)
     obs = run.begin(config.seed)
     with TrainingProgress(run.vector_steps * config.num_envs, "SAC",
                           enabled=progress) as bar:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad_and_value
 
-from policies.compiled import Adam, compile_update, parameters_of, should_compile
+from policies.compiled import Adam, parameters_of
 from policies.core import (
     DeterministicPolicy,
     RunningNormalizer,
@@ -184,11 +184,7 @@ def train(make_envs: VectorEnvFactory, config: TD3Config, run_dir: Path,
     run.keep(agent, {"actor": actor_optimizer, "critic": critic_optimizer}, buffer, rng, noise)
 
     # -- the training loop ---------------------------------------------------------------------
-    updates = (run.vector_steps - config.learning_starts // config.num_envs) \
-        // config.train_freq * config.gradient_steps
-    compiled = should_compile(config.compile, updates)
-    learn_critics = compile_update(critic_update, compiled)
-    learn_actor = compile_update(actor_update, compiled)
+    learn_critics, learn_actor = run.compiled(critic_update), run.compiled(actor_update)
 
     def learn() -> dict[str, torch.Tensor]:
         batch = sample()
