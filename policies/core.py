@@ -73,7 +73,7 @@ class RunningNormalizer(nn.Module):
         self._var += batch.var(0) * (n / total) + delta * delta * (count * n / total / total)
         self._mean += delta * (n / total)
         self._count[...] = total
-        self._refresh()
+        self._derive()
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)  # a copy or an unpickled one: its views must be its own
@@ -84,8 +84,15 @@ class RunningNormalizer(nn.Module):
         """float32 shift and scale for `forward`, derived from the float64 statistics."""
         self._mean, self._var = self.mean.numpy(), self.var.numpy()
         self._count = self.count.numpy()
+        self._derive()
+
+    def _derive(self) -> None:
+        # In place on numpy views of the buffers: fetching a buffer through nn.Module's
+        # attribute lookup costs more than this arithmetic, and it runs at every env step.
         self._shift[:] = self._mean
-        self._scale[:] = 1.0 / np.maximum(np.sqrt(self._var + self.epsilon), self.min_std)
+        np.sqrt(self._var + self.epsilon, out=self._scale)
+        np.maximum(self._scale, self.min_std, out=self._scale)
+        np.reciprocal(self._scale, out=self._scale)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return torch.clamp((obs - self.shift) * self.scale, -self.clip, self.clip)

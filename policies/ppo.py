@@ -9,6 +9,7 @@ encoder (policies/encoders.py) shared by actor and critic; the rollout keeps the
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -85,6 +86,9 @@ class PPOConfig:
     """Small MLPs run fastest on one thread; the other core is left to the envs."""
 
 
+HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
 class ActorCritic(nn.Module):
     """Actor and critic MLPs on the normalized observation or, given `image_shape`, on the
     features of one PixelStateEncoder (`obs_size` is then the size of the state beside the image).
@@ -119,8 +123,16 @@ class ActorCritic(nn.Module):
         """What actor and critic see: the normalized observation, or the encoder's features."""
         return norm_obs if self.encoder is None else self.encoder.join(pixels, norm_obs)
 
-    def distribution(self, features: torch.Tensor) -> torch.distributions.Normal:
-        return torch.distributions.Normal(self.actor(features), self.log_std.exp())
+    def log_prob(self, action: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+        """Log-density of `action` under the diagonal Gaussian policy of mean `mean`, summed
+        over action dimensions. Written out rather than through torch.distributions.Normal,
+        whose construction and argument checks cost more than the maths on small batches."""
+        z = (action - mean) * torch.exp(-self.log_std)
+        return -0.5 * z.square().sum(-1) - (self.log_std.sum() + HALF_LOG_2PI * z.shape[-1])
+
+    def entropy(self) -> torch.Tensor:
+        """Entropy of the Gaussian policy (the same for every state: the std is state-free)."""
+        return (self.log_std + 0.5 + HALF_LOG_2PI).sum()
 
     def value(self, features: torch.Tensor) -> torch.Tensor:
         return self.critic(features).squeeze(-1)
@@ -181,7 +193,8 @@ def train(make_envs: VectorEnvFactory, config: PPOConfig, run_dir: Path,
     action_size = envs.single_action_space.shape[0]
     agent = ActorCritic(obs_size, action_size, config, image_shape)
     normalizer = agent.state_normalizer
-    optimizer = torch.optim.Adam(agent.parameters(), lr=config.learning_rate, eps=1e-5,
+    parameters = list(agent.parameters())
+    optimizer = torch.optim.Adam(parameters, lr=config.learning_rate, eps=1e-5,
                                  foreach=True)  # one kernel per step for all tensors
 
     batch = config.num_envs * config.rollout_steps
@@ -266,9 +279,9 @@ def train(make_envs: VectorEnvFactory, config: PPOConfig, run_dir: Path,
                     norm_obs = normalizer(torch.as_tensor(state, dtype=torch.float32))
                     features = agent.features(
                         norm_obs, None if pixels is None else torch.as_tensor(pixels))
-                    dist = agent.distribution(features)
-                    action = dist.sample()
-                    logp_buf[t] = dist.log_prob(action).sum(-1).numpy()
+                    mean = agent.actor(features)
+                    action = torch.addcmul(mean, torch.randn_like(mean), agent.log_std.exp())
+                    logp_buf[t] = agent.log_prob(action, mean).numpy()
                     val_buf[t] = agent.value(features).numpy()
                 obs_buf[t] = norm_obs.numpy()
                 if pixel_buf is not None:
@@ -302,25 +315,28 @@ def train(make_envs: VectorEnvFactory, config: PPOConfig, run_dir: Path,
             b_logp = torch.as_tensor(logp_buf.reshape(batch))
             b_adv = torch.as_tensor(advantages.reshape(batch))
             b_ret = torch.as_tensor(returns.reshape(batch))
-            clip_fracs, kls = [], []
+            kls, clip_fracs = [], []
             for _ in range(config.epochs):
-                order = rng.permutation(batch)
+                # Shuffle the whole rollout once per epoch; each minibatch is then a slice, a
+                # view, not a gather.
+                order = torch.as_tensor(rng.permutation(batch))
+                e_obs, e_act, e_logp, e_adv, e_ret = (
+                    x[order] for x in (b_obs, b_act, b_logp, b_adv, b_ret))
+                e_pixels = None if b_pixels is None else b_pixels[order]
                 for begin in range(0, batch, config.minibatch_size):
-                    idx = torch.as_tensor(order[begin:begin + config.minibatch_size])
-                    features = agent.features(b_obs[idx],
-                                              None if b_pixels is None else b_pixels[idx])
-                    dist = agent.distribution(features)
-                    logp = dist.log_prob(b_act[idx]).sum(-1)
-                    log_ratio = logp - b_logp[idx]
+                    part = slice(begin, begin + config.minibatch_size)
+                    features = agent.features(e_obs[part],
+                                              None if e_pixels is None else e_pixels[part])
+                    log_ratio = agent.log_prob(e_act[part], agent.actor(features)) - e_logp[part]
                     ratio = log_ratio.exp()
-                    adv = b_adv[idx]
+                    adv = e_adv[part]
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
                     policy_loss = torch.max(
                         -adv * ratio,
                         -adv * torch.clamp(ratio, 1 - config.clip_coef, 1 + config.clip_coef),
                     ).mean()
-                    value_loss = 0.5 * (agent.value(features) - b_ret[idx]).square().mean()
-                    entropy = dist.entropy().sum(-1).mean()
+                    value_loss = 0.5 * (agent.value(features) - e_ret[part]).square().mean()
+                    entropy = agent.entropy()
                     loss = (policy_loss + config.value_coef * value_loss
                             - config.entropy_coef * entropy)
                     if not torch.isfinite(loss):
@@ -333,11 +349,11 @@ def train(make_envs: VectorEnvFactory, config: PPOConfig, run_dir: Path,
                             "or check the env's rewards and observations for NaN/inf")
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
-                    nn.utils.clip_grad_norm_(agent.parameters(), config.max_grad_norm)
+                    nn.utils.clip_grad_norm_(parameters, config.max_grad_norm, foreach=True)
                     optimizer.step()
-                    with torch.no_grad():
-                        kls.append(((ratio - 1) - log_ratio).mean().item())
-                        clip_fracs.append(((ratio - 1).abs() > config.clip_coef).float().mean().item())
+                    with torch.no_grad():  # read out once per iteration, not per minibatch
+                        kls.append(((ratio - 1) - log_ratio).mean())
+                        clip_fracs.append(((ratio - 1).abs() > config.clip_coef).float().mean())
 
             evaluation = {}
             if evaluator is not None and (iteration % config.eval_every == 0
@@ -352,7 +368,8 @@ def train(make_envs: VectorEnvFactory, config: PPOConfig, run_dir: Path,
                 "success_rate": stats.success_rate, **evaluation,
                 "policy_loss": policy_loss.item(),
                 "value_loss": value_loss.item(), "entropy": entropy.item(),
-                "approx_kl": float(np.mean(kls)), "clip_fraction": float(np.mean(clip_fracs)),
+                "approx_kl": torch.stack(kls).mean().item(),
+                "clip_fraction": torch.stack(clip_fracs).mean().item(),
                 "learning_rate": optimizer.param_groups[0]["lr"],
                 "action_std": agent.log_std.exp().mean().item(), **env_log_row(envs),
             })
