@@ -49,8 +49,10 @@ for _env, _steps in (("InvertedPendulum-v5", 10_000), ("HalfCheetah-v5", 10_000)
                             "noise_std": 0.1}
     CASES[("ddpg", _env)] = {"steps": _steps, **OFF_POLICY, "learning_rate": 1e-3,
                              "noise_std": 0.1}
-CASES[("sac", "sim2real/ArmReach-v0")] = {"steps": 20_000, **OFF_POLICY, "gamma": 0.95,
-                                          "learning_rate": 3e-4}
+REACH = {"steps": 20_000, **OFF_POLICY, "gamma": 0.95}
+CASES[("sac", "sim2real/ArmReach-v0")] = {**REACH, "learning_rate": 3e-4}
+CASES[("td3", "sim2real/ArmReach-v0")] = {**REACH, "learning_rate": 1e-3, "noise_std": 0.1}
+CASES[("ddpg", "sim2real/ArmReach-v0")] = {**REACH, "learning_rate": 1e-3, "noise_std": 0.1}
 THREADS = 2
 """torch threads for both libraries (SB3's default on this 2-core machine)."""
 
@@ -230,8 +232,9 @@ def write(rows: list[dict]) -> None:
              "the first, median over seeds; return: mean of 10 deterministic episodes per "
              "seed, then mean +- std over seeds.", "",
              "| algo | env | steps | seeds | ours: wall s | SB3: wall s | time ratio | "
+             "ours: steps/s | SB3: steps/s | "
              "ours: update ms | SB3: update ms | update ratio | ours: return | SB3: return |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     order = {case: i for i, case in enumerate(CASES)}
     for algo, env_id in sorted(dict.fromkeys((r["algo"], r["env"]) for r in rows),
                                key=lambda case: order.get(case, len(order))):
@@ -244,6 +247,7 @@ def write(rows: list[dict]) -> None:
                   for lib, g in group.items()}
         update = {lib: statistics.median(v) if v else None for lib, v in update.items()}
         seeds = min(len(g) for g in group.values())
+        steps = group["ours"][0]["steps"]
 
         def spread(values: list[float]) -> str:
             return f"{statistics.mean(values):.1f} +- {statistics.pstdev(values):.1f}"
@@ -259,9 +263,10 @@ def write(rows: list[dict]) -> None:
                        f"{update['ours'] / update['sb3']:.2f}x")
         else:
             updates = "- | - | -"
-        lines.append(f"| {algo} | {env_id} | {group['ours'][0]['steps']:,} | {seeds} | "
+        lines.append(f"| {algo} | {env_id} | {steps:,} | {seeds} | "
                      f"{seconds['ours']:.1f} | {seconds['sb3']:.1f} | "
-                     f"{seconds['ours'] / seconds['sb3']:.2f}x | {updates} | "
+                     f"{seconds['ours'] / seconds['sb3']:.2f}x | "
+                     f"{steps / seconds['ours']:.0f} | {steps / seconds['sb3']:.0f} | {updates} | "
                      f"{outcome(group['ours'])} | {outcome(group['sb3'])} |")
     (RESULTS / "rl_vs_sb3.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -36,6 +36,11 @@ class Robot(ABC):
     def _write_command(self, command: np.ndarray) -> None:
         """Send an already clamped command to the robot."""
 
+    def release(self) -> None:
+        """Stop driving the actuators (servo torque off, motor amplifier disabled): the last step
+        of a safe stop, after holding. A backend without such a mode keeps its last command."""
+        return
+
     def send_command(self, command: np.ndarray) -> np.ndarray:
         """Clamp to the spec's command limits, send, and return what was sent."""
         command = np.asarray(command, dtype=np.float64)

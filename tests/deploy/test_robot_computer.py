@@ -23,10 +23,12 @@ class FakeArm(Robot):
         self.spec = robot_by_name('so_arm')
         self.positions = np.zeros(6)
         self.writes = 0
+        self.time = 0.0
     def connect(self): pass
     def disconnect(self): pass
     def read_state(self):
-        return RobotState(self.positions.copy(), np.zeros(6))
+        self.time += 0.001  # the device's clock: each reading is a fresh one
+        return RobotState(self.positions.copy(), np.zeros(6), self.time)
     def _write_command(self, command):
         self.positions = command.copy()  # a perfect servo
         self.writes += 1

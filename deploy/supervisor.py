@@ -1,0 +1,175 @@
+"""The safety supervisor: what stands between the policy and the robot, on by default.
+
+Every command passes through `Supervisor.filter`, which applies, in this order, each check that
+can change it and counts each time one did:
+
+1. nan_guard: a command with NaN or inf is replaced by the last safe command;
+2. soft_start: for the first seconds the command is ramped in from the pose the robot was found in
+   (a motor's voltage from zero), so a policy meeting an unexpected state cannot jump;
+3. velocity_limit: a joint moving faster than its velocity limit is not driven further that way;
+4. position_limit: soft limits, a margin inside each joint's hard limits: a servo is never sent a
+   goal beyond them, a motor never drives a joint further past them;
+5. rate_limit: no command changes by more than a set amount from one cycle to the next;
+6. command_limit: the robot's command range (RobotSpec.command_low/high).
+
+Stopping (watchdog, e-stop, Ctrl-C) is the loop's business (deploy/loop.py); what "stopped" means
+for each actuator kind, `hold_command`, is here. numpy only: runs on the robot's computer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from sim.spec import RobotSpec, RobotState
+
+INTERVENTIONS = ("nan_guard", "soft_start", "velocity_limit", "position_limit", "rate_limit",
+                 "command_limit")
+"""Kinds of intervention, in the order they apply; bit i of a cycle's mask is INTERVENTIONS[i]."""
+
+
+@dataclass
+class SafetyConfig:
+    """Every limit the supervisor enforces. None picks the default stated per field; 0 turns a
+    check off (only where the field says so)."""
+
+    soft_limit_margin: float = 0.05
+    """Soft position limits sit this far (rad) inside the hard limits (0: at the hard limits)."""
+    max_command_change: float | None = None
+    """Largest change of any command from one cycle to the next, in the command's unit. None:
+    twice the distance a joint covers at its velocity limit in one period (servos), half the
+    voltage range (motors). 0: no rate limit."""
+    velocity_limit_scale: float = 1.0
+    """A joint faster than this times its RobotSpec velocity limit is not driven further that
+    way (0: no velocity check)."""
+    soft_start_seconds: float = 1.0
+    """Ramp from the robot's pose (a motor: from 0 V) into the policy's commands (0: none)."""
+    watchdog_seconds: float | None = None
+    """No fresh state (a newer device time) for this long means safe stop. None: 5 control
+    periods or 50 ms, whichever is longer."""
+    stop_hold_seconds: float = 0.5
+    """On Ctrl-C or e-stop, hold this long before releasing the robot."""
+
+    def __post_init__(self) -> None:
+        for name in ("soft_limit_margin", "velocity_limit_scale", "soft_start_seconds",
+                     "stop_hold_seconds"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and np.isfinite(value) and value >= 0):
+                raise ValueError(f"safety {name} must be a finite number >= 0, got {value!r}")
+        for name in ("max_command_change", "watchdog_seconds"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, int | float) and np.isfinite(value)
+                                          and value >= 0):
+                raise ValueError(f"safety {name} must be a number >= 0 or null (the default), "
+                                 f"got {value!r}")
+        if self.watchdog_seconds == 0:
+            raise ValueError("safety watchdog_seconds cannot be 0: a robot that stops answering "
+                             "must stop; give the longest gap you accept, in seconds")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SafetyConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown safety setting(s) {unknown}; settings: {sorted(known)}")
+        return cls(**values)
+
+    def watchdog_period(self, control_period: float) -> float:
+        if self.watchdog_seconds is not None:
+            return self.watchdog_seconds
+        return max(5 * control_period, 0.05)
+
+
+class Supervisor:
+    """Example:
+        >>> supervisor = Supervisor(SO_ARM, SafetyConfig(), first_state)
+        >>> safe, mask = supervisor.filter(command, state, seconds_since_start)
+        >>> supervisor.counts  # {"nan_guard": 0, "soft_start": 50, ...}
+    """
+
+    def __init__(self, spec: RobotSpec, config: SafetyConfig, first_state: RobotState) -> None:
+        self.spec, self.config = spec, config
+        joints = spec.actuated_joint_index
+        self.servo = spec.actuator_kind == "position"
+        low = np.asarray(spec.position_low, dtype=float)[joints]
+        high = np.asarray(spec.position_high, dtype=float)[joints]
+        margin = np.minimum(config.soft_limit_margin, 0.25 * (high - low))  # finite ranges only
+        margin = np.where(np.isfinite(margin), margin, 0.0)
+        self.soft_low, self.soft_high = low + margin, high - margin
+        self.command_low = np.asarray(spec.command_low, dtype=float)
+        self.command_high = np.asarray(spec.command_high, dtype=float)
+        self.velocity_limit = (np.asarray(spec.velocity_limit, dtype=float)[joints]
+                               * config.velocity_limit_scale)
+        if config.max_command_change is not None:
+            self.max_change = np.full(spec.num_actuators, float(config.max_command_change))
+        elif self.servo:
+            self.max_change = 2.0 * self.velocity_limit * spec.control_period
+        else:
+            self.max_change = 0.5 * (self.command_high - self.command_low)
+        self.start_command = self.hold_command(first_state)
+        self.last_safe = self.start_command.copy()
+        self.counts = dict.fromkeys(INTERVENTIONS, 0)
+
+    def hold_command(self, state: RobotState) -> np.ndarray:
+        """The command that stops the robot where it is: servos hold their measured positions
+        (within the command limits), motors get 0 V."""
+        if self.servo:
+            positions = np.asarray(state.positions, dtype=float)[self.spec.actuated_joint_index]
+            return np.clip(positions, self.command_low, self.command_high)
+        return np.zeros(self.spec.num_actuators)
+
+    def filter(self, command: np.ndarray, state: RobotState,
+               seconds: float) -> tuple[np.ndarray, int]:
+        """The command made safe, and the mask of the interventions that changed it.
+        `seconds`: time since the loop started (for the soft start)."""
+        command = np.array(command, dtype=float).reshape(self.spec.num_actuators)
+        mask = 0
+        joints = self.spec.actuated_joint_index
+        positions = np.asarray(state.positions, dtype=float)[joints]
+        velocities = np.asarray(state.velocities, dtype=float)[joints]
+
+        def changed(kind: int, new: np.ndarray) -> np.ndarray:
+            nonlocal mask, command
+            if not np.array_equal(new, command):
+                mask |= 1 << kind
+                self.counts[INTERVENTIONS[kind]] += 1
+                command = new
+            return command
+
+        if not np.all(np.isfinite(command)):
+            changed(0, self.last_safe.copy())
+        ramp = self.config.soft_start_seconds
+        if ramp > 0 and seconds < ramp:
+            fraction = max(seconds, 0.0) / ramp
+            changed(1, self.start_command + fraction * (command - self.start_command))
+        limit = self.velocity_limit
+        if self.config.velocity_limit_scale > 0:
+            too_fast_up = np.isfinite(velocities) & (velocities > limit)
+            too_fast_down = np.isfinite(velocities) & (velocities < -limit)
+            if self.servo:
+                # A goal beyond the measured position pulls the joint on; hold it there instead.
+                new = np.where(too_fast_up, np.minimum(command, positions), command)
+                new = np.where(too_fast_down, np.maximum(new, positions), new)
+            else:
+                new = np.where((too_fast_up & (command > 0)) | (too_fast_down & (command < 0)),
+                               0.0, command)
+            changed(2, new)
+        if self.servo:
+            changed(3, np.clip(command, self.soft_low, self.soft_high))
+        else:
+            past = ((positions >= self.soft_high) & (command > 0)) | (
+                (positions <= self.soft_low) & (command < 0))
+            changed(3, np.where(past, 0.0, command))
+        if self.config.max_command_change != 0:
+            changed(4, np.clip(command, self.last_safe - self.max_change,
+                               self.last_safe + self.max_change))
+        changed(5, np.clip(command, self.command_low, self.command_high))
+        self.last_safe = command
+        return command.copy(), mask
+
+
+def mask_names(mask: int) -> list[str]:
+    """The interventions a cycle's mask records."""
+    return [kind for i, kind in enumerate(INTERVENTIONS) if mask >> i & 1]

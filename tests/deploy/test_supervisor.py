@@ -1,0 +1,143 @@
+"""The safety supervisor against policies that output garbage, and each check on its own."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import deploy.loop
+from deploy.loop import run
+from deploy.onnx_policy import OnnxPolicy
+from deploy.supervisor import INTERVENTIONS, SafetyConfig, Supervisor, mask_names
+from deploy.telemetry import read_log
+from hardware.sim_robot import SimRobot
+from sim.furuta import FURUTA
+from sim.so_arm import SO_ARM
+from sim.spec import RobotState
+
+
+class GarbagePolicy:
+    """The contract of a real exported policy, the outputs of a broken one."""
+
+    def __init__(self, real: OnnxPolicy, outputs) -> None:
+        self.contract, self.path = real.contract, real.path
+        self.outputs = outputs
+        self.calls = 0
+        self.nan_calls = 0
+
+    def __call__(self, observation: np.ndarray) -> np.ndarray:
+        action = np.asarray(self.outputs(self.calls, self.contract.action_size), dtype=np.float32)
+        self.calls += 1
+        self.nan_calls += int(not np.all(np.isfinite(action)))
+        return action
+
+
+def nan_then_huge(i: int, size: int) -> np.ndarray:
+    return np.full(size, np.nan if i % 3 == 0 else (1e9 if i % 3 == 1 else -np.inf))
+
+
+def full_scale_oscillation(i: int, size: int) -> np.ndarray:
+    return np.full(size, 1.0 if i % 2 else -1.0)
+
+
+def huge(i: int, size: int) -> np.ndarray:
+    return np.full(size, 1e6 * (-1) ** i)  # radians
+
+
+@pytest.mark.parametrize("outputs", [nan_then_huge, full_scale_oscillation, huge])
+def test_no_command_leaves_the_limits_and_every_intervention_is_counted(
+        tiny_policy, tmp_path, monkeypatch, outputs) -> None:
+    monkeypatch.setattr(deploy.loop, "sleep_until", lambda deadline: None)  # lockstep, fast
+    policy = GarbagePolicy(OnnxPolicy(tiny_policy), outputs)
+    # The task would clip actions to [-1, 1]; make the garbage reach the supervisor raw (as
+    # radians), as a task with a bug would pass it on.
+    build_task = deploy.loop.make_task
+
+    def raw_task(*args):
+        task = build_task(*args)
+        task.action_to_command = lambda action, state: np.resize(np.asarray(action, float), 6)
+        return task
+
+    monkeypatch.setattr(deploy.loop, "make_task", raw_task)
+    safety = SafetyConfig(soft_start_seconds=0.1)
+    log = tmp_path / "garbage.s2rlog"
+    sent: list[np.ndarray] = []
+    with SimRobot(SO_ARM, realtime=False) as robot:
+        write = robot._write_command
+        robot._write_command = lambda command: (sent.append(command.copy()), write(command))
+        report = run(policy, robot, seconds=1.0, safety=safety, log=log)
+    assert report.cycles > 20 and len(sent) >= report.cycles
+    commands = np.array(sent)
+    supervisor = Supervisor(SO_ARM, safety, RobotState(np.zeros(6), np.zeros(6)))
+    assert np.all(np.isfinite(commands))
+    assert np.all(commands >= supervisor.soft_low - 1e-12)
+    assert np.all(commands <= supervisor.soft_high + 1e-12)
+    steps = np.abs(np.diff(commands, axis=0))
+    assert np.all(steps <= supervisor.max_change + 1e-12)
+
+    logged = read_log(log)
+    masks = logged.fields["interventions"][:, 0].astype(int)
+    from_log = {kind: int(np.sum(masks >> i & 1)) for i, kind in enumerate(INTERVENTIONS)}
+    assert from_log == report.interventions
+    assert report.interventions["nan_guard"] == policy.nan_calls
+    assert report.clamped_commands == int(np.count_nonzero(masks))
+    if outputs is full_scale_oscillation:
+        assert report.interventions["rate_limit"] > 0
+    assert np.array_equal(logged.fields["command"], commands[:logged.cycles])
+
+
+def test_soft_start_ramps_from_the_pose_the_robot_was_found_in() -> None:
+    found = RobotState(np.full(6, 0.3), np.zeros(6))
+    supervisor = Supervisor(SO_ARM, SafetyConfig(soft_start_seconds=1.0,
+                                                 max_command_change=0), found)
+    target = np.full(6, -0.1)
+    half, mask = supervisor.filter(target, found, 0.5)
+    assert np.allclose(half, 0.3 + 0.5 * (-0.4))
+    assert mask_names(mask) == ["soft_start"]
+    after, mask = supervisor.filter(target, found, 1.0)
+    assert np.allclose(after, target) and mask == 0
+
+
+def test_rate_limit_and_nan_guard_hold_the_last_safe_command() -> None:
+    still = RobotState(np.zeros(6), np.zeros(6))
+    supervisor = Supervisor(SO_ARM, SafetyConfig(soft_start_seconds=0,
+                                                 max_command_change=0.1), still)
+    first, mask = supervisor.filter(np.full(6, 1.0), still, 2.0)
+    assert np.allclose(first, 0.1) and mask_names(mask) == ["rate_limit"]
+    held, mask = supervisor.filter(np.full(6, np.nan), still, 2.02)
+    assert np.array_equal(held, first) and mask_names(mask) == ["nan_guard"]
+    assert supervisor.counts["rate_limit"] == 1 and supervisor.counts["nan_guard"] == 1
+
+
+def test_a_joint_over_its_velocity_limit_is_not_driven_further() -> None:
+    fast = RobotState(np.zeros(6), np.array([10.0, -10.0, 0, 0, 0, 0]))
+    supervisor = Supervisor(SO_ARM, SafetyConfig(soft_start_seconds=0,
+                                                 max_command_change=0), fast)
+    command, mask = supervisor.filter(np.array([0.5, -0.5, 0.5, 0, 0, 0]), fast, 2.0)
+    assert command.tolist() == [0.0, 0.0, 0.5, 0.0, 0.0, 0.0]
+    assert mask_names(mask) == ["velocity_limit"]
+    # Braking (a goal against the motion) passes.
+    command, mask = supervisor.filter(np.array([-0.5, 0.5, 0, 0, 0, 0]), fast, 2.0)
+    assert mask == 0
+
+
+def test_a_motor_is_not_driven_past_its_soft_limit() -> None:
+    at_limit = RobotState(np.array([1.99, 0.0]), np.zeros(2))
+    supervisor = Supervisor(FURUTA, SafetyConfig(soft_start_seconds=0), at_limit)
+    assert supervisor.hold_command(at_limit).tolist() == [0.0]
+    command, mask = supervisor.filter(np.array([5.0]), at_limit, 2.0)
+    assert command.tolist() == [0.0] and mask_names(mask) == ["position_limit"]
+    command, mask = supervisor.filter(np.array([-4.0]), at_limit, 2.0)  # back inside: allowed
+    assert command.tolist() == [-4.0] and mask == 0
+    command, mask = supervisor.filter(np.array([40.0]), RobotState(np.zeros(2), np.zeros(2)), 2.0)
+    assert command.tolist() == [6.0]  # half the voltage range per cycle from -4 V
+    assert mask_names(mask) == ["rate_limit"]
+
+
+def test_bad_safety_settings_are_named() -> None:
+    with pytest.raises(ValueError, match="soft_limit_margin"):
+        SafetyConfig(soft_limit_margin=-1)
+    with pytest.raises(ValueError, match="watchdog_seconds cannot be 0"):
+        SafetyConfig(watchdog_seconds=0)
+    with pytest.raises(ValueError, match="unknown safety setting.*'rate'"):
+        SafetyConfig.from_dict({"rate": 1})
