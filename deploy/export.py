@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,19 @@ from policies.records import atomic_write_bytes, package_versions
 
 OPSET = 17
 TOLERANCE = 1e-5
+PIPELINE_TOLERANCE = 1e-4
+PIPELINE_EPISODES = 3
+PIPELINE_MAX_STEPS = 3000
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    onnx_error: float
+    """max |onnxruntime - torch| of the actions, on `check_count` observations."""
+    pipeline_error: float
+    """max |deploy runtime - training env| of the commands, over recorded episodes."""
+    pipeline_steps: int
 
 
 class ExportMismatch(RuntimeError):
@@ -115,9 +129,49 @@ def sample_observations(env, policy: torch.nn.Module, count: int,
     return np.asarray(observations, dtype=np.float32)
 
 
+def pipeline_check(env, policy: torch.nn.Module, deployed: OnnxPolicy,
+                   episodes: int = PIPELINE_EPISODES, seed: int = 1) -> tuple[float, int]:
+    """Drive `episodes` episodes with the torch policy inside the training env and, at every
+    step, hand the same robot reading to the deploy runtime's path: the task rebuilt from the
+    contract alone, its observation, onnxruntime, its action-to-command. Returns the largest
+    difference between the command the env applied and the one the runtime would send, and the
+    steps compared. For an env that is not one of our robots the command is the action."""
+    from sim.catalog import make_task, robot_by_name
+
+    contract, unwrapped = deployed.contract, env.unwrapped
+    task = None
+    if contract.robot is not None:
+        task = make_task(contract.task["name"], robot_by_name(contract.robot["name"]),
+                         contract.task["config"])
+    worst, steps = 0.0, 0
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        done = False
+        while not done and steps < PIPELINE_MAX_STEPS:
+            with torch.no_grad():
+                action = policy(*policy_inputs(stack_observations([obs])))[0].numpy()
+            if task is not None:
+                state, goal = unwrapped.sim.state(), unwrapped.goal
+                trained = unwrapped.task.action_to_command(action, state)
+                observation = task.evaluate(state, goal).observation
+                if isinstance(obs, dict):  # the camera image as rendered, the state by the task
+                    observation = {"pixels": obs["pixels"], "state": observation}
+                runtime = task.action_to_command(deployed(observation), state)
+            else:
+                trained, runtime = action, deployed(obs)
+            worst = max(worst, float(np.max(np.abs(np.asarray(trained) - runtime))))
+            obs, _, terminated, truncated, _ = env.step(action)
+            done = terminated or truncated
+            steps += 1
+    return worst, steps
+
+
 def export(run_dir: Path, out: Path | None = None, check_count: int = 1000,
-           which: str = "checkpoint") -> tuple[Path, float]:
-    """Write `policy.onnx` (or `out`) and return (path, max |onnxruntime - torch|)."""
+           which: str = "checkpoint") -> ExportResult:
+    """Write `policy.onnx` (or `out`), check it two ways, and say how closely it matched: the
+    actions of onnxruntime against torch on `check_count` observations (<= 1e-5), and the
+    commands of the deploy runtime against the training env over recorded episodes (<= 1e-4).
+    A file that fails either check is moved aside to *.mismatch.onnx."""
     from sim.registration import make_env
 
     checkpoint, info = load_run(run_dir, which)
@@ -154,14 +208,23 @@ def export(run_dir: Path, out: Path | None = None, check_count: int = 1000,
     atomic_write_bytes(out, model.SerializeToString())
 
     observations = sample_observations(env, policy, check_count)
-    env.close()
     with torch.no_grad():
         expected = policy(*policy_inputs(observations)).numpy()
-    actual = OnnxPolicy(out)(observations)
-    error = float(np.max(np.abs(actual - expected)))
+    deployed = OnnxPolicy(out)
+    error = float(np.max(np.abs(deployed(observations) - expected)))
     if not error <= TOLERANCE:
+        env.close()
         bad = out.with_suffix(".mismatch.onnx")
         out.replace(bad)
         raise ExportMismatch(f"onnxruntime and torch differ by {error:.3g} (> {TOLERANCE}) on "
                              f"{check_count} observations; the file was moved to {bad}")
-    return out, error
+    pipeline_error, steps = pipeline_check(env, policy, deployed)
+    env.close()
+    if not pipeline_error <= PIPELINE_TOLERANCE:
+        bad = out.with_suffix(".mismatch.onnx")
+        out.replace(bad)
+        raise ExportMismatch(f"the deploy runtime's commands differ from the training env's by "
+                             f"{pipeline_error:.3g} (> {PIPELINE_TOLERANCE}) over {steps} "
+                             f"recorded steps: the task rebuilt from the contract is not the one "
+                             f"trained on. The file was moved to {bad}")
+    return ExportResult(out, error, pipeline_error, steps)

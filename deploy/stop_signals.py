@@ -25,7 +25,7 @@ class StopSignals:
     def __init__(self, estop_file: Path | None = None, estop_key: bool = False) -> None:
         self.estop_file = Path(estop_file) if estop_file is not None else None
         if self.estop_file is not None and self.estop_file.exists():
-            raise RuntimeError(f"the e-stop file {self.estop_file} already exists: the e-stop is "
+            raise FileExistsError(f"the e-stop file {self.estop_file} already exists: the e-stop is "
                                "engaged. Remove it once the robot is safe, then start again")
         self.estop_key = estop_key
         self._reason: str | None = None

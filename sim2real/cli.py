@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -187,12 +188,16 @@ def evaluate_policy(source: Path, env_id: str | None, episodes: int, seed: int =
 
 
 def deploy_run(policy_path: Path, robot_name: str, seconds: float,
-               max_episodes: int | None, seed: int):
+               max_episodes: int | None, seed: int, safety: Path | None = None,
+               log: Path | None = None, estop_file: Path | None = None, estop_key: bool = False,
+               realtime_priority: int | None = None, cpu: int | None = None):
     """Deploy an ONNX policy on a robot backend; returns the loop's report."""
     import numpy as np
 
     from deploy.loop import run
     from deploy.onnx_policy import OnnxPolicy
+    from deploy.stop_signals import StopSignals
+    from deploy.supervisor import SafetyConfig
     from hardware.sim_robot import SimRobot
     from sim.catalog import make_task, robot_by_name
     from sim.task import sample_episode
@@ -200,6 +205,7 @@ def deploy_run(policy_path: Path, robot_name: str, seconds: float,
     policy = OnnxPolicy(policy_path)
     if seconds <= 0:
         raise ValueError(f"--seconds must be > 0, got {seconds}")
+    safety_config = SafetyConfig.from_dict(_read_settings(safety)) if safety else SafetyConfig()
     backend, _, name = robot_name.partition(":")
     if backend != "sim":
         raise ValueError(f"unknown robot {robot_name!r}; use 'sim' (the simulated robot the policy "
@@ -211,21 +217,41 @@ def deploy_run(policy_path: Path, robot_name: str, seconds: float,
         name = policy.contract.robot["name"]
     spec = robot_by_name(name)
     policy.contract.check(spec)  # refuse before connecting: no motion on a mismatch
+    stops = StopSignals(estop_file, estop_key)  # an engaged e-stop refuses before connecting
     # Start where the task's episodes start (a pendulum to balance starts upright).
     task = make_task(policy.contract.task["name"], spec, policy.contract.task["config"])
     start, _, objects = sample_episode(task, np.random.default_rng(seed))
     with SimRobot(spec, initial_pose=start, scene=task.scene, objects=task.objects,
-                  initial_objects=objects) as robot:
-        return run(policy, robot, seconds=seconds, max_episodes=max_episodes, seed=seed)
+                  initial_objects=objects) as robot, stops:
+        return run(policy, robot, seconds=seconds, max_episodes=max_episodes, seed=seed,
+                   safety=safety_config, log=log, stops=stops,
+                   realtime_priority=realtime_priority, cpu=cpu)
+
+
+def _read_settings(path: Path) -> dict:
+    """A YAML or JSON file of settings (a mapping)."""
+    import yaml
+
+    if not path.is_file():
+        raise FileNotFoundError(f"settings file {path} does not exist")
+    values = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} must hold a mapping of setting: value, got {type(values).__name__}")
+    return values
 
 
 def _print_report(report) -> None:
     summary = report.summary()
+    interventions = ", ".join(f"{kind} {count}" for kind, count in
+                              summary["interventions"].items() if count) or "none"
     print(f"deploy: {summary['episodes']} episodes, success rate {summary['success_rate']:.2f}, "
           f"loop {summary['loop_rate_hz']:.1f} Hz (target {summary['target_rate_hz']:.0f}), "
           f"{summary['deadline_misses']} deadline misses in {summary['cycles']} cycles, "
+          f"jitter p99 {summary['jitter_p99_us']:.0f} us, "
           f"compute p50 {summary['compute_p50_us']:.0f} us / p99 {summary['compute_p99_us']:.0f} us, "
-          f"{summary['clamped_commands']} commands clamped, {summary['homings']} homings"
+          f"supervisor interventions: {interventions}, {summary['homings']} homings; "
+          f"{summary['realtime']}"
+          + (f"; log {summary['log']}" if summary["log"] else "")
           + (f"; stopped early: {summary['stopped']}" if summary["stopped"] else ""))
 
 
@@ -261,16 +287,44 @@ def cmd_eval(args: argparse.Namespace) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     from deploy.export import export
 
-    path, error = export(Path(args.run_dir), Path(args.out) if args.out else None, args.check,
-                         "best" if args.best else "checkpoint")
-    print(f"exported {path}: onnxruntime matches torch to {error:.2e} on {args.check} observations")
+    result = export(Path(args.run_dir), Path(args.out) if args.out else None, args.check,
+                    "best" if args.best else "checkpoint")
+    print(f"exported {result.path}: onnxruntime matches torch to {result.onnx_error:.2e} on "
+          f"{args.check} observations; the deploy runtime's commands match the training env's "
+          f"to {result.pipeline_error:.2e} over {result.pipeline_steps} recorded steps")
 
 
 def cmd_deploy(args: argparse.Namespace) -> None:
-    report = deploy_run(Path(args.policy), args.robot, args.seconds, args.episodes, args.seed)
+    log = None
+    if not args.no_log:
+        log = Path(args.log) if args.log else (
+            Path(args.policy).parent / f"deploy-{time.strftime('%Y%m%d-%H%M%S')}.s2rlog")
+    report = deploy_run(Path(args.policy), args.robot, args.seconds, args.episodes, args.seed,
+                        Path(args.safety) if args.safety else None, log,
+                        Path(args.estop_file) if args.estop_file else None, args.estop_key,
+                        args.rt_priority, args.cpu)
     _print_report(report)
+    if report.stopped and not report.stopped.startswith("the next episode"):
+        print(f"sim2real deploy: stopped: {report.stopped}", file=sys.stderr)
+        if report.stopped.startswith("watchdog"):
+            sys.exit(3)
     if args.json:
         print(json.dumps(report.summary()))
+
+
+def cmd_log_show(args: argparse.Namespace) -> None:
+    from deploy.log_summary import plot_log, summarize
+    from deploy.telemetry import read_log
+
+    log = read_log(Path(args.log))
+    summary = summarize(log)
+    plot = plot_log(log, Path(args.plot) if args.plot else Path(args.log).with_suffix(".png"))
+    summary["plot"] = str(plot)
+    if args.json:
+        print(json.dumps(summary))
+        return
+    for key, value in summary.items():
+        print(f"{key:>22}: {value}")
 
 
 def cmd_envs(args: argparse.Namespace) -> None:
@@ -350,7 +404,29 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--episodes", type=int, default=None, help="stop after this many episodes")
     deploy.add_argument("--seed", type=int, default=0, help="seed of the goals")
     deploy.add_argument("--json", action="store_true", help="also print the report as JSON")
+    deploy.add_argument("--safety", default=None, metavar="FILE",
+                        help="YAML/JSON of safety settings (deploy/supervisor.py SafetyConfig)")
+    deploy.add_argument("--log", default=None, metavar="FILE",
+                        help="telemetry log (default: deploy-TIME.s2rlog beside the policy)")
+    deploy.add_argument("--no-log", action="store_true", help="write no telemetry log")
+    deploy.add_argument("--estop-file", default=None, metavar="PATH",
+                        help="e-stop when this file appears (e.g. touch /tmp/estop)")
+    deploy.add_argument("--estop-key", action="store_true",
+                        help="e-stop on any key pressed in this terminal")
+    deploy.add_argument("--rt-priority", type=int, default=None, metavar="N",
+                        help="ask for SCHED_FIFO priority N (1-99); normal scheduling if refused")
+    deploy.add_argument("--cpu", type=int, default=None, metavar="N",
+                        help="pin the loop to CPU N where the OS allows")
     deploy.set_defaults(func=cmd_deploy)
+
+    log = verbs.add_parser("log", help="read a deploy telemetry log")
+    log_verbs = log.add_subparsers(dest="log_verb", required=True)
+    show = log_verbs.add_parser("show", help="print a summary and plot the joints")
+    show.add_argument("log", help="a .s2rlog written by `sim2real deploy`")
+    show.add_argument("--plot", default=None, metavar="PNG",
+                      help="where to draw the joints (default: LOG.png)")
+    show.add_argument("--json", action="store_true", help="print the summary as JSON")
+    show.set_defaults(func=cmd_log_show)
 
     envs = verbs.add_parser("envs", help="list every env id with its observation and action sizes")
     envs.add_argument("--json", action="store_true")

@@ -33,8 +33,11 @@ def run_demo(out: Path, steps: int | None = None, episodes: int = 100, seed: int
     console.rule("2/3 export to ONNX")
     from deploy.export import export
 
-    policy_path, parity = export(out)
-    console.print(f"{policy_path}: onnxruntime matches torch to {parity:.1e} on 1000 observations")
+    exported = export(out)
+    policy_path = exported.path
+    console.print(f"{policy_path}: onnxruntime matches torch to {exported.onnx_error:.1e} on 1000 "
+                  f"observations; deployed commands match the env's to "
+                  f"{exported.pipeline_error:.1e} over {exported.pipeline_steps} steps")
     export_seconds = time.perf_counter() - begin - train_seconds
 
     console.rule(f"3/3 deploy {policy_path.name} on the simulated arm in real time "
@@ -49,7 +52,9 @@ def run_demo(out: Path, steps: int | None = None, episodes: int = 100, seed: int
     table.add_column("time", justify="right")
     table.add_row("train", f"{result['steps']:,} steps, return {result['mean_return']:.2f}, "
                   f"success (stochastic) {result['success_rate']:.0%}", f"{train_seconds:.0f} s")
-    table.add_row("export", f"max |onnxruntime - torch| = {parity:.1e}", f"{export_seconds:.1f} s")
+    table.add_row("export", f"max |onnxruntime - torch| = {exported.onnx_error:.1e}, "
+                  f"max |runtime - env| command = {exported.pipeline_error:.1e}",
+                  f"{export_seconds:.1f} s")
     table.add_row("deploy", f"{report.successes}/{report.episodes} reached within 2 cm "
                   f"(success rate {report.success_rate:.2f})", f"{deploy_seconds:.0f} s")
     table.add_row("loop", f"{report.loop_rate_hz:.1f} Hz of {report.target_rate_hz:.0f} Hz, "

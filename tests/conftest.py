@@ -29,5 +29,4 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_policy(tiny_run: Path) -> Path:
     from deploy.export import export
 
-    path, _ = export(tiny_run, check_count=200)
-    return path
+    return export(tiny_run, check_count=200).path

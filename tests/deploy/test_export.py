@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from deploy.contract import METADATA_KEY, ContractError
-from deploy.export import export, load_run
+from deploy.export import ExportMismatch, export, load_run
 from deploy.onnx_policy import OnnxPolicy
 from policies.ppo import load_policy
 
@@ -40,8 +40,26 @@ def test_normalizer_is_inside_the_graph(tiny_run, tiny_policy) -> None:
 
 
 def test_export_reports_parity(tiny_run, tmp_path) -> None:
-    path, error = export(tiny_run, tmp_path / "p.onnx", check_count=100)
+    result = export(tiny_run, tmp_path / "p.onnx", check_count=100)
+    path, error = result.path, result.onnx_error
     assert path.is_file() and error <= 1e-5
+    # Reach episodes end at 100 steps or on success: three of them are 3 to 300 steps.
+    assert result.pipeline_error <= 1e-4 and 3 <= result.pipeline_steps <= 300
+
+
+def test_a_task_the_contract_does_not_rebuild_fails_the_pipeline_check(
+        tiny_run, tmp_path, monkeypatch) -> None:
+    import sim.catalog
+
+    build = sim.catalog.make_task
+
+    def drifted(name, robot, config=None):  # as if a task default changed after training
+        return build(name, robot, {**(config or {}), "max_step": 0.2})
+
+    monkeypatch.setattr(sim.catalog, "make_task", drifted)
+    with pytest.raises(ExportMismatch, match="task rebuilt from the contract"):
+        export(tiny_run, tmp_path / "p.onnx", check_count=100)
+    assert (tmp_path / "p.mismatch.onnx").is_file() and not (tmp_path / "p.onnx").exists()
 
 
 def test_corrupt_and_contractless_files_are_refused(tiny_policy, tmp_path) -> None:

@@ -99,7 +99,7 @@ def test_an_estop_file_stops_the_run_holding_then_releasing(tiny_policy, tmp_pat
 def test_an_engaged_estop_file_refuses_to_start(tmp_path) -> None:
     estop = tmp_path / "estop"
     estop.touch()
-    with pytest.raises(RuntimeError, match="e-stop is engaged"):
+    with pytest.raises(FileExistsError, match="e-stop is engaged"):
         StopSignals(estop_file=estop)
 
 

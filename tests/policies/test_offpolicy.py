@@ -168,7 +168,9 @@ def test_training_writes_its_files_and_an_exportable_policy(name: str, tmp_path)
     actions = policy(100 * torch.randn(64, 4))
     assert actions.shape == (64, 1) and torch.all(actions.abs() <= 1.0)
     # `sim2real export` takes it unchanged: onnxruntime agrees with torch.
-    _, error = export(tmp_path, check_count=100)
+    result = export(tmp_path, check_count=100)
+    error = result.onnx_error
+    assert result.pipeline_error <= 1e-4 and result.pipeline_steps > 0
     assert error < 1e-5
 
 

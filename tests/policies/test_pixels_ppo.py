@@ -158,7 +158,9 @@ def test_pixel_ppo_trains_the_shared_encoder_and_writes_a_checkpoint(pixel_run: 
 
 
 def test_pixel_policy_exports_with_the_encoder_inside(pixel_run: Path) -> None:
-    path, error = export(pixel_run, check_count=40)
+    result = export(pixel_run, check_count=40)
+    path, error = result.path, result.onnx_error
+    assert result.pipeline_error <= 1e-4 and result.pipeline_steps > 0
     assert error <= 1e-5
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     inputs = session.get_inputs()

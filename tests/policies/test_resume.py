@@ -121,7 +121,8 @@ def test_evaluation_keeps_the_best_model_and_logs_to_tensorboard(tmp_path) -> No
     assert best["evaluation"]["eval_return"] == max(float(r["eval_return"]) for r in evaluated)
     assert any(path.name.startswith("events.out.tfevents")
                for path in (tmp_path / "tensorboard").iterdir())
-    path, error = export(tmp_path, tmp_path / "best.onnx", check_count=50, which="best")
+    result = export(tmp_path, tmp_path / "best.onnx", check_count=50, which="best")
+    path, error = result.path, result.onnx_error
     assert error < 1e-5
     contract = OnnxPolicy(path).contract
     assert contract.steps == best["steps"] <= int(rows[-1]["steps"])
