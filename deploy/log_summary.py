@@ -32,9 +32,12 @@ def summarize(log: TelemetryLog) -> dict[str, Any]:
         "rate_hz": round(cycles / seconds, 1) if seconds > 0 else 0.0,
         "target_rate_hz": round(1.0 / header["control_period"], 1),
         "deadline_misses": f"{missed} ({100.0 * missed / max(cycles, 1):.2f} %)",
-        "jitter_p50_us": _percentile(fields["lateness_us"][:, 0], 50) if cycles else None,
-        "jitter_p99_us": _percentile(fields["lateness_us"][:, 0], 99) if cycles else None,
     }
+    # Period jitter, as the loop reports it: |start-to-start interval - period|.
+    jitter = np.abs(np.diff(fields["time"][:, 0]) - header["control_period"]) * 1e6
+    summary["jitter_p50_us"] = _percentile(jitter, 50)
+    summary["jitter_p99_us"] = _percentile(jitter, 99)
+    summary["start_lateness_p99_us"] = _percentile(fields["lateness_us"][:, 0], 99)
     for stage in STAGES:
         column = fields[f"{stage}_us"][:, 0] if cycles else np.zeros(0)
         summary[f"{stage}_us_p50/p99"] = f"{_percentile(column, 50)} / {_percentile(column, 99)}"

@@ -123,49 +123,51 @@ class Supervisor:
     def filter(self, command: np.ndarray, state: RobotState,
                seconds: float) -> tuple[np.ndarray, int]:
         """The command made safe, and the mask of the interventions that changed it.
-        `seconds`: time since the loop started (for the soft start)."""
+        `seconds`: time since the loop started (for the soft start).
+
+        It runs every cycle inside the loop's time budget: a few vector ops on a handful of
+        numbers, each check costing one comparison when it does not intervene."""
         command = np.array(command, dtype=float).reshape(self.spec.num_actuators)
         mask = 0
-        joints = self.spec.actuated_joint_index
-        positions = np.asarray(state.positions, dtype=float)[joints]
-        velocities = np.asarray(state.velocities, dtype=float)[joints]
+        counts = self.counts
 
         def changed(kind: int, new: np.ndarray) -> np.ndarray:
             nonlocal mask, command
-            if not np.array_equal(new, command):
+            if (new != command).any():
                 mask |= 1 << kind
-                self.counts[INTERVENTIONS[kind]] += 1
+                counts[INTERVENTIONS[kind]] += 1
                 command = new
             return command
 
-        if not np.all(np.isfinite(command)):
+        if not np.isfinite(command).all():
             changed(0, self.last_safe.copy())
         ramp = self.config.soft_start_seconds
-        if ramp > 0 and seconds < ramp:
+        if seconds < ramp:
             fraction = max(seconds, 0.0) / ramp
             changed(1, self.start_command + fraction * (command - self.start_command))
-        limit = self.velocity_limit
+        joints = self.spec.actuated_joint_index
+        positions = np.asarray(state.positions, dtype=float)[joints]
         if self.config.velocity_limit_scale > 0:
-            too_fast_up = np.isfinite(velocities) & (velocities > limit)
-            too_fast_down = np.isfinite(velocities) & (velocities < -limit)
-            if self.servo:
-                # A goal beyond the measured position pulls the joint on; hold it there instead.
-                new = np.where(too_fast_up, np.minimum(command, positions), command)
-                new = np.where(too_fast_down, np.maximum(new, positions), new)
-            else:
-                new = np.where((too_fast_up & (command > 0)) | (too_fast_down & (command < 0)),
-                               0.0, command)
-            changed(2, new)
+            velocities = np.asarray(state.velocities, dtype=float)[joints]
+            if (np.abs(velocities) > self.velocity_limit).any():  # NaN compares False
+                up, down = velocities > self.velocity_limit, velocities < -self.velocity_limit
+                if self.servo:
+                    # A goal beyond the measured position pulls the joint on; hold it there.
+                    new = np.where(up, np.minimum(command, positions), command)
+                    new = np.where(down, np.maximum(new, positions), new)
+                else:
+                    new = np.where((up & (command > 0)) | (down & (command < 0)), 0.0, command)
+                changed(2, new)
         if self.servo:
-            changed(3, np.clip(command, self.soft_low, self.soft_high))
-        else:
+            changed(3, np.minimum(np.maximum(command, self.soft_low), self.soft_high))
+        elif ((positions >= self.soft_high) | (positions <= self.soft_low)).any():
             past = ((positions >= self.soft_high) & (command > 0)) | (
                 (positions <= self.soft_low) & (command < 0))
             changed(3, np.where(past, 0.0, command))
         if self.config.max_command_change != 0:
-            changed(4, np.clip(command, self.last_safe - self.max_change,
-                               self.last_safe + self.max_change))
-        changed(5, np.clip(command, self.command_low, self.command_high))
+            changed(4, np.minimum(np.maximum(command, self.last_safe - self.max_change),
+                                  self.last_safe + self.max_change))
+        changed(5, np.minimum(np.maximum(command, self.command_low), self.command_high))
         self.last_safe = command
         return command.copy(), mask
 

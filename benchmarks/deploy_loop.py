@@ -1,0 +1,185 @@
+"""Deploy loop timing, in one run:
+
+1. per-cycle compute (observe + infer + supervise) of a policy with two 256-unit hidden layers on
+   the reach arm, onnxruntime on one thread (what `sim2real deploy` runs) beside torch eager on
+   one thread, over the same recorded robot readings, in alternating rounds;
+2. a real-time run at 500 Hz against SimRobot stepping physics in real time: the whole loop
+   (read, observe, infer, supervise, write, telemetry log), its deadline misses and jitter
+   (how late each cycle starts after its deadline). The pendulum robot's model steps at 1 ms, so
+   it runs at 2 ms here (its spec says 4 ms): the same robot and policy, retimed.
+
+Usage: python benchmarks/deploy_loop.py [--seconds 30] [--cycles 3000] [--rounds 3]
+Writes benchmarks/results/deploy_loop.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results"
+HIDDEN = (256, 256)
+TARGETS = {"compute_p99_us": 100.0, "miss_rate_percent": 0.1, "jitter_p99_us": 500.0}
+
+
+def exported_policy(env_id: str, out: Path) -> Path:
+    """A short PPO run with 256x256 networks, exported: a real policy file, untrained."""
+    from deploy.export import export
+    from sim2real.cli import train_run
+
+    train_run(env_id, "ppo", 512, 0, out, None, progress=False,
+              overrides={"num_envs": 4, "rollout_steps": 64, "epochs": 1, "hidden_sizes": HIDDEN})
+    return export(out, check_count=100).path
+
+
+def compute_latency(run_dir: Path, onnx_path: Path, cycles: int, rounds: int) -> dict:
+    import torch
+
+    from deploy.export import load_run
+    from deploy.onnx_policy import OnnxPolicy
+    from deploy.supervisor import SafetyConfig, Supervisor
+    from hardware.sim_robot import SimRobot
+    from policies.algorithms import algorithm_by_name
+    from sim.catalog import make_task
+    from sim.so_arm import SO_ARM
+
+    torch.set_num_threads(1)
+    onnx_policy = OnnxPolicy(onnx_path)
+    checkpoint, _ = load_run(run_dir)
+    torch_policy = algorithm_by_name(checkpoint["algo"]).load_policy(checkpoint)
+
+    def torch_act(observation: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return torch_policy(torch.as_tensor(observation)[None])[0].numpy()
+
+    contract = onnx_policy.contract
+    task = make_task(contract.task["name"], SO_ARM, contract.task["config"])
+    rng = np.random.default_rng(0)
+    # Readings the policy really meets: the arm driven by it, a new goal every 50 cycles.
+    states, goals = [], []
+    with SimRobot(SO_ARM, realtime=False) as robot:
+        goal = task.sample_goal(rng)
+        for i in range(cycles):
+            if i % 50 == 0:
+                goal = task.sample_goal(rng)
+            state = robot.read_state()
+            states.append(state)
+            goals.append(goal)
+            action = onnx_policy(task.evaluate(state, goal).observation)
+            robot.send_command(task.action_to_command(action, state))
+
+    samples: dict[str, dict[str, list[float]]] = {
+        name: {"observe": [], "infer": [], "supervise": [], "compute": []}
+        for name in ("onnxruntime", "torch eager")}
+    for _ in range(rounds):
+        for name, act in (("onnxruntime", onnx_policy), ("torch eager", torch_act)):
+            supervisor = Supervisor(SO_ARM, SafetyConfig(), states[0])
+            record = samples[name]
+            for state, goal in zip(states, goals, strict=True):
+                t0 = time.perf_counter()
+                observation = task.evaluate(state, goal).observation
+                t1 = time.perf_counter()
+                command = task.action_to_command(act(observation), state)
+                t2 = time.perf_counter()
+                supervisor.filter(command, state, 10.0)
+                t3 = time.perf_counter()
+                record["observe"].append(t1 - t0)
+                record["infer"].append(t2 - t1)
+                record["supervise"].append(t3 - t2)
+                record["compute"].append(t3 - t0)
+    return {name: {f"{stage}_{q}_us": round(float(np.percentile(values, int(q[1:])) * 1e6), 1)
+                   for stage, values in record.items() for q in ("p50", "p99")}
+            for name, record in samples.items()}
+
+
+class RetimedPolicy:
+    """The same exported graph, its contract's control period set to `period`."""
+
+    def __init__(self, policy, period: float) -> None:
+        self.path = policy.path
+        self.contract = dataclasses.replace(
+            policy.contract, robot={**policy.contract.robot, "control_period": period})
+        self._policy = policy
+
+    def __call__(self, observation: np.ndarray) -> np.ndarray:
+        return self._policy(observation)
+
+
+def realtime_run(onnx_path: Path, seconds: float, period: float, log: Path) -> dict:
+    from deploy.loop import run
+    from deploy.onnx_policy import OnnxPolicy
+    from hardware.sim_robot import SimRobot
+    from sim.furuta import FURUTA
+
+    spec = dataclasses.replace(FURUTA, control_period=period)
+    policy = RetimedPolicy(OnnxPolicy(onnx_path), period)
+    with SimRobot(spec) as robot:  # hanging at rest, as a swing-up starts
+        report = run(policy, robot, seconds=seconds, log=log)
+    return {"rate_hz": round(1 / period), "seconds": round(report.seconds, 2),
+            "cycles": report.cycles, "deadline_misses": report.deadline_misses,
+            "miss_rate_percent": round(100.0 * report.deadline_misses / max(report.cycles, 1), 4),
+            "jitter_p99_us": round(report.jitter_p99_us, 1),
+            "compute_p50_us": round(report.compute_p50_us, 1),
+            "compute_p99_us": round(report.compute_p99_us, 1),
+            "loop_rate_hz": round(report.loop_rate_hz, 1),
+            "stage_p99_us": report.stage_p99_us, "stopped": report.stopped,
+            "interventions": report.interventions}
+
+
+def write(results: dict) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "deploy_loop.json").write_text(json.dumps(results, indent=2) + "\n")
+    latency, loop = results["compute"], results["realtime"]
+    ours, reference = latency["onnxruntime"], latency["torch eager"]
+    lines = ["# Deploy loop timing", "",
+             f"Policy MLP with hidden layers {HIDDEN}, one thread. Compute = observe + infer + "
+             f"supervise per cycle, {results['cycles']} recorded reach-arm readings x "
+             f"{results['rounds']} alternating rounds.", "",
+             "| per cycle | onnxruntime p50 us | p99 us | torch eager p50 us | p99 us | p99 ratio |"
+             " target p99 |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for stage in ("observe", "infer", "supervise", "compute"):
+        target = f"<= {TARGETS['compute_p99_us']:.0f} us" if stage == "compute" else ""
+        lines.append(f"| {stage} | {ours[f'{stage}_p50_us']} | {ours[f'{stage}_p99_us']} | "
+                     f"{reference[f'{stage}_p50_us']} | {reference[f'{stage}_p99_us']} | "
+                     f"{ours[f'{stage}_p99_us'] / reference[f'{stage}_p99_us']:.2f}x | {target} |")
+    lines += ["", f"Real-time run: the pendulum robot at {loop['rate_hz']} Hz against SimRobot in "
+              f"real time for {loop['seconds']} s, telemetry log on, default safety.", "",
+              "| cycles | loop Hz | deadline misses | miss rate | target | jitter p99 | target |"
+              " compute p50 / p99 |",
+              "|---:|---:|---:|---:|---:|---:|---:|---:|",
+              f"| {loop['cycles']} | {loop['loop_rate_hz']} | {loop['deadline_misses']} | "
+              f"{loop['miss_rate_percent']} % | <= {TARGETS['miss_rate_percent']} % | "
+              f"{loop['jitter_p99_us']} us | <= {TARGETS['jitter_p99_us']:.0f} us | "
+              f"{loop['compute_p50_us']} / {loop['compute_p99_us']} us |"]
+    (RESULTS / "deploy_loop.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--cycles", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=500.0, help="real-time run rate, Hz")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        arm = exported_policy("sim2real/ArmReach-v0", tmp / "arm")
+        pendulum = exported_policy("sim2real/FurutaSwingup-v0", tmp / "pendulum")
+        compute = compute_latency(tmp / "arm", arm, args.cycles, args.rounds)
+        realtime = realtime_run(pendulum, args.seconds, 1.0 / args.rate, tmp / "run.s2rlog")
+    results = {"cycles": args.cycles, "rounds": args.rounds, "compute": compute,
+               "realtime": realtime, "targets": TARGETS,
+               "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    write(results)
+
+
+if __name__ == "__main__":
+    main()
