@@ -94,6 +94,18 @@ def test_train_export_deploy_through_the_cli(tmp_path) -> None:
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["cycles"] >= 20 and report["target_rate_hz"] == 50.0
+    # The telemetry log is on by default, beside the policy.
+    assert report["log"].endswith(".s2rlog") and (run_dir / report["log"]).parent == run_dir
+    out = sim2real("log", "show", report["log"])
+    assert out.returncode == 0, out.stderr
+    assert f"cycles: {report['cycles']}" in out.stdout
+
+
+def test_bad_safety_settings(capsys, tiny_policy, tmp_path) -> None:
+    settings = tmp_path / "safety.yaml"
+    settings.write_text("soft_limit_margin: 0.1\nmax_rate: 2\n")
+    err = one_line_error(capsys, "deploy", str(tiny_policy), "--safety", str(settings))
+    assert "unknown safety setting(s) ['max_rate']" in err
 
 
 def test_a_randomized_run_records_its_ranges_episodes_and_adr(tmp_path) -> None:

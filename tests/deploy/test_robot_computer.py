@@ -8,7 +8,8 @@ CODE = """
 import sys
 class Block:
     def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in ('mujoco', 'torch', 'gymnasium', 'gymnasium_robotics', 'onnx'):
+        if name.split('.')[0] in ('mujoco', 'torch', 'gymnasium', 'gymnasium_robotics', 'onnx',
+                                  'matplotlib', 'yaml'):
             raise ImportError('blocked on the robot computer: ' + name)
 sys.meta_path.insert(0, Block())
 import numpy as np
@@ -33,16 +34,22 @@ class FakeArm(Robot):
         self.positions = command.copy()  # a perfect servo
         self.writes += 1
 
+from deploy.log_summary import summarize
+from deploy.telemetry import read_log
+
 policy = OnnxPolicy(sys.argv[1])
 with FakeArm() as arm:
-    report = run(policy, arm, seconds=0.3)
+    report = run(policy, arm, seconds=0.3, log=sys.argv[2])
+assert summarize(read_log(sys.argv[2]))["cycles"] == report.cycles
+assert sum(report.interventions.values()) > 0  # the supervisor ran: the soft start at least
 print(report.cycles, arm.writes)
 """
 
 
-def test_deploy_runs_without_torch_mujoco_or_gymnasium(tiny_policy) -> None:
-    out = subprocess.run([sys.executable, "-c", CODE, str(tiny_policy)], capture_output=True,
-                         text=True, timeout=60)
+def test_deploy_runs_without_torch_mujoco_or_gymnasium(tiny_policy, tmp_path) -> None:
+    out = subprocess.run([sys.executable, "-c", CODE, str(tiny_policy),
+                          str(tmp_path / "run.s2rlog")], capture_output=True, text=True,
+                         timeout=60)
     assert out.returncode == 0, out.stderr
     cycles, writes = map(int, out.stdout.split())
     assert cycles >= 10 and writes == cycles
