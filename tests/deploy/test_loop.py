@@ -68,3 +68,22 @@ def test_a_missed_episode_walks_the_arm_home_before_the_next(tiny_policy, monkey
     first_miss_end = 100  # an untrained policy uses the whole episode
     assert any(np.abs(p - home).max() < deploy.loop.HOME_TOLERANCE
                for p in readings[first_miss_end:])
+
+
+def test_realtime_requests_are_granted_or_refused_quietly_and_undone() -> None:
+    import os
+
+    from deploy.loop import request_realtime
+
+    affinity, scheduler = os.sched_getaffinity(0), os.sched_getscheduler(0)
+    granted, restore = request_realtime(priority=10, cpu=min(affinity))
+    try:
+        assert ("pinned to CPU" in granted or "pinning not allowed" in granted)
+        assert ("SCHED_FIFO priority 10" in granted or "real-time priority not allowed" in granted)
+    finally:
+        restore()
+    assert os.sched_getaffinity(0) == affinity and os.sched_getscheduler(0) == scheduler
+    assert request_realtime(None, None)[0] == "normal scheduling"
+    granted, restore = request_realtime(priority=None, cpu=10_000)  # no such CPU
+    restore()
+    assert "pinning not allowed" in granted and os.sched_getaffinity(0) == affinity
