@@ -1,0 +1,403 @@
+"""The device emulator: the other end of the wire, as a robot's microcontroller would be, backed
+by the robot's physics running in real time. It is the hardware-in-the-loop sim backend:
+`sim2real deploy POLICY --robot serial:///dev/pts/N` drives it exactly as it would drive the
+robot, through the real serial driver, framing, CRC and timeouts.
+
+It speaks the protocol of hardware/protocol.py (docs/protocol.md), with the device-side rules:
+commands only inside a session opened by HELLO; a watchdog that holds the robot when no COMMAND
+or HEARTBEAT arrives in time, and then waits for a new HELLO; ESTOP holds, RELEASE turns torque
+off. The physics is `sim.physics.RobotSimulation` with the robot's actuator model (servo P and D
+gains, deadband, encoder quantization, torque limit; or the DC motor). Options: physical
+parameters pinned in the randomization config's schema (a heavier, weaker, slower robot than the
+nominal one), the wire time of a given baud rate, and wire faults (hardware/faults.py).
+Imports MuJoCo: runs on the host, not on the robot's computer.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import time
+import tty
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from hardware.faults import WireFaults
+from hardware.protocol import (
+    MODE_OF_ACTUATOR,
+    STATUS_DRIVING,
+    STATUS_ESTOP,
+    STATUS_WATCHDOG,
+    VERSION,
+    Command,
+    Description,
+    FaultCode,
+    FrameReader,
+    MessageType,
+    ProtocolError,
+    State,
+    encode_frame,
+    fault_payload,
+    parse_hello,
+)
+from sim.physics import RobotSimulation
+from sim.spec import RobotSpec
+
+DELAY_TERMS = ("action_delay", "action_latency")
+"""Timing terms the emulator honours: whole control steps and seconds of command delay."""
+
+
+class Transport(Protocol):
+    name: str
+    """What the host connects to: a pty path or a socket:// URL."""
+
+    def read(self, timeout: float) -> bytes: ...
+
+    def write(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class PtyTransport:
+    """A pseudo-terminal pair: the emulator holds the master, the host opens the slave
+    (`name`, e.g. /dev/pts/5). Raw mode both ways: no echo, no line editing, every byte as is."""
+
+    def __init__(self) -> None:
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.master)
+        tty.setraw(self.slave)
+        os.set_blocking(self.master, False)
+        # The emulator keeps the slave open too: a host closing its end then does not make the
+        # master's reads fail, and the next host can connect.
+        self.name = os.ttyname(self.slave)
+
+    def read(self, timeout: float) -> bytes:
+        ready, _, _ = select.select([self.master], [], [], timeout)
+        if not ready:
+            return b""
+        try:
+            return os.read(self.master, 4096)
+        except BlockingIOError:
+            return b""
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(self.master, view):]
+            except BlockingIOError:
+                select.select([], [self.master], [], 0.01)
+
+    def close(self) -> None:
+        for fd in (self.master, self.slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class TcpTransport:
+    """A TCP port on 127.0.0.1, one host at a time (`socket://127.0.0.1:PORT` for pyserial)."""
+
+    def __init__(self, port: int) -> None:
+        self.server = socket.create_server(("127.0.0.1", port))
+        self.server.setblocking(False)
+        self.name = f"socket://127.0.0.1:{self.server.getsockname()[1]}"
+        self.client: socket.socket | None = None
+
+    def read(self, timeout: float) -> bytes:
+        watched = [self.client or self.server]
+        ready, _, _ = select.select(watched, [], [], timeout)
+        if not ready:
+            return b""
+        if self.client is None:
+            self.client, _ = self.server.accept()
+            self.client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return b""
+        try:
+            data = self.client.recv(4096)
+        except ConnectionError:
+            data = b""
+        if not data:  # the host hung up: wait for the next one
+            self.client.close()
+            self.client = None
+        return data
+
+    def write(self, data: bytes) -> None:
+        if self.client is not None:
+            try:
+                self.client.sendall(data)
+            except ConnectionError:
+                self.client.close()
+                self.client = None
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+        self.server.close()
+
+
+def pinned_physics(config: Any, spec: RobotSpec) -> tuple[list[tuple[str, Any, np.ndarray]], float]:
+    """The model terms of a randomization config whose every value is pinned (low == high, or a
+    normal with std 0), as (name, spec, value) to apply, and the command delay in seconds its
+    `action_delay` (control steps) and `action_latency` (s) add up to."""
+    from randomization.config import MODEL_TERM_NAMES
+
+    terms, delay = [], 0.0
+    for name, term in config.terms.items():
+        low, high = term.distribution.support
+        if low != high:
+            raise ValueError(f"emulator physics {name}: the emulated robot is one robot, so each "
+                             f"value must be pinned (low == high), got {low}..{high}")
+        if name in MODEL_TERM_NAMES:
+            terms.append((name, term, low))
+        elif name == "action_delay":
+            delay += round(low) * spec.control_period
+        elif name == "action_latency":
+            delay += low
+        else:
+            raise ValueError(f"emulator physics: {name!r} is not a physical parameter the "
+                             f"emulator applies; it takes model terms and {', '.join(DELAY_TERMS)}")
+    return terms, delay
+
+
+@dataclass
+class DeviceCounters:
+    frames_received: int = 0
+    frames_sent: int = 0
+    bad_frames: int = 0
+    commands: int = 0
+    watchdog_trips: int = 0
+    faults_sent: dict[str, int] = field(default_factory=dict)
+
+
+class DeviceEmulator:
+    """Example (what `sim2real emulate so_arm --pty` does):
+        >>> transport = PtyTransport()
+        >>> print(transport.name)        # connect the host here
+        >>> DeviceEmulator(SO_ARM, transport).serve()
+    """
+
+    def __init__(self, spec: RobotSpec, transport: Transport, watchdog_ms: float = 100.0,
+                 physics: Any = None, baudrate: int | None = None,
+                 faults: WireFaults | None = None, initial_pose: np.ndarray | None = None,
+                 seed: int = 0) -> None:
+        if watchdog_ms <= 0:
+            raise ValueError(f"watchdog_ms must be > 0, got {watchdog_ms}")
+        if baudrate is not None and baudrate <= 0:
+            raise ValueError(f"baudrate must be > 0, got {baudrate}")
+        self.spec, self.transport = spec, transport
+        self.watchdog = watchdog_ms * 1e-3
+        self.baudrate, self.faults = baudrate, faults or WireFaults()
+        self.mode = MODE_OF_ACTUATOR[spec.actuator_kind]
+        self.sim = RobotSimulation(spec)
+        self.command_delay = 0.0
+        self.physics_applied: dict[str, float] = {}
+        if physics is not None:
+            from randomization.terms import make_term
+
+            terms, self.command_delay = pinned_physics(physics, spec)
+            rng = np.random.default_rng(seed)
+            for name, term_spec, value in terms:
+                term = make_term(self.sim.model, name, term_spec)
+                term.apply(self.sim.model, term.sample(rng))
+                self.physics_applied[name] = value
+        pose = np.asarray(spec.default_pose if initial_pose is None else initial_pose, float)
+        self.sim.reset(pose)
+        self.description = Description.of_spec(spec, watchdog_ms, firmware="sim2real-emulator")
+        self._force_range = self.sim.model.actuator_forcerange[self.sim.ctrl_at].copy()
+        self._force_limited = self.sim.model.actuator_forcelimited[self.sim.ctrl_at].copy()
+        self.counters = DeviceCounters()
+        self._reader = FrameReader()
+        self._seq = 0
+        self._session = False
+        self._status = 0
+        self._last_feed = 0.0
+        self._pending: deque[tuple[float, np.ndarray]] = deque()
+        self._last_state: State | None = None
+        self._start = 0.0
+
+    # -- serving -------------------------------------------------------------------------------
+    def serve(self, seconds: float | None = None, stop: Any = None) -> DeviceCounters:
+        """Answer the host until `seconds` pass, `stop` (a threading.Event) is set, Ctrl-C, or
+        a scheduled disconnect."""
+        self._start = time.perf_counter()
+        self._send(MessageType.FAULT, fault_payload(FaultCode.RESET, "powered up"))
+        try:
+            while stop is None or not stop.is_set():
+                elapsed = time.perf_counter() - self._start
+                if seconds is not None and elapsed >= seconds:
+                    break
+                if self.faults.disconnect_due(elapsed):
+                    break
+                if self.faults.reset_due(elapsed):
+                    self._reset()
+                data = self.transport.read(0.0005)
+                if data:
+                    self._feed(self.faults.corrupt(data))
+                self._advance()
+                if self._session and time.perf_counter() - self._last_feed > self.watchdog:
+                    self.counters.watchdog_trips += 1
+                    self._hold(STATUS_WATCHDOG, FaultCode.WATCHDOG,
+                               f"no command for {self.watchdog * 1e3:.0f} ms: holding; send "
+                               "HELLO to resume")
+        finally:
+            self.transport.close()
+        self.counters.bad_frames = self._reader.bad_frames
+        return self.counters
+
+    def _feed(self, data: bytes) -> None:
+        for frame in self._reader.feed(data):
+            if self.faults.drop():
+                continue
+            self.counters.frames_received += 1
+            self._handle(frame)
+
+    def _handle(self, frame: Any) -> None:
+        if frame.version != VERSION:
+            self._fault(FaultCode.VERSION, f"this device speaks protocol version {VERSION}")
+            return
+        kind = frame.type
+        if kind == MessageType.HELLO:
+            try:
+                asked = parse_hello(frame.payload)
+            except ProtocolError:
+                return
+            if asked != VERSION:
+                self._fault(FaultCode.VERSION, f"this device speaks protocol version {VERSION}")
+                return
+            self._torque(True)
+            self._session, self._status = True, STATUS_DRIVING
+            self._last_feed = time.perf_counter()
+            self._send(MessageType.DESCRIPTION, self.description.to_payload())
+        elif kind == MessageType.STATE_REQUEST:
+            self._advance()
+            self._send(MessageType.STATE, self._state(frame.seq).to_payload())
+        elif kind == MessageType.COMMAND:
+            self._command(frame.payload)
+        elif kind == MessageType.HEARTBEAT:
+            if self._session:
+                self._last_feed = time.perf_counter()
+        elif kind == MessageType.ESTOP:
+            self._hold(STATUS_ESTOP, FaultCode.ESTOP, "e-stop from the host: holding; send "
+                                                      "HELLO to resume")
+        elif kind == MessageType.RELEASE:
+            self._pending.clear()
+            self._torque(False)
+            self._session, self._status = False, 0
+
+    def _command(self, payload: bytes) -> None:
+        if not self._session:
+            self._fault(FaultCode.NO_SESSION, "no session: send HELLO first")
+            return
+        try:
+            command = Command.from_payload(payload)
+        except ProtocolError as error:
+            self._fault(FaultCode.BAD_COMMAND, str(error))
+            return
+        targets = np.asarray(command.targets, dtype=float)
+        if command.mode != self.mode or len(targets) != self.spec.num_actuators or not np.all(
+                np.isfinite(targets)):
+            self._fault(FaultCode.BAD_COMMAND,
+                        f"expected {self.spec.num_actuators} finite {self.mode.name} targets, "
+                        f"got {len(targets)} {command.mode.name}")
+            return
+        self.counters.commands += 1
+        self._last_feed = time.perf_counter()
+        self._pending.append((self._now() + self.command_delay, targets))
+
+    # -- the device's body ---------------------------------------------------------------------
+    def _now(self) -> float:
+        return time.perf_counter() - self._start
+
+    def _advance(self) -> None:
+        """Physics catches up with the wall clock; delayed commands take effect on time."""
+        sim, timestep = self.sim, self.sim.timestep
+        target = self._now()
+        while self._pending and self._pending[0][0] <= target:
+            due, command = self._pending.popleft()
+            self._step_to(due, timestep)
+            sim.set_command(command)
+        self._step_to(target, timestep)
+
+    def _step_to(self, when: float, timestep: float) -> None:
+        steps = int((when - self.sim.data.time) / timestep)
+        if steps > 0:
+            self.sim.step(steps)
+
+    def _state(self, request_seq: int) -> State:
+        if self._last_state is not None and self.faults.stale():
+            previous = self._last_state
+            return State(request_seq, previous.device_time_us, previous.status,
+                         previous.positions, previous.velocities, previous.efforts)
+        reading = self.sim.state()
+        efforts = self.sim.data.qfrc_actuator[self.sim.qvel_index]
+        self._last_state = State(request_seq, round(reading.time * 1e6), self._status,
+                                 tuple(reading.positions), tuple(reading.velocities),
+                                 tuple(efforts))
+        return self._last_state
+
+    def _hold(self, status: int, code: FaultCode, message: str) -> None:
+        """Stop where it is (servos hold their measured pose, motors get 0 V); the session ends."""
+        self._pending.clear()
+        state = self.sim.state()
+        if self.mode.name == "POSITION":
+            self.sim.set_command(state.positions[self.spec.actuated_joint_index])
+        else:
+            self.sim.set_command(np.zeros(self.spec.num_actuators))
+        self._session, self._status = False, status
+        self._fault(code, message)
+
+    def _torque(self, on: bool) -> None:
+        model, at = self.sim.model, self.sim.ctrl_at
+        if on:
+            model.actuator_forcerange[at] = self._force_range
+            model.actuator_forcelimited[at] = self._force_limited
+        else:
+            model.actuator_forcerange[at] = 0.0
+            model.actuator_forcelimited[at] = 1
+
+    def _reset(self) -> None:
+        """A brown-out: the session and sequence numbers are gone, the actuators hold."""
+        self._hold(0, FaultCode.RESET, "device reset: send HELLO")
+        self._seq = 0
+
+    def _fault(self, code: FaultCode, message: str) -> None:
+        self.counters.faults_sent[code.name] = self.counters.faults_sent.get(code.name, 0) + 1
+        self._send(MessageType.FAULT, fault_payload(code, message))
+
+    def _send(self, message_type: MessageType, payload: bytes = b"") -> None:
+        data = encode_frame(message_type, self._seq, payload)
+        self._seq = (self._seq + 1) & 0xFFFF
+        wait = self.faults.delay()
+        if self.baudrate:
+            wait += len(data) * 10 / self.baudrate  # 8N1: ten bits a byte on the wire
+        if wait > 0:
+            _sleep(wait)
+        if self.faults.drop():
+            return
+        self.transport.write(self.faults.corrupt(data))
+        self.counters.frames_sent += 1
+
+
+def _sleep(seconds: float) -> None:
+    """Sleep precisely: the OS sleeps in coarse steps, the last half millisecond is spun."""
+    end = time.perf_counter() + seconds
+    if seconds > 0.001:
+        time.sleep(seconds - 0.0005)
+    while time.perf_counter() < end:
+        pass
+
+
+def load_physics(path: Path) -> Any:
+    """A randomization config file (each value pinned) for `sim2real emulate --physics`."""
+    from randomization.config import load_config
+
+    if not path.is_file():
+        raise FileNotFoundError(f"physics file {path} does not exist")
+    return load_config(path)
