@@ -84,6 +84,9 @@ class DeployReport:
     realtime: str = ""
     """What the OS granted of the real-time priority and CPU pinning asked for."""
     log: str = ""
+    link: dict[str, Any] = field(default_factory=dict)
+    """Counters of the link to a robot that has one (SerialRobot.stats: CRC errors, timeouts,
+    dropped and late frames, faults, round-trip times)."""
     episode_seconds: list[float] = field(default_factory=list)
 
     def summary(self) -> dict:
@@ -369,6 +372,9 @@ def _control(policy: Policy, robot: Robot, task: Any, seconds: float, max_episod
                            for s, t in stage_times.items() if t}
     report.stage_p99_us = {s: round(float(np.percentile(t, 99) * 1e6), 1)
                            for s, t in stage_times.items() if t}
+    stats = getattr(robot, "stats", None)
+    if stats is not None:
+        report.link = stats.summary()
     if telemetry:
         telemetry.event(report.seconds, "report", report=report.summary())
     return report

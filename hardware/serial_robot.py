@@ -113,6 +113,9 @@ class SerialRobot(Robot):
 
     # -- lifecycle -----------------------------------------------------------------------------
     def connect(self) -> None:
+        """Open the port and shake hands; a connected robot stays as it is."""
+        if self.port is not None:
+            return
         try:
             # A read returns as soon as a byte arrives; the timeout only bounds how far past a
             # deadline a wait can run.

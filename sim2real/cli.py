@@ -17,7 +17,7 @@ from pathlib import Path
 
 # Import time matters for a CLI: heavy modules (torch, mujoco) load inside the verbs that use them.
 
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError)
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, ConnectionError)
 
 
 def _prepare_run_dir(out: Path, overwrite: bool) -> None:
@@ -192,40 +192,74 @@ def deploy_run(policy_path: Path, robot_name: str, seconds: float,
                log: Path | None = None, estop_file: Path | None = None, estop_key: bool = False,
                realtime_priority: int | None = None, cpu: int | None = None):
     """Deploy an ONNX policy on a robot backend; returns the loop's report."""
-    import numpy as np
-
     from deploy.loop import run
     from deploy.onnx_policy import OnnxPolicy
     from deploy.stop_signals import StopSignals
     from deploy.supervisor import SafetyConfig
-    from hardware.sim_robot import SimRobot
-    from sim.catalog import make_task, robot_by_name
-    from sim.task import sample_episode
 
     policy = OnnxPolicy(policy_path)
     if seconds <= 0:
         raise ValueError(f"--seconds must be > 0, got {seconds}")
     safety_config = SafetyConfig.from_dict(_read_settings(safety)) if safety else SafetyConfig()
-    backend, _, name = robot_name.partition(":")
-    if backend != "sim":
-        raise ValueError(f"unknown robot {robot_name!r}; use 'sim' (the simulated robot the policy "
-                         "was trained for) or 'sim:ROBOT' (e.g. sim:so_arm)")
-    if not name:
+    stops = StopSignals(estop_file, estop_key)  # an engaged e-stop refuses before connecting
+    robot = connect_robot(robot_name, policy, seed)
+    with robot, stops:
+        return run(policy, robot, seconds=seconds, max_episodes=max_episodes, seed=seed,
+                   safety=safety_config, log=log, stops=stops,
+                   realtime_priority=realtime_priority, cpu=cpu)
+
+
+AUTO_PORTS = ("/dev/ttyUSB0", "/dev/ttyACM0")
+
+
+def connect_robot(robot_name: str, policy, seed: int):
+    """The robot backend `--robot` names, not yet connected (a serial device is, to check it is
+    the robot the contract names): `sim`, `sim:ROBOT`, `serial:URL` (a port, a pty,
+    socket://HOST:PORT) or `auto[:URL]` (the serial device if one answers, else the simulated
+    robot, with a warning)."""
+    import numpy as np
+
+    from hardware.serial_robot import DeviceError, SerialRobot
+    from hardware.sim_robot import SimRobot
+    from sim.catalog import make_task, robot_by_name
+    from sim.task import sample_episode
+
+    backend, _, where = robot_name.partition(":")
+    if backend not in ("sim", "serial", "auto"):
+        raise ValueError(f"unknown robot {robot_name!r}; use sim, sim:ROBOT (e.g. sim:so_arm), "
+                         "serial:URL (serial:///dev/ttyUSB0, serial:socket://127.0.0.1:5000) "
+                         "or auto[:URL]")
+    name = where if backend == "sim" and where else None
+    if name is None:
         if policy.contract.robot is None:
-            raise ValueError(f"{policy_path} was trained on {policy.contract.env_id!r}, which is "
+            raise ValueError(f"{policy.path} was trained on {policy.contract.env_id!r}, which is "
                              "not a robot of ours; there is nothing to deploy it to")
         name = policy.contract.robot["name"]
     spec = robot_by_name(name)
     policy.contract.check(spec)  # refuse before connecting: no motion on a mismatch
-    stops = StopSignals(estop_file, estop_key)  # an engaged e-stop refuses before connecting
+    url = where[2:] if where.startswith("//") else where  # serial:///dev/x -> /dev/x
+    if backend in ("serial", "auto"):
+        candidates = [url] if url else [p for p in AUTO_PORTS if Path(p).exists()]
+        if backend == "serial" and not url:
+            raise ValueError("--robot serial: needs a port, e.g. serial:///dev/ttyUSB0")
+        problems = []
+        for candidate in candidates:
+            robot = SerialRobot(candidate, spec)
+            try:
+                robot.connect()  # handshake: the device must be the robot the contract names
+                return robot
+            except DeviceError as error:
+                if backend == "serial":
+                    raise
+                problems.append(str(error))
+        print(f"sim2real deploy: WARNING: no sim2real device answered "
+              f"({'; '.join(problems) or 'no serial port found: ' + ', '.join(AUTO_PORTS)}); "
+              f"falling back to the SIMULATED {name}", file=sys.stderr)
     # Start where the task's episodes start (a pendulum to balance starts upright).
     task = make_task(policy.contract.task["name"], spec, policy.contract.task["config"])
     start, _, objects = sample_episode(task, np.random.default_rng(seed))
-    with SimRobot(spec, initial_pose=start, scene=task.scene, objects=task.objects,
-                  initial_objects=objects) as robot, stops:
-        return run(policy, robot, seconds=seconds, max_episodes=max_episodes, seed=seed,
-                   safety=safety_config, log=log, stops=stops,
-                   realtime_priority=realtime_priority, cpu=cpu)
+    return SimRobot(spec, initial_pose=start, scene=task.scene, objects=task.objects,
+                    initial_objects=objects)
 
 
 def _read_settings(path: Path) -> dict:
@@ -252,7 +286,54 @@ def _print_report(report) -> None:
           f"supervisor interventions: {interventions}, {summary['homings']} homings; "
           f"{summary['realtime']}"
           + (f"; log {summary['log']}" if summary["log"] else "")
+          + (f"; link: {_link_text(summary['link'])}" if summary["link"] else "")
           + (f"; stopped early: {summary['stopped']}" if summary["stopped"] else ""))
+
+
+def _link_text(link: dict) -> str:
+    faults = ", ".join(f"{k} {v}" for k, v in link["faults"].items()) or "none"
+    return (f"{link['frames_sent']} frames sent, {link['frames_received']} received, "
+            f"{link['crc_errors']} CRC errors, {link['timeouts']} timeouts, "
+            f"{link['dropped_frames']} dropped, {link['late_frames']} late, faults: {faults}, "
+            f"{link['reconnects']} reconnects, round trip p50 {link['round_trip_p50_us']} us / "
+            f"p99 {link['round_trip_p99_us']} us")
+
+
+def cmd_emulate(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from hardware.emulator import DeviceEmulator, PtyTransport, TcpTransport, load_physics
+    from hardware.faults import WireFaults
+    from sim.catalog import robot_by_name
+
+    spec = robot_by_name(args.robot)
+    faults = dict(_read_settings(Path(args.faults))) if args.faults else {}
+    for key in ("corrupt_byte_rate", "drop_frame_rate", "latency_ms", "jitter_ms", "stale_rate",
+                "disconnect_at", "seed"):
+        if getattr(args, key) is not None:
+            faults[key] = getattr(args, key)
+    if args.reset_at:
+        faults["reset_at"] = tuple(args.reset_at)
+    wire_faults = WireFaults.from_dict(faults)
+    physics = load_physics(Path(args.physics)) if args.physics else None
+    pose = np.asarray(args.pose, dtype=float) if args.pose else None
+    if pose is not None and pose.shape != (spec.num_joints,):
+        raise ValueError(f"--pose needs {spec.num_joints} joint positions for {spec.name}, "
+                         f"got {len(pose)}")
+    transport = TcpTransport(args.tcp) if args.tcp is not None else PtyTransport()
+    emulator = DeviceEmulator(spec, transport, args.watchdog_ms, physics, args.baud, wire_faults,
+                              pose)
+    print(f"emulating {spec.name} on {transport.name}"
+          + (f" with {emulator.physics_applied}" if emulator.physics_applied else "")
+          + (f", command delay {emulator.command_delay * 1e3:.1f} ms"
+             if emulator.command_delay else "")
+          + (f", faults {faults}" if wire_faults.active else ""), flush=True)
+    print(f"connect with: sim2real deploy POLICY --robot serial:{transport.name}", flush=True)
+    try:
+        counters = emulator.serve(seconds=args.seconds)
+    except KeyboardInterrupt:
+        counters = emulator.counters
+    print(f"emulator stopped: {counters}; injected: {wire_faults.counts}", flush=True)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -399,7 +480,9 @@ def build_parser() -> argparse.ArgumentParser:
     deploy = verbs.add_parser("deploy", help="run an ONNX policy in a fixed-rate loop on a robot")
     deploy.add_argument("policy", help="policy.onnx written by `sim2real export`")
     deploy.add_argument("--robot", default="sim",
-                        help="sim (simulated robot of the contract) or sim:ROBOT")
+                        help="sim (the simulated robot of the contract), sim:ROBOT, serial:URL "
+                             "(serial:///dev/ttyUSB0, serial:socket://127.0.0.1:PORT) or "
+                             "auto[:URL] (the serial device if one answers, else sim)")
     deploy.add_argument("--seconds", type=float, default=30.0)
     deploy.add_argument("--episodes", type=int, default=None, help="stop after this many episodes")
     deploy.add_argument("--seed", type=int, default=0, help="seed of the goals")
@@ -418,6 +501,34 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--cpu", type=int, default=None, metavar="N",
                         help="pin the loop to CPU N where the OS allows")
     deploy.set_defaults(func=cmd_deploy)
+
+    emulate = verbs.add_parser("emulate", help="emulate a robot's serial device (HIL backend)")
+    emulate.add_argument("robot", help="robot name, e.g. so_arm or furuta")
+    where = emulate.add_mutually_exclusive_group()
+    where.add_argument("--pty", action="store_true", help="open a pseudo-terminal (default)")
+    where.add_argument("--tcp", type=int, default=None, metavar="PORT",
+                       help="listen on 127.0.0.1:PORT instead (0: any free port)")
+    emulate.add_argument("--physics", default=None, metavar="FILE",
+                         help="randomization-config YAML with each value pinned (low == high): "
+                              "the robot to emulate, e.g. mass: {low: 1.3, high: 1.3}")
+    emulate.add_argument("--baud", type=int, default=None,
+                         help="simulate the wire time of this baud rate (a pty has none)")
+    emulate.add_argument("--watchdog-ms", type=float, default=100.0,
+                         help="the device holds when no command arrives for this long")
+    emulate.add_argument("--faults", default=None, metavar="FILE",
+                         help="YAML of wire faults (hardware/faults.py WireFaults)")
+    emulate.add_argument("--corrupt-byte-rate", type=float, default=None)
+    emulate.add_argument("--drop-frame-rate", type=float, default=None)
+    emulate.add_argument("--latency-ms", type=float, default=None)
+    emulate.add_argument("--jitter-ms", type=float, default=None)
+    emulate.add_argument("--stale-rate", type=float, default=None)
+    emulate.add_argument("--reset-at", type=float, nargs="+", default=None, metavar="S")
+    emulate.add_argument("--disconnect-at", type=float, default=None, metavar="S")
+    emulate.add_argument("--seed", type=int, default=None, help="seed of the injected faults")
+    emulate.add_argument("--pose", type=float, nargs="+", default=None,
+                         help="joint positions to start at (default: the robot's default pose)")
+    emulate.add_argument("--seconds", type=float, default=None, help="stop after (default: never)")
+    emulate.set_defaults(func=cmd_emulate)
 
     log = verbs.add_parser("log", help="read a deploy telemetry log")
     log_verbs = log.add_subparsers(dest="log_verb", required=True)
