@@ -49,6 +49,7 @@ from sim.physics import RobotSimulation
 from sim.spec import RobotSpec
 
 DELAY_TERMS = ("action_delay", "action_latency")
+CLEAN_WIRE = WireFaults()
 """Timing terms the emulator honours: whole control steps and seconds of command delay."""
 
 
@@ -239,7 +240,7 @@ class DeviceEmulator:
                     self._reset()
                 data = self.transport.read(0.0005)
                 if data:
-                    self._feed(self.faults.corrupt(data))
+                    self._feed(self._wire().corrupt(data))
                 self._advance()
                 if self._session and time.perf_counter() - self._last_feed > self.watchdog:
                     self.counters.watchdog_trips += 1
@@ -253,7 +254,7 @@ class DeviceEmulator:
 
     def _feed(self, data: bytes) -> None:
         for frame in self._reader.feed(data):
-            if self.faults.drop():
+            if self._wire().drop():
                 continue
             self.counters.frames_received += 1
             self._handle(frame)
@@ -315,6 +316,10 @@ class DeviceEmulator:
     def _now(self) -> float:
         return time.perf_counter() - self._start
 
+    def _wire(self) -> WireFaults:
+        """The faults in force now: none before `rates_from`."""
+        return self.faults if self._now() >= self.faults.rates_from else CLEAN_WIRE
+
     def _advance(self) -> None:
         """Physics catches up with the wall clock; delayed commands take effect on time."""
         sim, timestep = self.sim, self.sim.timestep
@@ -331,7 +336,7 @@ class DeviceEmulator:
             self.sim.step(steps)
 
     def _state(self, request_seq: int) -> State:
-        if self._last_state is not None and self.faults.stale():
+        if self._last_state is not None and self._wire().stale():
             previous = self._last_state
             return State(request_seq, previous.device_time_us, previous.status,
                          previous.positions, previous.velocities, previous.efforts)
@@ -374,14 +379,15 @@ class DeviceEmulator:
     def _send(self, message_type: MessageType, payload: bytes = b"") -> None:
         data = encode_frame(message_type, self._seq, payload)
         self._seq = (self._seq + 1) & 0xFFFF
-        wait = self.faults.delay()
+        wire = self._wire()
+        wait = wire.delay()
         if self.baudrate:
             wait += len(data) * 10 / self.baudrate  # 8N1: ten bits a byte on the wire
         if wait > 0:
             _sleep(wait)
-        if self.faults.drop():
+        if wire.drop():
             return
-        self.transport.write(self.faults.corrupt(data))
+        self.transport.write(wire.corrupt(data))
         self.counters.frames_sent += 1
 
 

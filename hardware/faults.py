@@ -26,6 +26,10 @@ class WireFaults:
     """Seconds after start at which the device resets (its session is lost; it says FAULT RESET)."""
     disconnect_at: float | None = None
     """Seconds after start at which the device goes away for good (the port closes)."""
+    rates_from: float = 0.0
+    """Seconds after start from which the rates (corruption, drops, latency, stale readings)
+    apply: a handshake before then is clean. A 1% byte error rate garbles a 600-byte
+    self-description almost surely; a link that bad would not have connected at all."""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -33,9 +37,9 @@ class WireFaults:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"fault {name} is a probability in [0, 1], got {value}")
-        for name in ("latency_ms", "jitter_ms"):
+        for name in ("latency_ms", "jitter_ms", "rates_from"):
             if getattr(self, name) < 0:
-                raise ValueError(f"fault {name} must be >= 0 ms, got {getattr(self, name)}")
+                raise ValueError(f"fault {name} must be >= 0, got {getattr(self, name)}")
         if self.jitter_ms > self.latency_ms:
             raise ValueError(f"fault jitter_ms {self.jitter_ms} exceeds latency_ms "
                              f"{self.latency_ms}: a frame cannot arrive before it was sent")

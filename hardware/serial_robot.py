@@ -34,6 +34,7 @@ from hardware.robot import Robot
 from sim.spec import RobotSpec, RobotState
 
 POLL_SECONDS = 0.002
+HELLO_RETRY_SECONDS = 0.1
 
 
 class DeviceError(ConnectionError):
@@ -53,7 +54,9 @@ class LinkStats:
     dropped_frames: int = 0
     """Gaps in the device's sequence numbers: frames it sent that never arrived whole."""
     late_frames: int = 0
-    """Answers that came after their request had timed out (discarded)."""
+    """Answers to requests of an earlier read (discarded)."""
+    retries: int = 0
+    """State requests sent again within a read because the answer was lost or corrupted."""
     faults: dict[str, int] = field(default_factory=dict)
     """FAULT frames by code name."""
     reconnects: int = 0
@@ -94,12 +97,17 @@ class SerialRobot(Robot):
     """
 
     def __init__(self, url: str, spec: RobotSpec, baudrate: int = 1_000_000,
-                 reply_timeout: float = 0.02, handshake_timeout: float = 1.0,
-                 reconnects: int = 3) -> None:
-        if reply_timeout <= 0 or handshake_timeout <= 0:
-            raise ValueError("reply_timeout and handshake_timeout must be > 0 s")
+                 reply_timeout: float | None = None, attempt_timeout: float | None = None,
+                 handshake_timeout: float = 1.0, reconnects: int = 3) -> None:
+        """`reply_timeout`: longest wait for a reading (default half the control period, so a
+        lost one costs at most half a cycle); `attempt_timeout`: wait before asking again
+        (default a third of that)."""
+        self.reply_timeout = reply_timeout or 0.5 * spec.control_period
+        self.attempt_timeout = attempt_timeout or self.reply_timeout / 3
+        if self.reply_timeout <= 0 or self.attempt_timeout <= 0 or handshake_timeout <= 0:
+            raise ValueError("reply_timeout, attempt_timeout and handshake_timeout must be > 0 s")
         self.url, self.spec, self.baudrate = url, spec, baudrate
-        self.reply_timeout, self.handshake_timeout = reply_timeout, handshake_timeout
+        self.handshake_timeout = handshake_timeout
         self.reconnects = reconnects
         self.mode = MODE_OF_ACTUATOR[spec.actuator_kind]
         self.port: serial.SerialBase | None = None
@@ -110,6 +118,8 @@ class SerialRobot(Robot):
         self._seq = 0
         self._device_seq: int | None = None
         self._session_lost = False
+        self.device_stopped = ""
+        """Why the device stopped on its own (its watchdog, its e-stop); it drives no more."""
 
     # -- lifecycle -----------------------------------------------------------------------------
     def connect(self) -> None:
@@ -126,6 +136,13 @@ class SerialRobot(Robot):
             raise DeviceError(f"cannot open serial port {self.url!r}: {error}. Check the cable "
                               "and the name (ls /dev/ttyUSB* /dev/ttyACM*), start the emulator "
                               "(sim2real emulate ROBOT), or deploy with --robot sim") from None
+        sock = getattr(self.port, "_socket", None)
+        if sock is not None:
+            # pyserial's socket:// leaves Nagle's algorithm on: a STATE_REQUEST right after a
+            # COMMAND would wait ~40 ms for the first one's ACK.
+            import socket
+
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             self._handshake()
         except BaseException:
@@ -146,11 +163,15 @@ class SerialRobot(Robot):
         """HELLO until DESCRIPTION: the device's name, joints, limits, units, mode, version."""
         self._reader = FrameReader()
         self.port.reset_input_buffer()
-        self._send(MessageType.HELLO, hello_payload())
         deadline = time.perf_counter() + self.handshake_timeout
-        received = 0
+        received, resend_at, bad = 0, 0.0, 0
         while time.perf_counter() < deadline:
-            data = self._read_some(deadline)
+            if time.perf_counter() >= resend_at or self._reader.bad_frames > bad:
+                # Again after a garbled answer or a silence: a noisy line loses some.
+                bad = self._reader.bad_frames
+                self._send(MessageType.HELLO, hello_payload())
+                resend_at = time.perf_counter() + HELLO_RETRY_SECONDS
+            data = self._read_some(min(deadline, resend_at))
             received += len(data)
             for frame in self._reader.feed(data):
                 if frame.version != VERSION:
@@ -176,6 +197,7 @@ class SerialRobot(Robot):
                                           f"{self.spec.name!r}, refusing to move: "
                                           + "; ".join(problems))
                     self._session_lost = False
+                    self.device_stopped = ""
                     return
         what = (f"{received} bytes, no valid sim2real frame (another protocol or baud rate?)"
                 if received else "no answer")
@@ -185,33 +207,48 @@ class SerialRobot(Robot):
 
     # -- the cycle -----------------------------------------------------------------------------
     def read_state(self) -> RobotState:
+        """Ask for a reading and wait for it. A request whose answer came back corrupted is sent
+        again at once, one with no answer after `attempt_timeout`; any answer to this call's
+        requests will do, until `reply_timeout` (then TimeoutError)."""
         self._require()
+        if self.device_stopped:
+            raise DeviceError(f"the device at {self.url!r} stopped: {self.device_stopped}")
         if self._session_lost:
             self._reconnect()
-        request = self._send(MessageType.STATE_REQUEST)
-        sent = time.perf_counter()
-        deadline = sent + self.reply_timeout
+        start = time.perf_counter()
+        deadline = start + self.reply_timeout
+        requests: set[int] = set()
         while True:
-            for frame in self._receive(deadline):
-                if frame.type != MessageType.STATE:
-                    continue
-                try:
-                    state = State.from_payload(frame.payload)
-                except ProtocolError:
-                    self.stats.crc_errors += 1
-                    continue
-                if state.request_seq != request:
-                    self.stats.late_frames += 1
-                    continue
-                self.stats.round_trips_us.append((time.perf_counter() - sent) * 1e6)
-                self.status = state.status
-                return RobotState(np.asarray(state.positions, dtype=float),
-                                  np.asarray(state.velocities, dtype=float),
-                                  state.device_time_us * 1e-6)
+            requests.add(self._send(MessageType.STATE_REQUEST))
+            attempt_end = min(deadline, time.perf_counter() + self.attempt_timeout)
+            bad_before = self.stats.crc_errors
+            while True:
+                for frame in self._receive(attempt_end):
+                    if frame.type != MessageType.STATE:
+                        continue
+                    try:
+                        state = State.from_payload(frame.payload)
+                    except ProtocolError:
+                        self.stats.crc_errors += 1
+                        continue
+                    if state.request_seq not in requests:
+                        self.stats.late_frames += 1
+                        continue
+                    self.stats.round_trips_us.append((time.perf_counter() - start) * 1e6)
+                    self.status = state.status
+                    return RobotState(np.asarray(state.positions, dtype=float),
+                                      np.asarray(state.velocities, dtype=float),
+                                      state.device_time_us * 1e-6)
+                if self.device_stopped:
+                    raise DeviceError(f"the device at {self.url!r} stopped: "
+                                      f"{self.device_stopped}")
+                if self.stats.crc_errors > bad_before or time.perf_counter() >= attempt_end:
+                    break  # the answer was lost: ask again while there is time
             if time.perf_counter() >= deadline:
                 self.stats.timeouts += 1
                 raise TimeoutError(f"no STATE from {self.url!r} within "
-                                   f"{self.reply_timeout * 1e3:.0f} ms")
+                                   f"{self.reply_timeout * 1e3:.1f} ms")
+            self.stats.retries += 1
 
     def _write_command(self, command: np.ndarray) -> None:
         self._require()
@@ -267,8 +304,11 @@ class SerialRobot(Robot):
                 code, _ = parse_fault(frame.payload)
                 name = FaultCode(code).name if code in FaultCode._value2member_map_ else str(code)
                 self.stats.faults[name] = self.stats.faults.get(name, 0) + 1
-                if code in (FaultCode.RESET, FaultCode.NO_SESSION):
-                    self._session_lost = True
+                if code == FaultCode.RESET:
+                    self._session_lost = True  # a brown-out: shake hands again
+                elif code in (FaultCode.WATCHDOG, FaultCode.ESTOP):
+                    # The device holds until a new HELLO; resuming is a person's decision.
+                    self.device_stopped = f"{name}: {parse_fault(frame.payload)[1]}"
         return frames
 
     def _reconnect(self) -> None:
