@@ -75,6 +75,8 @@ class DeployReport:
     """Cycles in which the supervisor changed the command at all."""
     read_failures: int = 0
     """Reads that raised (a timeout on a serial link) instead of returning a state."""
+    write_failures: int = 0
+    """Commands the link failed to take (a link that is gone)."""
     homings: int = 0
     """Times the robot walked home after a missed episode."""
     stopped: str = ""
@@ -323,7 +325,13 @@ def _control(policy: Policy, robot: Robot, task: Any, seconds: float, max_episod
             command, mask = supervisor.filter(hold if wanted is None else wanted, state, elapsed)
             t_supervise = time.perf_counter()
             # -- write --------------------------------------------------------------------
-            last_sent = robot.send_command(command)
+            try:
+                last_sent = robot.send_command(command)
+            except (TimeoutError, OSError) as error:
+                # A link that fails on the way out fails on the way in too: the watchdog stops.
+                report.write_failures += 1
+                if telemetry:
+                    telemetry.event(elapsed, "write_failure", error=str(error))
             t_write = time.perf_counter()
             report.clamped_commands += mask != 0
             report.cycles += 1

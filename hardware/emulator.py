@@ -171,10 +171,17 @@ def pinned_physics(config: Any, spec: RobotSpec) -> tuple[list[tuple[str, Any, n
 class DeviceCounters:
     frames_received: int = 0
     frames_sent: int = 0
+    """Frames written whole (after fault injection)."""
     bad_frames: int = 0
+    """Frames from the host that failed COBS/CRC/length (corrupted on the way in)."""
     commands: int = 0
     watchdog_trips: int = 0
     faults_sent: dict[str, int] = field(default_factory=dict)
+    lost_out: int = 0
+    """Frames the device sent that fault injection dropped or corrupted: the host should count
+    each as a gap in the device's sequence numbers."""
+    dropped_in: int = 0
+    """Frames from the host that fault injection dropped on arrival."""
 
 
 class DeviceEmulator:
@@ -255,6 +262,7 @@ class DeviceEmulator:
     def _feed(self, data: bytes) -> None:
         for frame in self._reader.feed(data):
             if self._wire().drop():
+                self.counters.dropped_in += 1
                 continue
             self.counters.frames_received += 1
             self._handle(frame)
@@ -386,9 +394,14 @@ class DeviceEmulator:
         if wait > 0:
             _sleep(wait)
         if wire.drop():
+            self.counters.lost_out += 1
             return
-        self.transport.write(wire.corrupt(data))
-        self.counters.frames_sent += 1
+        damaged = wire.corrupt(data)
+        self.transport.write(damaged)
+        if damaged is data:
+            self.counters.frames_sent += 1
+        else:
+            self.counters.lost_out += 1
 
 
 def _sleep(seconds: float) -> None:

@@ -7,6 +7,7 @@ and exit code 2; set SIM2REAL_DEBUG=1 to see the traceback instead.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -323,17 +324,19 @@ def cmd_emulate(args: argparse.Namespace) -> None:
     transport = TcpTransport(args.tcp) if args.tcp is not None else PtyTransport()
     emulator = DeviceEmulator(spec, transport, args.watchdog_ms, physics, args.baud, wire_faults,
                               pose)
-    print(f"emulating {spec.name} on {transport.name}"
-          + (f" with {emulator.physics_applied}" if emulator.physics_applied else "")
-          + (f", command delay {emulator.command_delay * 1e3:.1f} ms"
-             if emulator.command_delay else "")
-          + (f", faults {faults}" if wire_faults.active else ""), flush=True)
+    print(f"emulating {spec.name} on {transport.name}", flush=True)
+    if emulator.physics_applied or emulator.command_delay:
+        print(f"physics pinned: {emulator.physics_applied}, command delay "
+              f"{emulator.command_delay * 1e3:.1f} ms", flush=True)
+    if wire_faults.active:
+        print(f"wire faults: {faults}", flush=True)
     print(f"connect with: sim2real deploy POLICY --robot serial:{transport.name}", flush=True)
     try:
         counters = emulator.serve(seconds=args.seconds)
     except KeyboardInterrupt:
         counters = emulator.counters
-    print(f"emulator stopped: {counters}; injected: {wire_faults.counts}", flush=True)
+    print("emulator stopped: " + json.dumps({**dataclasses.asdict(counters),
+                                             "injected": wire_faults.counts}), flush=True)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -385,12 +388,12 @@ def cmd_deploy(args: argparse.Namespace) -> None:
                         Path(args.estop_file) if args.estop_file else None, args.estop_key,
                         args.rt_priority, args.cpu)
     _print_report(report)
+    if args.json:
+        print(json.dumps(report.summary()), flush=True)
     if report.stopped and not report.stopped.startswith("the next episode"):
         print(f"sim2real deploy: stopped: {report.stopped}", file=sys.stderr)
         if report.stopped.startswith("watchdog"):
             sys.exit(3)
-    if args.json:
-        print(json.dumps(report.summary()))
 
 
 def cmd_log_show(args: argparse.Namespace) -> None:

@@ -1,0 +1,154 @@
+"""Hardware in the loop: the deploy loop driving the device emulator (a separate process, as a
+robot's microcontroller would be) over a pty through the real serial driver, with faults."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deploy.loop import run
+from deploy.onnx_policy import OnnxPolicy
+from deploy.supervisor import INTERVENTIONS, SafetyConfig, Supervisor
+from deploy.telemetry import read_log
+from hardware.serial_robot import SerialRobot
+from sim.so_arm import SO_ARM
+from sim.spec import RobotState
+
+
+class Emulator:
+    """`sim2real emulate ROBOT --pty ARGS...` in its own process; `port` is where to connect."""
+
+    def __init__(self, robot: str, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sim2real.cli", "emulate", robot, "--pty", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = self.process.stdout.readline()
+        if not first.startswith("emulating"):
+            self.process.kill()
+            raise RuntimeError(f"the emulator did not start: {first}{self.process.stderr.read()}")
+        self.port = first.split(" on ")[1].split()[0]
+        self.counters: dict = {}
+
+    def __enter__(self) -> Emulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(2)  # Ctrl-C: it prints its counters and exits
+        out, _ = self.process.communicate(timeout=10)
+        for line in out.splitlines():
+            if line.startswith("emulator stopped: "):
+                self.counters = json.loads(line.removeprefix("emulator stopped: "))
+
+
+def test_the_loop_keeps_running_through_corruption_and_drops(tiny_policy, tmp_path) -> None:
+    log = tmp_path / "faults.s2rlog"
+    # Faults from 0.5 s after the emulator started serving: after the handshake. About 40% of
+    # the COMMAND frames are lost on this line (10% dropped, a third of the rest garbled), so
+    # both watchdogs get 15 periods, not 5: the chance of that many losses in a row is 1e-6.
+    with Emulator("so_arm", "--corrupt-byte-rate", "0.01", "--drop-frame-rate", "0.1",
+                  "--faults", str(_rates_from(tmp_path, 0.5)), "--seed", "3",
+                  "--watchdog-ms", "300") as device:
+        with SerialRobot(device.port, SO_ARM) as arm:
+            safety = SafetyConfig(watchdog_seconds=0.3)
+            report = run(OnnxPolicy(tiny_policy), arm, seconds=4.0, safety=safety, log=log)
+    assert report.stopped == "", report.stopped
+    assert report.cycles >= 0.9 * 4.0 * 50
+    link = report.link
+    assert link["crc_errors"] > 0 and link["retries"] > 0 and link["timeouts"] > 0
+    assert report.read_failures == link["timeouts"]
+    # Every frame of the device's that was dropped or garbled is a gap the host counted. Not
+    # to the frame: a garbled delimiter takes the intact frame after it down too, and the
+    # device's last frames may go unheard after the host stops listening.
+    lost = device.counters["lost_out"]
+    assert abs(link["dropped_frames"] - lost) <= max(5, 0.02 * lost), (link, device.counters)
+    assert device.counters["injected"]["corrupted_bytes"] > 0
+    logged = read_log(log)
+    commands = logged.fields["command"]
+    supervisor = Supervisor(SO_ARM, safety, RobotState(np.zeros(6), np.zeros(6)))
+    assert np.all(np.isfinite(commands))
+    assert np.all(commands >= supervisor.soft_low - 1e-9)
+    assert np.all(commands <= supervisor.soft_high + 1e-9)
+    masks = logged.fields["interventions"][:, 0].astype(int)
+    assert {k: int(np.sum(masks >> i & 1)) for i, k in enumerate(INTERVENTIONS)} == \
+        report.interventions
+    failures = [e for e in logged.events if e["event"] == "read_failure"]
+    assert len(failures) == report.read_failures
+
+
+def _rates_from(tmp_path: Path, seconds: float) -> Path:
+    path = tmp_path / "faults.yaml"
+    path.write_text(f"rates_from: {seconds}\n")
+    return path
+
+
+def test_a_disconnect_reaches_safe_stop_within_the_watchdog_period(tiny_policy, tmp_path) -> None:
+    log = tmp_path / "disconnect.s2rlog"
+    with Emulator("so_arm", "--disconnect-at", "3.0") as device:
+        out = subprocess.run(
+            [sys.executable, "-m", "sim2real.cli", "deploy", str(tiny_policy), "--robot",
+             f"serial:{device.port}", "--seconds", "20", "--log", str(log), "--json"],
+            capture_output=True, text=True, timeout=60)
+    assert out.returncode == 3, out.stderr
+    assert "stopped: watchdog: no fresh state from the robot" in out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    watchdog = 0.1  # SafetyConfig's default for a 50 Hz robot: max(5 periods, 50 ms)
+    assert report["stopped_after_s"] <= watchdog + SO_ARM.control_period + 0.01
+    assert report["read_failures"] >= 1
+    # The log is complete up to the fault: every cycle, the safe stop and the final report.
+    logged = read_log(log)
+    assert not logged.truncated and logged.event("report")["report"]["cycles"] == logged.cycles
+    stop = logged.event("safe_stop")
+    assert stop["reason"].startswith("watchdog") and stop["cycle"] == logged.cycles
+    fresh = np.flatnonzero(np.diff(logged.fields["state_time"][:, 0]) > 0)
+    last_fresh = logged.fields["time"][fresh[-1] + 1, 0]
+    assert stop["seconds"] - last_fresh <= watchdog + 2 * SO_ARM.control_period
+
+
+def test_deploy_auto_falls_back_to_the_simulated_robot_with_a_warning(tiny_policy) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "sim2real.cli", "deploy", str(tiny_policy), "--robot",
+         "auto:/dev/ttyNOPE0", "--seconds", "0.5", "--no-log"],
+        capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "WARNING: no sim2real device answered" in out.stderr
+    assert "falling back to the SIMULATED so_arm" in out.stderr
+    assert "cycles" in out.stdout
+
+
+def test_deploy_auto_uses_the_device_that_answers(tiny_policy) -> None:
+    with Emulator("so_arm") as device:
+        out = subprocess.run(
+            [sys.executable, "-m", "sim2real.cli", "deploy", str(tiny_policy), "--robot",
+             f"auto:{device.port}", "--seconds", "1", "--no-log", "--json"],
+            capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "WARNING" not in out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["link"]["frames_received"] >= 40 and device.counters["commands"] >= 40
+
+
+def test_a_device_that_is_another_robot_refuses_through_the_cli(tiny_policy) -> None:
+    with Emulator("furuta") as device:
+        out = subprocess.run(
+            [sys.executable, "-m", "sim2real.cli", "deploy", str(tiny_policy), "--robot",
+             f"serial:{device.port}", "--seconds", "1", "--no-log"],
+            capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "is not the robot 'so_arm', refusing to move" in out.stderr
+    assert device.counters["commands"] == 0
+
+
+@pytest.mark.parametrize("port", ["/dev/ttyNOPE0", "socket://127.0.0.1:1"])
+def test_a_port_that_does_not_answer_is_a_clear_error(tiny_policy, port) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "sim2real.cli", "deploy", str(tiny_policy), "--robot",
+         f"serial:{port}", "--seconds", "1", "--no-log"],
+        capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "cannot open serial port" in out.stderr
