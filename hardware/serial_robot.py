@@ -131,7 +131,7 @@ class SerialRobot(Robot):
             # deadline a wait can run.
             self.port = serial.serial_for_url(self.url, baudrate=self.baudrate,
                                               timeout=min(POLL_SECONDS, self.reply_timeout),
-                                              write_timeout=self.reply_timeout)
+                                              write_timeout=max(0.01, self.reply_timeout))
         except (serial.SerialException, ValueError, OSError) as error:
             raise DeviceError(f"cannot open serial port {self.url!r}: {error}. Check the cable "
                               "and the name (ls /dev/ttyUSB* /dev/ttyACM*), start the emulator "

@@ -1,0 +1,163 @@
+"""The serial path, measured through the device emulator in its own process over a pty:
+
+1. round trip of a state and command exchange (SerialRobot.read_state, which waits for the
+   STATE answering its request, then send_command), p50/p99 over many exchanges, with no wire
+   time and with the wire time of a 1 Mbit/s bus emulated;
+2. the highest control rate the whole deploy loop sustains through the emulator with at most
+   0.1% deadline misses: the pendulum robot (its model steps at 1 ms) retimed to 250, 500 and
+   1,000 Hz, each rate run for `--seconds`, with and without 1 Mbit/s wire time.
+
+Usage: python benchmarks/serial_link.py [--exchanges 3000] [--seconds 10]
+Writes benchmarks/results/serial_link.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from deploy_loop import RetimedPolicy, exported_policy
+
+RESULTS = Path(__file__).parent / "results"
+RATES = (250, 500, 1000)
+MISS_TARGET_PERCENT = 0.1
+EMULATOR = """
+import dataclasses, sys
+from hardware.emulator import DeviceEmulator, PtyTransport
+from sim.catalog import robot_by_name
+spec = dataclasses.replace(robot_by_name(sys.argv[1]), control_period=float(sys.argv[2]))
+baud = int(sys.argv[3]) or None
+transport = PtyTransport()
+print(transport.name, flush=True)
+DeviceEmulator(spec, transport, watchdog_ms=200.0, baudrate=baud).serve(seconds=float(sys.argv[4]))
+"""
+
+
+class Emulator:
+    """The emulator of `robot` at `period` in a child process; `port` is its pty."""
+
+    def __init__(self, robot: str, period: float, baud: int, seconds: float) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", EMULATOR, robot, repr(period), str(baud), repr(seconds)],
+            stdout=subprocess.PIPE, text=True)
+        self.port = self.process.stdout.readline().strip()
+
+    def __enter__(self) -> Emulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def round_trips(exchanges: int, baud: int) -> dict:
+    """State + command exchanges with the arm's emulator, paced at 500 Hz."""
+    from hardware.serial_robot import SerialRobot
+    from sim.so_arm import SO_ARM
+
+    read_us, exchange_us = [], []
+    with Emulator("so_arm", SO_ARM.control_period, baud, exchanges / 400 + 30) as device, \
+            SerialRobot(device.port, SO_ARM, reply_timeout=0.01) as arm:
+        next_start = time.perf_counter()
+        for _ in range(exchanges):
+            start = time.perf_counter()
+            state = arm.read_state()
+            read = time.perf_counter()
+            arm.send_command(state.positions)  # hold where it is
+            done = time.perf_counter()
+            read_us.append((read - start) * 1e6)
+            exchange_us.append((done - start) * 1e6)
+            next_start += 0.002
+            while time.perf_counter() < next_start:
+                pass
+        stats = arm.stats.summary()
+    return {"baud": baud or None, "exchanges": exchanges,
+            "read_p50_us": round(float(np.percentile(read_us, 50)), 1),
+            "read_p99_us": round(float(np.percentile(read_us, 99)), 1),
+            "exchange_p50_us": round(float(np.percentile(exchange_us, 50)), 1),
+            "exchange_p99_us": round(float(np.percentile(exchange_us, 99)), 1),
+            "timeouts": stats["timeouts"], "retries": stats["retries"]}
+
+
+def control_rate(onnx_path: Path, rate: int, seconds: float, baud: int) -> dict:
+    import dataclasses
+
+    from deploy.loop import run
+    from deploy.onnx_policy import OnnxPolicy
+    from hardware.serial_robot import SerialRobot
+    from sim.furuta import FURUTA
+
+    period = 1.0 / rate
+    spec = dataclasses.replace(FURUTA, control_period=period)
+    policy = RetimedPolicy(OnnxPolicy(onnx_path), period)
+    with Emulator("furuta", period, baud, seconds + 30) as device, \
+            SerialRobot(device.port, spec) as robot:
+        report = run(policy, robot, seconds=seconds)
+    return {"rate_hz": rate, "baud": baud or None, "cycles": report.cycles,
+            "deadline_misses": report.deadline_misses,
+            "miss_rate_percent": round(100 * report.deadline_misses / max(report.cycles, 1), 3),
+            "jitter_p99_us": round(report.jitter_p99_us, 1),
+            "read_p99_us": report.stage_p99_us.get("read"),
+            "timeouts": report.link.get("timeouts"), "stopped": report.stopped}
+
+
+def write(results: dict) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "serial_link.json").write_text(json.dumps(results, indent=2) + "\n")
+    lines = ["# Serial link through the device emulator", "",
+             "The emulator runs in its own process behind a pty; the host is SerialRobot "
+             "(pyserial). Wire time: none (a pty has none), or emulated for a 1 Mbit/s bus "
+             "(10 bits a byte).", "",
+             "| wire | read p50 us | read p99 us | state+command p50 us | p99 us | timeouts |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for row in results["round_trips"]:
+        wire = f"{row['baud']:,} baud" if row["baud"] else "pty (none)"
+        lines.append(f"| {wire} | {row['read_p50_us']} | {row['read_p99_us']} | "
+                     f"{row['exchange_p50_us']} | {row['exchange_p99_us']} | {row['timeouts']} |")
+    lines += ["", f"Deploy loop through the emulator (pendulum robot retimed), {results['seconds']} "
+              f"s per rate; target: >= 1,000 Hz with <= {MISS_TARGET_PERCENT}% misses.", "",
+              "| rate Hz | wire | cycles | misses | miss rate | jitter p99 us | read p99 us |"
+              " timeouts | meets target |",
+              "|---:|---|---:|---:|---:|---:|---:|---:|---|"]
+    for row in results["rates"]:
+        wire = f"{row['baud']:,} baud" if row["baud"] else "pty (none)"
+        ok = row["miss_rate_percent"] <= MISS_TARGET_PERCENT and not row["stopped"]
+        lines.append(f"| {row['rate_hz']} | {wire} | {row['cycles']} | {row['deadline_misses']} "
+                     f"| {row['miss_rate_percent']} % | {row['jitter_p99_us']} | "
+                     f"{row['read_p99_us']} | {row['timeouts']} | {'yes' if ok else 'no'} |")
+    for baud in (0, 1_000_000):
+        ok = [r["rate_hz"] for r in results["rates"] if (r["baud"] or 0) == baud
+              and r["miss_rate_percent"] <= MISS_TARGET_PERCENT and not r["stopped"]]
+        wire = f"{baud:,} baud" if baud else "pty"
+        lines.append(f"\nHighest rate sustained ({wire}): {max(ok) if ok else 'none'} Hz")
+    (RESULTS / "serial_link.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--exchanges", type=int, default=3000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    results = {"seconds": args.seconds, "round_trips": [], "rates": [],
+               "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    for baud in (0, 1_000_000):
+        results["round_trips"].append(round_trips(args.exchanges, baud))
+        print(results["round_trips"][-1], flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        policy = exported_policy("sim2real/FurutaSwingup-v0", Path(tmp) / "pendulum")
+        for baud in (0, 1_000_000):
+            for rate in RATES:
+                results["rates"].append(control_rate(policy, rate, args.seconds, baud))
+                print(results["rates"][-1], flush=True)
+    write(results)
+
+
+if __name__ == "__main__":
+    main()
