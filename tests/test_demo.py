@@ -1,4 +1,10 @@
-"""The learning test of the foundation: the demo's whole path, measured (slow: ~2 minutes)."""
+"""The learning test of the foundation: the demo's whole path, measured, then the same exported
+policy driven hardware-in-the-loop through the device emulator (slow: ~3 minutes)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -7,13 +13,42 @@ from randomization.config import load_config
 from sim2real.demo import run_demo
 
 
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    ok = run_demo(out, episodes=50, seed=3)
+    return ok, out
+
+
 @pytest.mark.slow
-def test_demo_policy_reaches_90_percent_on_the_simulated_robot(tmp_path, capsys) -> None:
-    ok = run_demo(tmp_path / "demo", episodes=50, seed=3)
-    out = capsys.readouterr().out
-    assert ok, out
-    assert "PASS" in out
-    policy = OnnxPolicy(tmp_path / "demo" / "policy.onnx")
+def test_demo_policy_reaches_90_percent_on_the_simulated_robot(demo, capsys) -> None:
+    ok, out = demo
+    assert ok
+    policy = OnnxPolicy(out / "policy.onnx")
     # The contract carries the ranges the policy was trained under: the arm's default preset.
     assert policy.contract.randomization == load_config("default", "so_arm").to_dict()
     assert policy.contract.steps >= 250_000
+
+
+@pytest.mark.slow
+def test_the_demo_policy_reaches_as_often_through_the_serial_emulator(demo, tmp_path) -> None:
+    """HIL: the emulator in its own process behind a pty, the real serial driver, the same
+    deploy command a robot would get."""
+    _, out = demo
+    emulator = subprocess.Popen([sys.executable, "-m", "sim2real.cli", "emulate", "so_arm",
+                                 "--pty"], stdout=subprocess.PIPE, text=True)
+    try:
+        port = emulator.stdout.readline().split(" on ")[1].strip()
+        done = subprocess.run(
+            [sys.executable, "-m", "sim2real.cli", "deploy", str(out / "policy.onnx"),
+             "--robot", f"serial:{port}", "--episodes", "30", "--seconds", "150", "--seed", "3",
+             "--log", str(tmp_path / "hil.s2rlog"), "--json"],
+            capture_output=True, text=True, timeout=300)
+    finally:
+        emulator.terminate()
+        emulator.wait(10)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["episodes"] == 30 and report["success_rate"] >= 0.9, report
+    assert report["link"]["timeouts"] <= 0.001 * report["cycles"]
+    assert Path(report["log"]).is_file()
