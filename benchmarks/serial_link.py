@@ -29,7 +29,8 @@ RATES = (250, 500, 1000)
 MISS_TARGET_PERCENT = 0.1
 EMULATOR = """
 import dataclasses, sys
-from hardware.emulator import DeviceEmulator, PtyTransport
+from hardware.emulator import DeviceEmulator
+from hardware.transports import PtyTransport
 from sim.catalog import robot_by_name
 spec = dataclasses.replace(robot_by_name(sys.argv[1]), control_period=float(sys.argv[2]))
 baud = int(sys.argv[3]) or None

@@ -303,8 +303,9 @@ def _link_text(link: dict) -> str:
 def cmd_emulate(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from hardware.emulator import DeviceEmulator, PtyTransport, TcpTransport, load_physics
+    from hardware.emulator import DeviceEmulator, load_physics
     from hardware.faults import WireFaults
+    from hardware.transports import PtyTransport, TcpTransport
     from sim.catalog import robot_by_name
 
     spec = robot_by_name(args.robot)

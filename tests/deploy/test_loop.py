@@ -73,7 +73,7 @@ def test_a_missed_episode_walks_the_arm_home_before_the_next(tiny_policy, monkey
 def test_realtime_requests_are_granted_or_refused_quietly_and_undone() -> None:
     import os
 
-    from deploy.loop import request_realtime
+    from deploy.realtime import request_realtime
 
     affinity, scheduler = os.sched_getaffinity(0), os.sched_getscheduler(0)
     granted, restore = request_realtime(priority=10, cpu=min(affinity))

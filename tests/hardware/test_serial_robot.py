@@ -10,10 +10,11 @@ import time
 import numpy as np
 import pytest
 
-from hardware.emulator import DeviceEmulator, PtyTransport, TcpTransport
+from hardware.emulator import DeviceEmulator
 from hardware.faults import WireFaults
 from hardware.protocol import FrameReader, MessageType, encode_frame
 from hardware.serial_robot import DeviceError, SerialRobot
+from hardware.transports import PtyTransport, TcpTransport
 from sim.furuta import FURUTA
 from sim.so_arm import SO_ARM
 
