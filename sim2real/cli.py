@@ -134,58 +134,22 @@ def resume_run(run_dir: Path, steps: int | None = None, env_id: str | None = Non
 def evaluate_policy(source: Path, env_id: str | None, episodes: int, seed: int = 0) -> dict:
     """Deterministic episodes of a run dir's policy (torch) or of an ONNX file (onnxruntime,
     as on the robot): mean and spread of the return, success rate, episode length."""
-    import numpy as np
-
+    from evaluation.episodes import load_policy, run_episodes
     from sim.registration import check_env_id, make_env
 
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
-    if source.suffix == ".onnx":
-        from deploy.onnx_policy import OnnxPolicy
-
-        policy = OnnxPolicy(source)
-        trained_on = policy.contract.env_id
-        image_shape = policy.contract.image_shape
-        act = policy
-    else:
-        import torch
-
-        from deploy.export import load_run
-        from policies.algorithms import algorithm_by_name
-        from policies.encoders import policy_inputs, stack_observations
-
-        checkpoint, _ = load_run(source)
-        trained_on = checkpoint.get("metadata", {}).get("env_id")
-        image_shape = checkpoint.get("image_shape")
-        network = algorithm_by_name(checkpoint["algo"]).load_policy(checkpoint)
-
-        def act(obs: np.ndarray | dict) -> np.ndarray:
-            with torch.no_grad():
-                return network(*policy_inputs(stack_observations([obs])))[0].numpy()
-
-    env_id = env_id or trained_on
+    policy = load_policy(source)
+    env_id = env_id or policy.trained_on
     if env_id is None:
         raise ValueError(f"{source} does not say which env it was trained on; give --env")
     check_env_id(env_id)
-    env = make_env(env_id, pixels=image_shape[0] if image_shape else None)
-    returns, lengths, successes = [], [], []
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=seed + episode)
-        total, length, info = 0.0, 0, {}
-        while True:
-            obs, reward, terminated, truncated, info = env.step(act(obs))
-            total, length = total + float(reward), length + 1
-            if terminated or truncated:
-                break
-        returns.append(total)
-        lengths.append(length)
-        if "is_success" in info:
-            successes.append(float(info["is_success"]))
-    env.close()
-    return {"policy": str(source), "env": env_id, "episodes": episodes,
-            "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
-            "success_rate": float(np.mean(successes)) if successes else None,
-            "mean_length": float(np.mean(lengths))}
+    env = make_env(env_id, pixels=policy.image_shape[0] if policy.image_shape else None)
+    try:
+        return {"policy": str(source), "env": env_id, **run_episodes(env, policy.act, episodes,
+                                                                      seed)}
+    finally:
+        env.close()
 
 
 def deploy_run(policy_path: Path, robot_name: str, seconds: float,
@@ -412,6 +376,37 @@ def cmd_log_show(args: argparse.Namespace) -> None:
         print(f"{key:>22}: {value}")
 
 
+def cmd_robustness(args: argparse.Namespace) -> None:
+    from evaluation.robustness import Axis, robustness_map
+
+    if not args.vary:
+        raise ValueError("robustness needs at least one --vary TERM=LOW:HIGH:POINTS, "
+                         "e.g. --vary mass=0.5:2.0:7")
+    axes = [Axis.parse(text) for text in args.vary]
+    result = robustness_map([Path(p) for p in args.policies], args.env, axes, args.episodes,
+                            Path(args.out), args.seed, progress=not args.quiet)
+    print(result["summary"].read_text())
+    print(f"wrote {result['csv']}, {', '.join(str(p) for p in result['pictures'])}, "
+          f"{result['summary']}")
+
+
+def cmd_plot(args: argparse.Namespace) -> None:
+    from evaluation.curves import plot_runs
+
+    out = plot_runs([Path(r) for r in args.runs], Path(args.out))
+    print(f"wrote {out}")
+
+
+def cmd_video(args: argparse.Namespace) -> None:
+    from evaluation.video import record_video
+
+    result = record_video(Path(args.policy), args.env, Path(args.out), args.episodes, args.seed,
+                          args.montage, args.randomization, args.size)
+    what = f"a montage of {result['domains']} randomized domains" if result["domains"] else \
+        "the nominal env"
+    print(f"wrote {result['path']}: {result['frames']} frames at {result['fps']} fps, {what}")
+
+
 def cmd_envs(args: argparse.Namespace) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -533,6 +528,37 @@ def build_parser() -> argparse.ArgumentParser:
                          help="joint positions to start at (default: the robot's default pose)")
     emulate.add_argument("--seconds", type=float, default=None, help="stop after (default: never)")
     emulate.set_defaults(func=cmd_emulate)
+
+    robustness = verbs.add_parser(
+        "robustness", help="evaluate policies over a grid of physical parameters")
+    robustness.add_argument("policies", nargs="+", help="run dirs or policy.onnx files")
+    robustness.add_argument("--env", default=None, help="env id (default: the first's own)")
+    robustness.add_argument("--vary", action="append", default=[], metavar="TERM=LOW:HIGH:N",
+                            help="a randomization term pinned at N values from LOW to HIGH "
+                                 "(or TERM=V1,V2,...); repeat for a grid")
+    robustness.add_argument("--episodes", type=int, default=20, help="episodes per cell")
+    robustness.add_argument("--out", default="robustness", help="folder for CSV, PNGs, summary")
+    robustness.add_argument("--seed", type=int, default=0)
+    robustness.add_argument("--quiet", action="store_true", help="no progress display")
+    robustness.set_defaults(func=cmd_robustness)
+
+    plot = verbs.add_parser("plot", help="learning curves of runs, mean and spread over seeds")
+    plot.add_argument("runs", nargs="+", help="run dirs (runs differing only in seed are grouped)")
+    plot.add_argument("--out", default="learning_curves.png")
+    plot.set_defaults(func=cmd_plot)
+
+    video = verbs.add_parser("video", help="render a policy to MP4 or GIF")
+    video.add_argument("policy", help="run dir or policy.onnx")
+    video.add_argument("--env", default=None, help="env id (default: the one it trained on)")
+    video.add_argument("--out", default="policy.mp4", help=".mp4 or .gif")
+    video.add_argument("--episodes", type=int, default=1)
+    video.add_argument("--seed", type=int, default=0)
+    video.add_argument("--montage", type=int, default=0, metavar="N",
+                       help="N randomized domains side by side instead of the nominal env")
+    video.add_argument("--randomization", default="default",
+                       help="preset or YAML the montage draws from")
+    video.add_argument("--size", type=int, default=240, help="pixels per side of each view")
+    video.set_defaults(func=cmd_video)
 
     log = verbs.add_parser("log", help="read a deploy telemetry log")
     log_verbs = log.add_subparsers(dest="log_verb", required=True)
