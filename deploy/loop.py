@@ -145,8 +145,8 @@ def run(policy: Policy, robot: Robot, seconds: float, max_episodes: int | None =
                   "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
         n, a = spec.num_joints, spec.num_actuators
         telemetry = TelemetryWriter(log, header, [
-            ("time", 1), ("state_time", 1), ("lateness_us", 1), ("missed", 1), ("phase", 1),
-            ("episode", 1), ("positions", n), ("velocities", n),
+            ("time", 1), ("state_time", 1), ("command_time", 1), ("lateness_us", 1),
+            ("missed", 1), ("phase", 1), ("episode", 1), ("positions", n), ("velocities", n),
             ("observation", contract.observation_size), ("action", contract.action_size),
             ("policy_command", a), ("command", a), ("interventions", 1),
             *((f"{stage}_us", 1) for stage in STAGES)])
@@ -312,7 +312,8 @@ def _control(policy: Policy, robot: Robot, task: Any, seconds: float, max_episod
                 deadline += period * int((now - deadline) / period)  # skip, do not bunch
             if telemetry:
                 telemetry.cycle(elapsed, {
-                    "time": elapsed, "state_time": state.time, "lateness_us": late * 1e6,
+                    "time": elapsed, "state_time": state.time,
+                    "command_time": state.command_time, "lateness_us": late * 1e6,
                     "missed": float(missed_deadline),
                     "phase": PHASES.index(phase or "policy"), "episode": report.episodes,
                     "positions": state.positions, "velocities": state.velocities,

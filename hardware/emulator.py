@@ -135,6 +135,7 @@ class DeviceEmulator:
         self._last_feed = 0.0
         self._pending: deque[tuple[float, np.ndarray]] = deque()
         self._last_state: State | None = None
+        self._command_time_us = 0
         self._start = 0.0
 
     # -- serving -------------------------------------------------------------------------------
@@ -225,7 +226,9 @@ class DeviceEmulator:
             return
         self.counters.commands += 1
         self._last_feed = time.perf_counter()
-        self._pending.append((self._now() + self.command_delay, targets))
+        received = self._now()
+        self._command_time_us = round(received * 1e6)  # what firmware would stamp on receipt
+        self._pending.append((received + self.command_delay, targets))
 
     # -- the device's body ---------------------------------------------------------------------
     def _now(self) -> float:
@@ -246,20 +249,23 @@ class DeviceEmulator:
         self._step_to(target, timestep)
 
     def _step_to(self, when: float, timestep: float) -> None:
-        steps = int((when - self.sim.data.time) / timestep)
+        # Physics time is a sum of float timesteps: without the tolerance, 4.9999999 steps
+        # would round down and a command would act a step early now and then.
+        steps = int(np.floor((when - self.sim.data.time) / timestep + 1e-6))
         if steps > 0:
             self.sim.step(steps)
 
     def _state(self, request_seq: int) -> State:
         if self._last_state is not None and self._wire().stale():
             previous = self._last_state
-            return State(request_seq, previous.device_time_us, previous.status,
-                         previous.positions, previous.velocities, previous.efforts)
+            return State(request_seq, previous.device_time_us, previous.command_time_us,
+                         previous.status, previous.positions, previous.velocities,
+                         previous.efforts)
         reading = self.sim.state()
         efforts = self.sim.data.qfrc_actuator[self.sim.qvel_index]
-        self._last_state = State(request_seq, round(reading.time * 1e6), self._status,
-                                 tuple(reading.positions), tuple(reading.velocities),
-                                 tuple(efforts))
+        self._last_state = State(request_seq, round(reading.time * 1e6), self._command_time_us,
+                                 self._status, tuple(reading.positions),
+                                 tuple(reading.velocities), tuple(efforts))
         return self._last_state
 
     def _hold(self, status: int, code: FaultCode, message: str) -> None:

@@ -255,17 +255,19 @@ class Description:
 
 STATUS_ESTOP, STATUS_WATCHDOG, STATUS_DRIVING, STATUS_FAULT = 1, 2, 4, 8
 """Bits of State.status."""
-_STATE_HEAD = struct.Struct("<HQBBB")
+_STATE_HEAD = struct.Struct("<HQQBBB")
 
 
 @dataclass(frozen=True)
 class State:
-    """STATE payload: request seq u16 | device time u64 (us) | status u8 | joints u8 |
-    sensors u8 | then float32: positions[joints], velocities[joints], efforts[joints],
-    sensors[sensors]."""
+    """STATE payload: request seq u16 | device time u64 (us) | command time u64 (us) |
+    status u8 | joints u8 | sensors u8 | then float32: positions[joints], velocities[joints],
+    efforts[joints], sensors[sensors]."""
 
     request_seq: int
     device_time_us: int
+    command_time_us: int
+    """When the device received the last COMMAND it acts on (0: none yet)."""
     status: int
     positions: tuple[float, ...]
     velocities: tuple[float, ...]
@@ -276,8 +278,8 @@ class State:
         joints = len(self.positions)
         if not len(self.velocities) == len(self.efforts) == joints:
             raise ValueError("positions, velocities and efforts need one value per joint")
-        head = _STATE_HEAD.pack(self.request_seq & 0xFFFF, self.device_time_us, self.status,
-                                joints, len(self.sensors))
+        head = _STATE_HEAD.pack(self.request_seq & 0xFFFF, self.device_time_us,
+                                self.command_time_us, self.status, joints, len(self.sensors))
         values = (*self.positions, *self.velocities, *self.efforts, *self.sensors)
         return head + struct.pack(f"<{len(values)}f", *values)
 
@@ -285,14 +287,15 @@ class State:
     def from_payload(cls, payload: bytes) -> State:
         if len(payload) < _STATE_HEAD.size:
             raise ProtocolError(f"STATE of {len(payload)} bytes is shorter than its header")
-        request_seq, time_us, status, joints, sensors = _STATE_HEAD.unpack_from(payload)
+        request_seq, time_us, command_us, status, joints, sensors = _STATE_HEAD.unpack_from(
+            payload)
         count = 3 * joints + sensors
         if len(payload) != _STATE_HEAD.size + 4 * count:
             raise ProtocolError(f"STATE for {joints} joints and {sensors} sensors must be "
                                 f"{_STATE_HEAD.size + 4 * count} bytes, got {len(payload)}")
         values = struct.unpack_from(f"<{count}f", payload, _STATE_HEAD.size)
-        return cls(request_seq, time_us, status, values[:joints], values[joints:2 * joints],
-                   values[2 * joints:3 * joints], values[3 * joints:])
+        return cls(request_seq, time_us, command_us, status, values[:joints],
+                   values[joints:2 * joints], values[2 * joints:3 * joints], values[3 * joints:])
 
 
 @dataclass(frozen=True)

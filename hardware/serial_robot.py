@@ -238,7 +238,9 @@ class SerialRobot(Robot):
                     self.status = state.status
                     return RobotState(np.asarray(state.positions, dtype=float),
                                       np.asarray(state.velocities, dtype=float),
-                                      state.device_time_us * 1e-6)
+                                      state.device_time_us * 1e-6,
+                                      command_time=(state.command_time_us * 1e-6
+                                                    if state.command_time_us else np.nan))
                 if self.device_stopped:
                     raise DeviceError(f"the device at {self.url!r} stopped: "
                                       f"{self.device_stopped}")

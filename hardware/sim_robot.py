@@ -35,6 +35,7 @@ class SimRobot(Robot):
                              f"{self.initial_pose.shape}")
         self.sim: RobotSimulation | None = None
         self._start = 0.0
+        self._command_time = float("nan")
 
     def connect(self) -> None:
         self.sim = RobotSimulation(self.spec, self.scene, self.objects)
@@ -55,10 +56,13 @@ class SimRobot(Robot):
             behind = int((time.monotonic() - self._start - sim.data.time) / sim.timestep)
             if behind > 0:
                 sim.step(behind)
-        return sim.state()
+        state = sim.state()
+        state.command_time = self._command_time
+        return state
 
     def _write_command(self, command: np.ndarray) -> None:
         sim = self._require()
         sim.set_command(command)
+        self._command_time = float(sim.data.time)
         if not self.realtime:
             sim.step()

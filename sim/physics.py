@@ -68,6 +68,8 @@ class RobotSimulation:
             raise ValueError(f"{robot.name}: control period {robot.control_period} s is not a "
                              f"whole number of physics steps ({self.model.opt.timestep} s)")
         self.is_servo = robot.actuator_kind == "position"
+        self.gain_phase = 0
+        """Physics steps since the servos last decided whether to drive (see `step`)."""
         write_actuator_models(self.model, self.actuator_index, robot)
         if self.is_servo:
             self.resolution = np.array([a.resolution for a in robot.actuators])
@@ -120,6 +122,7 @@ class RobotSimulation:
         hold = positions[self.robot.actuated_joint_index] if self.is_servo else 0.0
         self.data.ctrl[self.actuator_index] = hold
         mujoco.mj_forward(self.model, self.data)
+        self.gain_phase = 0
 
     def actuator_command(self, command: np.ndarray) -> np.ndarray:
         """Commands as the actuators take them (any leading batch axes are kept): within the
@@ -161,17 +164,21 @@ class RobotSimulation:
 
     def set_command(self, command: np.ndarray) -> None:
         self.data.ctrl[self.ctrl_at] = self.actuator_command(command)
+        self.gain_phase = 0  # a new goal: the servos decide at once whether to drive
 
     def step(self, substeps: int | None = None) -> None:
-        """Advance the physics; one control period unless told otherwise. Servos re-check their
-        deadband every control period, as they keep holding on their own."""
+        """Advance the physics; one control period unless told otherwise. Servos decide whether
+        to drive (their deadband) when a goal arrives and every control period after, however
+        the steps are split into calls: the device emulator steps one physics step at a time
+        and must behave as the env that trained the policy."""
         remaining = self.substeps if substeps is None else substeps
         while remaining > 0:
-            chunk = min(remaining, self.substeps)
-            if self.is_servo:
+            if self.is_servo and self.gain_phase == 0:
                 measured = self.robot.quantize_positions(self.data.qpos[self.actuated_qpos])
                 self.write_gains(self.servo_gains(self.data.ctrl[self.ctrl_at], measured))
+            chunk = min(remaining, self.substeps - self.gain_phase)
             mujoco.mj_step(self.model, self.data, nstep=chunk)
+            self.gain_phase = (self.gain_phase + chunk) % self.substeps
             remaining -= chunk
 
     def object_positions(self) -> np.ndarray | None:

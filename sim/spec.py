@@ -207,3 +207,7 @@ class RobotState:
     velocities: np.ndarray
     time: float = 0.0
     objects: np.ndarray | None = None
+    command_time: float = float("nan")
+    """When (s, the robot's clock) the robot received the last command it acts on: what a
+    telemetry log needs to replay the commands in simulation (evaluation/sysid.py). NaN where
+    the backend does not say."""

@@ -407,6 +407,37 @@ def cmd_video(args: argparse.Namespace) -> None:
     print(f"wrote {result['path']}: {result['frames']} frames at {result['fps']} fps, {what}")
 
 
+def cmd_sysid(args: argparse.Namespace) -> None:
+    from deploy.telemetry import read_log
+    from evaluation.sysid import fit_log, plot_fit, report, suggested_config, write_config
+
+    log = read_log(Path(args.log))
+    if args.robot and log.header.get("robot") != args.robot:
+        raise ValueError(f"{args.log} is a log of {log.header.get('robot')!r}, not of "
+                         f"{args.robot!r}; fit it without --robot or give the right log")
+    fit = fit_log(log, tuple(args.terms) if args.terms else None, args.max_delay)
+    summary = report(log, fit)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    config = write_config(suggested_config(fit), out / "suggested_randomization.yaml")
+    picture = plot_fit(log, fit, out / "sysid_fit.png")
+    summary |= {"suggested_config": str(config), "plot": str(picture)}
+    write_text = json.dumps(summary, indent=2, default=float)
+    (out / "sysid.json").write_text(write_text + "\n")
+    if args.json:
+        print(json.dumps(summary, default=float))
+        return
+    print(f"{summary['robot']}: {summary['cycles']} readings; replay error "
+          f"{summary['nominal_rms_error_rad'] * 1e3:.2f} mrad with nominal physics, "
+          f"{summary['rms_error_rad'] * 1e3:.2f} mrad at the fit")
+    for term, row in summary["parameters"].items():
+        unit = "control steps" if term == "action_delay" else "x nominal"
+        print(f"  {term:>16}: {row['value']:.3f} +- {row['standard_error']:.3f} {unit}  "
+              f"({row['verdict']})")
+    print("  (+- : statistical standard error; it does not cover model mismatch)")
+    print(f"wrote {config}, {picture}, {out / 'sysid.json'}")
+
+
 def cmd_envs(args: argparse.Namespace) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -559,6 +590,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="preset or YAML the montage draws from")
     video.add_argument("--size", type=int, default=240, help="pixels per side of each view")
     video.set_defaults(func=cmd_video)
+
+    sysid = verbs.add_parser("sysid", help="fit physical parameters from a deploy telemetry log")
+    sysid.add_argument("log", help="a .s2rlog written by `sim2real deploy`")
+    sysid.add_argument("--terms", nargs="+", default=None,
+                       help="randomization terms to fit as scales (default: mass and "
+                            "actuator_kp for servos, mass and motor_resistance for motors)")
+    sysid.add_argument("--max-delay", type=int, default=4, help="largest delay tried, steps")
+    sysid.add_argument("--robot", default=None, help="refuse a log of another robot")
+    sysid.add_argument("--out", default="sysid", help="folder for the config, plot and JSON")
+    sysid.add_argument("--json", action="store_true")
+    sysid.set_defaults(func=cmd_sysid)
 
     log = verbs.add_parser("log", help="read a deploy telemetry log")
     log_verbs = log.add_subparsers(dest="log_verb", required=True)

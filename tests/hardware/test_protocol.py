@@ -33,7 +33,8 @@ from hardware.protocol import (
 from sim.furuta import FURUTA
 from sim.so_arm import SO_ARM
 
-STATE = State(request_seq=77, device_time_us=123_456_789, status=4,
+STATE = State(request_seq=77, device_time_us=123_456_789, command_time_us=123_450_000,
+              status=4,
               positions=(0.5, -0.25, 1.0), velocities=(0.0, 2.0, -3.5), efforts=(0.1, 0.2, 0.3),
               sensors=(9.81,))
 
@@ -67,6 +68,7 @@ def test_payloads_decode_to_what_was_encoded() -> None:
     assert back == description and back.position_high[1] == math.inf  # JSON keeps infinity
     state = State.from_payload(STATE.to_payload())
     assert state.request_seq == 77 and state.device_time_us == 123_456_789 and state.status == 4
+    assert state.command_time_us == 123_450_000
     assert state.positions == pytest.approx(STATE.positions)
     assert state.sensors == pytest.approx((9.81,), rel=1e-6)
     command = Command.from_payload(Command(CommandMode.VOLTAGE, (-6.0,)).to_payload())
