@@ -1,0 +1,88 @@
+"""System identification from a deploy log: a simulated robot with hidden physics is fitted back,
+and bad logs are refused with clear errors."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import deploy.loop
+from deploy.loop import run
+from deploy.onnx_policy import OnnxPolicy
+from deploy.supervisor import SafetyConfig
+from deploy.telemetry import TelemetryLog, read_log
+from evaluation.sysid import Replay, fit_log, report, suggested_config
+from hardware.sim_robot import SimRobot
+from randomization.config import RandomizationConfig
+from randomization.terms import apply_terms, make_term
+from sim.so_arm import SO_ARM
+
+
+class Sweeps:
+    """A scripted policy with the contract of a real one: slow sweeps of every action, enough
+    motion to tell a heavier arm from a weaker servo."""
+
+    def __init__(self, real: OnnxPolicy) -> None:
+        self.contract, self.path, self.calls = real.contract, real.path, 0
+
+    def __call__(self, observation: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        phases = np.arange(self.contract.action_size)
+        return np.sin(0.07 * self.calls + phases * 2.1).astype(np.float32)
+
+
+def hidden_physics_log(tiny_policy: Path, path: Path, mass: float, kp: float,
+                       monkeypatch) -> TelemetryLog:
+    """A deploy log of the simulated arm with its mass and servo gain secretly changed."""
+    monkeypatch.setattr(deploy.loop, "sleep_until", lambda deadline: None)  # lockstep, fast
+    config = RandomizationConfig.from_dict({"mass": {"low": mass, "high": mass},
+                                            "actuator_kp": {"low": kp, "high": kp}})
+    with SimRobot(SO_ARM, realtime=False) as robot:
+        terms = [make_term(robot.sim.model, name, spec) for name, spec in config.terms.items()]
+        apply_terms(robot.sim.model, terms, {t.name: np.full(len(t.names), v)
+                                             for t, v in zip(terms, (mass, kp), strict=True)})
+        # Lockstep: 4 episodes of the reach task (up to 100 cycles each, with a pause between).
+        run(Sweeps(OnnxPolicy(tiny_policy)), robot, seconds=1e9, max_episodes=4, log=path,
+            safety=SafetyConfig(soft_start_seconds=0.2))
+    return read_log(path)
+
+
+def test_hidden_mass_and_servo_gain_are_recovered(tiny_policy, tmp_path, monkeypatch) -> None:
+    log = hidden_physics_log(tiny_policy, tmp_path / "hidden.s2rlog", 1.3, 0.7, monkeypatch)
+    fit = fit_log(log, max_delay=2)
+    assert fit.delay_steps == 0
+    assert fit.values["mass"] == pytest.approx(1.3, rel=0.1)
+    assert fit.values["actuator_kp"] == pytest.approx(0.7, rel=0.1)
+    assert fit.rms_error < 0.7 * fit.nominal_rms_error
+    summary = report(log, fit)
+    # The tiny policy trained under the default preset: mass 0.8..1.25 (arm), kp 0.5..1.2.
+    assert summary["parameters"]["mass"]["verdict"].startswith("OUTSIDE")
+    assert summary["parameters"]["actuator_kp"]["verdict"].startswith("inside")
+    config = suggested_config(fit)
+    assert config["mass"]["low"] < fit.values["mass"] < config["mass"]["high"]
+    RandomizationConfig.from_dict(yaml.safe_load(yaml.safe_dump(config)))  # a valid config
+
+
+def test_a_log_too_short_to_fit_is_refused(tiny_policy, tmp_path, monkeypatch) -> None:
+    log = hidden_physics_log(tiny_policy, tmp_path / "arm.s2rlog", 1.0, 1.0, monkeypatch)
+    short = dataclasses.replace(log, fields={k: v[:60] for k, v in log.fields.items()})
+    with pytest.raises(ValueError, match=r"fitting needs at least 100 \(2 s at this robot's "
+                                         r"rate\)"):
+        fit_log(short)
+
+
+def test_a_log_of_another_robot_is_refused(tiny_policy, tmp_path, monkeypatch) -> None:
+    log = hidden_physics_log(tiny_policy, tmp_path / "arm.s2rlog", 1.0, 1.0, monkeypatch)
+    renamed = dataclasses.replace(log, header={**log.header, "joint_names": ["a", "b"]})
+    with pytest.raises(ValueError, match="a log of another robot or version"):
+        Replay(renamed, ("mass",))
+    from sim2real.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["sysid", str(tmp_path / "arm.s2rlog"), "--robot", "furuta", "--out",
+              str(tmp_path / "fit")])
+    assert stop.value.code == 2
