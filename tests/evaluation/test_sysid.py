@@ -52,10 +52,10 @@ def hidden_physics_log(tiny_policy: Path, path: Path, mass: float, kp: float,
 
 
 def test_hidden_mass_and_servo_gain_are_recovered(tiny_policy, tmp_path, monkeypatch) -> None:
-    log = hidden_physics_log(tiny_policy, tmp_path / "hidden.s2rlog", 1.3, 0.7, monkeypatch)
+    log = hidden_physics_log(tiny_policy, tmp_path / "hidden.s2rlog", 1.5, 0.7, monkeypatch)
     fit = fit_log(log, max_delay=2)
     assert fit.delay_steps == 0
-    assert fit.values["mass"] == pytest.approx(1.3, rel=0.1)
+    assert fit.values["mass"] == pytest.approx(1.5, rel=0.1)
     assert fit.values["actuator_kp"] == pytest.approx(0.7, rel=0.1)
     assert fit.rms_error < 0.7 * fit.nominal_rms_error
     summary = report(log, fit)
