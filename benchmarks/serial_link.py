@@ -97,8 +97,10 @@ def control_rate(onnx_path: Path, rate: int, seconds: float, baud: int) -> dict:
     period = 1.0 / rate
     spec = dataclasses.replace(FURUTA, control_period=period)
     policy = RetimedPolicy(OnnxPolicy(onnx_path), period)
+    # A reading may take most of a period: at 1 kHz over 1 Mbit/s, the wire alone takes
+    # ~0.65 ms of the 1 ms (request, then a 55-byte STATE).
     with Emulator("furuta", period, baud, seconds + 30) as device, \
-            SerialRobot(device.port, spec) as robot:
+            SerialRobot(device.port, spec, reply_timeout=0.8 * period) as robot:
         report = run(policy, robot, seconds=seconds)
     return {"rate_hz": rate, "baud": baud or None, "cycles": report.cycles,
             "deadline_misses": report.deadline_misses,

@@ -63,6 +63,14 @@ class OnnxPolicy:
                                 f"contract says {list(self.image_shape)}")
         self.path = path
         self._input = self.contract.input_name
+        self._one_input = np.zeros((1, self.contract.observation_size), np.float32)
+        self._one_output = np.zeros((1, self.contract.action_size), np.float32)
+        self._binding = self.session.io_binding()
+        if self.image_shape is None:
+            self._binding.bind_cpu_input(self._input, self._one_input)
+            self._binding.bind_output(self.contract.output_name, "cpu", 0, np.float32,
+                                      list(self._one_output.shape),
+                                      self._one_output.ctypes.data)
 
     def __call__(self, observation: np.ndarray | Mapping[str, np.ndarray]) -> np.ndarray:
         """One observation (size,) -> one action (size,); a batch (n, size) -> (n, actions).
@@ -75,6 +83,12 @@ class OnnxPolicy:
                              f"{self.contract.observation_size} numbers, not a Dict "
                              f"{list(observation)}")
         obs = np.asarray(observation, dtype=np.float32)
+        if obs.shape == self._one_input.shape[1:]:
+            # One observation, the control loop's case: into bound buffers, no allocations
+            # inside onnxruntime (about 3 us of a 10 us call).
+            self._one_input[0] = obs
+            self.session.run_with_iobinding(self._binding)
+            return self._one_output[0].copy()
         single = obs.ndim == 1
         batch = obs[None] if single else obs
         actions = self.session.run(None, {self._input: batch})[0]

@@ -148,11 +148,14 @@ class ReachTask:
         actuated joint moves by up to `max_step` from where it is now, the others hold their
         default pose. Relative targets keep the policy closed-loop (it corrects what it sees)
         and stateless (no integrator to keep in step between training and the robot)."""
-        action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
-        command = np.tile(self.default_command, (*action.shape[:-1], 1))
+        # minimum/maximum rather than np.clip: the same numbers, a few microseconds less in
+        # the robot's control loop.
+        action = np.minimum(np.maximum(np.asarray(action, dtype=np.float64), -1.0), 1.0)
+        command = np.broadcast_to(self.default_command,
+                                  (*action.shape[:-1], len(self.default_command))).copy()
         command[..., self.actuated] = (state.positions[..., self.actuated_joints]
                                        + self.config.max_step * action)
-        return np.clip(command, self.low, self.high)
+        return np.minimum(np.maximum(command, self.low), self.high)
 
     # -- sampling ----------------------------------------------------------------------------
     def sample_pose(self, rng: np.random.Generator) -> np.ndarray:

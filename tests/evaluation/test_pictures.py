@@ -63,6 +63,7 @@ def test_learning_curves_over_seeds(tiny_run, tmp_path) -> None:
         plot_runs([tmp_path], tmp_path / "nothing.png")
 
 
+@pytest.mark.slow
 def test_video_and_montage(tiny_policy, tmp_path) -> None:
     import imageio.v2 as imageio
 

@@ -46,6 +46,7 @@ class Emulator:
                 self.counters = json.loads(line.removeprefix("emulator stopped: "))
 
 
+@pytest.mark.slow
 def test_the_loop_keeps_running_through_corruption_and_drops(tiny_policy, tmp_path) -> None:
     log = tmp_path / "faults.s2rlog"
     # Faults from 0.5 s after the emulator started serving: after the handshake. About 40% of
@@ -87,6 +88,7 @@ def _rates_from(tmp_path: Path, seconds: float) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_disconnect_reaches_safe_stop_within_the_watchdog_period(tiny_policy, tmp_path) -> None:
     log = tmp_path / "disconnect.s2rlog"
     with Emulator("so_arm", "--disconnect-at", "3.0") as device:
