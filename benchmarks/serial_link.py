@@ -5,7 +5,9 @@
    time and with the wire time of a 1 Mbit/s bus emulated;
 2. the highest control rate the whole deploy loop sustains through the emulator with at most
    0.1% deadline misses: the pendulum robot (its model steps at 1 ms) retimed to 250, 500 and
-   1,000 Hz, each rate run for `--seconds`, with and without 1 Mbit/s wire time.
+   1,000 Hz, each rate run for `--seconds`: with normal scheduling, with the loop and the
+   emulator pinned to a CPU each at SCHED_FIFO priority (deploy --rt-priority --cpu), and with
+   the wire time of a 1 Mbit/s bus.
 
 Usage: python benchmarks/serial_link.py [--exchanges 3000] [--seconds 10]
 Writes benchmarks/results/serial_link.{json,md}.
@@ -34,6 +36,13 @@ from hardware.transports import PtyTransport
 from sim.catalog import robot_by_name
 spec = dataclasses.replace(robot_by_name(sys.argv[1]), control_period=float(sys.argv[2]))
 baud = int(sys.argv[3]) or None
+if sys.argv[5] == "rt":  # the device on the second CPU at real-time priority, where allowed
+    import os
+    try:
+        os.sched_setaffinity(0, {1})
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(50))
+    except OSError:
+        pass
 transport = PtyTransport()
 print(transport.name, flush=True)
 DeviceEmulator(spec, transport, watchdog_ms=200.0, baudrate=baud).serve(seconds=float(sys.argv[4]))
@@ -43,9 +52,11 @@ DeviceEmulator(spec, transport, watchdog_ms=200.0, baudrate=baud).serve(seconds=
 class Emulator:
     """The emulator of `robot` at `period` in a child process; `port` is its pty."""
 
-    def __init__(self, robot: str, period: float, baud: int, seconds: float) -> None:
+    def __init__(self, robot: str, period: float, baud: int, seconds: float,
+                 realtime: bool = False) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-c", EMULATOR, robot, repr(period), str(baud), repr(seconds)],
+            [sys.executable, "-c", EMULATOR, robot, repr(period), str(baud), repr(seconds),
+             "rt" if realtime else "normal"],
             stdout=subprocess.PIPE, text=True)
         self.port = self.process.stdout.readline().strip()
 
@@ -86,7 +97,10 @@ def round_trips(exchanges: int, baud: int) -> dict:
             "timeouts": stats["timeouts"], "retries": stats["retries"]}
 
 
-def control_rate(onnx_path: Path, rate: int, seconds: float, baud: int) -> dict:
+def control_rate(onnx_path: Path, rate: int, seconds: float, baud: int,
+                 realtime: bool = False) -> dict:
+    """`realtime`: the loop on CPU 0 and the emulator on CPU 1, both SCHED_FIFO (deploy's
+    --rt-priority and --cpu), where the OS allows it."""
     import dataclasses
 
     from deploy.loop import run
@@ -99,10 +113,12 @@ def control_rate(onnx_path: Path, rate: int, seconds: float, baud: int) -> dict:
     policy = RetimedPolicy(OnnxPolicy(onnx_path), period)
     # A reading may take most of a period: at 1 kHz over 1 Mbit/s, the wire alone takes
     # ~0.65 ms of the 1 ms (request, then a 55-byte STATE).
-    with Emulator("furuta", period, baud, seconds + 30) as device, \
+    with Emulator("furuta", period, baud, seconds + 30, realtime) as device, \
             SerialRobot(device.port, spec, reply_timeout=0.8 * period) as robot:
-        report = run(policy, robot, seconds=seconds)
-    return {"rate_hz": rate, "baud": baud or None, "cycles": report.cycles,
+        report = run(policy, robot, seconds=seconds,
+                     realtime_priority=50 if realtime else None, cpu=0 if realtime else None)
+    return {"rate_hz": rate, "baud": baud or None, "scheduling": report.realtime,
+            "cycles": report.cycles,
             "deadline_misses": report.deadline_misses,
             "miss_rate_percent": round(100 * report.deadline_misses / max(report.cycles, 1), 3),
             "jitter_p99_us": round(report.jitter_p99_us, 1),
@@ -125,20 +141,23 @@ def write(results: dict) -> None:
                      f"{row['exchange_p50_us']} | {row['exchange_p99_us']} | {row['timeouts']} |")
     lines += ["", f"Deploy loop through the emulator (pendulum robot retimed), {results['seconds']} "
               f"s per rate; target: >= 1,000 Hz with <= {MISS_TARGET_PERCENT}% misses.", "",
-              "| rate Hz | wire | cycles | misses | miss rate | jitter p99 us | read p99 us |"
-              " timeouts | meets target |",
-              "|---:|---|---:|---:|---:|---:|---:|---:|---|"]
+              "| rate Hz | wire | scheduling | cycles | misses | miss rate | jitter p99 us | "
+              "read p99 us | timeouts | meets target |",
+              "|---:|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for row in results["rates"]:
         wire = f"{row['baud']:,} baud" if row["baud"] else "pty (none)"
         ok = row["miss_rate_percent"] <= MISS_TARGET_PERCENT and not row["stopped"]
-        lines.append(f"| {row['rate_hz']} | {wire} | {row['cycles']} | {row['deadline_misses']} "
+        lines.append(f"| {row['rate_hz']} | {wire} | {row['scheduling']} | {row['cycles']} | "
+                     f"{row['deadline_misses']} "
                      f"| {row['miss_rate_percent']} % | {row['jitter_p99_us']} | "
                      f"{row['read_p99_us']} | {row['timeouts']} | {'yes' if ok else 'no'} |")
-    for baud in (0, 1_000_000):
+    for baud, realtime in ((0, False), (0, True), (1_000_000, False)):
         ok = [r["rate_hz"] for r in results["rates"] if (r["baud"] or 0) == baud
+              and ("SCHED_FIFO" in r["scheduling"]) == realtime
               and r["miss_rate_percent"] <= MISS_TARGET_PERCENT and not r["stopped"]]
         wire = f"{baud:,} baud" if baud else "pty"
-        lines.append(f"\nHighest rate sustained ({wire}): {max(ok) if ok else 'none'} Hz")
+        how = "real-time priority, pinned" if realtime else "normal scheduling"
+        lines.append(f"\nHighest rate sustained ({wire}, {how}): {max(ok) if ok else 'none'} Hz")
     (RESULTS / "serial_link.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -155,9 +174,10 @@ def main() -> None:
         print(results["round_trips"][-1], flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         policy = exported_policy("sim2real/FurutaSwingup-v0", Path(tmp) / "pendulum")
-        for baud in (0, 1_000_000):
+        for baud, realtime in ((0, False), (0, True), (1_000_000, False)):
             for rate in RATES:
-                results["rates"].append(control_rate(policy, rate, args.seconds, baud))
+                results["rates"].append(control_rate(policy, rate, args.seconds, baud,
+                                                     realtime))
                 print(results["rates"][-1], flush=True)
     write(results)
 
