@@ -108,6 +108,7 @@ def test_bad_safety_settings(capsys, tiny_policy, tmp_path) -> None:
     assert "unknown safety setting(s) ['max_rate']" in err
 
 
+@pytest.mark.slow
 def test_a_randomized_run_records_its_ranges_episodes_and_adr(tmp_path) -> None:
     """The run dir holds the config trained under, every episode's draws, ADR's ranges over
     training (CSV and plot); the exported contract carries the ranges."""

@@ -140,6 +140,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_resume_and_eval_through_the_cli(tmp_path, tiny_run) -> None:
     run_dir = tmp_path / "run"
     out = run_cli("train", "--env", REACH, "--steps", "256", "--out", str(run_dir), "--quiet",
