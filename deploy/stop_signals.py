@@ -1,4 +1,4 @@
-"""The ways a person stops a running robot: Ctrl-C (graceful: hold, then release), and an e-stop
+"""The ways a person stops a running robot: Ctrl-C or SIGTERM (graceful: hold, then release), and an e-stop
 by signal (SIGUSR1, e.g. `kill -USR1 PID` from another terminal or a hardware button's daemon),
 by a file appearing (`touch /tmp/estop`), or by a key. The loop asks `requested()` every cycle;
 each check costs microseconds. numpy-free, standard library only.
@@ -37,6 +37,7 @@ class StopSignals:
         # file and key still work.
         if threading.current_thread() is threading.main_thread():
             self._saved[signal.SIGINT] = signal.signal(signal.SIGINT, self._on_interrupt)
+            self._saved[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._on_terminate)
             self._saved[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, self._on_estop_signal)
         if self.estop_key and sys.stdin.isatty():
             import termios
@@ -58,6 +59,9 @@ class StopSignals:
         if self._reason is not None:
             raise KeyboardInterrupt  # a second Ctrl-C while stopping: the user means it
         self._reason = "Ctrl-C"
+
+    def _on_terminate(self, number: int, frame: object) -> None:
+        self._reason = self._reason or "terminated (SIGTERM)"  # a service manager stopping us
 
     def _on_estop_signal(self, number: int, frame: object) -> None:
         self._reason = self._reason or "e-stop (signal SIGUSR1)"

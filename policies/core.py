@@ -90,9 +90,7 @@ class RunningNormalizer(nn.Module):
         # In place on numpy views of the buffers: fetching a buffer through nn.Module's
         # attribute lookup costs more than this arithmetic, and it runs at every env step.
         self._shift[:] = self._mean
-        np.sqrt(self._var + self.epsilon, out=self._scale)
-        np.maximum(self._scale, self.min_std, out=self._scale)
-        np.reciprocal(self._scale, out=self._scale)
+        self._scale[:] = 1.0 / np.maximum(np.sqrt(self._var + self.epsilon), self.min_std)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return torch.clamp((obs - self.shift) * self.scale, -self.clip, self.clip)

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 import warnings
@@ -296,6 +297,10 @@ def cmd_emulate(args: argparse.Namespace) -> None:
     if wire_faults.active:
         print(f"wire faults: {faults}", flush=True)
     print(f"connect with: sim2real deploy POLICY --robot serial:{transport.name}", flush=True)
+    def terminate(number: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM stops it as Ctrl-C does: counters printed, port closed
+
+    signal.signal(signal.SIGTERM, terminate)
     try:
         counters = emulator.serve(seconds=args.seconds)
     except KeyboardInterrupt:

@@ -39,7 +39,7 @@ class Emulator:
 
     def __exit__(self, *exc: object) -> None:
         if self.process.poll() is None:
-            self.process.send_signal(2)  # Ctrl-C: it prints its counters and exits
+            self.process.terminate()  # it prints its counters and exits
         out, _ = self.process.communicate(timeout=10)
         for line in out.splitlines():
             if line.startswith("emulator stopped: "):
