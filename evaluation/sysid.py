@@ -57,7 +57,9 @@ class Replay:
     stage times (the reading's round trip, observe, infer, supervise, write), mapped to the
     robot's clock by their median offset."""
 
-    def __init__(self, log: TelemetryLog, terms: tuple[str, ...], window: int = 10) -> None:
+    def __init__(self, log: TelemetryLog, terms: tuple[str, ...] | None = None,
+                 window: int = 10) -> None:
+        """`terms`: what is fitted (default DEFAULT_TERMS of the robot's actuator kind)."""
         from randomization.config import RandomizationConfig
         from randomization.terms import make_term
         from sim.catalog import robot_by_name
@@ -77,6 +79,7 @@ class Replay:
             raise ValueError(f"the log has {int(fresh.sum())} cycles with a fresh reading; "
                              f"fitting needs at least {MIN_CYCLES} ({seconds:g} s at this "
                              "robot's rate) of motion")
+        terms = tuple(terms or DEFAULT_TERMS[self.spec.actuator_kind])
         self.sim = RobotSimulation(self.spec)
         dt = self.sim.timestep
         work = sum(np.nan_to_num(fields[f"{stage}_us"][:, 0]) for stage in
@@ -179,12 +182,8 @@ def fit_log(log: TelemetryLog, terms: tuple[str, ...] | None = None,
             max_delay: int = MAX_DELAY_STEPS, max_evaluations: int = 300) -> Fit:
     from scipy.optimize import minimize
 
-    header = log.header
-    from sim.catalog import robot_by_name
-
-    kind = robot_by_name(header["robot"]).actuator_kind
-    terms = tuple(terms or DEFAULT_TERMS[kind])
     replay = Replay(log, terms)
+    terms = tuple(t.name for t in replay.terms)
     nominal = dict.fromkeys(terms, 1.0)
     low, high = np.log(SCALE_BOUNDS)
 

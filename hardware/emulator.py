@@ -272,7 +272,7 @@ class DeviceEmulator:
         """Stop where it is (servos hold their measured pose, motors get 0 V); the session ends."""
         self._pending.clear()
         state = self.sim.state()
-        if self.mode.name == "POSITION":
+        if self.sim.is_servo:
             self.sim.set_command(state.positions[self.spec.actuated_joint_index])
         else:
             self.sim.set_command(np.zeros(self.spec.num_actuators))

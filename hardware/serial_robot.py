@@ -304,7 +304,10 @@ class SerialRobot(Robot):
             self._device_seq = frame.seq
             if frame.type == MessageType.FAULT:
                 code, _ = parse_fault(frame.payload)
-                name = FaultCode(code).name if code in FaultCode._value2member_map_ else str(code)
+                try:
+                    name = FaultCode(code).name
+                except ValueError:  # a code of a newer firmware
+                    name = str(code)
                 self.stats.faults[name] = self.stats.faults.get(name, 0) + 1
                 if code == FaultCode.RESET:
                     self._session_lost = True  # a brown-out: shake hands again

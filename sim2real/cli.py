@@ -427,8 +427,7 @@ def cmd_sysid(args: argparse.Namespace) -> None:
     config = write_config(suggested_config(fit), out / "suggested_randomization.yaml")
     picture = plot_fit(log, fit, out / "sysid_fit.png")
     summary |= {"suggested_config": str(config), "plot": str(picture)}
-    write_text = json.dumps(summary, indent=2, default=float)
-    (out / "sysid.json").write_text(write_text + "\n")
+    (out / "sysid.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
     if args.json:
         print(json.dumps(summary, default=float))
         return
