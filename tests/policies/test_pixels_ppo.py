@@ -143,7 +143,8 @@ def test_pixel_ppo_trains_the_shared_encoder_and_writes_a_checkpoint(pixel_run: 
     # The conv weights moved from their initial values: actor and critic losses reach the CNN.
     torch.manual_seed(0)
     config = PPOConfig(hidden_sizes=(32,), image_features=32)
-    initial = ActorCritic(21, 3, config, (SIZE, SIZE, 3)).state_dict()
+    initial = ActorCritic(21, 3, config.hidden_sizes, config.initial_log_std, (SIZE, SIZE, 3),
+                          config.image_features).state_dict()
     for name in ("encoder.image.convs.0.weight", "encoder.image.head.0.weight",
                  "actor.0.weight", "critic.0.weight"):
         change = (checkpoint["agent"][name] - initial[name]).abs().max()

@@ -73,6 +73,44 @@ def test_crash_and_resume_gives_the_uninterrupted_learning_curve(tmp_path) -> No
     assert all(torch.equal(final[0][k], final[1][k]) for k in final[0])
 
 
+ON_POLICY = {
+    "a2c": dict(total_steps=6 * 4 * 8, num_envs=4, rollout_steps=8, log_every=32),
+    "trpo": dict(total_steps=6 * 4 * 32, num_envs=4, rollout_steps=32, critic_epochs=2,
+                 critic_minibatch_size=64),
+    "reinforce": dict(total_steps=6 * 4 * 100, num_envs=4, batch_steps=100, max_episode_steps=100,
+                      baseline_epochs=2),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", list(ON_POLICY))
+def test_a2c_trpo_reinforce_crash_and_resume_give_the_uninterrupted_learning_curve(
+        tmp_path, algo) -> None:
+    """On the shared on-policy core, as PPO: the envs mid-episode (or, for REINFORCE, the
+    generator that seeds its fresh episodes), the generators and the statistics come back."""
+    algorithm = algorithm_by_name(algo)
+    config = algorithm.config(**ON_POLICY[algo], hidden_sizes=(32, 32), checkpoint_every=2,
+                              eval_every=2, eval_episodes=3)
+    metadata = {"env_id": REACH, "randomization": load_config("default", "so_arm").to_dict()}
+    CRASH.update(after_steps=None, steps=0)
+    algorithm.train(factory, config, tmp_path / "whole", metadata, progress=False)
+    whole = metrics(tmp_path / "whole")
+    assert len(whole) >= 5
+    # Crash a few vector steps into iteration 5, after the checkpoint of iteration 4.
+    CRASH.update(after_steps=int(whole[3]["steps"]) // 4 + 3, steps=0)
+    with pytest.raises(KeyboardInterrupt):
+        algorithm.train(factory, config, tmp_path / "cut", metadata, progress=False)
+    checkpoint = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)
+    assert checkpoint["resume"]["iteration"] == 4
+    CRASH.update(after_steps=None)
+    algorithm.train(factory, config, tmp_path / "cut", metadata, progress=False,
+                    resume=checkpoint)
+    assert metrics(tmp_path / "cut") == whole
+    final = [torch.load(tmp_path / run / "checkpoint.pt", weights_only=False)["agent"]
+             for run in ("whole", "cut")]
+    assert all(torch.equal(final[0][k], final[1][k]) for k in final[0])
+
+
 OFF_POLICY = dict(total_steps=4 * 100, num_envs=4, learning_starts=100, batch_size=32,
                   hidden_sizes=(32, 32), log_every=40, checkpoint_every=200, eval_every=200,
                   eval_episodes=3, compile="never")

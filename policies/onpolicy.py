@@ -1,0 +1,429 @@
+"""What PPO, A2C, TRPO and REINFORCE share: the Gaussian actor-critic, collecting a rollout on
+vector envs, generalized advantage estimation, and a run's bookkeeping (logs, evaluation keeping
+best.pt, checkpoints that resume exactly, the stop on a NaN loss).
+
+Each algorithm's own file reads top to bottom and holds only its update; only what is truly
+common lives here. Observations are normalized by a running normalizer saved with the policy and
+exported inside the ONNX graph. Pixel observations (a Dict of "pixels" and "state",
+sim.pixels.PixelObservation) go through a CNN encoder (policies/encoders.py) shared by actor and
+critic; a rollout keeps their images uint8.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from policies.core import (
+    DeterministicPolicy,
+    RunningNormalizer,
+    VectorEnvFactory,
+    check_continuous_actions,
+    mlp,
+    record_episodes,
+)
+from policies.encoders import (
+    PixelPolicy,
+    PixelStateEncoder,
+    observation_layout,
+    stack_observations,
+)
+from policies.records import (
+    EpisodeLog,
+    EpisodeStats,
+    Evaluator,
+    MetricsLog,
+    TrainingProgress,
+    env_log_row,
+    package_versions,
+    restore_envs,
+    save_checkpoint,
+    snapshot_envs,
+    truncate_logs,
+    write_json,
+)
+
+HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+class ActorCritic(nn.Module):
+    """A Gaussian policy with a state-free log-std and a value function, as MLPs on the
+    normalized observation or, given `image_shape`, on the features of one PixelStateEncoder
+    (`obs_size` is then the size of the state beside the image).
+
+    One encoder, shared: the critic's value loss is the dense, low-variance signal that shapes
+    the conv features (the policy gradient alone is noisy), as in the pixel PPO of the Atari and
+    Procgen baselines; and the CNN, the costly part on a CPU, runs once per step, not twice.
+    """
+
+    def __init__(self, obs_size: int, action_size: int, hidden_sizes: tuple[int, ...],
+                 initial_log_std: float, image_shape: tuple[int, int, int] | None = None,
+                 image_features: int = 128) -> None:
+        super().__init__()
+        hidden = list(hidden_sizes)
+        self.encoder: PixelStateEncoder | None = None
+        if image_shape is None:
+            self.normalizer = RunningNormalizer(obs_size)
+            feature_size = obs_size
+        else:
+            self.encoder = PixelStateEncoder(tuple(image_shape), obs_size, image_features)
+            self.normalizer = None
+            feature_size = self.encoder.output_size
+        self.actor = mlp([feature_size, *hidden, action_size], output_gain=0.01)
+        self.critic = mlp([feature_size, *hidden, 1], output_gain=1.0)
+        self.log_std = nn.Parameter(torch.full((action_size,), initial_log_std))
+
+    @property
+    def state_normalizer(self) -> RunningNormalizer:
+        """The normalizer of the flat observation, or of the state beside the image."""
+        return self.normalizer if self.encoder is None else self.encoder.normalizer
+
+    def features(self, norm_obs: torch.Tensor, pixels: torch.Tensor | None) -> torch.Tensor:
+        """What actor and critic see: the normalized observation, or the encoder's features."""
+        return norm_obs if self.encoder is None else self.encoder.join(pixels, norm_obs)
+
+    def log_prob(self, action: torch.Tensor, mean: torch.Tensor,
+                 log_std: torch.Tensor | None = None) -> torch.Tensor:
+        """Log-density of `action` under the diagonal Gaussian of mean `mean` (and `log_std`,
+        by default the policy's), summed over action dimensions. Written out rather than through
+        torch.distributions.Normal, whose construction and argument checks cost more than the
+        maths on small batches."""
+        log_std = self.log_std if log_std is None else log_std
+        z = (action - mean) * torch.exp(-log_std)
+        return -0.5 * z.square().sum(-1) - (log_std.sum() + HALF_LOG_2PI * z.shape[-1])
+
+    def entropy(self) -> torch.Tensor:
+        """Entropy of the Gaussian policy (the same for every state: the std is state-free)."""
+        return (self.log_std + 0.5 + HALF_LOG_2PI).sum()
+
+    def value(self, features: torch.Tensor) -> torch.Tensor:
+        return self.critic(features).squeeze(-1)
+
+    def deterministic_policy(self) -> DeterministicPolicy | PixelPolicy:
+        if self.encoder is not None:
+            return PixelPolicy(self.encoder, self.actor)
+        return DeterministicPolicy(self.normalizer, self.actor, squash="clip")
+
+
+def split_observation(obs: Any, state_size: int) -> tuple[np.ndarray | None, np.ndarray]:
+    """(pixels or None, float32 state) of a batch of observations, flat or Dict."""
+    if not isinstance(obs, dict):
+        return None, np.asarray(obs, dtype=np.float32)
+    pixels = np.asarray(obs["pixels"])
+    state = obs["state"] if state_size else np.zeros((len(pixels), 0))
+    return pixels, np.asarray(state, dtype=np.float32)
+
+
+def compute_gae(rewards: np.ndarray, values: np.ndarray, ends: np.ndarray, next_value: np.ndarray,
+                gamma: float, lam: float) -> tuple[np.ndarray, np.ndarray]:
+    """Generalized advantage estimation over a (steps, envs) rollout.
+
+    `ends[t]` marks an episode that ended at step t; a time-limit end was already bootstrapped
+    into its reward, so both kinds stop the recursion here. Returns (advantages, returns).
+    lam = 1 gives the Monte Carlo return minus the value; lam = 0 the one-step TD error.
+    """
+    advantages = np.zeros_like(rewards)
+    last = np.zeros_like(next_value)
+    for t in reversed(range(len(rewards))):
+        following = next_value if t == len(rewards) - 1 else values[t + 1]
+        alive = 1.0 - ends[t]
+        delta = rewards[t] + gamma * following * alive - values[t]
+        last = delta + gamma * lam * alive * last
+        advantages[t] = last
+    return advantages, advantages + values
+
+
+@dataclass
+class Rollout:
+    """What `OnPolicyRun.collect` gathered, as (steps, envs, ...) arrays: observations as the
+    policy saw them (normalized), images, actions, their log-probabilities and the means they
+    were drawn around, rewards (time-limit ends bootstrapped in when asked), episode ends, values,
+    and the value of the observation after the last step."""
+    obs: np.ndarray
+    pixels: np.ndarray | None
+    actions: np.ndarray
+    log_probs: np.ndarray
+    means: np.ndarray
+    rewards: np.ndarray
+    ends: np.ndarray
+    values: np.ndarray
+    next_value: np.ndarray
+
+    def flat(self, *arrays: np.ndarray) -> list[torch.Tensor]:
+        """The given (steps, envs, ...) arrays as (steps * envs, ...) tensors, without copies."""
+        return [torch.as_tensor(a.reshape(-1, *a.shape[2:])) for a in arrays]
+
+
+class OnPolicyRun:
+    """What every on-policy run keeps besides learning: the envs, run.json, metrics.csv (and
+    TensorBoard), episodes.jsonl, periodic evaluation keeping best.pt, checkpoints that resume
+    exactly (the envs mid-episode, the generators, the recent episode statistics), and the stop
+    on a NaN loss.
+
+    Use: build it (it makes or restores the envs), build the agent (an ActorCritic) for its
+    sizes, `keep` what a checkpoint holds, then `begin()` gives the first observation (reset, or
+    restored). The config needs: total_steps, num_envs, gamma, seed, eval_every, eval_episodes,
+    checkpoint_every (the last two in iterations)."""
+
+    def __init__(self, algo: str, config: Any, make_envs: VectorEnvFactory, run_dir: Path,
+                 metadata: dict[str, Any] | None, loss_names: list[str],
+                 resume: dict[str, Any] | None = None) -> None:
+        self.algo, self.config, self.run_dir, self.resume = algo, config, run_dir, resume
+        self.metadata = metadata or {}
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.envs = (record_episodes(make_envs(config.num_envs)) if resume is None
+                     else restore_envs(resume["resume"]["envs"]))
+        try:
+            check_continuous_actions(self.envs.single_action_space, algo.upper())
+            # obs_size: of the flat observation, or of the state beside the image.
+            self.obs_size, self.image_shape = observation_layout(
+                self.envs.single_observation_space, algo.upper())
+        except ValueError:
+            self.envs.close()
+            raise
+        self.action_size = self.envs.single_action_space.shape[0]
+        self.run_info = {"algo": algo, "config": asdict(config), "obs_size": self.obs_size,
+                         "image_shape": self.image_shape, "action_size": self.action_size,
+                         "versions": package_versions(), **self.metadata, "status": "running",
+                         "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        write_json(run_dir / "run.json", self.run_info)
+        if resume is not None:
+            truncate_logs(run_dir, resume["steps"])
+        self.log = MetricsLog(run_dir / "metrics.csv",
+                              ["iteration", "steps", "seconds", "steps_per_second",
+                               "mean_return", "success_rate", "eval_return", "eval_return_std",
+                               "eval_success_rate", *loss_names, "learning_rate", "action_std",
+                               *env_log_row(self.envs)])
+        self.episodes = EpisodeLog(run_dir / "episodes.jsonl", config.num_envs)
+        self.stats = EpisodeStats()
+        self.evaluator = Evaluator(make_envs, config.eval_episodes) if config.eval_every else None
+        self.start, self.earlier_seconds = time.perf_counter(), 0.0
+        self.steps, self.first_iteration = 0, 1
+        self.steps_per_iteration = 0
+        """Env steps the last iteration took (its rollout)."""
+        self.obs: Any = None
+        """The observation the next action is for (kept by after_iteration for checkpoints)."""
+
+    def keep(self, agent: ActorCritic, optimizers: dict[str, torch.optim.Optimizer],
+             rng: np.random.Generator) -> None:
+        """What a checkpoint holds and a resume restores, besides the envs and the logs."""
+        self.agent, self.optimizers, self.rng = agent, optimizers, rng
+        self.normalizer = agent.state_normalizer
+
+    def begin(self, seed: int) -> Any:
+        """The first observation: the envs reset from `seed`, or, resuming, everything as it was
+        when the checkpoint was written."""
+        if self.resume is None:
+            self.envs.action_space.seed(seed)
+            obs, info = self.envs.reset(seed=seed)
+            self.episodes.begin(info)
+            return obs
+        checkpoint, state = self.resume, self.resume["resume"]
+        self.agent.load_state_dict(checkpoint["agent"])
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(checkpoint["optimizers"][name])
+        self.rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        self.stats.returns, self.stats.successes = (list(x) for x in state["stats"])
+        self.episodes.domains = list(state["episode_domains"])
+        if self.evaluator is not None and state["best_eval"] is not None:
+            self.evaluator.best = state["best_eval"]
+        self.steps, self.first_iteration = checkpoint["steps"], state["iteration"] + 1
+        self.earlier_seconds = state["seconds"]
+        return state["obs"]
+
+    def reset(self) -> Any:
+        """New episodes in every copy, seeded from the run's generator (so a resumed run draws
+        the same ones): for algorithms that learn from whole episodes only."""
+        obs, info = self.envs.reset(seed=int(self.rng.integers(2**31)))
+        self.episodes.begin(info)
+        return obs
+
+    # -- collecting --------------------------------------------------------------------------
+
+    def value_of(self, observations: Any) -> np.ndarray:
+        """The critic's value of raw observations (flat or Dict), under the current normalizer."""
+        pixels, state = split_observation(observations, self.obs_size)
+        with torch.no_grad():
+            features = self.agent.features(self.normalizer(torch.as_tensor(state)),
+                                           None if pixels is None else torch.as_tensor(pixels))
+            return self.agent.value(features).numpy()
+
+    def collect(self, obs: Any, steps: int, bootstrap_time_limits: bool = True,
+                stop: Callable[[np.ndarray], bool] | None = None) -> tuple[Rollout, Any]:
+        """Step every copy `steps` times with actions drawn from the policy; returns the rollout
+        and the observation after it. The normalizer learns from each observation first.
+
+        bootstrap_time_limits: a time-limit end is not a real end; add gamma times the value of
+        its last state to its reward (Monte Carlo methods without a critic say False).
+        stop: called with the (steps so far, envs) episode-end flags after each step; the
+        rollout is cut short when it returns True."""
+        agent, normalizer, config = self.agent, self.normalizer, self.config
+        shape = (steps, config.num_envs)
+        obs_buf = np.zeros((*shape, self.obs_size), np.float32)  # normalized as the policy saw them
+        # uint8 as rendered: a quarter of the memory of float32 (scaled inside the encoder).
+        pixel_buf = np.zeros((*shape, *self.image_shape), np.uint8) if self.image_shape else None
+        act_buf = np.zeros((*shape, self.action_size), np.float32)
+        mean_buf = np.zeros((*shape, self.action_size), np.float32)
+        logp_buf, rew_buf, end_buf, val_buf = (np.zeros(shape, np.float32) for _ in range(4))
+        taken = steps
+        for t in range(steps):
+            pixels, state = split_observation(obs, self.obs_size)
+            if self.obs_size:
+                normalizer.update(state)
+            with torch.no_grad():
+                norm_obs = normalizer(torch.as_tensor(state, dtype=torch.float32))
+                features = agent.features(
+                    norm_obs, None if pixels is None else torch.as_tensor(pixels))
+                mean = agent.actor(features)
+                action = torch.addcmul(mean, torch.randn_like(mean), agent.log_std.exp())
+                logp_buf[t] = agent.log_prob(action, mean).numpy()
+                val_buf[t] = agent.value(features).numpy()
+            obs_buf[t] = norm_obs.numpy()
+            if pixel_buf is not None:
+                pixel_buf[t] = pixels
+            act_buf[t] = action.numpy()
+            mean_buf[t] = mean.numpy()
+            obs, reward, terminated, truncated, info = self.envs.step(
+                np.clip(act_buf[t], -1.0, 1.0))
+            cut = truncated & ~terminated
+            if bootstrap_time_limits and cut.any():
+                reward = reward.copy()
+                reward[cut] += config.gamma * self.value_of(
+                    stack_observations(list(info["final_obs"][cut])))
+            rew_buf[t] = reward
+            end_buf[t] = terminated | truncated
+            self.steps += config.num_envs
+            self.stats.record(info)
+            self.episodes.record(info, self.steps)
+            if stop is not None and stop(end_buf[:t + 1]):
+                taken = t + 1
+                break
+        self.steps_per_iteration = taken * config.num_envs
+        cut_to = slice(0, taken)
+        rollout = Rollout(obs_buf[cut_to], None if pixel_buf is None else pixel_buf[cut_to],
+                          act_buf[cut_to], logp_buf[cut_to], mean_buf[cut_to], rew_buf[cut_to],
+                          end_buf[cut_to], val_buf[cut_to], self.value_of(obs))
+        return rollout, obs
+
+    # -- learning ----------------------------------------------------------------------------
+
+    def check_finite(self, loss: torch.Tensor) -> None:
+        """Stop on a NaN/inf loss, naming the last good checkpoint and what to change."""
+        if torch.isfinite(loss):
+            return
+        path = self.run_dir / "checkpoint.pt"
+        last_good = (f"the last good checkpoint is {path}" if path.exists()
+                     else "no checkpoint was written before it")
+        self.close()
+        raise FloatingPointError(f"{self.algo.upper()} loss became {loss.item()} at step "
+                                 f"{self.steps}; {last_good}. Lower the learning rate or check "
+                                 "the env's rewards and observations for NaN/inf")
+
+    # -- records -----------------------------------------------------------------------------
+
+    def elapsed(self) -> float:
+        return self.earlier_seconds + time.perf_counter() - self.start
+
+    def payload(self) -> dict[str, Any]:
+        return {"algo": self.algo, "config": asdict(self.config), "obs_size": self.obs_size,
+                "image_shape": self.image_shape, "action_size": self.action_size,
+                "steps": self.steps, "agent": self.agent.state_dict(),
+                "optimizers": {name: o.state_dict() for name, o in self.optimizers.items()},
+                "metadata": {**self.metadata, "env_at_checkpoint": env_log_row(self.envs)}}
+
+    def resume_state(self, iteration: int) -> dict[str, Any]:
+        """Everything a resume needs to go on as if never stopped."""
+        return {"iteration": iteration, "envs": snapshot_envs(self.envs), "obs": self.obs,
+                "rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                "stats": (self.stats.returns, self.stats.successes),
+                "episode_domains": self.episodes.domains, "seconds": self.elapsed(),
+                "best_eval": self.evaluator.best if self.evaluator else None}
+
+    def after_iteration(self, iteration: int, last: bool, obs: Any,
+                        losses: dict[str, torch.Tensor], learning_rate: float,
+                        bar: TrainingProgress) -> None:
+        """Evaluate, log and checkpoint as due after `iteration` (the `last` one always);
+        `obs` is what the next action will be for. A row of metrics is written every
+        iteration, or every config.log_every env steps where the config has it (A2C's
+        iterations are a few dozen steps; one loss value each is noise)."""
+        self.obs = obs
+        config = self.config
+        eval_due = self.evaluator is not None and (iteration % config.eval_every == 0 or last)
+        checkpoint_due = iteration % config.checkpoint_every == 0 or last
+        log_every = getattr(config, "log_every", 0)
+        before = self.steps - self.steps_per_iteration
+        log_due = not log_every or self.steps // log_every > before // log_every
+        if not (eval_due or checkpoint_due or log_due):
+            return
+        evaluation = {}
+        if eval_due:
+            evaluation = self.evaluator.evaluate(self.agent.deterministic_policy().eval())
+            if self.evaluator.improved(evaluation):
+                save_checkpoint(self.run_dir / "best.pt", {**self.payload(),
+                                                           "evaluation": evaluation})
+        elapsed = self.elapsed()
+        self.log.write({"iteration": iteration, "steps": self.steps,
+                        "seconds": round(elapsed, 3),
+                        "steps_per_second": round(self.steps / elapsed, 1),
+                        "mean_return": self.stats.mean_return,
+                        "success_rate": self.stats.success_rate, **evaluation,
+                        **{name: (value.item() if isinstance(value, torch.Tensor) else float(value))
+                           for name, value in losses.items()},
+                        "learning_rate": learning_rate,
+                        "action_std": self.agent.log_std.exp().mean().item(),
+                        **env_log_row(self.envs)})
+        bar.update(self.steps, self.stats)
+        if checkpoint_due:
+            save_checkpoint(self.run_dir / "checkpoint.pt",
+                            {**self.payload(), "resume": self.resume_state(iteration)})
+
+    def close(self) -> None:
+        self.log.close()
+        self.episodes.close()
+        self.envs.close()
+
+    def finish(self) -> dict[str, Any]:
+        """After the last iteration (which wrote the last checkpoint)."""
+        self.close()
+        result = {"steps": self.steps, "seconds": round(self.elapsed(), 2),
+                  "mean_return": self.stats.mean_return, "success_rate": self.stats.success_rate}
+        if self.evaluator is not None:
+            result["best_eval_return"] = self.evaluator.best
+        write_json(self.run_dir / "run.json",
+                   {**self.run_info, "status": "finished", "result": result})
+        return result
+
+
+def learning_rate_at(config: Any, done: float) -> float:
+    """The learning rate with the fraction `done` of training behind: config.learning_rate,
+    decayed linearly to zero when config.anneal_lr."""
+    if not config.anneal_lr:
+        return config.learning_rate
+    return config.learning_rate * max(0.0, 1.0 - done)
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, rate: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = rate
+
+
+def load_actor_critic(config_type: type, checkpoint: dict[str, Any]) -> DeterministicPolicy | PixelPolicy:
+    """The deterministic policy (normalizer + actor mean, clipped; with the image encoder for
+    pixel observations) of an on-policy checkpoint."""
+    from policies.records import config_of_checkpoint
+
+    config = config_of_checkpoint(config_type, checkpoint)
+    agent = ActorCritic(checkpoint["obs_size"], checkpoint["action_size"],
+                        tuple(config.hidden_sizes), config.initial_log_std,
+                        checkpoint.get("image_shape"), getattr(config, "image_features", 128))
+    agent.load_state_dict(checkpoint["agent"])
+    return agent.deterministic_policy().eval()
