@@ -82,3 +82,22 @@ def test_missing_run_dir(tmp_path) -> None:
         load_run(tmp_path / "nope")
     with pytest.raises(FileNotFoundError, match="no checkpoint.pt"):
         load_run(tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("algo", "overrides"), [
+    ("a2c", {"num_envs": 4, "rollout_steps": 8}),
+    ("trpo", {"num_envs": 4, "rollout_steps": 64, "critic_epochs": 1}),
+    ("reinforce", {"num_envs": 4, "batch_steps": 100, "max_episode_steps": 100}),
+])
+def test_a2c_trpo_reinforce_export_with_the_contract_and_pass_both_checks(
+        algo, overrides, tmp_path) -> None:
+    from sim2real.cli import train_run
+
+    train_run("sim2real/ArmReach-v0", algo, 512, 0, tmp_path, "default", progress=False,
+              overrides={**overrides, "hidden_sizes": (32, 32)})
+    result = export(tmp_path, check_count=200)
+    assert result.onnx_error <= 1e-5 and result.pipeline_error <= 1e-4
+    contract = OnnxPolicy(result.path).contract
+    assert contract.algorithm == algo and contract.robot["name"] == "so_arm"
+    assert contract.randomization["mass"]["low"] == 0.8

@@ -18,6 +18,11 @@ every 1,000 steps; the step at which the evaluation first reached 1000, per seed
   DDPG 3k / 956 at 8k / 935 at 4k, 995 at 10k   (10k-step runs: 68-78 s)
 This file on one torch thread, seed 0: SAC 6k steps 77 s, TD3 6k 46 s, DDPG 8k 61 s, each best.pt
 returning 1000 +- 0 on the 10 fresh episodes; SAC on ArmReach 30k steps 434 s, success 1.00.
+
+On-policy, evaluated every 10k steps, the step at which the evaluation first reached 1000 for
+seeds 0/1/2: TRPO (defaults, sb3-contrib's) 30k / 30k / 30k (60k steps: 11 s); A2C (the settings
+of policies/hyperparams/a2c.yaml) 30k / 60k / 30k (200k steps: 21 s). A2C may fall back after
+(seed 0 ended at 177): best.pt is judged, as for the off-policy learners.
 """
 
 import time
@@ -30,6 +35,8 @@ from policies.core import sync_vector_env
 from policies.records import Evaluator
 from sim.registration import make_env, make_vector_env
 
+A2C_PENDULUM = dict(total_steps=200_000, eval_every=125, learning_rate=1e-3, gae_lambda=0.95,
+                    anneal_lr=True, normalize_advantage=True, initial_log_std=-0.5)
 PENDULUM_SETTINGS = {
     "ppo": dict(total_steps=100_000, num_envs=8, rollout_steps=128, epochs=10,
                 minibatch_size=256, learning_rate=3e-4, hidden_sizes=(64, 64),
@@ -37,6 +44,8 @@ PENDULUM_SETTINGS = {
     "sac": dict(total_steps=6_000, eval_every=1_000),
     "td3": dict(total_steps=6_000, eval_every=1_000),
     "ddpg": dict(total_steps=8_000, eval_every=1_000),
+    "trpo": dict(total_steps=60_000, eval_every=5),
+    "a2c": A2C_PENDULUM,
 }
 
 
@@ -62,6 +71,17 @@ def test_learns_to_balance_the_inverted_pendulum(algo: str, tmp_path) -> None:
     make_envs = sync_vector_env(lambda: make_env("InvertedPendulum-v5"))
     result = train_and_evaluate(algo, make_envs, PENDULUM_SETTINGS[algo], tmp_path, "best", 10)
     assert result["eval_return"] >= 950, result
+
+
+@pytest.mark.slow
+def test_reinforce_balances_the_inverted_pendulum_halfway(tmp_path) -> None:
+    """REINFORCE, Monte Carlo with a learned baseline, is the slowest learner of the family:
+    the issue asks >= 500. Seed 0 with learning rate 3e-3 evaluated 443 at 111k steps and 1000
+    from 147k on (250k steps took 24 s); seed 1 likewise."""
+    make_envs = sync_vector_env(lambda: make_env("InvertedPendulum-v5"))
+    result = train_and_evaluate("reinforce", make_envs, dict(
+        total_steps=200_000, learning_rate=3e-3, eval_every=5), tmp_path, "best", 10)
+    assert result["eval_return"] >= 500, result
 
 
 @pytest.mark.slow
