@@ -12,7 +12,6 @@ critic; a rollout keeps their images uint8.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,18 +36,12 @@ from policies.encoders import (
     stack_observations,
 )
 from policies.records import (
-    EpisodeLog,
-    EpisodeStats,
-    Evaluator,
-    MetricsLog,
+    RunRecords,
     TrainingProgress,
     env_log_row,
-    package_versions,
     restore_envs,
     save_checkpoint,
     snapshot_envs,
-    truncate_logs,
-    write_json,
 )
 
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -190,22 +183,15 @@ class OnPolicyRun:
             self.envs.close()
             raise
         self.action_size = self.envs.single_action_space.shape[0]
-        self.run_info = {"algo": algo, "config": asdict(config), "obs_size": self.obs_size,
-                         "image_shape": self.image_shape, "action_size": self.action_size,
-                         "versions": package_versions(), **self.metadata, "status": "running",
-                         "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        write_json(run_dir / "run.json", self.run_info)
-        if resume is not None:
-            truncate_logs(run_dir, resume["steps"])
-        self.log = MetricsLog(run_dir / "metrics.csv",
-                              ["iteration", "steps", "seconds", "steps_per_second",
-                               "mean_return", "success_rate", "eval_return", "eval_return_std",
-                               "eval_success_rate", *loss_names, "learning_rate", "action_std",
-                               *env_log_row(self.envs)])
-        self.episodes = EpisodeLog(run_dir / "episodes.jsonl", config.num_envs)
-        self.stats = EpisodeStats()
-        self.evaluator = Evaluator(make_envs, config.eval_episodes) if config.eval_every else None
-        self.start, self.earlier_seconds = time.perf_counter(), 0.0
+        self.records = RunRecords(
+            algo, config, run_dir, self.metadata, self.envs, make_envs,
+            {"obs_size": self.obs_size, "image_shape": self.image_shape,
+             "action_size": self.action_size},
+            ["iteration", "steps", "seconds", "steps_per_second", "mean_return", "success_rate",
+             "eval_return", "eval_return_std", "eval_success_rate", *loss_names, "learning_rate",
+             "action_std"],
+            None if resume is None else resume["steps"])
+        self.stats, self.episodes = self.records.stats, self.records.episodes
         self.steps, self.first_iteration = 0, 1
         self.steps_per_iteration = 0
         """Env steps the last iteration took (its rollout)."""
@@ -230,14 +216,8 @@ class OnPolicyRun:
         self.agent.load_state_dict(checkpoint["agent"])
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(checkpoint["optimizers"][name])
-        self.rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
-        self.stats.returns, self.stats.successes = (list(x) for x in state["stats"])
-        self.episodes.domains = list(state["episode_domains"])
-        if self.evaluator is not None and state["best_eval"] is not None:
-            self.evaluator.best = state["best_eval"]
+        self.records.restore(state, self.rng)
         self.steps, self.first_iteration = checkpoint["steps"], state["iteration"] + 1
-        self.earlier_seconds = state["seconds"]
         return state["obs"]
 
     def reset(self) -> Any:
@@ -320,18 +300,10 @@ class OnPolicyRun:
         """Stop on a NaN/inf loss, naming the last good checkpoint and what to change."""
         if torch.isfinite(loss):
             return
-        path = self.run_dir / "checkpoint.pt"
-        last_good = (f"the last good checkpoint is {path}" if path.exists()
-                     else "no checkpoint was written before it")
         self.close()
-        raise FloatingPointError(f"{self.algo.upper()} loss became {loss.item()} at step "
-                                 f"{self.steps}; {last_good}. Lower the learning rate or check "
-                                 "the env's rewards and observations for NaN/inf")
+        raise self.records.not_finite(f"loss became {loss.item()}", self.steps)
 
     # -- records -----------------------------------------------------------------------------
-
-    def elapsed(self) -> float:
-        return self.earlier_seconds + time.perf_counter() - self.start
 
     def payload(self) -> dict[str, Any]:
         return {"algo": self.algo, "config": asdict(self.config), "obs_size": self.obs_size,
@@ -343,10 +315,7 @@ class OnPolicyRun:
     def resume_state(self, iteration: int) -> dict[str, Any]:
         """Everything a resume needs to go on as if never stopped."""
         return {"iteration": iteration, "envs": snapshot_envs(self.envs), "obs": self.obs,
-                "rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                "stats": (self.stats.returns, self.stats.successes),
-                "episode_domains": self.episodes.domains, "seconds": self.elapsed(),
-                "best_eval": self.evaluator.best if self.evaluator else None}
+                **self.records.state(self.rng)}
 
     def after_iteration(self, iteration: int, last: bool, obs: Any,
                         losses: dict[str, torch.Tensor], learning_rate: float,
@@ -357,21 +326,18 @@ class OnPolicyRun:
         iterations are a few dozen steps; one loss value each is noise)."""
         self.obs = obs
         config = self.config
-        eval_due = self.evaluator is not None and (iteration % config.eval_every == 0 or last)
+        eval_due = self.records.evaluator is not None and (iteration % config.eval_every == 0
+                                                           or last)
         checkpoint_due = iteration % config.checkpoint_every == 0 or last
         log_every = getattr(config, "log_every", 0)
         before = self.steps - self.steps_per_iteration
         log_due = not log_every or self.steps // log_every > before // log_every
         if not (eval_due or checkpoint_due or log_due):
             return
-        evaluation = {}
-        if eval_due:
-            evaluation = self.evaluator.evaluate(self.agent.deterministic_policy().eval())
-            if self.evaluator.improved(evaluation):
-                save_checkpoint(self.run_dir / "best.pt", {**self.payload(),
-                                                           "evaluation": evaluation})
-        elapsed = self.elapsed()
-        self.log.write({"iteration": iteration, "steps": self.steps,
+        evaluation = (self.records.evaluate(self.agent.deterministic_policy(), self.payload())
+                      if eval_due else {})
+        elapsed = self.records.elapsed()
+        self.records.log.write({"iteration": iteration, "steps": self.steps,
                         "seconds": round(elapsed, 3),
                         "steps_per_second": round(self.steps / elapsed, 1),
                         "mean_return": self.stats.mean_return,
@@ -387,20 +353,15 @@ class OnPolicyRun:
                             {**self.payload(), "resume": self.resume_state(iteration)})
 
     def close(self) -> None:
-        self.log.close()
-        self.episodes.close()
+        self.records.close()
         self.envs.close()
 
     def finish(self) -> dict[str, Any]:
         """After the last iteration (which wrote the last checkpoint)."""
         self.close()
-        result = {"steps": self.steps, "seconds": round(self.elapsed(), 2),
-                  "mean_return": self.stats.mean_return, "success_rate": self.stats.success_rate}
-        if self.evaluator is not None:
-            result["best_eval_return"] = self.evaluator.best
-        write_json(self.run_dir / "run.json",
-                   {**self.run_info, "status": "finished", "result": result})
-        return result
+        return self.records.finish({
+            "steps": self.steps, "seconds": round(self.records.elapsed(), 2),
+            "mean_return": self.stats.mean_return, "success_rate": self.stats.success_rate})
 
 
 def learning_rate_at(config: Any, done: float) -> float:
