@@ -53,6 +53,13 @@ REACH = {"steps": 20_000, **OFF_POLICY, "gamma": 0.95}
 CASES[("sac", "sim2real/ArmReach-v0")] = {**REACH, "learning_rate": 3e-4}
 CASES[("td3", "sim2real/ArmReach-v0")] = {**REACH, "learning_rate": 1e-3, "noise_std": 0.1}
 CASES[("ddpg", "sim2real/ArmReach-v0")] = {**REACH, "learning_rate": 1e-3, "noise_std": 0.1}
+# DQN, discrete actions: RL Zoo's CartPole-v1 settings for both; no observation normalization
+# (RL Zoo uses none for it).
+CASES[("dqn", "CartPole-v1")] = {
+    "steps": 50_000, "learning_rate": 2.3e-3, "batch_size": 64, "buffer_size": 100_000,
+    "learning_starts": 1_000, "gamma": 0.99, "target_update_interval": 10, "train_freq": 256,
+    "gradient_steps": 128, "exploration_fraction": 0.16, "final_epsilon": 0.04,
+    "hidden_sizes": [256, 256], "normalize_obs": False}
 THREADS = 2
 """torch threads for both libraries (SB3's default on this 2-core machine)."""
 
@@ -80,6 +87,8 @@ def evaluate(act, env_id: str) -> tuple[float, float, float | None]:
 
 
 def run_ours(algo: str, env_id: str, seed: int, settings: dict, out: Path) -> tuple:
+    if algo == "dqn":
+        return run_ours_dqn(env_id, seed, settings, out)
     import torch
 
     from policies.algorithms import algorithm_by_name
@@ -111,6 +120,8 @@ def run_ours(algo: str, env_id: str, seed: int, settings: dict, out: Path) -> tu
 
 
 def run_sb3(algo: str, env_id: str, seed: int, settings: dict, out: Path) -> tuple:
+    if algo == "dqn":
+        return run_sb3_dqn(env_id, seed, settings, out)
     import numpy as np
     import stable_baselines3 as sb3
     import torch
@@ -166,6 +177,67 @@ def run_sb3(algo: str, env_id: str, seed: int, settings: dict, out: Path) -> tup
     def act(obs):
         action, _ = model.predict(venv.normalize_obs(obs[None]), deterministic=True)
         return np.clip(action[0], -1.0, 1.0)
+
+    update_ms = 1e3 * statistics.mean(update_seconds[1:]) if len(update_seconds) > 1 else None
+    return trained, act, update_ms
+
+
+def run_ours_dqn(env_id: str, seed: int, settings: dict, out: Path) -> tuple:
+    import torch
+
+    from policies.dqn import DQNConfig, load_policy, train
+    from sim.registration import make_vector_env
+
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()
+              if k != "steps"}
+    config = DQNConfig(total_steps=settings["steps"], seed=seed, eval_every=0,
+                       torch_threads=THREADS, **fields)
+    result = train(lambda n: make_vector_env(env_id, n), config, out,
+                   metadata={"env_id": env_id}, progress=False)
+    trained = time.time()
+    policy = load_policy(torch.load(out / "checkpoint.pt", weights_only=False))
+
+    def act(obs):
+        with torch.no_grad():  # the exported policy gives the chosen index as a float
+            return int(policy(torch.as_tensor(obs, dtype=torch.float32)[None])[0, 0])
+
+    return trained, act, result.get("update_ms")
+
+
+def run_sb3_dqn(env_id: str, seed: int, settings: dict, out: Path) -> tuple:
+    import stable_baselines3 as sb3
+    import torch
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from sim.registration import make_env
+
+    torch.set_num_threads(THREADS)
+    venv = DummyVecEnv([lambda: make_env(env_id)])
+    venv.seed(seed)
+    model = sb3.DQN(
+        "MlpPolicy", venv, learning_rate=settings["learning_rate"],
+        buffer_size=settings["buffer_size"], learning_starts=settings["learning_starts"],
+        batch_size=settings["batch_size"], gamma=settings["gamma"],
+        target_update_interval=settings["target_update_interval"],
+        train_freq=settings["train_freq"], gradient_steps=settings["gradient_steps"],
+        exploration_fraction=settings["exploration_fraction"],
+        exploration_final_eps=settings["final_epsilon"], seed=seed, device="cpu",
+        policy_kwargs={"net_arch": settings["hidden_sizes"]})
+    update_seconds: list[float] = []
+    train = model.train
+
+    def timed_train(gradient_steps: int, batch_size: int) -> None:
+        start = time.perf_counter()
+        train(gradient_steps=gradient_steps, batch_size=batch_size)
+        update_seconds.append((time.perf_counter() - start) / gradient_steps)
+
+    model.train = timed_train
+    model.learn(total_timesteps=settings["steps"])
+    trained = time.time()
+
+    def act(obs):
+        action, _ = model.predict(obs, deterministic=True)
+        return int(action)
 
     update_ms = 1e3 * statistics.mean(update_seconds[1:]) if len(update_seconds) > 1 else None
     return trained, act, update_ms

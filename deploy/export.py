@@ -112,6 +112,8 @@ def sample_observations(env, policy: torch.nn.Module, count: int,
     """Observations the policy really meets: its own rollouts, with a third of the actions
     random so the states spread beyond its usual path. A batch: (count, size), or for pixel
     observations a Dict of batches."""
+    from sim.discrete_actions import env_action
+
     rng = np.random.default_rng(seed)
     observations = []
     obs, _ = env.reset(seed=seed)
@@ -121,7 +123,7 @@ def sample_observations(env, policy: torch.nn.Module, count: int,
             action = policy(*policy_inputs(stack_observations([obs])))[0].numpy()
         if rng.random() < 1 / 3:
             action = env.action_space.sample()
-        obs, _, terminated, truncated, _ = env.step(action)
+        obs, _, terminated, truncated, _ = env.step(env_action(env.action_space, action))
         if terminated or truncated:
             obs, _ = env.reset()
     if isinstance(obs, dict):
@@ -137,6 +139,7 @@ def pipeline_check(env, policy: torch.nn.Module, deployed: OnnxPolicy,
     difference between the command the env applied and the one the runtime would send, and the
     steps compared. For an env that is not one of our robots the command is the action."""
     from sim.catalog import make_task, robot_by_name
+    from sim.discrete_actions import env_action
 
     contract, unwrapped = deployed.contract, env.unwrapped
     task = None
@@ -160,7 +163,7 @@ def pipeline_check(env, policy: torch.nn.Module, deployed: OnnxPolicy,
             else:
                 trained, runtime = action, deployed(obs)
             worst = max(worst, float(np.max(np.abs(np.asarray(trained) - runtime))))
-            obs, _, terminated, truncated, _ = env.step(action)
+            obs, _, terminated, truncated, _ = env.step(env_action(env.action_space, action))
             done = terminated or truncated
             steps += 1
     return worst, steps

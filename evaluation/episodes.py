@@ -54,6 +54,8 @@ def load_policy(source: Path) -> LoadedPolicy:
 def run_episodes(env: gym.Env, act: Act, episodes: int, seed: int = 0) -> dict[str, Any]:
     """`episodes` deterministic episodes from seeds seed, seed + 1, ...: mean and spread of the
     return, success rate (None for an env that does not report success), mean length."""
+    from sim.discrete_actions import env_action
+
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     returns, lengths, successes = [], [], []
@@ -61,7 +63,8 @@ def run_episodes(env: gym.Env, act: Act, episodes: int, seed: int = 0) -> dict[s
         obs, _ = env.reset(seed=seed + episode)
         total, length, info = 0.0, 0, {}
         while True:
-            obs, reward, terminated, truncated, info = env.step(act(obs))
+            obs, reward, terminated, truncated, info = env.step(env_action(env.action_space,
+                                                                           act(obs)))
             total, length = total + float(reward), length + 1
             if terminated or truncated:
                 break

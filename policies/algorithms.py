@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from policies import a2c, ddpg, ppo, reinforce, sac, td3, trpo
+from policies import a2c, ddpg, dqn, ppo, reinforce, sac, td3, trpo
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ ALGORITHMS: dict[str, Algorithm] = {
     "sac": Algorithm(config=sac.SACConfig, train=sac.train, load_policy=sac.load_policy),
     "td3": Algorithm(config=td3.TD3Config, train=td3.train, load_policy=td3.load_policy),
     "ddpg": Algorithm(config=ddpg.DDPGConfig, train=ddpg.train, load_policy=ddpg.load_policy),
+    "dqn": Algorithm(config=dqn.DQNConfig, train=dqn.train, load_policy=dqn.load_policy),
     "a2c": Algorithm(config=a2c.A2CConfig, train=a2c.train, load_policy=a2c.load_policy),
     "trpo": Algorithm(config=trpo.TRPOConfig, train=trpo.train, load_policy=trpo.load_policy),
     "reinforce": Algorithm(config=reinforce.REINFORCEConfig, train=reinforce.train,

@@ -137,3 +137,14 @@ def check_continuous_actions(space: gym.Space, algo: str) -> None:
     if not (np.all(space.low == -1.0) and np.all(space.high == 1.0)):
         raise ValueError(f"{algo} expects actions in [-1, 1]; this env's are {space.low}..{space.high}."
                          " Wrap it in gymnasium.wrappers.RescaleAction(env, -1, 1)")
+
+
+def check_discrete_actions(space: gym.Space, algo: str) -> None:
+    if not isinstance(space, gym.spaces.Discrete):
+        raise ValueError(f"{algo} needs discrete actions (a Discrete space); this env has {space}. "
+                         "Discretize continuous actions with `sim2real train --discrete-actions N` "
+                         "(make_env(..., discrete_actions=N); e.g. 5), or use an algorithm for "
+                         "continuous actions (e.g. ppo or sac)")
+    if space.start != 0:
+        raise ValueError(f"{algo} numbers its choices from 0; this env's Discrete space starts at "
+                         f"{space.start}")

@@ -19,7 +19,12 @@ import torch
 from torch import nn
 
 from policies.compiled import compile_update, should_compile
-from policies.core import VectorEnvFactory, check_continuous_actions, record_episodes
+from policies.core import (
+    VectorEnvFactory,
+    check_continuous_actions,
+    check_discrete_actions,
+    record_episodes,
+)
 from policies.records import (
     EpisodeLog,
     EpisodeStats,
@@ -216,23 +221,39 @@ class OffPolicyRun:
     exactly (replay buffer, generators, envs mid-episode), and the stop on a NaN loss.
 
     Use: build it (it makes or restores the envs), build the agent for its sizes, `keep` what a
-    checkpoint holds, then `begin()` gives the first observation (reset, or restored)."""
+    checkpoint holds, then `begin()` gives the first observation (reset, or restored).
+
+    `discrete`: the algorithm picks among choices (DQN), the envs' actions must be Discrete, and
+    `action_table` says what its exported policy outputs for each choice: the row of continuous
+    actions a discretized env sends (its metadata["action_table"], sim/discrete_actions.py), or
+    for an env with native discrete actions the index itself, one column."""
 
     def __init__(self, algo: str, config: Any, make_envs: VectorEnvFactory, run_dir: Path,
                  metadata: dict[str, Any] | None, loss_names: list[str],
-                 resume: dict[str, Any] | None = None) -> None:
+                 resume: dict[str, Any] | None = None, discrete: bool = False) -> None:
         self.algo, self.config, self.run_dir, self.resume = algo, config, run_dir, resume
         self.metadata = metadata or {}
         run_dir.mkdir(parents=True, exist_ok=True)
         self.envs = (record_episodes(make_envs(config.num_envs)) if resume is None
                      else restore_envs(resume["resume"]["envs"]))
+        space = self.envs.single_action_space
         try:
-            check_continuous_actions(self.envs.single_action_space, algo.upper())
+            (check_discrete_actions if discrete else check_continuous_actions)(space, algo.upper())
         except ValueError:
             self.envs.close()
             raise
         self.obs_size = self.envs.single_observation_space.shape[0]
-        self.action_size = self.envs.single_action_space.shape[0]
+        self.action_table: np.ndarray | None = None
+        if discrete:
+            table = self.envs.metadata.get("action_table")
+            self.action_table = (np.arange(space.n, dtype=np.float32)[:, None] if table is None
+                                 else np.asarray(table, dtype=np.float32))
+            if len(self.action_table) != space.n:
+                self.envs.close()
+                raise ValueError(f"the env's action_table has {len(self.action_table)} rows for "
+                                 f"{space.n} choices")
+        self.action_size = (space.shape[0] if self.action_table is None
+                            else self.action_table.shape[1])
         self.run_info = {"algo": algo, "config": asdict(config), "obs_size": self.obs_size,
                          "action_size": self.action_size, "versions": package_versions(),
                          **self.metadata, "status": "running",

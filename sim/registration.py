@@ -93,10 +93,11 @@ def describe_envs() -> list[dict]:
 
 
 def make_env(env_id: str, randomization: str | Path | None = None, pixels: int | None = None,
-             **kwargs) -> gym.Env:
+             discrete_actions: int | None = None, **kwargs) -> gym.Env:
     """Build `env_id` with actions in [-1, 1], wrapped in domain randomization when a preset
     name or YAML path is given, with `pixels` x `pixels` camera images beside the state when
-    `pixels` is set (our envs)."""
+    `pixels` is set (our envs), with `discrete_actions` evenly spaced choices per action
+    dimension instead of continuous actions when it is set (sim/discrete_actions.py)."""
     check_env_id(env_id)
     env = gym.make(env_id, **kwargs)
     if isinstance(env.observation_space, gym.spaces.Dict):
@@ -121,18 +122,43 @@ def make_env(env_id: str, randomization: str | Path | None = None, pixels: int |
         from sim.pixels import PixelObservation
 
         env = PixelObservation(env, width=pixels, height=pixels)
+    if discrete_actions is not None:
+        from sim.discrete_actions import DiscreteActions
+
+        try:
+            env = DiscreteActions(env, discrete_actions)
+        except ValueError:
+            env.close()
+            raise
     return env
 
 
 def make_vector_env(env_id: str, num_envs: int, randomization: str | Path | None = None,
-                    mode: str = "auto", pixels: int | None = None) -> gym.vector.VectorEnv:
+                    mode: str = "auto", pixels: int | None = None,
+                    discrete_actions: int | None = None) -> gym.vector.VectorEnv:
     """`num_envs` copies of `env_id` that reset a finished copy in the same step.
 
     mode: "batch" (ours only: one process, task functions on the whole batch), "sync" (copies
     stepped in turn by gymnasium), "async" (one subprocess per copy), or "auto": batch for our
     envs, sync otherwise (and for pixels). benchmarks/sim_throughput.py measures which is faster
-    here. `pixels`: camera images beside the state, as in `make_env`.
+    here. `pixels`: camera images beside the state, as in `make_env`. `discrete_actions`: that
+    many choices per action dimension (one MultiDiscrete action per copy), as in `make_env`.
     """
+    envs = _make_vector_env(env_id, num_envs, randomization, mode, pixels)
+    if discrete_actions is None:
+        return envs
+    from sim.discrete_actions import DiscreteVectorActions, check_unit_box
+
+    try:
+        check_unit_box(envs.single_action_space, env_id)
+        return DiscreteVectorActions(envs, discrete_actions)
+    except ValueError:
+        envs.close()
+        raise
+
+
+def _make_vector_env(env_id: str, num_envs: int, randomization: str | Path | None, mode: str,
+                     pixels: int | None) -> gym.vector.VectorEnv:
     check_env_id(env_id)
     if mode == "auto":
         mode = "batch" if env_id in OUR_ENVS and pixels is None else "sync"

@@ -32,10 +32,12 @@ def _prepare_run_dir(out: Path, overwrite: bool) -> None:
 
 def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
               randomization: str | None, overwrite: bool = False, progress: bool = True,
-              overrides: dict | None = None, pixels: int | None = None) -> dict:
+              overrides: dict | None = None, pixels: int | None = None,
+              discrete_actions: int | None = None) -> dict:
     """Train `algo` on `env_id` into `out`; the shared path of `train` and `demo`. Settings:
     the algorithm's defaults, then those tuned for this env, then `overrides`. `pixels`: observe
-    `pixels` x `pixels` camera images beside the state (PPO only)."""
+    `pixels` x `pixels` camera images beside the state (PPO only). `discrete_actions`: that many
+    choices per action dimension instead of continuous actions (DQN only)."""
     import yaml
 
     from policies.algorithms import algorithm_by_name
@@ -62,6 +64,10 @@ def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
         if pixels < MIN_IMAGE_SIZE:
             raise ValueError(f"--pixels {pixels} is too small for the CNN encoder; use at least "
                              f"{MIN_IMAGE_SIZE} (84 is the usual size)")
+    if discrete_actions is not None and algo != "dqn":
+        raise ValueError(f"--discrete-actions {discrete_actions} turns continuous actions into "
+                         f"choices for dqn; {algo} acts on the continuous actions themselves "
+                         "(drop --discrete-actions or use --algo dqn)")
     config_fields = algorithm.config.__dataclass_fields__
     unknown = set(overrides or {}) - set(config_fields)
     if unknown:
@@ -74,12 +80,17 @@ def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
                 randomization_config.to_dict() if randomization_config else {}}
     if pixels is not None:
         metadata["pixels"] = pixels
+    if discrete_actions is not None:
+        # Resume rebuilds the same choices; eval and export use the continuous env, since the
+        # exported policy looks its choice up in the action table it carries.
+        metadata["discrete_actions"] = discrete_actions
     if randomization_config is not None:
         # The ranges trained under, in the schema a user can edit and train with again.
         atomic_write_bytes(out / "randomization.yaml", yaml.safe_dump(
             randomization_config.to_dict(), sort_keys=False).encode())
     result = algorithm.train(
-        lambda n: make_vector_env(env_id, n, randomization_config, pixels=pixels), config, out,
+        lambda n: make_vector_env(env_id, n, randomization_config, pixels=pixels,
+                                  discrete_actions=discrete_actions), config, out,
         metadata=metadata, progress=progress)
     plot_learning_curve(out / "metrics.csv", out / "learning_curve.png")
     if randomization_config is not None and randomization_config.adr:
@@ -93,7 +104,8 @@ def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
 
 
 def resume_run(run_dir: Path, steps: int | None = None, env_id: str | None = None,
-               algo: str | None = None, progress: bool = True) -> dict:
+               algo: str | None = None, progress: bool = True,
+               discrete_actions: int | None = None) -> dict:
     """Continue a run from its checkpoint exactly as if it had never stopped (same envs
     mid-episode, same generators); `steps` may extend its budget."""
     from deploy.export import load_run
@@ -112,6 +124,13 @@ def resume_run(run_dir: Path, steps: int | None = None, env_id: str | None = Non
     if algo is not None and algo != checkpoint["algo"]:
         raise ValueError(f"{run_dir} was trained with {checkpoint['algo']!r}, not {algo!r}; "
                          "resume it without --algo or start a new run")
+    trained_choices = metadata.get("discrete_actions")
+    if discrete_actions is not None and discrete_actions != trained_choices:
+        how = (f"with --discrete-actions {trained_choices}" if trained_choices is not None
+               else "without --discrete-actions")
+        raise ValueError(f"{run_dir} was trained {how}, not with --discrete-actions "
+                         f"{discrete_actions}; resume it without --discrete-actions or start a "
+                         "new run")
     if "resume" not in checkpoint:
         raise ValueError(f"{run_dir / 'checkpoint.pt'} holds no resume state (an older version "
                          "wrote it); start a new run")
@@ -125,7 +144,8 @@ def resume_run(run_dir: Path, steps: int | None = None, env_id: str | None = Non
     randomization = (RandomizationConfig.from_dict(metadata["randomization"])
                      if metadata.get("randomization") else None)
     pixels = metadata.get("pixels")
-    result = algorithm.train(lambda n: make_vector_env(trained_on, n, randomization, pixels=pixels),
+    result = algorithm.train(lambda n: make_vector_env(trained_on, n, randomization, pixels=pixels,
+                                                       discrete_actions=trained_choices),
                              config, run_dir, metadata=metadata, progress=progress,
                              resume=checkpoint)
     plot_learning_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png")
@@ -311,7 +331,8 @@ def cmd_emulate(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     if args.resume:
-        result = resume_run(Path(args.resume), args.steps, args.env, args.algo, not args.quiet)
+        result = resume_run(Path(args.resume), args.steps, args.env, args.algo, not args.quiet,
+                            args.discrete_actions)
         print(f"resumed {args.resume}: {result['steps']} steps, {result['seconds']:.1f} s in "
               f"all, recent return {result['mean_return']:.2f}")
         return
@@ -322,7 +343,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     overrides = json.loads(args.set) if args.set else None
     algo = args.algo or "ppo"
     result = train_run(args.env, algo, args.steps, args.seed, Path(args.out),
-                       args.randomization, args.overwrite, not args.quiet, overrides, args.pixels)
+                       args.randomization, args.overwrite, not args.quiet, overrides, args.pixels,
+                       args.discrete_actions)
     print(f"trained {algo} on {args.env}: {result['steps']} steps in {result['seconds']:.1f} s, "
           f"recent return {result['mean_return']:.2f} -> {args.out} (learning_curve.png)")
 
@@ -477,7 +499,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = verbs.add_parser("train", help="train a policy on an env")
     train.add_argument("--env", help="env id, e.g. sim2real/ArmReach-v0")
-    train.add_argument("--algo", default=None, help="ppo (default), sac, td3 or ddpg")
+    train.add_argument("--algo", default=None,
+                       help="ppo (default), sac, td3, ddpg, a2c, trpo, reinforce or dqn")
     train.add_argument("--steps", type=int, help="env steps to train for")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", help="run dir for checkpoint, metrics, run.json")
@@ -488,6 +511,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--pixels", type=int, default=None, metavar="N",
                        help="observe N x N camera images beside the state, through a CNN "
                             "(ppo, our envs; e.g. 84)")
+    train.add_argument("--discrete-actions", type=int, default=None, metavar="N",
+                       help="N evenly spaced choices in [-1, 1] per action dimension instead of "
+                            "continuous actions (dqn on our robots; e.g. 5); the exported policy "
+                            "still outputs continuous actions")
     train.add_argument("--set", default=None,
                        help='algorithm settings as JSON, e.g. \'{"num_envs": 8}\'')
     train.add_argument("--overwrite", action="store_true", help="replace an existing run dir")

@@ -81,6 +81,7 @@ def test_corrupt_onnx(capsys, tmp_path) -> None:
     assert "not a loadable ONNX model" in err
 
 
+@pytest.mark.slow  # three CLI processes, 8 s: more than a tenth of the fast subset's minute
 def test_train_export_deploy_through_the_cli(tmp_path) -> None:
     run_dir = tmp_path / "run"
     out = sim2real("train", "--env", "sim2real/ArmReach-v0", "--steps", "256", "--out",
