@@ -26,18 +26,12 @@ from policies.core import (
     record_episodes,
 )
 from policies.records import (
-    EpisodeLog,
-    EpisodeStats,
-    Evaluator,
-    MetricsLog,
+    RunRecords,
     TrainingProgress,
     env_log_row,
-    package_versions,
     restore_envs,
     save_checkpoint,
     snapshot_envs,
-    truncate_logs,
-    write_json,
 )
 
 
@@ -254,26 +248,18 @@ class OffPolicyRun:
                                  f"{space.n} choices")
         self.action_size = (space.shape[0] if self.action_table is None
                             else self.action_table.shape[1])
-        self.run_info = {"algo": algo, "config": asdict(config), "obs_size": self.obs_size,
-                         "action_size": self.action_size, "versions": package_versions(),
-                         **self.metadata, "status": "running",
-                         "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        write_json(run_dir / "run.json", self.run_info)
-        if resume is not None:
-            truncate_logs(run_dir, resume["steps"])
-        self.log = MetricsLog(run_dir / "metrics.csv",
-                              ["iteration", "steps", "seconds", "steps_per_second", "update_ms",
-                               "mean_return", "success_rate", "eval_return", "eval_return_std",
-                               "eval_success_rate", *loss_names, "updates",
-                               *env_log_row(self.envs)])
-        self.episodes = EpisodeLog(run_dir / "episodes.jsonl", config.num_envs)
-        self.stats = EpisodeStats()
-        self.evaluator = Evaluator(make_envs, config.eval_episodes) if config.eval_every else None
+        self.records = RunRecords(
+            algo, config, run_dir, self.metadata, self.envs, make_envs,
+            {"obs_size": self.obs_size, "action_size": self.action_size},
+            ["iteration", "steps", "seconds", "steps_per_second", "update_ms", "mean_return",
+             "success_rate", "eval_return", "eval_return_std", "eval_success_rate", *loss_names,
+             "updates"],
+            None if resume is None else resume["steps"])
+        self.stats, self.episodes = self.records.stats, self.records.episodes
         # Settings in env steps, counted in vector steps (each num_envs env steps).
         self.vector_steps = max(1, -(-config.total_steps // config.num_envs))
         self.every = {name: max(1, -(-getattr(config, name) // config.num_envs))
                       for name in ("log_every", "checkpoint_every", "eval_every")}
-        self.start, self.earlier_seconds = time.perf_counter(), 0.0
         self.steps, self.updates, self.first_iteration = 0, 0, 1
         self.losses: dict[str, torch.Tensor] = {}
         self.first_update_seconds = 0.0
@@ -309,32 +295,19 @@ class OffPolicyRun:
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(checkpoint["optimizers"][name])
         self.buffer.load_state_dict(state["buffer"])
-        self.rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
         if self.noise is not None:
             self.noise.load_state_dict(state["noise"])
-        self.stats.returns, self.stats.successes = (list(x) for x in state["stats"])
-        self.episodes.domains = list(state["episode_domains"])
-        if self.evaluator is not None and state["best_eval"] is not None:
-            self.evaluator.best = state["best_eval"]
+        self.records.restore(state, self.rng)
         self.steps, self.updates = checkpoint["steps"], state["updates"]
         self.first_iteration = state["iteration"] + 1
-        self.earlier_seconds = state["seconds"]
         return state["obs"]
 
     def resume_state(self, iteration: int) -> dict[str, Any]:
         """Everything a resume needs to go on as if never stopped."""
         return {"iteration": iteration, "envs": snapshot_envs(self.envs), "obs": self.obs,
-                "buffer": self.buffer.state_dict(), "rng": self.rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(),
+                "buffer": self.buffer.state_dict(),
                 "noise": None if self.noise is None else self.noise.state_dict(),
-                "stats": (self.stats.returns, self.stats.successes),
-                "episode_domains": self.episodes.domains, "updates": self.updates,
-                "seconds": self.elapsed(),
-                "best_eval": self.evaluator.best if self.evaluator else None}
-
-    def elapsed(self) -> float:
-        return self.earlier_seconds + time.perf_counter() - self.start
+                "updates": self.updates, **self.records.state(self.rng)}
 
     def payload(self) -> dict[str, Any]:
         return {"algo": self.algo, "config": asdict(self.config), "obs_size": self.obs_size,
@@ -366,13 +339,8 @@ class OffPolicyRun:
         if torch.stack(list(self.losses.values())).isfinite().all():
             return
         bad = {k: v.item() for k, v in self.losses.items()}
-        path = self.run_dir / "checkpoint.pt"
-        last_good = (f"the last good checkpoint is {path}" if path.exists()
-                     else "no checkpoint was written before it")
         self.close()
-        raise FloatingPointError(f"{self.algo.upper()} losses became {bad} at step {self.steps}; "
-                                 f"{last_good}. Lower the learning rates or check the env's "
-                                 "rewards and observations for NaN/inf")
+        raise self.records.not_finite(f"losses became {bad}", self.steps)
 
     def after_iteration(self, iteration: int, obs: np.ndarray, policy: Callable[[], nn.Module],
                         bar: TrainingProgress) -> None:
@@ -381,19 +349,17 @@ class OffPolicyRun:
         self.obs = obs
         last = iteration == self.vector_steps
         evaluation = {}
-        if self.evaluator is not None and (iteration % self.every["eval_every"] == 0 or last):
-            evaluation = self.evaluator.evaluate(policy().eval())
-            if self.evaluator.improved(evaluation):
-                save_checkpoint(self.run_dir / "best.pt", {**self.payload(),
-                                                           "evaluation": evaluation})
+        if self.records.evaluator is not None and (
+                iteration % self.every["eval_every"] == 0 or last):
+            evaluation = self.records.evaluate(policy(), self.payload())
         if iteration % self.every["log_every"] == 0 or last or evaluation:
-            elapsed = self.elapsed()
+            elapsed = self.records.elapsed()
             update_ms = (round(1e3 * self.update_seconds / self.timed_updates, 3)
                          if self.timed_updates else "")
             self.total_update_seconds += self.update_seconds
             self.total_timed_updates += self.timed_updates
             self.update_seconds, self.timed_updates = 0.0, 0
-            self.log.write({"iteration": iteration, "steps": self.steps,
+            self.records.log.write({"iteration": iteration, "steps": self.steps,
                             "seconds": round(elapsed, 3),
                             "steps_per_second": round(self.steps / elapsed, 1),
                             "update_ms": update_ms, "mean_return": self.stats.mean_return,
@@ -406,21 +372,15 @@ class OffPolicyRun:
                             {**self.payload(), "resume": self.resume_state(iteration)})
 
     def close(self) -> None:
-        self.log.close()
-        self.episodes.close()
+        self.records.close()
         self.envs.close()
 
     def finish(self) -> dict[str, Any]:
         """After the last iteration (which wrote the last checkpoint)."""
         self.close()
-        result = {"steps": self.steps, "seconds": round(self.elapsed(), 2),
-                  "mean_return": self.stats.mean_return, "success_rate": self.stats.success_rate,
-                  "updates": self.updates,
-                  "first_update_seconds": round(self.first_update_seconds, 3),
-                  "update_ms": (round(1e3 * self.total_update_seconds / self.total_timed_updates,
-                                      3) if self.total_timed_updates else None)}
-        if self.evaluator is not None:
-            result["best_eval_return"] = self.evaluator.best
-        write_json(self.run_dir / "run.json",
-                   {**self.run_info, "status": "finished", "result": result})
-        return result
+        return self.records.finish({
+            "steps": self.steps, "seconds": round(self.records.elapsed(), 2),
+            "mean_return": self.stats.mean_return, "success_rate": self.stats.success_rate,
+            "updates": self.updates, "first_update_seconds": round(self.first_update_seconds, 3),
+            "update_ms": (round(1e3 * self.total_update_seconds / self.total_timed_updates, 3)
+                          if self.total_timed_updates else None)})
