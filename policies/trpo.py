@@ -7,7 +7,7 @@ collects a rollout on vector envs, computes GAE advantages, then
   KL(old || new) <= target_kl. The direction is F^-1 g (g the surrogate's gradient, F the Fisher
   matrix, i.e. the Hessian of the KL), solved by conjugate gradient from Hessian-vector products
   of the KL without ever forming F; the step is scaled so the quadratic model of the KL meets the
-  bound, then halved back (by line_search_shrink) until the MEASURED KL is within the bound and
+  bound, then shrunk (by line_search_shrink a try) until the MEASURED KL is within the bound and
   the surrogate improves, or left out if no fraction does;
 - the value function: a few epochs of Adam regression to the returns.
 The actor-critic, rollout collection and a run's records are shared with PPO, A2C and REINFORCE
