@@ -100,17 +100,23 @@ class Supervisor:
         self.soft_low, self.soft_high = low + margin, high - margin
         self.command_low = np.asarray(spec.command_low, dtype=float)
         self.command_high = np.asarray(spec.command_high, dtype=float)
-        self.velocity_limit = (np.asarray(spec.velocity_limit, dtype=float)[joints]
-                               * config.velocity_limit_scale)
+        spec_velocity_limit = np.asarray(spec.velocity_limit, dtype=float)[joints]
+        self.velocity_limit = spec_velocity_limit * config.velocity_limit_scale
         if config.max_command_change is not None:
             self.max_change = np.full(spec.num_actuators, float(config.max_command_change))
         elif self.servo:
-            self.max_change = 2.0 * self.velocity_limit * spec.control_period
+            # From the spec's limit, not the scaled one: velocity_limit_scale 0 (no velocity
+            # check) must not make the rate limit 0 and freeze the robot.
+            self.max_change = 2.0 * spec_velocity_limit * spec.control_period
         else:
             self.max_change = 0.5 * (self.command_high - self.command_low)
         self.start_command = self.hold_command(first_state)
         self.last_safe = self.start_command.copy()
         self.counts = dict.fromkeys(INTERVENTIONS, 0)
+        # For `_untouched`: a servo goal inside both the soft and the command limits.
+        self._static_low = np.maximum(self.soft_low, self.command_low)
+        self._static_high = np.minimum(self.soft_high, self.command_high)
+        self._all_joints = list(joints) == list(range(spec.num_joints))
 
     def hold_command(self, state: RobotState) -> np.ndarray:
         """The command that stops the robot where it is: servos hold their measured positions
@@ -126,20 +132,52 @@ class Supervisor:
         `seconds`: time since the loop started (for the soft start).
 
         It runs every cycle inside the loop's time budget: a few vector ops on a handful of
-        numbers, each check costing one comparison when it does not intervene."""
+        numbers; a command that no check would change costs one bounds test."""
         command = np.array(command, dtype=float).reshape(self.spec.num_actuators)
+        if self._untouched(command, state, seconds):
+            self.last_safe = command
+            return command.copy(), 0
+        return self._checked(command, state, seconds)
+
+    def _untouched(self, command: np.ndarray, state: RobotState, seconds: float) -> bool:
+        """True when no check would change `command`: a servo goal, finite, inside every limit
+        and the rate bound, the soft start over, no joint too fast. The common cycle then costs
+        a few vector ops instead of every check's own (10 us -> 5 us); anything else, motors
+        included, goes through `_checked`, which also counts. NaN compares False: not untouched."""
+        config = self.config
+        if not self.servo or seconds < config.soft_start_seconds:
+            return False
+        low, high = self._static_low, self._static_high
+        if config.max_command_change != 0:
+            low = np.maximum(low, self.last_safe - self.max_change)
+            high = np.minimum(high, self.last_safe + self.max_change)
+        # np.count_nonzero rather than .all()/.any() here and below: 0.2 us against 1 us on a
+        # handful of numbers.
+        if np.count_nonzero((command >= low) & (command <= high)) < len(command):
+            return False
+        if config.velocity_limit_scale > 0:
+            velocities = np.asarray(state.velocities, dtype=float)
+            if not self._all_joints:
+                velocities = velocities[self.spec.actuated_joint_index]
+            # A NaN velocity compares False here and goes to `_checked`, which lets it pass.
+            return np.count_nonzero(np.abs(velocities) <= self.velocity_limit) == len(velocities)
+        return True
+
+    def _checked(self, command: np.ndarray, state: RobotState,
+                 seconds: float) -> tuple[np.ndarray, int]:
+        """Every check in order, counting each that changed the command."""
         mask = 0
         counts = self.counts
 
         def changed(kind: int, new: np.ndarray) -> np.ndarray:
             nonlocal mask, command
-            if (new != command).any():
+            if np.count_nonzero(new != command):
                 mask |= 1 << kind
                 counts[INTERVENTIONS[kind]] += 1
                 command = new
             return command
 
-        if not np.isfinite(command).all():
+        if np.count_nonzero(np.isfinite(command)) < len(command):
             changed(0, self.last_safe.copy())
         ramp = self.config.soft_start_seconds
         if seconds < ramp:
@@ -149,7 +187,7 @@ class Supervisor:
         positions = np.asarray(state.positions, dtype=float)[joints]
         if self.config.velocity_limit_scale > 0:
             velocities = np.asarray(state.velocities, dtype=float)[joints]
-            if (np.abs(velocities) > self.velocity_limit).any():  # NaN compares False
+            if np.count_nonzero(np.abs(velocities) > self.velocity_limit):  # NaN: False
                 up, down = velocities > self.velocity_limit, velocities < -self.velocity_limit
                 if self.servo:
                     # A goal beyond the measured position pulls the joint on; hold it there.
@@ -160,7 +198,7 @@ class Supervisor:
                 changed(2, new)
         if self.servo:
             changed(3, np.minimum(np.maximum(command, self.soft_low), self.soft_high))
-        elif ((positions >= self.soft_high) | (positions <= self.soft_low)).any():
+        elif np.count_nonzero((positions >= self.soft_high) | (positions <= self.soft_low)):
             past = ((positions >= self.soft_high) & (command > 0)) | (
                 (positions <= self.soft_low) & (command < 0))
             changed(3, np.where(past, 0.0, command))

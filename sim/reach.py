@@ -132,12 +132,13 @@ class ReachTask:
         """Observation, reward and success for one reading of the robot, or for a batch of
         readings (positions of shape (n, joints), goals (n, 3))."""
         tip = self.tip_position(state)
-        distance = np.linalg.norm(goal - tip, axis=-1)
+        to_goal = goal - tip
+        distance = np.linalg.norm(to_goal, axis=-1)
         success = distance < self.config.success_distance
         if self.config.settle_speed is not None:
             success &= np.max(np.abs(state.velocities), axis=-1) < self.config.settle_speed
         observation = np.concatenate([
-            state.positions, state.velocities * VELOCITY_SCALE, tip, goal, goal - tip,
+            state.positions, state.velocities * VELOCITY_SCALE, tip, goal, to_goal,
         ], axis=-1).astype(np.float32)
         # Negative distance, with the episode ending on success: reaching fast pays most.
         return TaskStep(observation=observation, reward=-distance, success=success,
@@ -151,8 +152,8 @@ class ReachTask:
         # minimum/maximum rather than np.clip: the same numbers, a few microseconds less in
         # the robot's control loop.
         action = np.minimum(np.maximum(np.asarray(action, dtype=np.float64), -1.0), 1.0)
-        command = np.broadcast_to(self.default_command,
-                                  (*action.shape[:-1], len(self.default_command))).copy()
+        command = np.empty((*action.shape[:-1], len(self.default_command)))
+        command[...] = self.default_command
         command[..., self.actuated] = (state.positions[..., self.actuated_joints]
                                        + self.config.max_step * action)
         return np.minimum(np.maximum(command, self.low), self.high)

@@ -5,6 +5,7 @@ numpy only: this module runs on the robot's computer.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from typing import ClassVar
@@ -26,6 +27,16 @@ class KinematicChain:
     offsets: tuple[tuple[float, float, float], ...]
     axes: tuple[tuple[float, float, float], ...]
     tip_offset: tuple[float, float, float]
+
+    def __post_init__(self) -> None:
+        if not len(self.joint_names) == len(self.offsets) == len(self.axes):
+            raise ValueError(f"KinematicChain: {len(self.joint_names)} joint names, "
+                             f"{len(self.offsets)} offsets and {len(self.axes)} axes; give one "
+                             "offset and one axis per joint")
+        for name, axis in zip(self.joint_names, self.axes, strict=True):
+            if abs(math.hypot(*axis) - 1.0) > 1e-9:  # Rodrigues' formula needs unit axes
+                raise ValueError(f"KinematicChain: joint {name!r} has axis {axis} of length "
+                                 f"{math.hypot(*axis):.6g}; give a unit vector")
 
     @cached_property
     def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -56,7 +67,26 @@ class KinematicChain:
 
     def tip_position(self, positions: np.ndarray) -> np.ndarray:
         """Tip position in the base frame for the chain's joint angles (radians), (..., 3)."""
-        return self.frame_positions(positions)[..., -1, :]
+        angles = np.asarray(positions, dtype=float)
+        if angles.shape == (len(self.axes),):
+            return np.array(self._one_tip_position(angles.tolist()))
+        return self.frame_positions(angles)[..., -1, :]
+
+    def _one_tip_position(self, angles: list[float]) -> tuple[float, float, float]:
+        """The tip for one reading, the control loop's case, in plain floats: numpy's per-call
+        cost on 3-vectors is most of `frame_positions` (19 us there, 5 us here).
+
+        Nested from the tip inwards, tip = o0 + R0 (o1 + R1 (... + R_last tip_offset)), so each
+        joint rotates one vector (Rodrigues: c v + s k x v + (1 - c)(k . v) k), not a matrix."""
+        x, y, z = self.tip_offset
+        for (ox, oy, oz), (kx, ky, kz), angle in zip(reversed(self.offsets), reversed(self.axes),
+                                                     reversed(angles), strict=True):
+            s, c = math.sin(angle), math.cos(angle)
+            along = (kx * x + ky * y + kz * z) * (1.0 - c)
+            x, y, z = (c * x + s * (ky * z - kz * y) + along * kx + ox,
+                       c * y + s * (kz * x - kx * z) + along * ky + oy,
+                       c * z + s * (kx * y - ky * x) + along * kz + oz)
+        return x, y, z
 
 
 @dataclass(frozen=True)

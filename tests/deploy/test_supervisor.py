@@ -141,3 +141,45 @@ def test_bad_safety_settings_are_named() -> None:
         SafetyConfig(watchdog_seconds=0)
     with pytest.raises(ValueError, match="unknown safety setting.*'rate'"):
         SafetyConfig.from_dict({"rate": 1})
+
+
+@pytest.mark.parametrize("config", [SafetyConfig(), SafetyConfig(max_command_change=0),
+                                    SafetyConfig(velocity_limit_scale=0, soft_limit_margin=0)])
+def test_the_fast_path_gives_what_every_check_gives(config) -> None:
+    """`filter` skips the checks when none would change the command; over random commands and
+    readings (in range, at and past the limits, NaN, fast joints) it must give the same commands,
+    masks and counts as a supervisor that runs every check every cycle."""
+    rng = np.random.default_rng(0)
+    start = RobotState(np.zeros(6), np.zeros(6))
+    fast, every_check = Supervisor(SO_ARM, config, start), Supervisor(SO_ARM, config, start)
+    every_check._untouched = lambda *args: False
+    low, high = np.array(SO_ARM.position_low), np.array(SO_ARM.position_high)
+    skipped = 0
+    for cycle in range(3000):
+        positions = np.clip(every_check.last_safe + rng.normal(0, 0.02, 6), low, high)
+        velocities = rng.normal(0, 2.0 if cycle % 7 == 0 else 0.5, 6)
+        state = RobotState(positions, velocities)
+        kind = cycle % 4
+        if kind == 0:  # a small step: usually untouched
+            command = every_check.last_safe + rng.uniform(-0.1, 0.1, 6)
+        elif kind == 1:  # anywhere in and somewhat past the range
+            command = rng.uniform(1.2 * low, 1.2 * high)
+        elif kind == 2:  # exactly on a limit
+            command = np.where(rng.random(6) < 0.5, fast.soft_low, fast.soft_high)
+        else:
+            command = every_check.last_safe + rng.uniform(-0.1, 0.1, 6)
+            command[rng.integers(6)] = [np.nan, np.inf, 0.0][cycle % 3]
+        seconds = 0.02 * cycle
+        skipped += fast._untouched(np.asarray(command, float), state, seconds)
+        ours, ours_mask = fast.filter(command, state, seconds)
+        reference, reference_mask = every_check.filter(command, state, seconds)
+        assert np.array_equal(ours, reference) and ours_mask == reference_mask, cycle
+    assert fast.counts == every_check.counts
+    assert 300 < skipped < 2700  # both paths really ran
+
+
+def test_turning_the_velocity_check_off_keeps_the_default_rate_limit() -> None:
+    still = RobotState(np.zeros(6), np.zeros(6))
+    on = Supervisor(SO_ARM, SafetyConfig(), still)
+    off = Supervisor(SO_ARM, SafetyConfig(velocity_limit_scale=0), still)
+    assert np.array_equal(off.max_change, on.max_change) and np.all(off.max_change > 0)

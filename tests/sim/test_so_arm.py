@@ -4,6 +4,7 @@ import pytest
 
 from sim.physics import ASSETS, RobotSimulation, load_model
 from sim.so_arm import ARM_CHAIN, SO_ARM
+from sim.spec import KinematicChain
 
 
 def test_numpy_kinematics_match_mujoco() -> None:
@@ -85,3 +86,24 @@ def test_servo_does_not_drive_inside_its_deadband() -> None:
         sim.step()
     # It settles within the deadband of the goal, not exactly on it.
     assert abs(sim.state().positions[0] - 5 * count) <= count + 1e-12
+
+
+def test_one_reading_kinematics_match_the_batch_path() -> None:
+    """The control loop's plain-float forward kinematics against the vectorized one, on the arm
+    and on a chain with oblique axes."""
+    rng = np.random.default_rng(1)
+    oblique = KinematicChain(joint_names=("a", "b", "c"),
+                             offsets=((0.0, 0.0, 0.1), (0.1, 0.0, 0.0), (0.0, 0.2, 0.05)),
+                             axes=((0.0, 0.0, 1.0), (0.6, 0.8, 0.0), (0.0, 0.28, 0.96)),
+                             tip_offset=(0.05, -0.02, 0.01))
+    for chain in (ARM_CHAIN, oblique):
+        angles = rng.uniform(-3.0, 3.0, (200, len(chain.axes)))
+        one_by_one = np.array([chain.tip_position(a) for a in angles])
+        assert np.allclose(one_by_one, chain.frame_positions(angles)[:, -1], atol=1e-12, rtol=0)
+
+
+def test_a_malformed_chain_is_refused() -> None:
+    with pytest.raises(ValueError, match="joint 'b' has axis .* give a unit vector"):
+        KinematicChain(("a", "b"), ((0, 0, 0), (0, 0, 0.1)), ((0, 0, 1), (0, 2, 0)), (0, 0, 0))
+    with pytest.raises(ValueError, match="2 joint names, 1 offsets and 2 axes"):
+        KinematicChain(("a", "b"), ((0, 0, 0),), ((0, 0, 1), (0, 1, 0)), (0, 0, 0))
