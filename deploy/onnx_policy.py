@@ -66,6 +66,8 @@ class OnnxPolicy:
         self._one_input = np.zeros((1, self.contract.observation_size), np.float32)
         self._one_output = np.zeros((1, self.contract.action_size), np.float32)
         self._binding = self.session.io_binding()
+        # The bound fast path's input shape; None (no shape) for a pixel policy.
+        self._one_shape = (self.contract.observation_size,) if self.image_shape is None else None
         if self.image_shape is None:
             self._binding.bind_cpu_input(self._input, self._one_input)
             self._binding.bind_output(self.contract.output_name, "cpu", 0, np.float32,
@@ -76,6 +78,12 @@ class OnnxPolicy:
         """One observation (size,) -> one action (size,); a batch (n, size) -> (n, actions).
         A pixel policy takes the env's Dict {"pixels": uint8 (H, W, 3) or (n, H, W, 3),
         "state": (size,) or (n, size)}."""
+        if type(observation) is np.ndarray and observation.shape == self._one_shape:
+            # One observation, the control loop's case, tested first (about 2 us less): into
+            # bound buffers, no allocations inside onnxruntime (about 3 us of a 10 us call).
+            self._one_input[0] = observation
+            self.session.run_with_iobinding(self._binding)
+            return self._one_output[0].copy()
         if self.image_shape is not None:
             return self._call_with_pixels(observation)
         if isinstance(observation, Mapping):
@@ -83,12 +91,6 @@ class OnnxPolicy:
                              f"{self.contract.observation_size} numbers, not a Dict "
                              f"{list(observation)}")
         obs = np.asarray(observation, dtype=np.float32)
-        if obs.shape == self._one_input.shape[1:]:
-            # One observation, the control loop's case: into bound buffers, no allocations
-            # inside onnxruntime (about 3 us of a 10 us call).
-            self._one_input[0] = obs
-            self.session.run_with_iobinding(self._binding)
-            return self._one_output[0].copy()
         single = obs.ndim == 1
         batch = obs[None] if single else obs
         actions = self.session.run(None, {self._input: batch})[0]

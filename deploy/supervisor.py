@@ -117,6 +117,7 @@ class Supervisor:
         self._static_low = np.maximum(self.soft_low, self.command_low)
         self._static_high = np.minimum(self.soft_high, self.command_high)
         self._all_joints = list(joints) == list(range(spec.num_joints))
+        self._last_untouched = True
 
     def hold_command(self, state: RobotState) -> np.ndarray:
         """The command that stops the robot where it is: servos hold their measured positions
@@ -134,10 +135,14 @@ class Supervisor:
         It runs every cycle inside the loop's time budget: a few vector ops on a handful of
         numbers; a command that no check would change costs one bounds test."""
         command = np.array(command, dtype=float).reshape(self.spec.num_actuators)
-        if self._untouched(command, state, seconds):
+        # Interventions come in runs (a joint held at its limit stays there): after a cycle
+        # that needed the checks, go straight to them rather than test the fast path first.
+        if self._last_untouched and self._untouched(command, state, seconds):
             self.last_safe = command
             return command.copy(), 0
-        return self._checked(command, state, seconds)
+        command, mask = self._checked(command, state, seconds)
+        self._last_untouched = mask == 0
+        return command, mask
 
     def _untouched(self, command: np.ndarray, state: RobotState, seconds: float) -> bool:
         """True when no check would change `command`: a servo goal, finite, inside every limit
@@ -156,12 +161,15 @@ class Supervisor:
         if np.count_nonzero((command >= low) & (command <= high)) < len(command):
             return False
         if config.velocity_limit_scale > 0:
-            velocities = np.asarray(state.velocities, dtype=float)
-            if not self._all_joints:
-                velocities = velocities[self.spec.actuated_joint_index]
+            velocities = self._actuated(state.velocities)
             # A NaN velocity compares False here and goes to `_checked`, which lets it pass.
             return np.count_nonzero(np.abs(velocities) <= self.velocity_limit) == len(velocities)
         return True
+
+    def _actuated(self, joint_values: np.ndarray) -> np.ndarray:
+        """A reading's values (joint order) for the actuated joints (actuator order)."""
+        values = np.asarray(joint_values, dtype=float)
+        return values if self._all_joints else values[self.spec.actuated_joint_index]
 
     def _checked(self, command: np.ndarray, state: RobotState,
                  seconds: float) -> tuple[np.ndarray, int]:
@@ -183,10 +191,9 @@ class Supervisor:
         if seconds < ramp:
             fraction = max(seconds, 0.0) / ramp
             changed(1, self.start_command + fraction * (command - self.start_command))
-        joints = self.spec.actuated_joint_index
-        positions = np.asarray(state.positions, dtype=float)[joints]
+        positions = self._actuated(state.positions)
         if self.config.velocity_limit_scale > 0:
-            velocities = np.asarray(state.velocities, dtype=float)[joints]
+            velocities = self._actuated(state.velocities)
             if np.count_nonzero(np.abs(velocities) > self.velocity_limit):  # NaN: False
                 up, down = velocities > self.velocity_limit, velocities < -self.velocity_limit
                 if self.servo:

@@ -68,3 +68,12 @@ def config_to_json(config: object) -> dict:
     """A task config dataclass as the contract stores it (tuples become lists);
     `sim.catalog.make_task` turns the lists back."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}
+
+
+def column_index(indices: list[int]) -> slice | np.ndarray:
+    """Indices into a reading's last axis: consecutive ascending ones as a slice, others as an
+    array. Indexing with a slice gives a view and costs 0.1-0.3 us against 0.8 for an index
+    array; the control loop indexes a few times every cycle."""
+    if indices and indices == list(range(indices[0], indices[0] + len(indices))):
+        return slice(indices[0], indices[0] + len(indices))
+    return np.array(indices, dtype=np.intp)

@@ -11,7 +11,8 @@ def scripted_pusher(task):
     """Approach above a point behind the block (seen from the target) with the gripper pointing
     down, descend, push along the line to the target; back off and re-approach when the block
     drifts off the line."""
-    chain, chain_index, actuated = task.robot.chain, task.arm.chain_index, task.arm.actuated_joints
+    chain, chain_index = task.robot.chain, task.arm.chain_index
+    actuated = np.arange(task.robot.num_joints)[task.arm.actuated_joints]  # index or slice
     down = np.pi / 2  # gripper pitch (shoulder_lift + elbow_flex + wrist_flex)
 
     def features(q: np.ndarray) -> np.ndarray:
