@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -142,7 +143,8 @@ def write(results: dict) -> None:
     lines = ["# Deploy loop timing", "",
              f"Policy MLP with hidden layers {HIDDEN}, one thread. Compute = observe + infer + "
              f"supervise per cycle, {results['cycles']} recorded reach-arm readings x "
-             f"{results['rounds']} alternating rounds.", "",
+             f"{results['rounds']} alternating rounds. 1-minute load average at the start: "
+             f"{results['load_average']}.", "",
              "| per cycle | onnxruntime p50 us | p99 us | torch eager p50 us | p99 us | p99 ratio |"
              " target p99 |",
              "|---|---:|---:|---:|---:|---:|---:|"]
@@ -181,6 +183,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=float, default=500.0, help="real-time run rate, Hz")
     args = parser.parse_args()
+    # The shared machine's load when the run began: p99 rises with the neighbours' work.
+    load = round(os.getloadavg()[0], 2)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         arm = exported_policy("sim2real/ArmReach-v0", tmp / "arm")
@@ -193,7 +197,8 @@ def main() -> None:
         finally:
             restore()
         realtime = realtime_run(pendulum, args.seconds, 1.0 / args.rate, tmp / "run.s2rlog")
-    results = {"cycles": args.cycles, "rounds": args.rounds, "compute": compute,
+    results = {"cycles": args.cycles, "rounds": args.rounds, "load_average": load,
+               "compute": compute,
                "compute_realtime": {"scheduling": granted, **compute_rt},
                "realtime": realtime, "targets": TARGETS,
                "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
