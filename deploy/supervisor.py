@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from sim.spec import RobotSpec, RobotState
+from sim.task import column_index
 
 INTERVENTIONS = ("nan_guard", "soft_start", "velocity_limit", "position_limit", "rate_limit",
                  "command_limit")
@@ -92,6 +93,7 @@ class Supervisor:
     def __init__(self, spec: RobotSpec, config: SafetyConfig, first_state: RobotState) -> None:
         self.spec, self.config = spec, config
         joints = spec.actuated_joint_index
+        self._joints = column_index(joints.tolist())  # a slice for the arm: cheap every cycle
         self.servo = spec.actuator_kind == "position"
         low = np.asarray(spec.position_low, dtype=float)[joints]
         high = np.asarray(spec.position_high, dtype=float)[joints]
@@ -116,14 +118,13 @@ class Supervisor:
         # For `_untouched`: a servo goal inside both the soft and the command limits.
         self._static_low = np.maximum(self.soft_low, self.command_low)
         self._static_high = np.minimum(self.soft_high, self.command_high)
-        self._all_joints = list(joints) == list(range(spec.num_joints))
         self._last_untouched = True
 
     def hold_command(self, state: RobotState) -> np.ndarray:
         """The command that stops the robot where it is: servos hold their measured positions
         (within the command limits), motors get 0 V."""
         if self.servo:
-            positions = np.asarray(state.positions, dtype=float)[self.spec.actuated_joint_index]
+            positions = self._actuated(state.positions)
             return np.clip(positions, self.command_low, self.command_high)
         return np.zeros(self.spec.num_actuators)
 
@@ -168,8 +169,7 @@ class Supervisor:
 
     def _actuated(self, joint_values: np.ndarray) -> np.ndarray:
         """A reading's values (joint order) for the actuated joints (actuator order)."""
-        values = np.asarray(joint_values, dtype=float)
-        return values if self._all_joints else values[self.spec.actuated_joint_index]
+        return np.asarray(joint_values, dtype=float)[self._joints]
 
     def _checked(self, command: np.ndarray, state: RobotState,
                  seconds: float) -> tuple[np.ndarray, int]:

@@ -360,12 +360,12 @@ class OffPolicyRun:
             self.total_timed_updates += self.timed_updates
             self.update_seconds, self.timed_updates = 0.0, 0
             self.records.log.write({"iteration": iteration, "steps": self.steps,
-                            "seconds": round(elapsed, 3),
-                            "steps_per_second": round(self.steps / elapsed, 1),
-                            "update_ms": update_ms, "mean_return": self.stats.mean_return,
-                            "success_rate": self.stats.success_rate, **evaluation,
-                            **{k: v.item() for k, v in self.losses.items()},
-                            "updates": self.updates, **env_log_row(self.envs)})
+                                    "seconds": round(elapsed, 3),
+                                    "steps_per_second": round(self.steps / elapsed, 1),
+                                    "update_ms": update_ms, "mean_return": self.stats.mean_return,
+                                    "success_rate": self.stats.success_rate, **evaluation,
+                                    **{k: v.item() for k, v in self.losses.items()},
+                                    "updates": self.updates, **env_log_row(self.envs)})
             bar.update(self.steps, self.stats)
         if iteration % self.every["checkpoint_every"] == 0 or last:
             save_checkpoint(self.run_dir / "checkpoint.pt",
