@@ -1,10 +1,11 @@
-"""What makes an off-policy update fast on a CPU: the whole update as one compiled graph.
+"""What makes an off-policy update (and PPO's minibatch update) fast on a CPU: the whole update
+as one compiled graph.
 
 An update written with these pieces runs eagerly as it is, or compiled by `torch.compile` into
 one graph of fused kernels around the matmuls:
-- gradients by `torch.func.grad_and_value` of a loss written as a function of the parameters
-  being trained; everything else (the critics inside an actor loss, the targets) is a constant
-  of that loss, so no gradient is computed for it and thrown away;
+- gradients (`gradients`: torch.func's `grad_and_value` when compiled) of a loss written as a
+  function of the parameters being trained; everything else (the critics inside an actor loss,
+  the targets) is a constant of that loss, so no gradient is computed for it and thrown away;
 - `Adam` with foreach ops on those parameters, its step count a float32 tensor (a float64 one
   in the graph gave NaNs);
 - no random number generation inside: the caller draws the noises (an in-graph randn cost
@@ -25,6 +26,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.func import grad_and_value
 
 Params = dict[str, torch.Tensor]
 
@@ -49,10 +51,16 @@ class Adam:
             raise ValueError(f"learning rate must be > 0, got {lr}")
         self.names = list(params)
         self.params = list(params.values())
-        self.lr, self.betas, self.eps = lr, betas, eps
+        # A tensor, not a float: a compiled update reads it at every call, so a schedule can
+        # change it (a float would be baked into the graph).
+        self.lr = torch.tensor(lr, dtype=torch.float32)
+        self.betas, self.eps = betas, eps
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
         self.step_count = torch.zeros((), dtype=torch.float32)
+
+    def set_learning_rate(self, rate: float) -> None:
+        self.lr.fill_(rate)
 
     @torch.no_grad()
     def step(self, grads: Params) -> None:
@@ -78,6 +86,9 @@ class Adam:
 
     @torch.no_grad()
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "names" not in state:
+            raise ValueError("the checkpoint's optimizer state is torch.optim's, written before "
+                             "this algorithm moved to policies/compiled.py's Adam: train anew")
         if state["names"] != self.names:
             raise ValueError(f"optimizer state is for parameters {state['names']}, "
                              f"not {self.names}: the checkpoint is from another network")
@@ -86,11 +97,48 @@ class Adam:
         self.step_count.copy_(state["step"])
 
 
-def should_compile(choice: str, updates: int) -> bool:
-    """`choice` "auto" compiles runs of at least MIN_UPDATES_TO_COMPILE updates."""
+def gradients(loss_of: Callable[[Params], Any], params: Params,
+              has_aux: bool = False) -> tuple[Params, Any]:
+    """`torch.func.grad_and_value(loss_of, has_aux=has_aux)(params)`: (gradients, value), the
+    value being the loss, or (loss, aux) when `loss_of` returns both.
+
+    Being compiled, it is exactly that: torch.func traces into the update's one graph. Eager,
+    plain autograd on the same parameters gives the same numbers for less per op (a PPO
+    minibatch of 64x64 MLPs: 1.6 vs 2.3 ms)."""
+    if torch.compiler.is_compiling():
+        return grad_and_value(loss_of, has_aux=has_aux)(params)
+    with torch.enable_grad():
+        value = loss_of(params)
+    loss = value[0] if has_aux else value
+    grads = torch.autograd.grad(loss, list(params.values()))
+    return dict(zip(params, grads, strict=True)), _detached(value)
+
+
+def _detached(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    if isinstance(value, dict):
+        return {k: _detached(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return type(value)(_detached(v) for v in value)
+    return value
+
+
+def clip_grad_norm(grads: Params, max_norm: float | None) -> Params:
+    """torch.nn.utils.clip_grad_norm_ on a dict of gradients, so it traces into a compiled
+    update: all scaled by max_norm / norm when their global norm is above max_norm."""
+    if max_norm is None:
+        return grads
+    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(list(grads.values()))))
+    scale = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
+    return dict(zip(grads, torch._foreach_mul(list(grads.values()), scale), strict=True))
+
+
+def should_compile(choice: str, updates: int, min_updates: int = MIN_UPDATES_TO_COMPILE) -> bool:
+    """`choice` "auto" compiles runs of at least `min_updates` updates."""
     if choice not in COMPILE_CHOICES:
         raise ValueError(f"compile must be one of {', '.join(COMPILE_CHOICES)}; got {choice!r}")
-    return choice == "always" or (choice == "auto" and updates >= MIN_UPDATES_TO_COMPILE)
+    return choice == "always" or (choice == "auto" and updates >= min_updates)
 
 
 def compile_update(update: Callable[..., Any], enabled: bool) -> Callable[..., Any]:

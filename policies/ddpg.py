@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.func import functional_call, grad_and_value
+from torch.func import functional_call
 
-from policies.compiled import Adam, parameters_of
+from policies.compiled import Adam, gradients, parameters_of
 from policies.core import (
     DeterministicPolicy,
     RunningNormalizer,
@@ -139,7 +139,7 @@ def train(make_envs: VectorEnvFactory, config: DDPGConfig, run_dir: Path,
         def critic_loss(params: dict[str, torch.Tensor]) -> torch.Tensor:
             return (functional_call(agent.critic, params, (obs, action))[0] - target).square().mean()
 
-        grads, critic_loss_value = grad_and_value(critic_loss)(critic_params)
+        grads, critic_loss_value = gradients(critic_loss, critic_params)
         critic_optimizer.step(grads)
 
         # Actor: the deterministic policy gradient; the critic is a constant of this loss, so
@@ -148,7 +148,7 @@ def train(make_envs: VectorEnvFactory, config: DDPGConfig, run_dir: Path,
             new_action = torch.tanh(functional_call(agent.actor, params, (obs,)))
             return -agent.critic(obs, new_action)[0].mean()
 
-        grads, actor_loss_value = grad_and_value(actor_loss)(actor_params)
+        grads, actor_loss_value = gradients(actor_loss, actor_params)
         actor_optimizer.step(grads)
 
         soft_update(agent.critic_target, agent.critic, config.tau)

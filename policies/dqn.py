@@ -27,9 +27,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, grad_and_value
+from torch.func import functional_call
 
-from policies.compiled import Adam, Params, parameters_of
+from policies.compiled import Adam, clip_grad_norm, gradients, parameters_of
 from policies.core import RunningNormalizer, VectorEnvFactory
 from policies.offpolicy import OffPolicyRun, ReplayBuffer, relu_mlp, soft_update
 from policies.records import TrainingProgress, config_of_checkpoint
@@ -143,16 +143,6 @@ def update_target(target: nn.Module, online: nn.Module, tau: float) -> None:
         soft_update(target, online, tau)
 
 
-def clip_grad_norm(grads: Params, max_norm: float | None) -> Params:
-    """torch.nn.utils.clip_grad_norm_ on a dict of gradients, so it traces into a compiled
-    update: all scaled by max_norm / norm when their global norm is above max_norm."""
-    if max_norm is None:
-        return grads
-    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(list(grads.values()))))
-    scale = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
-    return dict(zip(grads, torch._foreach_mul(list(grads.values()), scale), strict=True))
-
-
 class GreedyChoice(nn.Module):
     """Raw observation -> the best choice's index, (batch,) int64: what the training envs take
     (periodic evaluation)."""
@@ -239,7 +229,7 @@ def train(make_envs: VectorEnvFactory, config: DQNConfig, run_dir: Path,
                 -1, action[:, None]).squeeze(-1)
             return LOSSES[config.loss](q_taken, target), q_taken
 
-        grads, (loss_value, q_taken) = grad_and_value(td_loss, has_aux=True)(params)
+        grads, (loss_value, q_taken) = gradients(td_loss, params, has_aux=True)
         optimizer.step(clip_grad_norm(grads, config.max_grad_norm))
         return {"loss": loss_value, "q_mean": q_taken.mean()}
 

@@ -93,9 +93,17 @@ class ActorCritic(nn.Module):
         z = (action - mean) * torch.exp(-log_std)
         return -0.5 * z.square().sum(-1) - (log_std.sum() + HALF_LOG_2PI * z.shape[-1])
 
-    def entropy(self) -> torch.Tensor:
+    def entropy(self, log_std: torch.Tensor | None = None) -> torch.Tensor:
         """Entropy of the Gaussian policy (the same for every state: the std is state-free)."""
-        return (self.log_std + 0.5 + HALF_LOG_2PI).sum()
+        log_std = self.log_std if log_std is None else log_std
+        return (log_std + 0.5 + HALF_LOG_2PI).sum()
+
+    def forward(self, norm_obs: torch.Tensor,
+                pixels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(action mean, value) in one call, so that a loss can run the whole network with
+        `torch.func.functional_call` on the parameters it differentiates."""
+        features = self.features(norm_obs, pixels)
+        return self.actor(features), self.value(features)
 
     def value(self, features: torch.Tensor) -> torch.Tensor:
         return self.critic(features).squeeze(-1)

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, grad_and_value
+from torch.func import functional_call
 
-from policies.compiled import Adam, parameters_of
+from policies.compiled import Adam, gradients, parameters_of
 from policies.core import (
     DeterministicPolicy,
     RunningNormalizer,
@@ -164,7 +164,7 @@ def train(make_envs: VectorEnvFactory, config: SACConfig, run_dir: Path,
             q = functional_call(agent.critics, params, (obs, action))
             return 0.5 * (q - target).square().mean(-1).sum()
 
-        grads, critic_loss_value = grad_and_value(critic_loss)(critic_params)
+        grads, critic_loss_value = gradients(critic_loss, critic_params)
         critic_optimizer.step(grads)
 
         # Actor: maximise Q - alpha * log pi through the reparameterised sample. The critics are
@@ -174,8 +174,7 @@ def train(make_envs: VectorEnvFactory, config: SACConfig, run_dir: Path,
             q_new = agent.critics(obs, new_action).min(0).values
             return (alpha * log_prob - q_new).mean(), (log_prob, q_new)
 
-        grads, (actor_loss_value, (log_prob, q_new)) = grad_and_value(
-            actor_loss, has_aux=True)(actor_params)
+        grads, (actor_loss_value, (log_prob, q_new)) = gradients(actor_loss, actor_params, has_aux=True)
         actor_optimizer.step(grads)
 
         # Temperature: raise alpha when the policy's entropy is below the target, lower it

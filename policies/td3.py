@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.func import functional_call, grad_and_value
+from torch.func import functional_call
 
-from policies.compiled import Adam, parameters_of
+from policies.compiled import Adam, gradients, parameters_of
 from policies.core import (
     DeterministicPolicy,
     RunningNormalizer,
@@ -151,7 +151,7 @@ def train(make_envs: VectorEnvFactory, config: TD3Config, run_dir: Path,
             q = functional_call(agent.critics, params, (obs, action))
             return (q - target).square().mean(-1).sum()
 
-        grads, loss = grad_and_value(critic_loss)(critic_params)
+        grads, loss = gradients(critic_loss, critic_params)
         critic_optimizer.step(grads)
         return {"critic_loss": loss}
 
@@ -165,7 +165,7 @@ def train(make_envs: VectorEnvFactory, config: TD3Config, run_dir: Path,
             new_action = torch.tanh(functional_call(agent.actor, params, (obs,)))
             return -agent.critics.member(0, obs, new_action).mean()
 
-        grads, loss = grad_and_value(actor_loss)(actor_params)
+        grads, loss = gradients(actor_loss, actor_params)
         actor_optimizer.step(grads)
         soft_update(agent.critics_target, agent.critics, config.tau)
         soft_update(agent.actor_target, agent.actor, config.tau)
