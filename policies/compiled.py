@@ -146,18 +146,39 @@ def compile_update(update: Callable[..., Any], enabled: bool) -> Callable[..., A
     fullgraph: a graph break would silently fall back to slow pieces, so it is an error."""
     if not enabled:
         return update
-    compiled = torch.compile(update, fullgraph=True, dynamic=False)
-    calls = 0
+
+    def step(*args: Any) -> Any:
+        with torch.no_grad():
+            return update(*args)
+
+    # A code object of its own for each run. Dynamo keeps compiled graphs per code object, at
+    # most 8: runs sharing one (every update compiled through torch.no_grad's wrapper did) fail
+    # from the 9th in a process, and each run's graphs would keep its tensors alive.
+    step.__code__ = step.__code__.replace(co_varnames=step.__code__.co_varnames)
+    compiled = torch.compile(step, fullgraph=True, dynamic=False)
+    seen: set[tuple] = set()
 
     def call(*args: Any) -> Any:
-        # After the first call, skip re-checking the guards (that the parameters, optimizer
-        # states and config constants the graph closed over are still what they were): they
-        # cannot change during a run, and checking them cost ~1 ms an update.
-        nonlocal calls
-        calls += 1
-        if calls == 1:
+        # Once inputs of these shapes have been through, skip re-checking the guards (that the
+        # parameters, optimizer states and config constants the graph closed over are still
+        # what they were): they cannot change during a run, and checking them cost ~1 ms an
+        # update. New shapes (PPO's last, shorter minibatch) go through the guards, which
+        # compile a graph for them: without guards they would run the other shape's graph.
+        shapes = _shapes(args)
+        if shapes not in seen:
+            seen.add(shapes)
             return compiled(*args)
         with torch.compiler.set_stance("default", skip_guard_eval_unsafe=True):
             return compiled(*args)
 
     return call
+
+
+def _shapes(value: Any) -> tuple:
+    if isinstance(value, torch.Tensor):
+        return tuple(value.shape)
+    if isinstance(value, dict):
+        return tuple((k, _shapes(v)) for k, v in value.items())
+    if isinstance(value, tuple | list):
+        return tuple(_shapes(v) for v in value)
+    return (value is None,)

@@ -126,7 +126,7 @@ def train(make_envs: VectorEnvFactory, config: DDPGConfig, run_dir: Path,
                               config.exploration_noise_std, rng)
 
     # -- the update step -----------------------------------------------------------------------
-    @torch.no_grad()  # gradients come from torch.func, only for the parameters being trained
+    @torch.no_grad()  # gradients come from compiled.gradients, only for the parameters being trained
     def update(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One step of the critic, the actor and both targets on a batch whose observations are
         normalized. Returns the losses as tensors (no .item() inside: it compiles as one graph)."""

@@ -215,7 +215,7 @@ def train(make_envs: VectorEnvFactory, config: DQNConfig, run_dir: Path,
     buffer = ReplayBuffer(config.buffer_size, run.obs_size, action_size=1)
 
     # -- the update step -----------------------------------------------------------------------
-    @torch.no_grad()  # gradients come from torch.func, only for the Q-network's parameters
+    @torch.no_grad()  # gradients come from compiled.gradients, only for the Q-network's parameters
     def update(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One gradient step on a batch whose observations are normalized; returns the losses
         as tensors (no .item() inside: the step can compile as one graph)."""

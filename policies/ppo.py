@@ -104,7 +104,7 @@ def train(make_envs: VectorEnvFactory, config: PPOConfig, run_dir: Path,
     iterations = max(1, -(-config.total_steps // batch))  # at least total_steps
 
     # -- the minibatch update ----------------------------------------------------------------
-    @torch.no_grad()  # gradients come from torch.func, for the parameters being trained
+    @torch.no_grad()  # gradients come from compiled.gradients, for the parameters being trained
     def update(obs: torch.Tensor, pixels: torch.Tensor | None, action: torch.Tensor,
                old_log_prob: torch.Tensor, advantage: torch.Tensor,
                returns: torch.Tensor) -> dict[str, torch.Tensor]:

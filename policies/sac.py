@@ -146,7 +146,7 @@ def train(make_envs: VectorEnvFactory, config: SACConfig, run_dir: Path,
     buffer = ReplayBuffer(config.buffer_size, obs_size, action_size)
 
     # -- the update step -----------------------------------------------------------------------
-    @torch.no_grad()  # gradients come from torch.func, only for the parameters being trained
+    @torch.no_grad()  # gradients come from compiled.gradients, only for the parameters being trained
     def update(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One gradient step of the critics, the actor and the temperature on a batch whose
         observations are normalized and whose noises are drawn. Returns the losses as tensors

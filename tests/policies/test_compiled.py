@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from policies import ddpg, ppo, sac, td3
-from policies.compiled import Adam, parameters_of, should_compile
+from policies.compiled import Adam, compile_update, parameters_of, should_compile
 from policies.core import sync_vector_env
 from sim.registration import make_env
 
@@ -52,12 +52,28 @@ def test_compile_choice() -> None:
         should_compile("yes", 10)
 
 
+@pytest.mark.slow  # compiles twice: 3 s
+def test_a_compiled_update_given_a_new_shape_compiles_for_it() -> None:
+    """PPO's last minibatch can be shorter than the others: it must not run their graph."""
+    total = compile_update(lambda x: x.sum(0), enabled=True)
+    for rows in (4, 4, 2, 4, 2):
+        assert torch.equal(total(torch.ones(rows, 3)), torch.full((3,), float(rows)))
+
+
+@pytest.mark.slow  # compiles ten times: 5 s
+def test_one_process_compiles_the_updates_of_many_runs() -> None:
+    """Dynamo keeps at most 8 graphs per code object: runs must not share one."""
+    for run in range(10):
+        scaled = compile_update(lambda x, run=run: x * run, enabled=True)
+        assert torch.equal(scaled(torch.ones(2)), torch.full((2,), float(run)))
+
+
 @pytest.mark.slow  # compiles: 4 s
 def test_learning_rate_is_read_at_each_step() -> None:
     """A schedule changes the rate in place; a compiled update reads the tensor, not a copy."""
     net = nn.Linear(1, 1, bias=False)
     adam = Adam(parameters_of(net), lr=1e-3)
-    step = torch.compile(adam.step, fullgraph=True)
+    step = compile_update(adam.step, enabled=True)
     before = net.weight.item()
     step({"weight": torch.ones(1, 1)})
     adam.set_learning_rate(1e-1)
