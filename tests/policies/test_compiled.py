@@ -84,19 +84,26 @@ def test_learning_rate_is_read_at_each_step() -> None:
     assert middle - net.weight.item() == pytest.approx(1e-1, rel=1e-3)
 
 
+def weights_eager_and_compiled(module, config_for, tmp_path) -> dict:
+    """The final weights of `module`'s training on InvertedPendulum-v5, by compile choice."""
+    weights = {}
+    for choice in ("never", "always"):
+        module.train(sync_vector_env(lambda: make_env("InvertedPendulum-v5")), config_for(choice),
+                     tmp_path / choice, progress=False)
+        weights[choice] = torch.load(tmp_path / choice / "checkpoint.pt",
+                                     weights_only=False)["agent"]
+    return weights
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("module, config_type", [(sac, sac.SACConfig), (td3, td3.TD3Config),
                                                  (ddpg, ddpg.DDPGConfig)])
 def test_compiled_training_equals_eager_training(module, config_type, tmp_path) -> None:
     """The same 60 updates, eager and compiled, end in the same weights."""
-    weights = {}
-    for choice in ("never", "always"):
-        config = config_type(total_steps=160, learning_starts=100, batch_size=64,
-                             hidden_sizes=(64, 64), eval_every=0, compile=choice)
-        module.train(sync_vector_env(lambda: make_env("InvertedPendulum-v5")), config,
-                     tmp_path / choice, progress=False)
-        weights[choice] = torch.load(tmp_path / choice / "checkpoint.pt",
-                                     weights_only=False)["agent"]
+    weights = weights_eager_and_compiled(
+        module, lambda choice: config_type(total_steps=160, learning_starts=100, batch_size=64,
+                                           hidden_sizes=(64, 64), eval_every=0, compile=choice),
+        tmp_path)
     for name, eager in weights["never"].items():
         assert torch.allclose(weights["always"][name], eager, atol=1e-4), name
     assert not torch.allclose(weights["never"]["actor.0.weight" if module is not sac else
@@ -108,15 +115,11 @@ def test_compiled_training_equals_eager_training(module, config_type, tmp_path) 
 def test_compiled_ppo_equals_eager_ppo(tmp_path) -> None:
     """Two iterations of 6 minibatch updates (48, 48 and a shorter 32 rows, twice) with an
     annealed learning rate, eager and compiled, end in the same weights."""
-    weights = {}
-    for choice in ("never", "always"):
-        config = ppo.PPOConfig(total_steps=256, num_envs=4, rollout_steps=32, epochs=2,
-                               minibatch_size=48, hidden_sizes=(32, 32), eval_every=0,
-                               compile=choice)
-        ppo.train(sync_vector_env(lambda: make_env("InvertedPendulum-v5")), config,
-                  tmp_path / choice, progress=False)
-        weights[choice] = torch.load(tmp_path / choice / "checkpoint.pt",
-                                     weights_only=False)["agent"]
+    weights = weights_eager_and_compiled(
+        ppo, lambda choice: ppo.PPOConfig(total_steps=256, num_envs=4, rollout_steps=32, epochs=2,
+                                          minibatch_size=48, hidden_sizes=(32, 32), eval_every=0,
+                                          compile=choice),
+        tmp_path)
     for name, eager in weights["never"].items():
         assert torch.allclose(weights["always"][name], eager, atol=1e-5), name
     assert not torch.allclose(weights["never"]["log_std"], torch.full((1,), -0.5)), "nothing trained"
