@@ -1,10 +1,11 @@
 """Ours vs Stable-Baselines3, side by side in one run: the same env, the same hyperparameters,
 the same step budget, 3 seeds each. Every training runs in a fresh process, so the wall time is
 from process start (imports, compilation) to the trained model; the final return is the mean
-of 10 deterministic episodes from the same seeds for both.
+of 10 deterministic episodes (`--eval-episodes`) from the same env seeds for both. Whether the
+two libraries' returns differ by more than seed noise is a permutation test over the seeds.
 
 Usage: python benchmarks/rl_vs_sb3.py [--algos ppo sac ...] [--envs InvertedPendulum-v5 ...]
-       [--seeds 3]
+       [--seeds 3] [--eval-episodes 10]
 Needs the benchmark extra: pip install -c constraints.txt -e ".[bench]".
 Writes benchmarks/results/rl_vs_sb3.{json,md}.
 """
@@ -12,7 +13,9 @@ Writes benchmarks/results/rl_vs_sb3.{json,md}.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -23,6 +26,7 @@ from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
 EVAL_EPISODES = 10
+"""Deterministic evaluation episodes per trained model, unless --eval-episodes says otherwise."""
 
 # (algorithm, env) -> step budget and the hyperparameters both libraries get, in our names.
 CASES: dict[tuple[str, str], dict] = {
@@ -76,14 +80,14 @@ THREADS = 2
 """torch threads for both libraries (SB3's default on this 2-core machine)."""
 
 
-def evaluate(act, env_id: str) -> tuple[float, float, float | None]:
+def evaluate(act, env_id: str, episodes: int) -> tuple[float, float, float | None]:
     import numpy as np
 
     from sim.registration import make_env
 
     env = make_env(env_id)
     returns, successes = [], []
-    for episode in range(EVAL_EPISODES):
+    for episode in range(episodes):
         obs, _ = env.reset(seed=10_000 + episode)
         total, info = 0.0, {}
         while True:
@@ -266,18 +270,20 @@ def run_sb3_dqn(env_id: str, seed: int, settings: dict, out: Path) -> tuple:
     return trained, act, update_ms
 
 
-def one(library: str, algo: str, env_id: str, seed: int, started: float) -> None:
+def one(library: str, algo: str, env_id: str, seed: int, started: float,
+        eval_episodes: int = EVAL_EPISODES) -> None:
     """A single training in this (fresh) process; prints one JSON line."""
     settings = CASES[(algo, env_id)]
     with tempfile.TemporaryDirectory() as tmp:
         runner = run_ours if library == "ours" else run_sb3
         trained, act, update_ms = runner(algo, env_id, seed, settings, Path(tmp))
-        mean, std, success = evaluate(act, env_id)
+        mean, std, success = evaluate(act, env_id, eval_episodes)
     seconds = trained - started
     print(json.dumps({"library": library, "algo": algo, "env": env_id, "seed": seed,
                       "steps": settings["steps"], "seconds": seconds,
                       "steps_per_s": settings["steps"] / seconds, "return": mean,
-                      "return_std": std, "success": success, "update_ms": update_ms}))
+                      "return_std": std, "success": success, "update_ms": update_ms,
+                      "eval_episodes": eval_episodes}))
 
 
 def main() -> None:
@@ -285,12 +291,17 @@ def main() -> None:
     parser.add_argument("--algos", nargs="+", default=sorted({a for a, _ in CASES}))
     parser.add_argument("--envs", nargs="+", default=None)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--eval-episodes", type=int, default=EVAL_EPISODES,
+                        help="deterministic evaluation episodes per trained model")
     parser.add_argument("--one", nargs=5, metavar=("LIBRARY", "ALGO", "ENV", "SEED", "START"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.seeds < 2 or args.eval_episodes < 1:
+        parser.error(f"--seeds {args.seeds} --eval-episodes {args.eval_episodes}: the comparison "
+                     "needs at least 2 seeds and 1 episode")
     if args.one:
         library, algo, env_id, seed, started = args.one
-        one(library, algo, env_id, int(seed), float(started))
+        one(library, algo, env_id, int(seed), float(started), args.eval_episodes)
         return
 
     cases = [(a, e) for a, e in CASES if a in args.algos and (args.envs is None or e in args.envs)]
@@ -304,7 +315,7 @@ def main() -> None:
             libraries = ("ours", "sb3") if algo in IN_SB3 else ("ours",)
             for library in libraries:  # in turns: load changes hit both alike
                 command = [sys.executable, __file__, "--one", library, algo, env_id, str(seed),
-                           repr(time.time())]
+                           repr(time.time()), "--eval-episodes", str(args.eval_episodes)]
                 done = subprocess.run(command, capture_output=True, text=True,
                                       env={**os.environ, "PYTHONWARNINGS": "ignore"})
                 if done.returncode != 0:
@@ -317,20 +328,46 @@ def main() -> None:
                 write(rows)
 
 
+def permutation_p(ours: list[float], theirs: list[float]) -> float:
+    """Two-sided p-value of the gap between the two means if the library made no difference:
+    the share of all ways to split the pooled per-seed values into groups of these sizes whose
+    gap is at least the observed one (random splits when there are more than 200,000). With
+    3 seeds each the smallest possible value is 0.1: such rows cannot show a difference."""
+    pooled, size = ours + theirs, len(ours)
+    total, observed = sum(pooled), abs(statistics.mean(ours) - statistics.mean(theirs))
+
+    def gap(chosen: tuple[int, ...]) -> float:
+        chosen_sum = sum(pooled[i] for i in chosen)
+        return abs(chosen_sum / size - (total - chosen_sum) / (len(pooled) - size))
+
+    if math.comb(len(pooled), size) <= 200_000:
+        splits = list(itertools.combinations(range(len(pooled)), size))
+        return sum(gap(split) >= observed * (1 - 1e-9) for split in splits) / len(splits)
+    import numpy as np
+
+    chosen = np.random.default_rng(0).random((100_000, len(pooled))).argsort(1)[:, :size]
+    chosen_sums = np.asarray(pooled)[chosen].sum(1)
+    gaps = np.abs(chosen_sums / size - (total - chosen_sums) / (len(pooled) - size))
+    return float(np.mean(gaps >= observed * (1 - 1e-9)))
+
+
 def write(rows: list[dict]) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "rl_vs_sb3.json").write_text(json.dumps(rows, indent=2) + "\n")
     lines = ["# Ours vs Stable-Baselines3 2.9.2", "",
-             f"Same env, hyperparameters, step budget and torch threads ({THREADS}); seeds per "
-             "row in the seeds column, each library's runs taken in turns; wall time from "
+             f"Same env, hyperparameters, step budget and torch threads ({THREADS}); each "
+             "library's runs taken in turns, seed by seed; wall time from "
              "process start to the trained model (imports and compilation included), median "
              "over seeds; update: mean time of one gradient update (sampling included) after "
-             "the first, median over seeds; return: mean of 10 deterministic episodes per "
-             "seed, then mean +- std over seeds.", "",
-             "| algo | env | steps | seeds | ours: wall s | SB3: wall s | time ratio | "
+             "the first, median over seeds; return: mean of the deterministic evaluation "
+             "episodes of each seed (seeds x episodes column), then mean +- std over seeds; "
+             "p: two-sided permutation test of the two libraries' per-seed returns (small: "
+             "the returns differ by more than seed noise; with 3 seeds it cannot go below "
+             "0.1).", "",
+             "| algo | env | steps | seeds x episodes | ours: wall s | SB3: wall s | time ratio | "
              "ours: steps/s | SB3: steps/s | "
-             "ours: update ms | SB3: update ms | update ratio | ours: return | SB3: return |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "ours: update ms | SB3: update ms | update ratio | ours: return | SB3: return | p |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     order = {case: i for i, case in enumerate(CASES)}
     for algo, env_id in sorted(dict.fromkeys((r["algo"], r["env"]) for r in rows),
                                key=lambda case: order.get(case, len(order))):
@@ -343,7 +380,9 @@ def write(rows: list[dict]) -> None:
                   for lib, g in group.items()}
         update = {lib: statistics.median(v) if v else None for lib, v in update.items()}
         seeds = min(len(g) for g in group.values())
+        episodes = group["ours"][0].get("eval_episodes", EVAL_EPISODES)
         steps = group["ours"][0]["steps"]
+        p = permutation_p([r["return"] for r in group["ours"]], [r["return"] for r in group["sb3"]])
 
         def spread(values: list[float]) -> str:
             return f"{statistics.mean(values):.1f} +- {statistics.pstdev(values):.1f}"
@@ -359,22 +398,24 @@ def write(rows: list[dict]) -> None:
                        f"{update['ours'] / update['sb3']:.2f}x")
         else:
             updates = "- | - | -"
-        lines.append(f"| {algo} | {env_id} | {steps:,} | {seeds} | "
+        lines.append(f"| {algo} | {env_id} | {steps:,} | {seeds} x {episodes} | "
                      f"{seconds['ours']:.1f} | {seconds['sb3']:.1f} | "
                      f"{seconds['ours'] / seconds['sb3']:.2f}x | "
                      f"{steps / seconds['ours']:.0f} | {steps / seconds['sb3']:.0f} | {updates} | "
-                     f"{outcome(group['ours'])} | {outcome(group['sb3'])} |")
+                     f"{outcome(group['ours'])} | {outcome(group['sb3'])} | {p:.2f} |")
     alone = [case for case in dict.fromkeys((r["algo"], r["env"]) for r in rows)
              if case[0] not in IN_SB3]
     if alone:
         lines += ["", "Not in Stable-Baselines3, ours alone (same protocol):", "",
-                  "| algo | env | steps | seeds | wall s | steps/s | return |",
+                  "| algo | env | steps | seeds x episodes | wall s | steps/s | return |",
                   "|---|---|---:|---:|---:|---:|---:|"]
     for algo, env_id in alone:
         runs = [r for r in rows if (r["algo"], r["env"], r["library"]) == (algo, env_id, "ours")]
         seconds = statistics.median(r["seconds"] for r in runs)
         returns = [r["return"] for r in runs]
-        lines.append(f"| {algo} | {env_id} | {runs[0]['steps']:,} | {len(runs)} | {seconds:.1f} | "
+        episodes = runs[0].get("eval_episodes", EVAL_EPISODES)
+        lines.append(f"| {algo} | {env_id} | {runs[0]['steps']:,} | {len(runs)} x {episodes} | "
+                     f"{seconds:.1f} | "
                      f"{runs[0]['steps'] / seconds:.0f} | {statistics.mean(returns):.1f} +- "
                      f"{statistics.pstdev(returns):.1f} |")
     (RESULTS / "rl_vs_sb3.md").write_text("\n".join(lines) + "\n")
