@@ -55,6 +55,9 @@ class DQNConfig:
     gradient_steps: int = 1
     """Updates per round."""
     learning_rate: float = 1e-4
+    anneal_lr: bool = False
+    """Decay the learning rates linearly to zero over total_steps (the schedule RL Zoo writes
+    `lin_<rate>`); off by default: a constant rate, Stable-Baselines3's default."""
     gamma: float = 0.99
     target_update_interval: int = 10_000
     """Env steps between target-network updates, counted as Stable-Baselines3 and CleanRL do

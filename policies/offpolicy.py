@@ -281,6 +281,8 @@ class OffPolicyRun:
         """What a checkpoint holds and a resume restores, besides the envs and the logs."""
         self.agent, self.optimizers, self.buffer, self.rng = agent, optimizers, buffer, rng
         self.noise = noise
+        # The configured rates, which config.anneal_lr scales down as steps go by.
+        self.base_rates = {name: float(optimizer.lr) for name, optimizer in optimizers.items()}
 
     def begin(self, seed: int) -> np.ndarray:
         """The first observation: the envs reset from `seed`, or, resuming, everything as it was
@@ -327,6 +329,10 @@ class OffPolicyRun:
         NaN/inf naming the last good checkpoint. The first update's time (with a compiled
         update, mostly compilation) is kept apart from the others'."""
         start = time.perf_counter()
+        if self.config.anneal_lr:
+            remaining = max(0.0, 1.0 - self.steps / self.config.total_steps)
+            for name, optimizer in self.optimizers.items():
+                optimizer.set_learning_rate(self.base_rates[name] * remaining)
         losses = update()
         seconds = time.perf_counter() - start
         if not self.first_update_seconds:

@@ -49,6 +49,9 @@ class SACConfig:
     actor_learning_rate: float = 3e-4
     critic_learning_rate: float = 3e-4
     alpha_learning_rate: float = 3e-4
+    anneal_lr: bool = False
+    """Decay the learning rates linearly to zero over total_steps (the schedule RL Zoo writes
+    `lin_<rate>`); off by default: a constant rate, Stable-Baselines3's default."""
     gamma: float = 0.99
     tau: float = 0.005
     """Polyak coefficient of the target critics: target <- (1 - tau) target + tau critic."""

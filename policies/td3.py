@@ -57,6 +57,9 @@ class TD3Config:
     """Updates per round; with num_envs > 1 set it to num_envs to keep one update per transition."""
     actor_learning_rate: float = 1e-3
     critic_learning_rate: float = 1e-3
+    anneal_lr: bool = False
+    """Decay the learning rates linearly to zero over total_steps (the schedule RL Zoo writes
+    `lin_<rate>`); off by default: a constant rate, Stable-Baselines3's default."""
     gamma: float = 0.99
     tau: float = 0.005
     """Polyak coefficient of the targets: target <- (1 - tau) target + tau online."""

@@ -174,6 +174,27 @@ def test_training_writes_its_files_and_an_exportable_policy(name: str, tmp_path)
     assert error < 1e-5
 
 
+def test_annealed_learning_rates_fall_linearly_to_zero(tmp_path, monkeypatch) -> None:
+    from policies import compiled
+
+    rates: list[float] = []
+    set_rate = compiled.Adam.set_learning_rate
+    monkeypatch.setattr(compiled.Adam, "set_learning_rate",
+                        lambda self, rate: (rates.append(rate), set_rate(self, rate)))
+    config = tiny(sac.SACConfig, num_envs=2, anneal_lr=True, eval_every=0,
+                  actor_learning_rate=1e-3, critic_learning_rate=2e-3, alpha_learning_rate=3e-3)
+    sac.train(sync_vector_env(pendulum), config, tmp_path, progress=False)
+    # Actor, critic and temperature before each update, from step 100 (the first update) to 300.
+    by_optimizer = [rates[0::3], rates[1::3], rates[2::3]]
+    steps = np.arange(100, 301, 2)
+    for base, seen in zip((1e-3, 2e-3, 3e-3), by_optimizer, strict=True):
+        assert np.allclose(seen, base * (1 - steps / 300))
+    rates.clear()
+    sac.train(sync_vector_env(pendulum), tiny(sac.SACConfig, num_envs=2, eval_every=0),
+              tmp_path / "constant", progress=False)
+    assert rates == []
+
+
 @pytest.mark.parametrize("name", list(ALGOS))
 def test_discrete_actions_are_refused_naming_the_algorithm(name: str, tmp_path) -> None:
     module, config_type = ALGOS[name]

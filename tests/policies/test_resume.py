@@ -117,7 +117,8 @@ OFF_POLICY = dict(total_steps=4 * 100, num_envs=4, learning_starts=100, batch_si
 
 
 @pytest.mark.parametrize(("algo", "changes"), [
-    ("sac", {}), ("td3", {"exploration_noise": "ornstein_uhlenbeck"}), ("ddpg", {})])
+    ("sac", {"anneal_lr": True}), ("td3", {"exploration_noise": "ornstein_uhlenbeck"}),
+    ("ddpg", {})])
 def test_off_policy_crash_and_resume_gives_the_uninterrupted_learning_curve(
         tmp_path, algo, changes) -> None:
     """The replay buffer, the generators, the exploration noise's state and the envs
