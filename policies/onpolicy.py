@@ -142,6 +142,45 @@ def compute_gae(rewards: np.ndarray, values: np.ndarray, ends: np.ndarray, next_
     return advantages, advantages + values
 
 
+class RewardScaler:
+    """Reward scaling (Engstrom et al. 2020, "Implementation Matters in Deep Policy Gradients"):
+    each reward divided by the running std of its env copy's discounted return, then clipped, so
+    value targets sit near unit scale whatever units the task's rewards come in. Stable-Baselines3
+    does the same with VecNormalize(norm_reward=True). Training only: a policy never sees rewards,
+    so nothing of it is exported."""
+
+    def __init__(self, num_envs: int, gamma: float, clip: float = 10.0,
+                 epsilon: float = 1e-8) -> None:
+        self.gamma, self.clip, self.epsilon = gamma, clip, epsilon
+        self.returns = np.zeros(num_envs)
+        """Each copy's discounted return so far in its episode."""
+        self.mean, self.var, self.count = 0.0, 1.0, epsilon  # of those returns, as they came
+
+    def __call__(self, reward: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """Scaled rewards of one vector step; `ends`: the copies whose episode ended with it."""
+        self.returns = self.returns * self.gamma + reward
+        n, batch_mean = len(self.returns), float(self.returns.mean())
+        delta, total = batch_mean - self.mean, self.count + n
+        self.var = (self.var * self.count + float(self.returns.var()) * n
+                    + delta * delta * self.count * n / total) / total
+        self.mean += delta * n / total
+        self.count = total
+        self.returns[ends] = 0.0
+        scaled = reward / math.sqrt(self.var + self.epsilon)
+        return np.clip(scaled, -self.clip, self.clip).astype(np.float32)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"returns": self.returns.copy(), "mean": self.mean, "var": self.var,
+                "count": self.count}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if len(state["returns"]) != len(self.returns):
+            raise ValueError(f"the reward scaler was saved for {len(state['returns'])} env "
+                             f"copies, this run has {len(self.returns)}")
+        self.returns = np.array(state["returns"], dtype=np.float64)
+        self.mean, self.var, self.count = state["mean"], state["var"], state["count"]
+
+
 @dataclass
 class Rollout:
     """What `OnPolicyRun.collect` gathered, as (steps, envs, ...) arrays: observations as the
@@ -207,10 +246,12 @@ class OnPolicyRun:
         """The observation the next action is for (kept by after_iteration for checkpoints)."""
 
     def keep(self, agent: ActorCritic, optimizers: dict[str, torch.optim.Optimizer],
-             rng: np.random.Generator) -> None:
-        """What a checkpoint holds and a resume restores, besides the envs and the logs."""
+             rng: np.random.Generator, reward_scaler: RewardScaler | None = None) -> None:
+        """What a checkpoint holds and a resume restores, besides the envs and the logs;
+        `reward_scaler`, when given, scales the rewards `collect` stores."""
         self.agent, self.optimizers, self.rng = agent, optimizers, rng
         self.normalizer = agent.state_normalizer
+        self.reward_scaler = reward_scaler
 
     def begin(self, seed: int) -> Any:
         """The first observation: the envs reset from `seed`, or, resuming, everything as it was
@@ -225,6 +266,11 @@ class OnPolicyRun:
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(checkpoint["optimizers"][name])
         self.records.restore(state, self.rng)
+        if self.reward_scaler is not None:
+            if state.get("reward_scaler") is None:
+                raise ValueError("this checkpoint was written without reward scaling; resume it "
+                                 'with --set \'{"scale_rewards": false}\'')
+            self.reward_scaler.load_state_dict(state["reward_scaler"])
         self.steps, self.first_iteration = checkpoint["steps"], state["iteration"] + 1
         return state["obs"]
 
@@ -282,9 +328,12 @@ class OnPolicyRun:
             mean_buf[t] = mean.numpy()
             obs, reward, terminated, truncated, info = self.envs.step(
                 np.clip(act_buf[t], -1.0, 1.0))
+            if self.reward_scaler is not None:
+                reward = self.reward_scaler(reward, terminated | truncated)
             cut = truncated & ~terminated
             if bootstrap_time_limits and cut.any():
                 reward = reward.copy()
+                # The value is in the units the critic learned: scaled ones, if scaling.
                 reward[cut] += config.gamma * self.value_of(
                     stack_observations(list(info["final_obs"][cut])))
             rew_buf[t] = reward
@@ -323,6 +372,8 @@ class OnPolicyRun:
     def resume_state(self, iteration: int) -> dict[str, Any]:
         """Everything a resume needs to go on as if never stopped."""
         return {"iteration": iteration, "envs": snapshot_envs(self.envs), "obs": self.obs,
+                "reward_scaler": (None if self.reward_scaler is None
+                                  else self.reward_scaler.state_dict()),
                 **self.records.state(self.rng)}
 
     def after_iteration(self, iteration: int, last: bool, obs: Any,

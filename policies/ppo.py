@@ -29,6 +29,7 @@ from policies.encoders import PixelPolicy
 from policies.onpolicy import (
     ActorCritic,
     OnPolicyRun,
+    RewardScaler,
     compute_gae,
     learning_rate_at,
     load_actor_critic,
@@ -54,6 +55,10 @@ class PPOConfig:
     """Decay the learning rate linearly to zero over training."""
     gamma: float = 0.98
     gae_lambda: float = 0.95
+    scale_rewards: bool = False
+    """Divide rewards by the running std of the discounted return (onpolicy.RewardScaler): for
+    tasks whose rewards come in large or drifting units. Off by default, as in
+    Stable-Baselines3; RL Zoo turns it on (VecNormalize) for MuJoCo locomotion."""
     clip_coef: float = 0.2
     """Clip range of the probability ratio in the surrogate objective."""
     entropy_coef: float = 0.0
@@ -98,7 +103,8 @@ def train(make_envs: VectorEnvFactory, config: PPOConfig, run_dir: Path,
                         config.initial_log_std, run.image_shape, config.image_features)
     params = parameters_of(agent)
     optimizer = Adam(params, lr=config.learning_rate, eps=1e-5)
-    run.keep(agent, {"policy": optimizer}, rng)
+    run.keep(agent, {"policy": optimizer}, rng,
+             RewardScaler(config.num_envs, config.gamma) if config.scale_rewards else None)
 
     batch = config.num_envs * config.rollout_steps
     iterations = max(1, -(-config.total_steps // batch))  # at least total_steps

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from policies.core import RunningNormalizer, check_continuous_actions, sync_vector_env
+from policies.onpolicy import RewardScaler
 from policies.ppo import PPOConfig, compute_gae, load_policy, train
 from policies.records import atomic_write_bytes
 from sim.registration import make_env
@@ -24,6 +25,52 @@ def test_gae_matches_a_hand_computation() -> None:
     advantages, returns = compute_gae(rewards, values, ends, next_value, gamma, lam)
     assert np.allclose(advantages[:, 0], [2.12, 1.0, 3.3])
     assert np.allclose(returns, advantages + values)
+
+
+def test_reward_scaler_divides_by_the_std_of_the_discounted_returns() -> None:
+    scaler = RewardScaler(num_envs=2, gamma=0.5)
+    rewards = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    ends = np.array([[False, False], [True, False], [False, False]])
+    # Copy 0: 1, 0.5 + 3 = 3.5 (its episode ends), then 5 anew; copy 1: 2, 5, 8.5.
+    returns_so_far: list[float] = []
+    for step, expected in enumerate(([1.0, 2.0], [3.5, 5.0], [5.0, 8.5])):
+        returns_so_far += expected
+        scaled = scaler(rewards[step], ends[step])
+        assert scaler.var == pytest.approx(np.var(returns_so_far), rel=1e-6)
+        assert np.allclose(scaled, rewards[step] / np.sqrt(np.var(returns_so_far)), rtol=1e-6)
+    for _ in range(1000):  # settle the statistics at small returns, then an outlier: clipped
+        scaler(np.ones(2), np.array([False, False]))
+    assert scaler(np.array([1e3, -1e3]), np.array([False, False])).tolist() == [10.0, -10.0]
+
+
+class RewardsTimes(gym.Wrapper):
+    def __init__(self, env: gym.Env, factor: float) -> None:
+        super().__init__(env)
+        self.factor = factor
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, reward * self.factor, terminated, truncated, info
+
+
+def test_scaled_rewards_make_training_indifferent_to_reward_units(tmp_path) -> None:
+    def run(factor: float, scale_rewards: bool) -> tuple[dict[str, torch.Tensor], float]:
+        """The trained weights and the last logged value loss."""
+        config = PPOConfig(total_steps=2 * 2 * 64, num_envs=2, rollout_steps=64, epochs=2,
+                           minibatch_size=64, hidden_sizes=(16, 16), eval_every=0,
+                           scale_rewards=scale_rewards, compile="never")
+        out = tmp_path / f"{factor}-{scale_rewards}"
+        train(sync_vector_env(lambda: RewardsTimes(make_env("InvertedPendulum-v5"), factor)),
+              config, out, progress=False)
+        rows = list(csv.DictReader((out / "metrics.csv").open()))
+        return (torch.load(out / "checkpoint.pt", weights_only=False)["agent"],
+                float(rows[-1]["value_loss"]))
+
+    (small, small_loss), (large, large_loss) = run(1.0, True), run(1000.0, True)
+    assert max((small[k] - large[k]).abs().max().item() for k in small) < 1e-4
+    assert large_loss == pytest.approx(small_loss, rel=1e-3)
+    # Unscaled, the critic chases targets 1000 times larger: a value loss about 1e6 times.
+    assert run(1000.0, False)[1] > 1e4 * run(1.0, False)[1]
 
 
 def test_normalizer_matches_numpy_statistics() -> None:

@@ -48,20 +48,23 @@ def metrics(run_dir) -> list[dict]:
             for row in csv.DictReader((run_dir / "metrics.csv").open())]
 
 
-def test_crash_and_resume_gives_the_uninterrupted_learning_curve(tmp_path) -> None:
+@pytest.mark.parametrize("scale_rewards", [False, True])
+def test_crash_and_resume_gives_the_uninterrupted_learning_curve(tmp_path, scale_rewards) -> None:
+    """With reward scaling the scaler's running returns and statistics come back too."""
     metadata = {"env_id": REACH, "randomization": load_config("default", "so_arm").to_dict()}
+    config = PPOConfig(**CONFIG, scale_rewards=scale_rewards)
     CRASH.update(after_steps=None, steps=0)
-    train(factory, PPOConfig(**CONFIG), tmp_path / "whole", metadata, progress=False)
+    train(factory, config, tmp_path / "whole", metadata, progress=False)
 
     CRASH.update(after_steps=4 * 32 + 10, steps=0)  # mid-rollout of iteration 5
     with pytest.raises(KeyboardInterrupt):
-        train(factory, PPOConfig(**CONFIG), tmp_path / "cut", metadata, progress=False)
+        train(factory, config, tmp_path / "cut", metadata, progress=False)
     assert len(metrics(tmp_path / "cut")) == 4  # its last checkpoint: iteration 4
     CRASH.update(after_steps=None)
     checkpoint = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)
     assert checkpoint["resume"]["iteration"] == 4
-    train(factory, PPOConfig(**CONFIG), tmp_path / "cut", metadata, progress=False,
-          resume=checkpoint)
+    assert (checkpoint["resume"]["reward_scaler"] is not None) == scale_rewards
+    train(factory, config, tmp_path / "cut", metadata, progress=False, resume=checkpoint)
 
     whole, resumed = metrics(tmp_path / "whole"), metrics(tmp_path / "cut")
     assert len(whole) == len(resumed) == 6
