@@ -268,8 +268,8 @@ class OnPolicyRun:
         self.records.restore(state, self.rng)
         if self.reward_scaler is not None:
             if state.get("reward_scaler") is None:
-                raise ValueError("this checkpoint was written without reward scaling; resume it "
-                                 'with --set \'{"scale_rewards": false}\'')
+                raise ValueError("this checkpoint was written by a run without reward scaling; "
+                                 "resume it with its own config (scale_rewards False)")
             self.reward_scaler.load_state_dict(state["reward_scaler"])
         self.steps, self.first_iteration = checkpoint["steps"], state["iteration"] + 1
         return state["obs"]
