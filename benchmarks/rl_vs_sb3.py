@@ -4,7 +4,7 @@ from process start (imports, compilation) to the trained model; the final return
 of 10 deterministic episodes (`--eval-episodes`) from the same env seeds for both. Whether the
 two libraries' returns differ by more than seed noise is a permutation test over the seeds.
 
-Usage: python benchmarks/rl_vs_sb3.py [--algos ppo sac ...] [--envs InvertedPendulum-v5 ...]
+Usage: python benchmarks/rl_vs_sb3.py [--algos ppo sac "sac bf16" ...] [--envs InvertedPendulum-v5 ...]
        [--seeds 3] [--eval-episodes 10]
 Needs the benchmark extra: pip install -c constraints.txt -e ".[bench]".
 Writes benchmarks/results/rl_vs_sb3.{json,md}.
@@ -53,6 +53,11 @@ for _env, _steps in (("InvertedPendulum-v5", 10_000), ("HalfCheetah-v5", 10_000)
                             "noise_std": 0.1}
     CASES[("ddpg", _env)] = {"steps": _steps, **OFF_POLICY, "learning_rate": 1e-3,
                              "noise_std": 0.1}
+# Ours with the hidden layers multiplied in bfloat16 (opt-in `matmul_precision: bf16`), against
+# the same SB3 runs (fp32): rows "sac bf16", ...; SB3 does not read the key.
+for _env in ("InvertedPendulum-v5", "HalfCheetah-v5"):
+    for _algo in ("sac", "td3", "ddpg"):
+        CASES[(f"{_algo} bf16", _env)] = {**CASES[(_algo, _env)], "matmul_precision": "bf16"}
 REACH = {"steps": 20_000, **OFF_POLICY, "gamma": 0.95}
 CASES[("sac", "sim2real/ArmReach-v0")] = {**REACH, "learning_rate": 3e-4}
 CASES[("td3", "sim2real/ArmReach-v0")] = {**REACH, "learning_rate": 1e-3, "noise_std": 0.1}
@@ -78,6 +83,11 @@ OFF_POLICY_ALGOS = {"sac", "td3", "ddpg"}
 """Their learning_rate stands for the actor's, the critics' (and SAC's temperature's)."""
 THREADS = 2
 """torch threads for both libraries (SB3's default on this 2-core machine)."""
+
+
+def library_algo(case_algo: str) -> str:
+    """The algorithm a case runs: "sac bf16" is SAC with settings of its own."""
+    return case_algo.split()[0]
 
 
 def evaluate(act, env_id: str, episodes: int) -> tuple[float, float, float | None]:
@@ -276,7 +286,7 @@ def one(library: str, algo: str, env_id: str, seed: int, started: float,
     settings = CASES[(algo, env_id)]
     with tempfile.TemporaryDirectory() as tmp:
         runner = run_ours if library == "ours" else run_sb3
-        trained, act, update_ms = runner(algo, env_id, seed, settings, Path(tmp))
+        trained, act, update_ms = runner(library_algo(algo), env_id, seed, settings, Path(tmp))
         mean, std, success = evaluate(act, env_id, eval_episodes)
     seconds = trained - started
     print(json.dumps({"library": library, "algo": algo, "env": env_id, "seed": seed,
@@ -312,7 +322,7 @@ def main() -> None:
             if (r["algo"], r["env"]) not in cases]
     for algo, env_id in cases:
         for seed in range(args.seeds):
-            libraries = ("ours", "sb3") if algo in IN_SB3 else ("ours",)
+            libraries = ("ours", "sb3") if library_algo(algo) in IN_SB3 else ("ours",)
             for library in libraries:  # in turns: load changes hit both alike
                 command = [sys.executable, __file__, "--one", library, algo, env_id, str(seed),
                            repr(time.time()), "--eval-episodes", str(args.eval_episodes)]
@@ -404,7 +414,7 @@ def write(rows: list[dict]) -> None:
                      f"{steps / seconds['ours']:.0f} | {steps / seconds['sb3']:.0f} | {updates} | "
                      f"{outcome(group['ours'])} | {outcome(group['sb3'])} | {p:.2f} |")
     alone = [case for case in dict.fromkeys((r["algo"], r["env"]) for r in rows)
-             if case[0] not in IN_SB3]
+             if library_algo(case[0]) not in IN_SB3]
     if alone:
         lines += ["", "Not in Stable-Baselines3, ours alone (same protocol):", "",
                   "| algo | env | steps | seeds x episodes | wall s | steps/s | return |",

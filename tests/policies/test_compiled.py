@@ -4,10 +4,12 @@ update checked against the eager one."""
 import pytest
 import torch
 from torch import nn
+from torch.func import functional_call
 
 from policies import ddpg, ppo, sac, td3
 from policies.compiled import Adam, compile_update, parameters_of, should_compile
 from policies.core import sync_vector_env
+from policies.offpolicy import Linear
 from sim.registration import make_env
 
 
@@ -58,6 +60,23 @@ def test_a_compiled_update_given_a_new_shape_compiles_for_it() -> None:
     total = compile_update(lambda x: x.sum(0), enabled=True)
     for rows in (4, 4, 2, 4, 2):
         assert torch.equal(total(torch.ones(rows, 3)), torch.full((3,), float(rows)))
+
+
+@pytest.mark.slow  # compiles: 3 s
+def test_a_compiled_q_head_is_the_same_layer() -> None:
+    """Compiled, a layer to one output is a multiply-and-sum, not a matmul: same values and
+    gradients as nn.Linear's."""
+    head = Linear(256, 1)
+    x = torch.randn(256, 256)
+
+    def value_and_grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.func.grad_and_value(lambda w: functional_call(head, {"weight": w, "bias": head.bias},
+                                                                   (x,)).square().sum())(head.weight)
+
+    eager_grad, eager_value = value_and_grad(x)
+    compiled_grad, compiled_value = compile_update(value_and_grad, enabled=True)(x)
+    assert torch.allclose(compiled_value, eager_value, rtol=1e-5)
+    assert torch.allclose(compiled_grad, eager_grad, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.slow  # compiles ten times: 5 s

@@ -17,10 +17,13 @@ from policies.algorithms import algorithm_by_name
 from policies.core import sync_vector_env
 from policies.offpolicy import (
     GaussianNoise,
+    Linear,
     OrnsteinUhlenbeckNoise,
     ReplayBuffer,
     make_action_noise,
+    relu_mlp,
     soft_update,
+    use_matmul_precision,
 )
 from sim.registration import make_env
 
@@ -193,6 +196,41 @@ def test_annealed_learning_rates_fall_linearly_to_zero(tmp_path, monkeypatch) ->
     sac.train(sync_vector_env(pendulum), tiny(sac.SACConfig, num_envs=2, eval_every=0),
               tmp_path / "constant", progress=False)
     assert rates == []
+
+
+# -- bf16 matmuls, opt-in -------------------------------------------------------------------------
+
+def test_bf16_multiplies_only_the_hidden_layers_close_to_fp32() -> None:
+    critic = relu_mlp([23, 256, 256, 1])
+    use_matmul_precision(critic, "bf16")
+    assert [layer.bf16_matmul for layer in critic if isinstance(layer, Linear)] == [False, True, False]
+    x = torch.randn(512, 23)
+    fast = critic(x)
+    use_matmul_precision(critic, "fp32")
+    exact = critic(x)
+    # bf16 keeps 8 significant bits of the hidden layer's inputs and weights: near, not equal.
+    assert not torch.equal(fast, exact)
+    assert (fast - exact).abs().max() < 0.02 * exact.abs().max()
+    with pytest.raises(ValueError, match="matmul_precision must be one of fp32, bf16; got 'fp16'"):
+        use_matmul_precision(critic, "fp16")
+
+
+@pytest.mark.parametrize("name", list(ALGOS))
+def test_bf16_training_exports_an_fp32_policy(name: str, tmp_path, monkeypatch) -> None:
+    seen: list[bool] = []
+    forward = Linear.forward
+    monkeypatch.setattr(Linear, "forward", lambda self, x: (seen.append(self.bf16_matmul),
+                                                            forward(self, x))[1])
+    module, config_type = ALGOS[name]
+    config = tiny(config_type, hidden_sizes=(64, 64), matmul_precision="bf16", eval_every=0)
+    module.train(sync_vector_env(pendulum), config, tmp_path,
+                 metadata={"env_id": "InvertedPendulum-v5"}, progress=False)
+    assert True in seen and False in seen  # the hidden layers in bf16, the others not
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert checkpoint["config"]["matmul_precision"] == "bf16"
+    policy = module.load_policy(checkpoint)
+    assert not any(getattr(layer, "bf16_matmul", False) for layer in policy.modules())
+    assert export(tmp_path, check_count=50).onnx_error < 1e-5
 
 
 @pytest.mark.parametrize("name", list(ALGOS))
