@@ -17,7 +17,7 @@ compiled update (~175 GFLOP/s on 2 threads, oneDNN no faster than MKL on this CP
 the rest is all compilation can win. Tried and dropped, no gain here: fp32 matmuls through
 oneDNN, a ReLU saving its float output, one flat buffer for Adam, max-autotune, bf16 autocast
 of every layer (slower: the casts cost more than the bf16 matmuls save). bf16 for the hidden
-layers alone is the opt-in `matmul_precision: bf16` (policies/offpolicy.py `Linear`).
+layers alone is the opt-in `matmul_precision: bf16` (policies/offpolicy_networks.py `Linear`).
 """
 
 from __future__ import annotations

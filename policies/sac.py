@@ -27,14 +27,8 @@ from policies.core import (
     RunningNormalizer,
     VectorEnvFactory,
 )
-from policies.offpolicy import (
-    Critics,
-    OffPolicyRun,
-    ReplayBuffer,
-    relu_mlp,
-    soft_update,
-    use_matmul_precision,
-)
+from policies.offpolicy import OffPolicyRun, ReplayBuffer
+from policies.offpolicy_networks import Critics, relu_mlp, soft_update, use_matmul_precision
 from policies.records import TrainingProgress, config_of_checkpoint
 
 
@@ -85,8 +79,8 @@ class SACConfig:
     About 2x faster an update after a one-off 5-30 s compile (policies/compiled.py)."""
     matmul_precision: str = "fp32"
     """"bf16" multiplies the hidden layers in bfloat16 during training (opt-in: it changes the
-    numbers; about 1.7x faster a compiled update on a CPU with AVX512_BF16 or AMX, slower on one
-    without). The exported policy computes in fp32 either way (policies/offpolicy.py Linear)."""
+    numbers; a compiled update 10-25 % shorter here, on a CPU with AVX512_BF16; slower on one
+    without). The exported policy computes in fp32 either way (policies/offpolicy_networks.py)."""
     torch_threads: int = 1
     """Threads for the updates, which bound off-policy speed. Two are faster on an idle 2-core
     machine (DESIGN.md: 11 vs 6.5 ms an SAC update); one is the default because when another

@@ -9,7 +9,7 @@ from torch.func import functional_call
 from policies import ddpg, ppo, sac, td3
 from policies.compiled import Adam, compile_update, parameters_of, should_compile
 from policies.core import sync_vector_env
-from policies.offpolicy import Linear
+from policies.offpolicy_networks import Linear
 from sim.registration import make_env
 
 
