@@ -22,12 +22,13 @@ class Linear(nn.Linear):
       weights rounded to bf16, accumulated in fp32 by oneDNN, bias and everything else fp32.
       A 256x256x256 product: 99 vs 223 us on this Zen 4 (AVX512_BF16). It changes the numbers,
       so it is opt-in, and is only used for training: a policy loaded from a checkpoint (what
-      is exported and deployed) computes in fp32."""
+      is exported and deployed) computes in fp32. A batch of fewer than 64 rows (acting on
+      one env's observation) stays fp32: a bf16 1x256 by 256x256 product took 40 us, fp32 6."""
 
     bf16_matmul = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.bf16_matmul:
+        if self.bf16_matmul and x.numel() >= 64 * self.in_features:
             return F.linear(x.to(torch.bfloat16), self.weight.to(torch.bfloat16)).float() + self.bias
         if self.out_features == 1 and torch.compiler.is_compiling():
             return (x * self.weight).sum(-1, keepdim=True) + self.bias

@@ -203,6 +203,10 @@ def test_bf16_multiplies_only_the_hidden_layers_close_to_fp32() -> None:
     # bf16 keeps 8 significant bits of the hidden layer's inputs and weights: near, not equal.
     assert not torch.equal(fast, exact)
     assert (fast - exact).abs().max() < 0.02 * exact.abs().max()
+    # Acting on a few observations stays fp32, where bf16 is slower.
+    exact_few = critic(x[:63])
+    use_matmul_precision(critic, "bf16")
+    assert torch.equal(critic(x[:63]), exact_few)
     with pytest.raises(ValueError, match="matmul_precision must be one of fp32, bf16; got 'fp16'"):
         use_matmul_precision(critic, "fp16")
 
