@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -62,7 +63,10 @@ def sb3_model(algo: str):
         noise = NormalActionNoise(np.zeros(6), 0.1 * np.ones(6))
         model = {"td3": sb3.TD3, "ddpg": sb3.DDPG}[algo]("MlpPolicy", env, action_noise=noise,
                                                          **common)
-    model.learn(RANDOM_STEPS + 10)
+    # SB3's logger makes a directory (in /tmp, a new one a run) even when it writes nothing.
+    with tempfile.TemporaryDirectory() as logs:
+        os.environ["SB3_LOGDIR"] = logs
+        model.learn(RANDOM_STEPS + 10)
     return model
 
 

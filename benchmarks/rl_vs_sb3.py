@@ -285,6 +285,8 @@ def one(library: str, algo: str, env_id: str, seed: int, started: float,
     """A single training in this (fresh) process; prints one JSON line."""
     settings = CASES[(algo, env_id)]
     with tempfile.TemporaryDirectory() as tmp:
+        # SB3's logger makes a directory (in /tmp, a new one a run) even when it writes nothing.
+        os.environ["SB3_LOGDIR"] = tmp
         runner = run_ours if library == "ours" else run_sb3
         trained, act, update_ms = runner(library_algo(algo), env_id, seed, settings, Path(tmp))
         mean, std, success = evaluate(act, env_id, eval_episodes)
