@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -52,6 +51,7 @@ def ours(algo: str, updates: int, compile_choice: str, precision: str = "fp32") 
 def sb3_model(algo: str):
     import numpy as np
     import stable_baselines3 as sb3
+    from stable_baselines3.common.logger import Logger
     from stable_baselines3.common.noise import NormalActionNoise
 
     env = make_env(ENV)
@@ -63,10 +63,9 @@ def sb3_model(algo: str):
         noise = NormalActionNoise(np.zeros(6), 0.1 * np.ones(6))
         model = {"td3": sb3.TD3, "ddpg": sb3.DDPG}[algo]("MlpPolicy", env, action_noise=noise,
                                                          **common)
-    # SB3's logger makes a directory (in /tmp, a new one a run) even when it writes nothing.
-    with tempfile.TemporaryDirectory() as logs:
-        os.environ["SB3_LOGDIR"] = logs
-        model.learn(RANDOM_STEPS + 10)
+    # A logger of no outputs: SB3's default makes a new directory in /tmp even when it writes nothing.
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    model.learn(RANDOM_STEPS + 10)
     return model
 
 

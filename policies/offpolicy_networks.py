@@ -10,6 +10,10 @@ import torch.nn.functional as F
 from torch import nn
 
 MATMUL_PRECISIONS = ("fp32", "bf16")
+BF16_MIN_SIZE = 64
+"""bf16 pays for layers at least this wide on both sides, and for batches of at least this many
+rows: below, the casts cost more than the products save (a 1x256 by 256x256 product: bf16 40 us,
+fp32 6 us)."""
 
 
 class Linear(nn.Linear):
@@ -22,13 +26,13 @@ class Linear(nn.Linear):
       weights rounded to bf16, accumulated in fp32 by oneDNN, bias and everything else fp32.
       A 256x256x256 product: 99 vs 223 us on this Zen 4 (AVX512_BF16). It changes the numbers,
       so it is opt-in, and is only used for training: a policy loaded from a checkpoint (what
-      is exported and deployed) computes in fp32. A batch of fewer than 64 rows (acting on
-      one env's observation) stays fp32: a bf16 1x256 by 256x256 product took 40 us, fp32 6."""
+      is exported and deployed) computes in fp32. A batch of fewer than BF16_MIN_SIZE rows
+      (acting on one env's observation) stays fp32."""
 
     bf16_matmul = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.bf16_matmul and x.numel() >= 64 * self.in_features:
+        if self.bf16_matmul and x.numel() >= BF16_MIN_SIZE * self.in_features:
             return F.linear(x.to(torch.bfloat16), self.weight.to(torch.bfloat16)).float() + self.bias
         if self.out_features == 1 and torch.compiler.is_compiling():
             return (x * self.weight).sum(-1, keepdim=True) + self.bias
@@ -36,7 +40,7 @@ class Linear(nn.Linear):
 
 
 def use_matmul_precision(network: nn.Module, precision: str) -> None:
-    """"bf16": the hidden-to-hidden layers of `network` (both sides >= 64) multiply in
+    """"bf16": the hidden-to-hidden layers of `network` (both sides >= BF16_MIN_SIZE) multiply in
     bfloat16; the input and output layers stay fp32 (measured: bf16 made those small products
     slower, and their casts cost more than they saved). "fp32": all of them in fp32."""
     if precision not in MATMUL_PRECISIONS:
@@ -44,8 +48,8 @@ def use_matmul_precision(network: nn.Module, precision: str) -> None:
                          f"got {precision!r}")
     for layer in network.modules():
         if isinstance(layer, Linear):
-            layer.bf16_matmul = (precision == "bf16" and layer.in_features >= 64
-                                 and layer.out_features >= 64)
+            layer.bf16_matmul = (precision == "bf16"
+                                 and min(layer.in_features, layer.out_features) >= BF16_MIN_SIZE)
 
 
 def relu_mlp(sizes: list[int]) -> nn.Sequential:

@@ -26,14 +26,8 @@ from policies.compiled import (
 )
 from policies.core import DeterministicPolicy, VectorEnvFactory
 from policies.encoders import PixelPolicy
-from policies.onpolicy import (
-    ActorCritic,
-    OnPolicyRun,
-    RewardScaler,
-    compute_gae,
-    learning_rate_at,
-    load_actor_critic,
-)
+from policies.onpolicy import OnPolicyRun, RewardScaler, compute_gae, learning_rate_at
+from policies.onpolicy_networks import ActorCritic, load_actor_critic
 from policies.records import TrainingProgress
 
 __all__ = ["ActorCritic", "PPOConfig", "compute_gae", "load_policy", "train"]

@@ -23,14 +23,8 @@ import torch
 from torch import nn
 
 from policies.core import DeterministicPolicy, VectorEnvFactory
-from policies.onpolicy import (
-    ActorCritic,
-    OnPolicyRun,
-    compute_gae,
-    learning_rate_at,
-    load_actor_critic,
-    set_learning_rate,
-)
+from policies.onpolicy import OnPolicyRun, compute_gae, learning_rate_at, set_learning_rate
+from policies.onpolicy_networks import ActorCritic, load_actor_critic
 from policies.records import TrainingProgress
 
 

@@ -26,7 +26,8 @@ import torch
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from policies.core import DeterministicPolicy, VectorEnvFactory
-from policies.onpolicy import ActorCritic, OnPolicyRun, compute_gae, load_actor_critic
+from policies.onpolicy import OnPolicyRun, compute_gae
+from policies.onpolicy_networks import ActorCritic, load_actor_critic
 from policies.records import TrainingProgress
 
 

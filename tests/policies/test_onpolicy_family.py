@@ -12,7 +12,8 @@ import torch
 from policies.a2c import A2CConfig
 from policies.a2c import train as train_a2c
 from policies.core import sync_vector_env
-from policies.onpolicy import ActorCritic, compute_gae
+from policies.onpolicy import compute_gae
+from policies.onpolicy_networks import ActorCritic
 from policies.reinforce import REINFORCEConfig, finished_steps
 from policies.reinforce import train as train_reinforce
 from policies.trpo import TRPOConfig, conjugate_gradient, gaussian_kl, trust_region_step
