@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from randomization.terms import TermSpec
+    from randomization.term_spec import TermSpec
 
 SIDES = ("low", "high")
 HISTORY_FIELDS = ("step", "term", "side", "low", "high", "performance", "limit_low", "limit_high")
@@ -312,9 +312,10 @@ def adr_from_config(config: Any, num_envs: int) -> AutomaticDomainRandomization:
           buffer_size: 20
           boundary_probability: 0.5
 
-    Each term's limit is its configured distribution's range; it starts at the nominal model."""
-    from randomization.config import MODEL_TERM_NAMES
+    Each term's limit is its configured distribution's range; it starts at the nominal model.
 
+    `config` is a RandomizationConfig; only its `adr`, `terms` and `model_terms` are read, so
+    this module stays below config.py, which calls it to check a file's `adr` section."""
     settings = dict(config.adr)
     unknown = sorted(set(settings) - set(ADR_KEYS))
     if unknown:
@@ -331,7 +332,7 @@ def adr_from_config(config: Any, num_envs: int) -> AutomaticDomainRandomization:
         if name in ("texture", "distractors", "shape"):
             raise ValueError(f"randomization adr: term {name!r} draws choices, not one number "
                              "per element; leave it out of ADR")
-        if name not in MODEL_TERM_NAMES:
+        if name not in config.model_terms:
             raise ValueError(f"randomization adr: term {name!r} is not a model term; ADR widens "
                              "model terms only")
     step = {name: float(v["step"]) for name, v in per_term.items()

@@ -9,10 +9,12 @@ from typing import Any
 
 import yaml
 
+from randomization.adr import adr_from_config
 from randomization.geometry import SHAPES
 from randomization.perturbations import PERTURBATION_NAMES
 from randomization.step_terms import STEP_TERM_NAMES, StepTerm
-from randomization.terms import GEOMETRY_TERM_NAMES, TERM_NAMES, Distribution, TermSpec
+from randomization.term_spec import Distribution, TermSpec
+from randomization.terms import GEOMETRY_TERM_NAMES, TERM_NAMES
 from randomization.timing import TIMING_NAMES
 from randomization.visual import FIXED_OPERATIONS as VISUAL_OPERATIONS
 from randomization.visual import VISUAL_TERM_NAMES
@@ -55,8 +57,6 @@ class RandomizationConfig:
         terms = {term: _term_spec(term, spec, source) for term, spec in raw.items()}
         config = cls(terms, adr)
         if adr:
-            from randomization.adr import adr_from_config
-
             adr_from_config(config, 1)  # checks the section now, with the file's name
         return config
 

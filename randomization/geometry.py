@@ -15,7 +15,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from randomization.terms import TermSpec, _combine, matching
+from randomization.term_spec import TermSpec, combine, matching
 
 SHAPES = {"box": mujoco.mjtGeom.mjGEOM_BOX, "sphere": mujoco.mjtGeom.mjGEOM_SPHERE,
           "cylinder": mujoco.mjtGeom.mjGEOM_CYLINDER, "capsule": mujoco.mjtGeom.mjGEOM_CAPSULE,
@@ -164,7 +164,7 @@ class JointRangeTerm:
         return self.spec.distribution.sample(rng, 2 * len(self.joints))
 
     def apply(self, model: mujoco.MjModel, values: np.ndarray) -> None:
-        new = _combine(self.spec.operation, model.jnt_range[self.joints].ravel(), values)
+        new = combine(self.spec.operation, model.jnt_range[self.joints].ravel(), values)
         new = new.reshape(-1, 2)
         if np.any(new[:, 0] >= new[:, 1]):
             bad = self.names[2 * int(np.argmax(new[:, 0] >= new[:, 1]))].rsplit(".", 1)[0]

@@ -14,7 +14,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import mujoco
 import numpy as np
 
-from randomization.terms import Distribution, TermSpec, apply_terms
+from randomization.term_spec import Distribution, TermSpec
+from randomization.terms import apply_terms
 from randomization.visual import make_visual_terms
 
 

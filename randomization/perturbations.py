@@ -18,7 +18,7 @@ import re
 import mujoco
 import numpy as np
 
-from randomization.terms import TermSpec
+from randomization.term_spec import TermSpec
 
 PERTURBATION_NAMES = ("object_start", "push_force", "push_velocity")
 

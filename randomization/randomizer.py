@@ -9,6 +9,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+from randomization.adr import adr_from_config
 from randomization.config import RandomizationConfig
 from randomization.perturbations import ObjectStartTerm, Pushes
 from randomization.step_terms import StepTerm
@@ -90,8 +91,6 @@ class Randomizer:
         self.steps = np.zeros(num_envs, dtype=np.int64)
         self.adr = None
         if config.adr:
-            from randomization.adr import adr_from_config
-
             self.adr = adr_from_config(config, num_envs)
 
     @property

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from randomization.terms import TermSpec
+from randomization.term_spec import TermSpec
 
 STEP_TERM_NAMES = ("action_delay", "observation_noise", "observation_bias", "action_noise",
                    "observation_dropout", "observation_latency", "observation_scale_noise",

@@ -1,5 +1,6 @@
 """Randomization terms: one per kind of physical parameter. Each term is a pure function of the
-nominal model values and a sample, so nothing compounds across resets.
+nominal model values and a sample, so nothing compounds across resets. What a term's spec says
+(TermSpec, Distribution) and how it matches and combines is in term_spec.py.
 
 A term matches model elements by a regular expression on their names, checks its range at
 construction, draws one value per matched element from the env's generator, and writes
@@ -28,108 +29,22 @@ Terms and what they write (one line each):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import mujoco
 import numpy as np
 
+from randomization.geometry import JointRangeTerm, ShapeTerm, SizeTerm
+from randomization.term_spec import DISTRIBUTIONS as DISTRIBUTIONS
+from randomization.term_spec import OPERATIONS as OPERATIONS
+from randomization.term_spec import Distribution as Distribution
+from randomization.term_spec import TermSpec, combine
+from randomization.term_spec import matching as matching
+from randomization.visual import VISUAL_TERM_NAMES, make_visual_term
 from sim.physics import SERVO_DEADBAND_SLOT, SERVO_KP_SLOT, as_slice
 
-DISTRIBUTIONS = ("uniform", "loguniform", "normal", "truncnormal", "choice")
-OPERATIONS = ("scale", "add", "set")
-
-
-@dataclass(frozen=True)
-class Distribution:
-    """uniform(low, high), loguniform(low, high), normal(mean, std),
-    truncnormal(mean, std, low, high) or choice(choices)."""
-
-    kind: str = "uniform"
-    low: float | None = None
-    high: float | None = None
-    mean: float | None = None
-    std: float | None = None
-    choices: tuple[float, ...] = ()
-
-    def check(self, term: str) -> None:
-        where = f"randomization {term}"
-        if self.kind not in DISTRIBUTIONS:
-            raise ValueError(f"{where}: distribution {self.kind!r} is unknown; use one of "
-                             f"{', '.join(DISTRIBUTIONS)}")
-        needs = {"uniform": ("low", "high"), "loguniform": ("low", "high"),
-                 "normal": ("mean", "std"), "truncnormal": ("mean", "std", "low", "high"),
-                 "choice": ("choices",)}[self.kind]
-        missing = [key for key in needs if getattr(self, key) in (None, ())]
-        if missing:
-            raise ValueError(f"{where}: a {self.kind} distribution needs {', '.join(needs)}; "
-                             f"missing {', '.join(missing)}")
-        if self.low is not None and self.high is not None and self.low > self.high:
-            raise ValueError(f"{where}: low {self.low} > high {self.high}; swap them")
-        if self.kind == "loguniform" and self.low <= 0:
-            raise ValueError(f"{where}: loguniform needs low > 0, got {self.low}")
-        if self.std is not None and self.std < 0:
-            raise ValueError(f"{where}: std {self.std} must be >= 0")
-
-    @property
-    def support(self) -> tuple[float, float]:
-        """The smallest and largest value a draw can take (inf where unbounded)."""
-        if self.kind == "choice":
-            return min(self.choices), max(self.choices)
-        if self.kind == "normal":
-            return (-np.inf, np.inf) if self.std else (self.mean, self.mean)
-        return self.low, self.high
-
-    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        if self.kind == "uniform":
-            return rng.uniform(self.low, self.high, size)
-        if self.kind == "loguniform":
-            return np.exp(rng.uniform(np.log(self.low), np.log(self.high), size))
-        if self.kind == "normal":
-            return rng.normal(self.mean, self.std, size)
-        if self.kind == "truncnormal":
-            # Redraw what falls outside: exact, and cheap for the usual +-2 sigma bounds.
-            values = rng.normal(self.mean, self.std, size)
-            for _ in range(100):
-                outside = (values < self.low) | (values > self.high)
-                if not outside.any():
-                    return values
-                values[outside] = rng.normal(self.mean, self.std, outside.sum())
-            return np.clip(values, self.low, self.high)
-        return rng.choice(np.asarray(self.choices, dtype=float), size)
-
-
-@dataclass(frozen=True)
-class TermSpec:
-    """What one term of a randomization config says: which elements, which distribution, how
-    the draw combines with the nominal value."""
-
-    distribution: Distribution = field(default_factory=lambda: Distribution("uniform", 1.0, 1.0))
-    match: str = ".*"
-    """Regular expression on element names (full match); unnamed elements never match."""
-    operation: str = "scale"
-    when: str | int = "reset"
-    """"start" (drawn once, kept for every episode), "reset" (drawn at every reset) or N (drawn
-    again every N control steps, and at every reset)."""
-
-    def check(self, term: str) -> None:
-        if self.when not in ("start", "reset") and not (isinstance(self.when, int)
-                                                         and self.when >= 1):
-            raise ValueError(f"randomization {term}: when {self.when!r} is unknown; use start, "
-                             "reset or a whole number N >= 1 (every N control steps)")
-        self.distribution.check(term)
-        if self.operation not in OPERATIONS:
-            raise ValueError(f"randomization {term}: operation {self.operation!r} is unknown; use "
-                             f"one of {', '.join(OPERATIONS)}")
-        try:
-            re.compile(self.match)
-        except re.error as error:
-            raise ValueError(f"randomization {term}: match {self.match!r} is not a regular "
-                             f"expression ({error})") from None
-        low, _ = self.distribution.support
-        if self.operation == "scale" and term != "gravity" and not low > 0:
-            raise ValueError(f"randomization {term}: a scale factor on a physical quantity must "
-                             f"stay > 0, but the distribution reaches {low}; raise low (or use "
-                             "truncnormal with low > 0)")
+# The spec and its helpers (imported above with `as`) live in term_spec.py, which geometry.py and
+# visual.py build on too; callers keep importing them from here, where they always were.
 
 
 @dataclass(frozen=True)
@@ -156,27 +71,6 @@ TERM_NAMES = (*FIELDS, "gravity", *ACTUATOR_TERMS)
 GEOMETRY_TERM_NAMES = ("size", "shape", "joint_range")
 _COUNTS = {mujoco.mjtObj.mjOBJ_BODY: "nbody", mujoco.mjtObj.mjOBJ_GEOM: "ngeom",
            mujoco.mjtObj.mjOBJ_JOINT: "njnt", mujoco.mjtObj.mjOBJ_ACTUATOR: "nu"}
-
-
-def matching(model: mujoco.MjModel, kind: mujoco.mjtObj, count: int, term: str, spec: TermSpec,
-             what: str) -> tuple[list[int], list[str]]:
-    """Ids and names of the elements whose name fully matches spec.match."""
-    regex = re.compile(spec.match)
-    names = [mujoco.mj_id2name(model, kind, i) for i in range(count)]
-    ids = [i for i, n in enumerate(names) if n and regex.fullmatch(n)]
-    if not ids:
-        known = ", ".join(n for n in names if n) or ("(none are named)" if count else "(none)")
-        raise ValueError(f"randomization {term}: match {spec.match!r} names no {what} in the "
-                         f"model; {what}s there: {known}")
-    return ids, [names[i] for i in ids]
-
-
-def _combine(operation: str, nominal: np.ndarray, values: np.ndarray) -> np.ndarray:
-    if operation == "scale":
-        return nominal * values
-    if operation == "add":
-        return nominal + values
-    return np.broadcast_to(values, nominal.shape).copy()
 
 
 class FieldTerm:
@@ -218,7 +112,7 @@ class FieldTerm:
         # Scale and add act on the value in the model, which apply_terms has just restored to
         # nominal: another term on the same field (size on mass) then composes with this one.
         current = self._read(model).copy()
-        new = _combine(self.spec.operation, current, values)
+        new = combine(self.spec.operation, current, values)
         if (new < 0).any():
             bad = self.names[int(np.argmax(new < 0))]
             raise ValueError(f"randomization {self.name}: {bad} would get a negative value "
@@ -264,7 +158,7 @@ class GravityTerm:
         return self.spec.distribution.sample(rng, len(self.index))
 
     def apply(self, model: mujoco.MjModel, values: np.ndarray) -> None:
-        model.opt.gravity[self.index] = _combine(self.spec.operation, self.nominal, values)
+        model.opt.gravity[self.index] = combine(self.spec.operation, self.nominal, values)
 
     def restore(self, model: mujoco.MjModel) -> None:
         model.opt.gravity[self.index] = self.nominal
@@ -319,7 +213,7 @@ class ActuatorTerm:
         return self.spec.distribution.sample(rng, len(self.names))
 
     def apply(self, model: mujoco.MjModel, values: np.ndarray) -> None:
-        new = _combine(self.spec.operation, self.nominal, values)
+        new = combine(self.spec.operation, self.nominal, values)
         if (new < 0).any():
             raise ValueError(f"randomization {self.name}: a negative value {new.min():.4g}; "
                              "narrow the distribution")
@@ -361,8 +255,6 @@ class ActuatorTerm:
 def make_term(model: mujoco.MjModel, name: str, spec: TermSpec):
     """The model term called `name` on this model (a plain lookup, no registry of classes): the
     terms of this file, of geometry.py and of visual.py."""
-    from randomization import geometry, visual
-
     if name == "gravity":
         return GravityTerm(model, spec)
     if name in ACTUATOR_TERMS:
@@ -370,14 +262,14 @@ def make_term(model: mujoco.MjModel, name: str, spec: TermSpec):
     if name in FIELDS:
         return FieldTerm(model, name, spec)
     if name == "size":
-        return geometry.SizeTerm(model, spec)
+        return SizeTerm(model, spec)
     if name == "shape":
-        return geometry.ShapeTerm(model, spec, tuple(spec.distribution.choices))
+        return ShapeTerm(model, spec, tuple(spec.distribution.choices))
     if name == "joint_range":
-        return geometry.JointRangeTerm(model, spec)
-    if name in visual.VISUAL_TERM_NAMES:
-        return visual.make_visual_term(model, name, spec)
-    known = (*TERM_NAMES, *GEOMETRY_TERM_NAMES, *visual.VISUAL_TERM_NAMES)
+        return JointRangeTerm(model, spec)
+    if name in VISUAL_TERM_NAMES:
+        return make_visual_term(model, name, spec)
+    known = (*TERM_NAMES, *GEOMETRY_TERM_NAMES, *VISUAL_TERM_NAMES)
     raise ValueError(f"unknown model randomization term {name!r}; known: {', '.join(known)}")
 
 

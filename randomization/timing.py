@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from randomization.terms import TermSpec
+from randomization.term_spec import TermSpec
 
 TIMING_NAMES = ("action_latency", "action_latency_jitter", "control_period_jitter")
 

@@ -41,7 +41,7 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from randomization.terms import TermSpec, _combine, matching
+from randomization.term_spec import TermSpec, combine, matching
 
 VISUAL_TERM_NAMES = ("light_direction", "light_diffuse", "light_color", "light_ambient",
                      "light_shadows", "camera_position", "camera_fov", "material_color",
@@ -111,8 +111,8 @@ class LightTerm:
     def apply(self, model: mujoco.MjModel, values: np.ndarray) -> None:
         array = getattr(model, self.array)
         per_light = values.reshape(-1, 3) if self.name == "light_color" else values[:, None]
-        array[self.ids] = np.clip(_combine(self.spec.operation, array[self.ids], per_light), 0.0,
-                                  None)  # a light cannot be darker than off
+        array[self.ids] = np.clip(combine(self.spec.operation, array[self.ids], per_light), 0.0,
+                                 None)  # a light cannot be darker than off
 
     def restore(self, model: mujoco.MjModel) -> None:
         getattr(model, self.array)[self.ids] = self.nominal
@@ -219,7 +219,7 @@ class CameraTerm:
         return self.spec.distribution.sample(rng, len(self.names))
 
     def apply(self, model: mujoco.MjModel, values: np.ndarray) -> None:
-        new = _combine(self.spec.operation, self.nominal, values.reshape(self.nominal.shape))
+        new = combine(self.spec.operation, self.nominal, values.reshape(self.nominal.shape))
         if self.name == "camera_fov":
             new = np.clip(new, 1.0, 179.0)  # beyond these a perspective projection degenerates
         self._write(model, new)
@@ -287,7 +287,7 @@ class ColorTerm:
         return self.spec.distribution.sample(rng, len(self.names))
 
     def apply(self, model: mujoco.MjModel, values: np.ndarray) -> None:
-        new = _combine(self.spec.operation, self.nominal, values.reshape(-1, 3))
+        new = combine(self.spec.operation, self.nominal, values.reshape(-1, 3))
         getattr(model, self.array)[self.ids, :3] = np.clip(new, 0.0, 1.0)
 
     def restore(self, model: mujoco.MjModel) -> None:
