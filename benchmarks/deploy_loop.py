@@ -34,7 +34,7 @@ TARGETS = {"compute_p99_us": 100.0, "miss_rate_percent": 0.1, "jitter_p99_us": 5
 def exported_policy(env_id: str, out: Path) -> Path:
     """A short PPO run with 256x256 networks, exported: a real policy file, untrained."""
     from deploy.export import export
-    from sim2real.cli import train_run
+    from sim2real.runs import train_run
 
     train_run(env_id, "ppo", 512, 0, out, None, progress=False,
               overrides={"num_envs": 4, "rollout_steps": 64, "epochs": 1, "hidden_sizes": HIDDEN})

@@ -42,7 +42,7 @@ CASES = [
 
 def main() -> None:
     from deploy.export import PIPELINE_TOLERANCE, TOLERANCE, export
-    from sim2real.cli import train_run
+    from sim2real.runs import train_run
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -7,11 +7,10 @@ with onnxruntime alone and refuses to move a robot that disagrees with it. Needs
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import MISSING, dataclass, field
 from typing import Any
 
-from sim.spec import RobotSpec
+from sim.spec import RobotSpec, robot_differences
 
 METADATA_KEY = "sim2real_contract"
 FORMAT = "sim2real-contract/1"
@@ -83,30 +82,7 @@ class Contract:
         if self.robot is None:
             return [f"the policy was trained on {self.env_id!r}, not on a robot of ours; "
                     f"it cannot drive {robot.name!r}"]
-        ours, theirs = self.robot, robot.summary()
-        problems = []
-        if ours["name"] != theirs["name"]:
-            problems.append(f"robot: policy is for {ours['name']!r}, connected robot is "
-                            f"{theirs['name']!r}")
-        if ours["joint_names"] != theirs["joint_names"]:
-            problems.append(f"joint order: policy expects {ours['joint_names']}, robot has "
-                            f"{theirs['joint_names']}")
-        if ours.get("actuator_names") != theirs["actuator_names"]:
-            problems.append(f"actuators: policy commands {ours.get('actuator_names')}, robot has "
-                            f"{theirs['actuator_names']}")
-        if ours["actuator"] != theirs["actuator"]:
-            problems.append(f"actuator: policy commands {ours['actuator']!r}, robot takes "
-                            f"{theirs['actuator']!r}")
-        if not math.isclose(ours["control_period"], theirs["control_period"], rel_tol=1e-9):
-            problems.append(f"control period: policy runs at {ours['control_period']} s, robot "
-                            f"at {theirs['control_period']} s")
-        for key in ("command_low", "command_high"):
-            if len(ours[key]) == len(theirs[key]) and not all(
-                math.isclose(a, b, abs_tol=1e-9) for a, b in zip(ours[key], theirs[key], strict=True)
-            ):
-                problems.append(f"{key}: policy was trained with {ours[key]}, robot has "
-                                f"{theirs[key]}")
-        return problems
+        return robot_differences(robot, self.robot, "connected robot has", "policy was trained for")
 
     def check(self, robot: RobotSpec) -> None:
         problems = self.mismatches(robot)

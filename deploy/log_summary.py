@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from deploy.loop import STAGES
-from deploy.telemetry import TelemetryLog
+from deploy.telemetry import TelemetryLog, read_log
 
 
 def _percentile(values: np.ndarray, q: float) -> float | None:
@@ -101,3 +101,12 @@ def plot_log(log: TelemetryLog, out: Path) -> Path:
     figure.savefig(out, dpi=100)
     plt.close(figure)
     return out
+
+
+def show_log(path: Path, plot: Path | None = None) -> dict[str, Any]:
+    """`sim2real log show`: the summary of the log at `path`, with its joints drawn to `plot`
+    (default: beside the log, as PNG)."""
+    log = read_log(path)
+    summary = summarize(log)
+    summary["plot"] = str(plot_log(log, plot or path.with_suffix(".png")))
+    return summary

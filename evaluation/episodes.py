@@ -76,3 +76,23 @@ def run_episodes(env: gym.Env, act: Act, episodes: int, seed: int = 0) -> dict[s
             "std_return": float(np.std(returns)),
             "success_rate": float(np.mean(successes)) if successes else None,
             "mean_length": float(np.mean(lengths))}
+
+
+def evaluate_policy(source: Path, env_id: str | None, episodes: int, seed: int = 0) -> dict:
+    """Deterministic episodes of a run dir's policy (torch) or of an ONNX file (onnxruntime,
+    as on the robot): mean and spread of the return, success rate, episode length."""
+    from sim.registration import check_env_id, make_env
+
+    if episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    policy = load_policy(source)
+    env_id = env_id or policy.trained_on
+    if env_id is None:
+        raise ValueError(f"{source} does not say which env it was trained on; give --env")
+    check_env_id(env_id)
+    env = make_env(env_id, pixels=policy.image_shape[0] if policy.image_shape else None)
+    try:
+        return {"policy": str(source), "env": env_id, **run_episodes(env, policy.act, episodes,
+                                                                      seed)}
+    finally:
+        env.close()

@@ -350,3 +350,38 @@ def plot_fit(log: TelemetryLog, fit: Fit, out: Path, terms: tuple[str, ...] | No
     figure.savefig(out, dpi=100)
     plt.close(figure)
     return out
+
+
+def identify(log_path: Path, out: Path, terms: tuple[str, ...] | None = None,
+             max_delay: int = MAX_DELAY_STEPS, robot: str | None = None) -> dict[str, Any]:
+    """`sim2real sysid`: fit the log at `log_path`, write the suggested randomization config, the
+    plot and `sysid.json` into `out`; returns the report with where they went."""
+    import json
+
+    from deploy.telemetry import read_log
+
+    log = read_log(log_path)
+    if robot and log.header.get("robot") != robot:
+        raise ValueError(f"{log_path} is a log of {log.header.get('robot')!r}, not of "
+                         f"{robot!r}; fit it without --robot or give the right log")
+    fit = fit_log(log, terms, max_delay)
+    summary = report(log, fit)
+    out.mkdir(parents=True, exist_ok=True)
+    config = write_config(suggested_config(fit), out / "suggested_randomization.yaml")
+    picture = plot_fit(log, fit, out / "sysid_fit.png")
+    summary |= {"suggested_config": str(config), "plot": str(picture)}
+    (out / "sysid.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
+    return summary
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """`identify`'s report as `sim2real sysid` prints it."""
+    lines = [f"{summary['robot']}: {summary['cycles']} readings; replay error "
+             f"{summary['nominal_rms_error_rad'] * 1e3:.2f} mrad with nominal physics, "
+             f"{summary['rms_error_rad'] * 1e3:.2f} mrad at the fit"]
+    for term, row in summary["parameters"].items():
+        unit = "control steps" if term == "action_delay" else "x nominal"
+        lines.append(f"  {term:>16}: {row['value']:.3f} +- {row['standard_error']:.3f} {unit}  "
+                     f"({row['verdict']})")
+    lines.append("  (+- : statistical standard error; it does not cover model mismatch)")
+    return lines

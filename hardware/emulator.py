@@ -333,3 +333,35 @@ def load_physics(path: Path) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"physics file {path} does not exist")
     return load_config(path)
+
+
+def emulator_for(robot: str, watchdog_ms: float = 100.0, tcp_port: int | None = None,
+                 physics_file: Path | None = None, baudrate: int | None = None,
+                 faults: WireFaults | None = None, pose: list[float] | None = None) -> DeviceEmulator:
+    """The emulator `sim2real emulate ROBOT` serves: on a new pty, or on 127.0.0.1:`tcp_port`
+    (0: any free port)."""
+    from hardware.transports import PtyTransport, TcpTransport
+    from sim.catalog import robot_by_name
+
+    spec = robot_by_name(robot)
+    start = np.asarray(pose, dtype=float) if pose else None
+    if start is not None and start.shape != (spec.num_joints,):
+        raise ValueError(f"--pose needs {spec.num_joints} joint positions for {spec.name}, "
+                         f"got {len(start)}")
+    physics = load_physics(physics_file) if physics_file else None
+    transport = TcpTransport(tcp_port) if tcp_port is not None else PtyTransport()
+    return DeviceEmulator(spec, transport, watchdog_ms, physics, baudrate, faults, start)
+
+
+def serve_until_stopped(emulator: DeviceEmulator, seconds: float | None = None) -> DeviceCounters:
+    """Serve for `seconds` (None: until Ctrl-C or SIGTERM, both of which end it cleanly)."""
+    import signal
+
+    def terminate(number: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM stops it as Ctrl-C does: counters kept, port closed
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        return emulator.serve(seconds=seconds)
+    except KeyboardInterrupt:
+        return emulator.counters

@@ -31,7 +31,7 @@ from hardware.protocol import (
     parse_fault,
 )
 from hardware.robot import Robot
-from sim.spec import RobotSpec, RobotState
+from sim.spec import RobotSpec, RobotState, robot_differences
 
 POLL_SECONDS = 0.002
 HELLO_RETRY_SECONDS = 0.1
@@ -71,21 +71,10 @@ class LinkStats:
 
 def description_mismatches(description: Description, spec: RobotSpec) -> list[str]:
     """Every way the device's self-description differs from the robot expected."""
-    problems = []
-    expected = Description.of_spec(spec, description.watchdog_ms)
-    for key in ("robot", "joint_names", "actuator_names", "mode"):
-        if getattr(description, key) != getattr(expected, key):
-            problems.append(f"{key}: expected {getattr(expected, key)!r}, device says "
-                            f"{getattr(description, key)!r}")
-    for key in ("position_low", "position_high", "velocity_limit", "command_low",
-                "command_high"):
-        ours, theirs = getattr(expected, key), getattr(description, key)
-        if len(ours) != len(theirs) or not np.allclose(ours, theirs, rtol=1e-6, atol=1e-6):
-            problems.append(f"{key}: expected {ours}, device says {theirs}")
-    if not np.isclose(description.control_period, spec.control_period, rtol=1e-9):
-        problems.append(f"control_period: expected {spec.control_period} s, device runs at "
-                        f"{description.control_period} s")
-    return problems
+    described = {key: value for key, value in description.__dict__.items()
+                 if key not in ("robot", "mode")}
+    described |= {"name": description.robot, "actuator": description.mode}
+    return robot_differences(spec, described, "expected", "device says")
 
 
 class SerialRobot(Robot):

@@ -214,8 +214,14 @@ class RobotSpec:
             raise ValueError(f"robot {self.name!r} has no joint {name!r}; "
                              f"its joints are {list(self.joint_names)}") from None
 
+    def description(self) -> dict:
+        """Every field `robot_differences` compares, keyed as it names them (JSON-ready)."""
+        return self.summary() | {"position_low": list(self.position_low),
+                                 "position_high": list(self.position_high),
+                                 "velocity_limit": list(self.velocity_limit)}
+
     def summary(self) -> dict:
-        """The fields a deployment contract compares (JSON-ready)."""
+        """The fields a deployment contract stores and compares (JSON-ready)."""
         return {
             "name": self.name,
             "joint_names": list(self.joint_names),
@@ -241,3 +247,50 @@ class RobotState:
     """When (s, the robot's clock) the robot received the last command it acts on: what a
     telemetry log needs to replay the commands in simulation (evaluation/sysid.py). NaN where
     the backend does not say."""
+
+
+_EXACT_FIELDS = ("name", "joint_names", "actuator_names", "actuator")
+_LABELS = {"name": "robot", "joint_names": "joint order", "actuator_names": "actuators",
+           "actuator": "actuator kind", "control_period": "control period"}
+
+
+def robot_differences(spec: RobotSpec, other: dict, spec_is: str, other_is: str) -> list[str]:
+    """Every way `other` (a robot as a contract stores it, or as a device describes itself, keyed
+    as `RobotSpec.description()`; fields it lacks are not compared) differs from `spec`, one line
+    each: "WHAT: SPEC_IS VALUE, OTHER_IS VALUE" (WHAT: the field, or its plain name). The one
+    comparison of robot and spec: the contract check, the serial handshake and the servo bus
+    backend all call it.
+
+    Names, order and actuator kind must be equal. Numbers may differ by what the spec cannot tell
+    apart: positions and position commands by half an encoder count, velocities by one count per
+    control period, the control period and other commands (volts) by float32 rounding."""
+    mine = spec.description()
+    problems = [f"{_LABELS[key]}: {spec_is} {mine[key]!r}, {other_is} {other[key]!r}"
+                for key in _EXACT_FIELDS if key in other and other[key] != mine[key]]
+    tolerances = _tolerances(spec)
+    for key, tolerance in tolerances.items():
+        if key not in other:
+            continue
+        ours, theirs = np.asarray(mine[key], dtype=float), np.asarray(other[key], dtype=float)
+        if ours.shape != theirs.shape:
+            problems.append(f"{_LABELS.get(key, key)}: {spec_is} {mine[key]}, {other_is} {other[key]}")
+            continue
+        with np.errstate(invalid="ignore"):  # inf - inf: equal infinite limits match by ==
+            close = (ours == theirs) | (np.abs(ours - theirs) <= tolerance)
+        if not np.all(close):
+            problems.append(f"{_LABELS.get(key, key)}: {spec_is} {mine[key]}, {other_is} {other[key]}")
+    return problems
+
+
+def _tolerances(spec: RobotSpec) -> dict[str, np.ndarray | float]:
+    float32 = float(np.finfo(np.float32).eps)
+    if spec.encoder_counts_per_rev:
+        count = 2.0 * np.pi / np.asarray(spec.encoder_counts_per_rev, dtype=float)
+    else:
+        count = np.full(spec.num_joints, 1e-9)
+    command = (count[spec.actuated_joint_index] / 2 if spec.actuator_kind == "position"
+               else float32 * np.maximum(np.abs(spec.command_low), np.abs(spec.command_high)))
+    return {"control_period": float32 * spec.control_period,
+            "position_low": count / 2, "position_high": count / 2,
+            "velocity_limit": count / spec.control_period,
+            "command_low": command, "command_high": command}

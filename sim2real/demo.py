@@ -20,7 +20,8 @@ SUCCESS_TARGET = 0.9
 
 def run_demo(out: Path, steps: int | None = None, episodes: int = 100, seed: int = 0) -> bool:
     """Returns whether the deployed policy met the success target."""
-    from sim2real.cli import deploy_run, train_run
+    from deploy.on_robot import deploy_on_robot
+    from sim2real.runs import train_run
 
     console = Console()
     steps = steps or DEFAULT_STEPS
@@ -42,8 +43,8 @@ def run_demo(out: Path, steps: int | None = None, episodes: int = 100, seed: int
 
     console.rule(f"3/3 deploy {policy_path.name} on the simulated arm in real time "
                  f"({episodes} reach episodes)")
-    report = deploy_run(policy_path, "sim", seconds=episodes * 2.5 + 5, max_episodes=episodes,
-                        seed=seed + 1)
+    report = deploy_on_robot(policy_path, "sim", seconds=episodes * 2.5 + 5, max_episodes=episodes,
+                             seed=seed + 1)
     deploy_seconds = time.perf_counter() - begin - train_seconds - export_seconds
 
     table = Table(title="sim2real demo")

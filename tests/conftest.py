@@ -17,7 +17,7 @@ REACH = "sim2real/ArmReach-v0"
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two PPO iterations on the randomized reach env: enough to export, not to succeed."""
-    from sim2real.cli import train_run
+    from sim2real.runs import train_run
 
     out = tmp_path_factory.mktemp("runs") / "tiny"
     train_run(REACH, "ppo", 512, 0, out, "default", progress=False,

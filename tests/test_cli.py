@@ -7,7 +7,7 @@ import sys
 import onnx
 import pytest
 
-from sim2real.cli import main
+from sim2real.cli import FAULT_FLAGS, build_parser, main
 
 
 def sim2real(*args: str) -> subprocess.CompletedProcess:
@@ -20,6 +20,20 @@ def test_help_lists_the_verbs() -> None:
     assert out.returncode == 0
     for verb in ("train", "export", "deploy", "demo"):
         assert verb in out.stdout
+
+
+def test_each_verb_parses_its_options_into_what_its_function_takes() -> None:
+    parser = build_parser()
+    train = parser.parse_args(["train", "--env", "e", "--steps", "10", "--out", "r", "--pixels",
+                               "84", "--discrete-actions", "5"])
+    assert (train.pixels, train.discrete_actions, train.seed, train.algo) == (84, 5, 0, None)
+    emulate = parser.parse_args(["emulate", "so_arm", "--latency-ms", "16", "--reset-at", "1",
+                                 "2", "--seed", "3"])
+    assert {flag: getattr(emulate, flag) for flag in FAULT_FLAGS if getattr(emulate, flag)} == {
+        "latency_ms": 16.0, "reset_at": [1.0, 2.0], "seed": 3}
+    deploy = parser.parse_args(["deploy", "p.onnx", "--robot", "serial:///dev/ttyUSB0", "--json"])
+    assert (deploy.robot, deploy.json, deploy.seed, deploy.episodes) == (
+        "serial:///dev/ttyUSB0", True, 0, None)
 
 
 def one_line_error(capsys, *args: str) -> str:

@@ -92,7 +92,7 @@ def test_missing_run_dir(tmp_path) -> None:
 ])
 def test_a2c_trpo_reinforce_export_with_the_contract_and_pass_both_checks(
         algo, overrides, tmp_path) -> None:
-    from sim2real.cli import train_run
+    from sim2real.runs import train_run
 
     train_run("sim2real/ArmReach-v0", algo, 512, 0, tmp_path, "default", progress=False,
               overrides={**overrides, "hidden_sizes": (32, 32)})

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -11,12 +10,12 @@ import numpy as np
 import pytest
 
 import deploy.loop
+from deploy.log_summary import show_log
 from deploy.loop import run
 from deploy.onnx_policy import OnnxPolicy
 from deploy.telemetry import TelemetryWriter, read_log
 from hardware.sim_robot import SimRobot
 from sim.so_arm import SO_ARM
-from sim2real.cli import main
 
 
 def test_cycles_and_events_read_back_as_written(tmp_path) -> None:
@@ -79,15 +78,14 @@ def test_other_files_are_refused_with_a_clear_error(tmp_path) -> None:
         read_log(tmp_path / "missing.s2rlog")
 
 
-def test_log_show_summarizes_and_plots_a_real_run(tiny_policy, tmp_path, monkeypatch,
-                                                  capsys) -> None:
+def test_log_show_summarizes_and_plots_a_real_run(tiny_policy, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(deploy.loop, "sleep_until", lambda deadline: None)  # lockstep, fast
     log = tmp_path / "run.s2rlog"
     with SimRobot(SO_ARM, realtime=False) as robot:
         report = run(OnnxPolicy(tiny_policy), robot, seconds=1e9, max_episodes=2, log=log)
     plot = tmp_path / "joints.png"
-    main(["log", "show", str(log), "--plot", str(plot), "--json"])
-    summary = json.loads(capsys.readouterr().out)
+    summary = show_log(log, plot)
+    assert summary["plot"] == str(plot)
     assert summary["cycles"] == report.cycles
     assert summary["episodes"] == report.episodes == 2
     assert summary["interventions"] == report.interventions

@@ -15,7 +15,7 @@ from deploy.loop import run
 from deploy.onnx_policy import OnnxPolicy
 from deploy.supervisor import SafetyConfig
 from deploy.telemetry import TelemetryLog, read_log
-from evaluation.sysid import Replay, fit_log, report, suggested_config
+from evaluation.sysid import Replay, fit_log, identify, report, suggested_config
 from hardware.sim_robot import SimRobot
 from randomization.config import RandomizationConfig
 from randomization.terms import apply_terms, make_term
@@ -80,9 +80,6 @@ def test_a_log_of_another_robot_is_refused(tiny_policy, tmp_path, monkeypatch) -
     renamed = dataclasses.replace(log, header={**log.header, "joint_names": ["a", "b"]})
     with pytest.raises(ValueError, match="a log of another robot or version"):
         Replay(renamed, ("mass",))
-    from sim2real.cli import main
-
-    with pytest.raises(SystemExit) as stop:
-        main(["sysid", str(tmp_path / "arm.s2rlog"), "--robot", "furuta", "--out",
-              str(tmp_path / "fit")])
-    assert stop.value.code == 2
+    with pytest.raises(ValueError, match="is a log of 'so_arm', not of 'furuta'"):
+        identify(tmp_path / "arm.s2rlog", tmp_path / "fit", robot="furuta")
+    assert not (tmp_path / "fit").exists()  # refused before fitting or writing anything

@@ -107,7 +107,7 @@ def test_a_device_that_is_another_robot_is_refused_before_any_command() -> None:
     with Running(DeviceEmulator(FURUTA, wire)) as device:
         with pytest.raises(DeviceError, match="not the robot 'so_arm', refusing to move: "
                                               "robot: expected 'so_arm', device says 'furuta'"
-                                              ".*joint_names"):
+                                              ".*joint order"):
             SerialRobot(wire.name, SO_ARM).connect()
         time.sleep(0.05)
     assert device.counters.commands == 0

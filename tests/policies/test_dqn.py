@@ -3,7 +3,6 @@ action table and its wrappers; the refusals; exact resume; export to ONNX; and l
 solves CartPole-v1 and balances the Furuta pendulum with discretized voltages."""
 
 import csv
-import json
 import time
 
 import gymnasium as gym
@@ -14,7 +13,7 @@ from torch import nn
 
 from deploy.export import export
 from deploy.onnx_policy import OnnxPolicy
-from evaluation.episodes import run_episodes
+from evaluation.episodes import evaluate_policy, run_episodes
 from policies import dqn, sac
 from policies.algorithms import algorithm_by_name
 from policies.core import record_episodes, sync_vector_env
@@ -22,7 +21,7 @@ from policies.dqn import DQNConfig, epsilon, td_targets, update_target
 from policies.records import Evaluator
 from sim.discrete_actions import DiscreteActions, action_table, env_action
 from sim.registration import make_env, make_vector_env
-from sim2real.cli import evaluate_policy, main, resume_run, train_run
+from sim2real.runs import resume_run, train_run
 
 FURUTA = "sim2real/FurutaBalance-v0"
 
@@ -143,13 +142,12 @@ def test_sac_refuses_discretized_actions_and_dqn_continuous_ones(tmp_path) -> No
                   progress=False)
 
 
-def test_the_cli_takes_discrete_actions_for_dqn_only(capsys, tmp_path) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--env", FURUTA, "--algo", "sac", "--discrete-actions", "5", "--steps",
-              "100", "--out", str(tmp_path / "run")])
-    assert exit_info.value.code == 2
-    assert ("--discrete-actions 5 turns continuous actions into choices for dqn; sac acts on "
-            "the continuous actions themselves") in capsys.readouterr().err
+def test_training_takes_discrete_actions_for_dqn_only(tmp_path) -> None:
+    with pytest.raises(ValueError, match="--discrete-actions 5 turns continuous actions into "
+                                         "choices for dqn; sac acts on the continuous actions "
+                                         "themselves"):
+        train_run(FURUTA, "sac", 100, 0, tmp_path / "run", None, discrete_actions=5)
+    assert not (tmp_path / "run").exists()
 
 
 # -- storage and resume --------------------------------------------------------------------------
@@ -261,9 +259,9 @@ def test_a_discretized_furuta_dqn_exports_continuous_voltages(tmp_path) -> None:
     """The exported policy outputs the table's row: a voltage in [-1, 1] as any policy, checked
     by export on the continuous env and deployed unchanged; resume and eval rebuild the env."""
     run_dir = tmp_path / "run"
-    main(["train", "--env", FURUTA, "--algo", "dqn", "--discrete-actions", "5", "--steps", "300",
-          "--out", str(run_dir), "--quiet", "--set", json.dumps(TINY)])
-    main(["train", "--resume", str(run_dir), "--steps", "600", "--quiet"])
+    train_run(FURUTA, "dqn", 300, 0, run_dir, None, progress=False, overrides=TINY,
+              discrete_actions=5)
+    resume_run(run_dir, steps=600, progress=False)
     assert torch.load(run_dir / "checkpoint.pt", weights_only=False)["steps"] == 600
     result = export(run_dir, check_count=200)
     assert result.onnx_error == 0.0 and result.pipeline_error == 0.0

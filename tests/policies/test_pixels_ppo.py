@@ -28,7 +28,7 @@ from policies.encoders import (
 )
 from policies.ppo import ActorCritic, PPOConfig, load_policy, train
 from sim.registration import make_env, make_vector_env
-from sim2real.cli import build_parser, train_run
+from sim2real.runs import train_run
 
 REACH = "sim2real/ArmReach-v0"
 SIZE = 32
@@ -197,10 +197,7 @@ def test_pixel_policy_exports_with_the_encoder_inside(pixel_run: Path) -> None:
         deploy(policy, robot=None, seconds=1.0)  # refused before the robot is touched
 
 
-def test_cli_trains_on_pixels_and_refuses_what_cannot_work(tmp_path, monkeypatch) -> None:
-    args = build_parser().parse_args(["train", "--env", REACH, "--steps", "10", "--out",
-                                      str(tmp_path / "r"), "--pixels", "84"])
-    assert args.pixels == 84
+def test_training_on_pixels_and_refusing_what_cannot_work(tmp_path, monkeypatch) -> None:
     seen = {}
 
     def fake_train(make_envs, config, out, metadata, progress):  # what the CLI hands to PPO

@@ -16,7 +16,7 @@ from policies.algorithms import algorithm_by_name
 from policies.ppo import PPOConfig, train
 from randomization.config import load_config
 from sim.registration import make_vector_env
-from sim2real.cli import resume_run
+from sim2real.runs import resume_run
 
 REACH = "sim2real/ArmReach-v0"
 CRASH = {"after_steps": None, "steps": 0}

@@ -1,0 +1,77 @@
+"""Deploying an exported policy on a robot: check its contract, open the robot backend the
+`--robot` URL names, run the control loop. What `sim2real deploy` and the demo call."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from deploy.loop import DeployReport, run
+from deploy.onnx_policy import OnnxPolicy
+from deploy.stop_signals import StopSignals
+from deploy.supervisor import SafetyConfig
+from hardware.backends import RobotURL, episode_start, open_robot
+from hardware.settings import read_settings
+from sim.catalog import robot_by_name
+
+
+def deploy_on_robot(policy_path: Path, robot_url: str, seconds: float,
+                    max_episodes: int | None = None, seed: int = 0, safety: Path | None = None,
+                    log: Path | None = None, estop_file: Path | None = None,
+                    estop_key: bool = False, realtime_priority: int | None = None,
+                    cpu: int | None = None) -> DeployReport:
+    """Run the ONNX policy at `policy_path` on the robot `robot_url` names for `seconds` (or
+    `max_episodes`); refuses before anything moves when the robot is not the one the policy's
+    contract names."""
+    policy = OnnxPolicy(policy_path)
+    if seconds <= 0:
+        raise ValueError(f"--seconds must be > 0, got {seconds}")
+    safety_config = SafetyConfig.from_dict(read_settings(safety)) if safety else SafetyConfig()
+    url = RobotURL.parse(robot_url)
+    contract = policy.contract
+    name = url.robot_name
+    if name is None:
+        if contract.robot is None:
+            raise ValueError(f"{policy_path} was trained on {contract.env_id!r}, which is not a "
+                             "robot of ours; there is nothing to deploy it to")
+        name = contract.robot["name"]
+    spec = robot_by_name(name)
+    contract.check(spec)  # refuse before connecting: no motion on a mismatch
+    stops = StopSignals(estop_file, estop_key)  # an engaged e-stop refuses before connecting
+    robot = open_robot(url, spec, lambda: episode_start(contract.task["name"],
+                                                        contract.task["config"], spec, seed))
+    with robot, stops:
+        return run(policy, robot, seconds=seconds, max_episodes=max_episodes, seed=seed,
+                   safety=safety_config, log=log, stops=stops,
+                   realtime_priority=realtime_priority, cpu=cpu)
+
+
+def default_log_path(policy_path: Path) -> Path:
+    """Where a deploy's telemetry goes unless told: beside the policy, named by the local time."""
+    return policy_path.parent / f"deploy-{time.strftime('%Y%m%d-%H%M%S')}.s2rlog"
+
+
+def report_line(report: DeployReport) -> str:
+    """The deploy's report in one line, as `sim2real deploy` prints it."""
+    summary = report.summary()
+    interventions = ", ".join(f"{kind} {count}" for kind, count in
+                              summary["interventions"].items() if count) or "none"
+    return (f"deploy: {summary['episodes']} episodes, success rate {summary['success_rate']:.2f}, "
+            f"loop {summary['loop_rate_hz']:.1f} Hz (target {summary['target_rate_hz']:.0f}), "
+            f"{summary['deadline_misses']} deadline misses in {summary['cycles']} cycles, "
+            f"jitter p99 {summary['jitter_p99_us']:.0f} us, compute p50 "
+            f"{summary['compute_p50_us']:.0f} us / p99 {summary['compute_p99_us']:.0f} us, "
+            f"supervisor interventions: {interventions}, {summary['homings']} homings; "
+            f"{summary['realtime']}"
+            + (f"; log {summary['log']}" if summary["log"] else "")
+            + (f"; link: {_link_line(summary['link'])}" if summary["link"] else "")
+            + (f"; stopped early: {summary['stopped']}" if summary["stopped"] else ""))
+
+
+def _link_line(link: dict) -> str:
+    faults = ", ".join(f"{k} {v}" for k, v in link["faults"].items()) or "none"
+    return (f"{link['frames_sent']} frames sent, {link['frames_received']} received, "
+            f"{link['crc_errors']} CRC errors, {link['timeouts']} timeouts, "
+            f"{link['dropped_frames']} dropped, {link['late_frames']} late, faults: {faults}, "
+            f"{link['reconnects']} reconnects, round trip p50 {link['round_trip_p50_us']} us / "
+            f"p99 {link['round_trip_p99_us']} us")

@@ -1,0 +1,112 @@
+"""The robot backend a `--robot` URL names, chosen by its scheme from a plain table.
+
+`sim`, `sim:ROBOT` (the simulated robot, MuJoCo), `serial:URL` (our own wire protocol over a
+port, a pty or socket://HOST:PORT) and `auto[:URL]` (the serial device if one answers, else the
+simulated robot, with a warning). Each entry imports only what it needs: a serial deploy on the
+robot's computer never imports MuJoCo.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hardware.robot import Robot
+from sim.spec import RobotSpec
+
+AUTO_PORTS = ("/dev/ttyUSB0", "/dev/ttyACM0")
+
+
+@dataclass(frozen=True)
+class RobotURL:
+    """A parsed `--robot` value: its scheme and what follows the colon (a robot or a port)."""
+
+    scheme: str
+    where: str
+
+    @classmethod
+    def parse(cls, text: str) -> RobotURL:
+        scheme, _, where = text.partition(":")
+        if scheme not in BACKENDS:
+            raise ValueError(f"unknown robot {text!r}; use sim, sim:ROBOT (e.g. sim:so_arm), "
+                             "serial:URL (serial:///dev/ttyUSB0, serial:socket://127.0.0.1:5000) "
+                             "or auto[:URL]")
+        return cls(scheme, where[2:] if where.startswith("//") else where)  # serial:///dev/x
+
+    @property
+    def robot_name(self) -> str | None:
+        """The robot a `sim:ROBOT` URL names; None: the one the policy's contract names."""
+        return (self.where or None) if self.scheme == "sim" else None
+
+
+@dataclass(frozen=True)
+class Episode:
+    """Where a simulated robot starts: the task's first pose and its props (a block to push)."""
+
+    pose: np.ndarray | None = None
+    scene: str | None = None
+    objects: tuple[str, ...] = ()
+    initial_objects: np.ndarray | None = None
+
+
+def episode_start(task_name: str, task_config: dict | None, spec: RobotSpec,
+                  seed: int) -> Episode:
+    """The start of the task's episodes (a pendulum to balance starts upright)."""
+    from sim.catalog import make_task
+    from sim.task import sample_episode
+
+    task = make_task(task_name, spec, task_config)
+    pose, _, objects = sample_episode(task, np.random.default_rng(seed))
+    return Episode(pose, task.scene, task.objects, objects)
+
+
+def open_robot(url: RobotURL, spec: RobotSpec, start: Callable[[], Episode]) -> Robot:
+    """The backend `url` names for `spec`; a serial device is already connected (the handshake
+    checks it is the robot `spec` describes), the simulated robot not yet. `start` gives the
+    simulated robot's first episode, called only if it is the one opened."""
+    return BACKENDS[url.scheme](url, spec, start)
+
+
+def _simulated(url: RobotURL, spec: RobotSpec, start: Callable[[], Episode]) -> Robot:
+    from hardware.sim_robot import SimRobot
+
+    episode = start()
+    return SimRobot(spec, initial_pose=episode.pose, scene=episode.scene,
+                    objects=episode.objects, initial_objects=episode.initial_objects)
+
+
+def _serial(url: RobotURL, spec: RobotSpec, start: Callable[[], Episode]) -> Robot:
+    from hardware.serial_robot import SerialRobot
+
+    if not url.where:
+        raise ValueError("--robot serial: needs a port, e.g. serial:///dev/ttyUSB0")
+    robot = SerialRobot(url.where, spec)
+    robot.connect()  # the handshake: the device must be the robot the contract names
+    return robot
+
+
+def _serial_or_simulated(url: RobotURL, spec: RobotSpec, start: Callable[[], Episode]) -> Robot:
+    from hardware.serial_robot import DeviceError
+
+    ports = [url.where] if url.where else [p for p in AUTO_PORTS if Path(p).exists()]
+    problems = []
+    for port in ports:
+        try:
+            return _serial(RobotURL("serial", port), spec, start)
+        except DeviceError as error:
+            problems.append(str(error))
+    print(f"sim2real deploy: WARNING: no sim2real device answered "
+          f"({'; '.join(problems) or 'no serial port found: ' + ', '.join(AUTO_PORTS)}); "
+          f"falling back to the SIMULATED {spec.name}", file=sys.stderr)
+    return _simulated(url, spec, start)
+
+
+BACKENDS: dict[str, Callable[[RobotURL, RobotSpec, Callable[[], Episode]], Robot]] = {
+    "sim": _simulated,
+    "serial": _serial,
+    "auto": _serial_or_simulated,
+}
