@@ -10,7 +10,10 @@ import pytest
 from PIL import Image
 
 from evaluation.curves import plot_runs
-from evaluation.robustness import Axis, robustness_map
+from evaluation.episodes import load_policy, run_episodes
+from evaluation.robustness import Axis, pinned_config, robustness_map
+from randomization.wrapper import DomainRandomization
+from sim.registration import make_env
 from evaluation.video import record_video
 
 
@@ -28,10 +31,19 @@ def test_robustness_map_of_two_policies(tiny_run, tiny_policy, tmp_path) -> None
                             out=tmp_path / "map", progress=False)
     rows = list(csv.DictReader(result["csv"].open()))
     assert len(rows) == 2 * 2 * 2
-    assert {r["policy"] for r in rows} == {"tiny"} or len({r["policy"] for r in rows}) == 2
+    # Both are named "tiny" (the ONNX file's run dir and the run dir), so the map names them by path.
+    assert {r["policy"] for r in rows} == {str(tiny_policy), str(tiny_run)}
     assert {(float(r["mass"]), float(r["action_delay"])) for r in rows} == {
         (0.8, 0.0), (0.8, 2.0), (1.2, 0.0), (1.2, 2.0)}
-    assert all(0.0 <= float(r["success_rate"]) <= 1.0 for r in rows)
+    # A cell's figures are those of the same episodes run by hand under the same pinned physics.
+    cell = {"mass": 1.2, "action_delay": 2.0}
+    env = DomainRandomization(make_env("sim2real/ArmReach-v0"), pinned_config(cell))
+    by_hand = run_episodes(env, load_policy(tiny_policy).act, 2, seed=0)
+    env.close()
+    (row,) = [r for r in rows if r["policy"] == str(tiny_policy)
+              and (float(r["mass"]), float(r["action_delay"])) == (1.2, 2.0)]
+    assert float(row["success_rate"]) == by_hand["success_rate"]
+    assert float(row["mean_return"]) == pytest.approx(by_hand["mean_return"], rel=1e-9)
     (picture,) = result["pictures"]
     assert picture.name == "robustness_mass_action_delay.png"
     opened(picture)
