@@ -1,4 +1,5 @@
 import dataclasses
+import time
 
 import numpy as np
 import pytest
@@ -6,33 +7,103 @@ import pytest
 from deploy.contract import ContractError
 from deploy.loop import run
 from deploy.onnx_policy import OnnxPolicy
+from deploy.schedule import sleep_until
+from deploy.telemetry import read_log
 from hardware.sim_robot import SimRobot
 from sim.so_arm import SO_ARM
 
 
-def test_loop_holds_its_rate_and_reports(tiny_policy) -> None:
+def sleep_lateness(period: float, samples: int = 25) -> np.ndarray:
+    """How late (s) sleep_until wakes in this process, on this machine's load, right now."""
+    late = []
+    for _ in range(samples):
+        deadline = time.perf_counter() + period
+        sleep_until(deadline)
+        late.append(time.perf_counter() - deadline)
+    return np.array(late)
+
+
+def test_loop_holds_its_rate_and_reports(tiny_policy, tmp_path) -> None:
     policy = OnnxPolicy(tiny_policy)
+    period = SO_ARM.control_period
+    log = tmp_path / "rate.s2rlog"
+    before = sleep_lateness(period)
     with SimRobot(SO_ARM) as robot:
-        report = run(policy, robot, seconds=1.0)
-    assert report.target_rate_hz == pytest.approx(50.0)
-    assert 45.0 <= report.loop_rate_hz <= 51.0
-    assert report.cycles >= 45
-    assert report.deadline_misses <= 2
+        report = run(policy, robot, seconds=1.0, log=log)
+    # Measured around the run, not during it: the load the loop saw, give or take.
+    granularity = max(before.max(), sleep_lateness(period).max())
+    assert report.target_rate_hz == pytest.approx(1 / period)
+    logged = read_log(log)
+    starts, missed = logged.fields["time"][:, 0], logged.fields["missed"][:, 0] == 1
+    late = logged.fields["lateness_us"][:, 0] * 1e-6
+    # Every cycle started at a deadline of the loop's own clock, start + k * period, plus how late
+    # it woke: the clock never drifts.
+    ticks = (starts - late) / period
+    assert np.allclose(ticks, np.round(ticks), atol=1e-6) and round(ticks[0]) == 0
+    gaps = np.diff(np.round(ticks).astype(int))
+    # One tick per cycle; a tick skipped only after a missed deadline, each miss counted.
+    assert np.all(gaps >= 1) and np.all((gaps == 1) | missed[:-1])
+    assert report.deadline_misses == missed.sum() and report.cycles == len(starts)
+    # The run took its second of ticks: no cycle at or after 1 s, none of the ticks before missing.
+    assert starts[-1] < 1.0 and (round(ticks[-1]) + 1) * period <= report.seconds
+    assert report.loop_rate_hz == pytest.approx(report.cycles / report.seconds)
+    # The period error, on intervals whose both cycles woke from a sleep (not from an overrun),
+    # is that of sleep_until here and now.
+    woke = ~missed[:-1] & np.r_[True, ~missed[:-2]]
+    error = np.abs(np.diff(starts) - period)[woke & (gaps == 1)]
+    assert np.median(error) <= granularity, (np.median(error), granularity)
     assert 0 < report.compute_p50_us < 5000
 
 
-def test_episodes_are_counted_with_the_task_episode_length(tiny_policy, monkeypatch) -> None:
+def test_episodes_are_counted_with_the_task_episode_length(tiny_policy, monkeypatch,
+                                                           tmp_path) -> None:
     import deploy.loop
 
     monkeypatch.setattr(deploy.loop, "sleep_until", lambda deadline: None)  # lockstep, fast
+    log = tmp_path / "episodes.s2rlog"
     with SimRobot(SO_ARM, realtime=False) as robot:
         # An untrained policy rarely reaches: episodes end at 100 cycles (2 s) each.
         report = run(OnnxPolicy(tiny_policy), robot, seconds=1e9, max_episodes=2,
-                     home_after_miss=False)
+                     home_after_miss=False, log=log)
     assert report.episodes == 2
     # At most 100 cycles (2 s) each, plus at most 1 s (50 cycles) of settling between them.
     assert report.cycles <= 2 * 100 + 50
-    assert 0.0 <= report.success_rate <= 1.0
+    ends = [event for event in read_log(log).events if event["event"] == "episode_end"]
+    assert len(ends) == 2 and all(1 <= end["steps"] <= 100 for end in ends)
+    successes = sum(end["success"] for end in ends)
+    assert report.successes == successes and report.success_rate == successes / 2
+
+
+def test_the_success_rate_is_that_of_the_episodes_that_succeeded(tiny_policy,
+                                                                 monkeypatch) -> None:
+    import deploy.loop
+
+    monkeypatch.setattr(deploy.loop, "sleep_until", lambda deadline: None)  # lockstep, fast
+    build_task = deploy.loop.make_task
+    winners = {1, 3, 4}  # of 4 episodes: these reach after 10 steps, the others never
+
+    def scripted_task(*args):
+        task = build_task(*args)
+        evaluate, sample_goal = task.evaluate, task.sample_goal
+        episode, steps = [0], [0]
+
+        def new_goal(rng):
+            episode[0], steps[0] = episode[0] + 1, 0
+            return sample_goal(rng)
+
+        def scripted(state, goal):
+            steps[0] += 1
+            reached = episode[0] in winners and steps[0] > 10
+            return dataclasses.replace(evaluate(state, goal), success=reached, terminated=reached)
+
+        task.sample_goal, task.evaluate = new_goal, scripted
+        return task
+
+    monkeypatch.setattr(deploy.loop, "make_task", scripted_task)
+    with SimRobot(SO_ARM, realtime=False) as robot:
+        report = run(OnnxPolicy(tiny_policy), robot, seconds=1e9, max_episodes=4)
+    assert (report.episodes, report.successes, report.success_rate) == (4, 3, 0.75)
+    assert report.homings == 1  # after the one miss, episode 2
 
 
 def test_mismatched_robot_never_moves(tiny_policy) -> None:

@@ -1,0 +1,114 @@
+"""The loop's episode bookkeeping (deploy/episodes.py) with a scripted task: a goal is reached
+when joint 0 is at 1 rad or more; episodes last at most 3 policy steps."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from deploy.episodes import HOME_TOLERANCE, SETTLE_SECONDS, Episodes
+from sim.furuta import FURUTA
+from sim.so_arm import SO_ARM
+from sim.spec import RobotSpec, RobotState
+from sim.task import TaskStep
+
+
+class ScriptedTask:
+    """Goals 0, 1, 2, ...; success (and termination) at joint 0 >= 1 rad; `fallen_at` makes a
+    goal whose episode would start terminal."""
+
+    max_steps = 3
+
+    def __init__(self, fallen_at: int | None = None) -> None:
+        self.goals, self.fallen_at = 0, fallen_at
+
+    def sample_goal(self, rng: np.random.Generator) -> np.ndarray:
+        goal = np.array([float(self.goals)])
+        self.goals += 1
+        return goal
+
+    def evaluate(self, state: RobotState, goal: np.ndarray) -> TaskStep:
+        reached = bool(state.positions[0] >= 1.0)
+        fallen = goal[0] == self.fallen_at
+        return TaskStep(np.array([goal[0], state.positions[0]]), 0.0, reached, reached or fallen,
+                        0.0)
+
+
+def at(spec: RobotSpec, joint0: float, speed: float = 0.0) -> RobotState:
+    positions = np.array(spec.default_pose, dtype=float)
+    positions[0] += joint0
+    return RobotState(positions, np.full(spec.num_joints, speed))
+
+
+def episodes(spec: RobotSpec = SO_ARM, task: ScriptedTask | None = None,
+             max_episodes: int | None = None) -> Episodes:
+    return Episodes(task or ScriptedTask(), spec, np.random.default_rng(0), home_after_miss=True,
+                    max_episodes=max_episodes, hold=np.zeros(spec.num_actuators))
+
+
+def test_a_missed_episode_ends_after_max_steps_then_settles_and_walks_home() -> None:
+    book = episodes()
+    last_sent = np.full(6, 0.3)
+    for k in range(3):  # steps 1, 2, 3: the policy acts on goal 0
+        step = book.observe(at(SO_ARM, 0.5), now=float(k), last_sent=last_sent)
+        assert step.ended is None and step.observation.tolist() == [0.0, 0.5]
+    step = book.observe(at(SO_ARM, 0.5), now=3.0, last_sent=last_sent)
+    assert step.ended == (False, 3) and step.observation is None and not step.done
+    assert (book.count, book.successes, book.seconds) == (1, 0, [3.0])
+    # Settling holds the last command sent, until the arm is at rest.
+    assert book.phase == "settle" and book.hold is last_sent and book.goal.tolist() == [1.0]
+    book.pause(at(SO_ARM, 0.5, speed=1.0), now=3.5)
+    assert book.phase == "settle"
+    book.pause(at(SO_ARM, 0.5, speed=0.1), now=3.6)
+    # At rest after a miss: home, one half-speed step per cycle from where the arm is.
+    assert book.phase == "home" and book.homings == 1
+    home_step = 0.5 * SO_ARM.velocity_limit[0] * SO_ARM.control_period
+    expected = np.array(SO_ARM.default_pose)
+    expected[0] += 0.5 - home_step
+    assert np.allclose(book.hold, expected)
+    book.pause(at(SO_ARM, HOME_TOLERANCE / 2), now=3.7)
+    assert book.running and book.homings == 1
+    # The next episode starts (and is timed) at its first policy cycle.
+    assert book.observe(at(SO_ARM, 0.0), now=4.0, last_sent=last_sent).observation[0] == 1.0
+    assert book.episode_start == 4.0 and book.steps == 1
+
+
+def test_a_reached_goal_ends_the_episode_and_needs_no_homing() -> None:
+    book = episodes()
+    book.observe(at(SO_ARM, 1.2), now=0.0, last_sent=np.zeros(6))  # step 1 is never an end
+    step = book.observe(at(SO_ARM, 1.2), now=0.5, last_sent=np.zeros(6))
+    assert step.ended == (True, 1) and (book.count, book.successes) == (1, 1)
+    book.pause(at(SO_ARM, 1.2), now=0.6)
+    assert book.running and book.homings == 0
+
+
+def test_settling_gives_up_after_settle_seconds() -> None:
+    book = episodes()
+    for now in (0.0, 1.0, 2.0, 3.0):
+        book.observe(at(SO_ARM, 0.5), now=now, last_sent=np.zeros(6))
+    book.pause(at(SO_ARM, 0.5, speed=5.0), now=3.0 + SETTLE_SECONDS)
+    assert book.phase == "settle"  # not more than SETTLE_SECONDS yet
+    book.pause(at(SO_ARM, 0.5, speed=5.0), now=3.0 + SETTLE_SECONDS + 0.25)
+    assert book.phase == "home"
+
+
+def test_the_last_episode_ends_the_run() -> None:
+    book = episodes(max_episodes=1)
+    book.observe(at(SO_ARM, 1.0), now=0.0, last_sent=np.zeros(6))
+    step = book.observe(at(SO_ARM, 1.0), now=0.25, last_sent=np.zeros(6))
+    assert step.done and step.ended == (True, 1) and book.goal.tolist() == [0.0]
+
+
+def test_a_motor_robot_goes_straight_on_or_stops_before_a_terminal_start() -> None:
+    book = episodes(FURUTA)
+    for now in (0.0, 1.0, 2.0):
+        book.observe(at(FURUTA, 0.5), now=now, last_sent=np.zeros(1))
+    step = book.observe(at(FURUTA, 0.5), now=3.0, last_sent=np.zeros(1))
+    # No settling: the policy acts on the next goal in the same cycle, its first step.
+    assert step.ended == (False, 3) and step.observation.tolist() == [1.0, 0.5]
+    assert book.running and book.steps == 1 and book.seconds == [3.0]
+    fallen = episodes(FURUTA, ScriptedTask(fallen_at=1))
+    for now in (0.0, 1.0, 2.0):
+        fallen.observe(at(FURUTA, 0.5), now=now, last_sent=np.zeros(1))
+    step = fallen.observe(at(FURUTA, 0.5), now=3.0, last_sent=np.zeros(1))
+    assert step.stop == "the next episode would start in a terminal state"
+    assert step.observation is None and step.ended == (False, 3)
