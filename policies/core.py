@@ -1,5 +1,6 @@
 """What every algorithm's networks and envs share: MLPs, the running observation normalizer,
-the exportable deterministic policy, vector envs. What a run writes and keeps is in records.py.
+the exportable deterministic policy, vector envs. What a run writes and keeps is in run.py,
+from the pieces in records.py.
 
 policies/ knows nothing of MuJoCo: algorithms take an env factory.
 """

@@ -1,6 +1,7 @@
 """What SAC, TD3 and DDPG share besides their networks (policies/offpolicy_networks.py): the
-replay buffer, the exploration noises of TD3 and DDPG (Gaussian, Ornstein-Uhlenbeck) and a run's
-bookkeeping.
+replay buffer, the exploration noises of TD3 and DDPG (Gaussian, Ornstein-Uhlenbeck), and their
+timed updates in a run whose bookkeeping (logs, evaluation keeping best.pt, checkpoints that
+resume exactly) is every algorithm's TrainingRun (policies/run.py).
 Their updates are built from policies/compiled.py (functional gradients, foreach Adam, one graph).
 
 Each algorithm's own file reads top to bottom; only what is truly common lives here.
@@ -10,29 +11,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
 
 from policies.compiled import compile_update, should_compile
-from policies.core import (
-    VectorEnvFactory,
-    check_continuous_actions,
-    check_discrete_actions,
-    record_episodes,
-)
-from policies.records import (
-    RunRecords,
-    TrainingProgress,
-    env_log_row,
-    restore_envs,
-    save_checkpoint,
-    snapshot_envs,
-)
+from policies.core import VectorEnvFactory, check_continuous_actions, check_discrete_actions
+from policies.records import TrainingProgress
+from policies.run import TrainingRun
 
 
 class ReplayBuffer:
@@ -174,12 +164,15 @@ def make_action_noise(kind: str, shape: tuple[int, int], std: float,
 
 
 class OffPolicyRun:
-    """What every off-policy run keeps besides learning: the envs, run.json, metrics.csv (and
-    TensorBoard), episodes.jsonl, periodic evaluation keeping best.pt, checkpoints that resume
-    exactly (replay buffer, generators, envs mid-episode), and the stop on a NaN loss.
+    """An off-policy run: a vector step per iteration, timed gradient updates (their learning
+    rates annealed if asked), on a TrainingRun (policies/run.py) that keeps the envs, the logs,
+    the evaluation keeping best.pt and the checkpoints that resume exactly (here with the replay
+    buffer, the exploration noise's state and the count of updates).
 
     Use: build it (it makes or restores the envs), build the agent for its sizes, `keep` what a
-    checkpoint holds, then `begin()` gives the first observation (reset, or restored).
+    checkpoint holds, then `begin()` gives the first observation (reset, or restored). The
+    config's log_every, checkpoint_every and eval_every are in env steps, counted in vector
+    steps (the run's iterations, each num_envs env steps).
 
     `discrete`: the algorithm picks among choices (DQN), the envs' actions must be Discrete, and
     `action_table` says what its exported policy outputs for each choice: the row of continuous
@@ -189,49 +182,43 @@ class OffPolicyRun:
     def __init__(self, algo: str, config: Any, make_envs: VectorEnvFactory, run_dir: Path,
                  metadata: dict[str, Any] | None, loss_names: list[str],
                  resume: dict[str, Any] | None = None, discrete: bool = False) -> None:
-        self.algo, self.config, self.run_dir, self.resume = algo, config, run_dir, resume
-        self.metadata = metadata or {}
-        run_dir.mkdir(parents=True, exist_ok=True)
-        self.envs = (record_episodes(make_envs(config.num_envs)) if resume is None
-                     else restore_envs(resume["resume"]["envs"]))
-        space = self.envs.single_action_space
-        try:
-            (check_discrete_actions if discrete else check_continuous_actions)(space, algo.upper())
-        except ValueError:
-            self.envs.close()
-            raise
-        self.obs_size = self.envs.single_observation_space.shape[0]
-        self.action_table: np.ndarray | None = None
-        if discrete:
-            table = self.envs.metadata.get("action_table")
-            self.action_table = (np.arange(space.n, dtype=np.float32)[:, None] if table is None
-                                 else np.asarray(table, dtype=np.float32))
-            if len(self.action_table) != space.n:
-                self.envs.close()
-                raise ValueError(f"the env's action_table has {len(self.action_table)} rows for "
-                                 f"{space.n} choices")
-        self.action_size = (space.shape[0] if self.action_table is None
-                            else self.action_table.shape[1])
-        self.records = RunRecords(
-            algo, config, run_dir, self.metadata, self.envs, make_envs,
-            {"obs_size": self.obs_size, "action_size": self.action_size},
-            ["iteration", "steps", "seconds", "steps_per_second", "update_ms", "mean_return",
-             "success_rate", "eval_return", "eval_return_std", "eval_success_rate", *loss_names,
-             "updates"],
-            None if resume is None else resume["steps"])
-        self.stats, self.episodes = self.records.stats, self.records.episodes
-        # Settings in env steps, counted in vector steps (each num_envs env steps).
+        self.config, self.discrete = config, discrete
         self.vector_steps = max(1, -(-config.total_steps // config.num_envs))
         self.every = {name: max(1, -(-getattr(config, name) // config.num_envs))
                       for name in ("log_every", "checkpoint_every", "eval_every")}
-        self.steps, self.updates, self.first_iteration = 0, 0, 1
+        self.action_table: np.ndarray | None = None
+        self.run = TrainingRun(algo, config, make_envs, run_dir, metadata, resume, self._layout,
+                               [*loss_names, "updates"], eval_every=self.every["eval_every"],
+                               checkpoint_every=self.every["checkpoint_every"],
+                               rows_at_checkpoints=False, timing_columns=("update_ms",))
+        self.envs, self.stats = self.run.envs, self.run.stats
+        self.obs_size, self.action_size = self.run.sizes["obs_size"], self.run.sizes["action_size"]
+        self.updates, self.first_iteration = 0, 1
         self.losses: dict[str, torch.Tensor] = {}
         self.first_update_seconds = 0.0
         self.update_seconds, self.timed_updates = 0.0, 0
         """Time in updates after the first, and their count, since the last row of metrics."""
         self.total_update_seconds, self.total_timed_updates = 0.0, 0
-        self.obs: np.ndarray | None = None
-        """The observation the next action is for (kept by after_iteration for checkpoints)."""
+
+    def _layout(self, envs: gym.vector.VectorEnv, algo: str) -> dict[str, Any]:
+        """The sizes, the action space checked; sets `action_table` of a discrete run."""
+        space = envs.single_action_space
+        (check_discrete_actions if self.discrete else check_continuous_actions)(space, algo)
+        if self.discrete:
+            table = envs.metadata.get("action_table")
+            self.action_table = (np.arange(space.n, dtype=np.float32)[:, None] if table is None
+                                 else np.asarray(table, dtype=np.float32))
+            if len(self.action_table) != space.n:
+                raise ValueError(f"the env's action_table has {len(self.action_table)} rows for "
+                                 f"{space.n} choices")
+        return {"obs_size": envs.single_observation_space.shape[0],
+                "action_size": (space.shape[0] if self.action_table is None
+                                else self.action_table.shape[1])}
+
+    @property
+    def steps(self) -> int:
+        """Env steps taken, the runs before a resume included."""
+        return self.run.steps
 
     def compiled(self, update: Callable[..., Any]) -> Callable[..., Any]:
         """`update` compiled into one graph if config.compile asks for it for this run's number
@@ -243,50 +230,33 @@ class OffPolicyRun:
     def keep(self, agent: nn.Module, optimizers: dict[str, Any], buffer: ReplayBuffer,
              rng: np.random.Generator, noise: Any = None) -> None:
         """What a checkpoint holds and a resume restores, besides the envs and the logs."""
-        self.agent, self.optimizers, self.buffer, self.rng = agent, optimizers, buffer, rng
-        self.noise = noise
+        self.optimizers, self.buffer, self.noise = optimizers, buffer, noise
         # The configured rates, which config.anneal_lr scales down as steps go by.
         self.base_rates = {name: float(optimizer.lr) for name, optimizer in optimizers.items()}
+        self.run.keep(agent, optimizers, rng, self._resume_state, self._restore)
 
-    def begin(self, seed: int) -> np.ndarray:
-        """The first observation: the envs reset from `seed`, or, resuming, everything as it was
-        when the checkpoint was written."""
-        if self.resume is None:
-            self.envs.action_space.seed(seed)
-            obs, info = self.envs.reset(seed=seed)
-            self.episodes.begin(info)
-            return obs
-        checkpoint, state = self.resume, self.resume["resume"]
-        self.agent.load_state_dict(checkpoint["agent"])
-        for name, optimizer in self.optimizers.items():
-            optimizer.load_state_dict(checkpoint["optimizers"][name])
+    def _resume_state(self) -> dict[str, Any]:
+        """What a checkpoint keeps of this run besides what every run keeps."""
+        return {"buffer": self.buffer.state_dict(),
+                "noise": None if self.noise is None else self.noise.state_dict(),
+                "updates": self.updates}
+
+    def _restore(self, state: dict[str, Any]) -> None:
         self.buffer.load_state_dict(state["buffer"])
         if self.noise is not None:
             self.noise.load_state_dict(state["noise"])
-        self.records.restore(state, self.rng)
-        self.steps, self.updates = checkpoint["steps"], state["updates"]
-        self.first_iteration = state["iteration"] + 1
-        return state["obs"]
+        self.updates = state["updates"]
 
-    def resume_state(self, iteration: int) -> dict[str, Any]:
-        """Everything a resume needs to go on as if never stopped."""
-        return {"iteration": iteration, "envs": snapshot_envs(self.envs), "obs": self.obs,
-                "buffer": self.buffer.state_dict(),
-                "noise": None if self.noise is None else self.noise.state_dict(),
-                "updates": self.updates, **self.records.state(self.rng)}
-
-    def payload(self) -> dict[str, Any]:
-        return {"algo": self.algo, "config": asdict(self.config), "obs_size": self.obs_size,
-                "action_size": self.action_size, "steps": self.steps,
-                "agent": self.agent.state_dict(),
-                "optimizers": {name: o.state_dict() for name, o in self.optimizers.items()},
-                "metadata": {**self.metadata, "env_at_checkpoint": env_log_row(self.envs)}}
+    def begin(self, seed: int) -> np.ndarray:
+        """The first observation: the envs reset from `seed`, or, resuming, everything as it was
+        when the checkpoint was written; then `first_iteration` is the vector step to run next."""
+        obs = self.run.begin(seed)
+        self.first_iteration = self.run.first_iteration
+        return obs
 
     def record(self, info: dict[str, Any]) -> None:
         """After an env step of every copy."""
-        self.steps += self.config.num_envs
-        self.stats.record(info)
-        self.episodes.record(info, self.steps)
+        self.run.record(info)
 
     def learn(self, update: Callable[[], dict[str, torch.Tensor]]) -> None:
         """Run one gradient update (sample and step) and time it; keep its losses; stop on
@@ -309,48 +279,32 @@ class OffPolicyRun:
         if torch.stack(list(self.losses.values())).isfinite().all():
             return
         bad = {k: v.item() for k, v in self.losses.items()}
-        self.close()
-        raise self.records.not_finite(f"losses became {bad}", self.steps)
+        self.run.stop(f"losses became {bad}")
 
     def after_iteration(self, iteration: int, obs: np.ndarray, policy: Callable[[], nn.Module],
                         bar: TrainingProgress) -> None:
         """Evaluate, log, checkpoint, as due at this vector step; `obs` is what the next
-        action will be for."""
-        self.obs = obs
+        action will be for; `policy` makes the policy to evaluate."""
         last = iteration == self.vector_steps
-        evaluation = {}
-        if self.records.evaluator is not None and (
-                iteration % self.every["eval_every"] == 0 or last):
-            evaluation = self.records.evaluate(policy(), self.payload())
-        if iteration % self.every["log_every"] == 0 or last or evaluation:
-            elapsed = self.records.elapsed()
-            update_ms = (round(1e3 * self.update_seconds / self.timed_updates, 3)
-                         if self.timed_updates else "")
-            self.total_update_seconds += self.update_seconds
-            self.total_timed_updates += self.timed_updates
-            self.update_seconds, self.timed_updates = 0.0, 0
-            self.records.log.write({"iteration": iteration, "steps": self.steps,
-                                    "seconds": round(elapsed, 3),
-                                    "steps_per_second": round(self.steps / elapsed, 1),
-                                    "update_ms": update_ms, "mean_return": self.stats.mean_return,
-                                    "success_rate": self.stats.success_rate, **evaluation,
-                                    **{k: v.item() for k, v in self.losses.items()},
-                                    "updates": self.updates, **env_log_row(self.envs)})
-            bar.update(self.steps, self.stats)
-        if iteration % self.every["checkpoint_every"] == 0 or last:
-            save_checkpoint(self.run_dir / "checkpoint.pt",
-                            {**self.payload(), "resume": self.resume_state(iteration)})
+        self.run.after_iteration(iteration, last, obs, policy, self._row, bar,
+                                 row_due=iteration % self.every["log_every"] == 0 or last)
+
+    def _row(self) -> dict[str, Any]:
+        """The update columns of a row of metrics; the time per update restarts."""
+        update_ms = (round(1e3 * self.update_seconds / self.timed_updates, 3)
+                     if self.timed_updates else "")
+        self.total_update_seconds += self.update_seconds
+        self.total_timed_updates += self.timed_updates
+        self.update_seconds, self.timed_updates = 0.0, 0
+        return {"update_ms": update_ms, **{k: v.item() for k, v in self.losses.items()},
+                "updates": self.updates}
 
     def close(self) -> None:
-        self.records.close()
-        self.envs.close()
+        self.run.close()
 
     def finish(self) -> dict[str, Any]:
         """After the last iteration (which wrote the last checkpoint)."""
-        self.close()
-        return self.records.finish({
-            "steps": self.steps, "seconds": round(self.records.elapsed(), 2),
-            "mean_return": self.stats.mean_return, "success_rate": self.stats.success_rate,
+        return self.run.finish({
             "updates": self.updates, "first_update_seconds": round(self.first_update_seconds, 3),
             "update_ms": (round(1e3 * self.total_update_seconds / self.total_timed_updates, 3)
                           if self.total_timed_updates else None)})

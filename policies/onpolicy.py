@@ -1,7 +1,7 @@
 """What PPO, A2C, TRPO and REINFORCE share besides their network (policies/onpolicy_networks.py
-`ActorCritic`): collecting a rollout on vector envs, generalized advantage estimation, and a
-run's bookkeeping (logs, evaluation keeping best.pt, checkpoints that resume exactly, the stop
-on a NaN loss).
+`ActorCritic`): collecting a rollout on vector envs, generalized advantage estimation, reward
+scaling. A run's bookkeeping (logs, evaluation keeping best.pt, checkpoints that resume exactly,
+the stop on a NaN loss) is every algorithm's TrainingRun (policies/run.py).
 
 Each algorithm's own file reads top to bottom and holds only its update; only what is truly
 common lives here. Observations are normalized by a running normalizer saved with the policy and
@@ -14,24 +14,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 
-from policies.core import VectorEnvFactory, check_continuous_actions, record_episodes
+from policies.core import VectorEnvFactory, check_continuous_actions
 from policies.encoders import observation_layout, stack_observations
 from policies.onpolicy_networks import ActorCritic
-from policies.records import (
-    RunRecords,
-    TrainingProgress,
-    env_log_row,
-    restore_envs,
-    save_checkpoint,
-    snapshot_envs,
-)
+from policies.records import TrainingProgress
+from policies.run import TrainingRun
 
 
 def split_observation(obs: Any, state_size: int) -> tuple[np.ndarray | None, np.ndarray]:
@@ -122,84 +117,80 @@ class Rollout:
         return [torch.as_tensor(a.reshape(-1, *a.shape[2:])) for a in arrays]
 
 
+def actor_critic_layout(envs: gym.vector.VectorEnv, algo: str) -> dict[str, Any]:
+    """The sizes an ActorCritic is built for, the spaces checked (continuous actions; a flat
+    observation or a Dict of an image and the state beside it)."""
+    check_continuous_actions(envs.single_action_space, algo)
+    # obs_size: of the flat observation, or of the state beside the image.
+    obs_size, image_shape = observation_layout(envs.single_observation_space, algo)
+    return {"obs_size": obs_size, "image_shape": image_shape,
+            "action_size": envs.single_action_space.shape[0]}
+
+
 class OnPolicyRun:
-    """What every on-policy run keeps besides learning: the envs, run.json, metrics.csv (and
-    TensorBoard), episodes.jsonl, periodic evaluation keeping best.pt, checkpoints that resume
-    exactly (the envs mid-episode, the generators, the recent episode statistics), and the stop
-    on a NaN loss.
+    """An on-policy run: collecting rollouts with an ActorCritic, on a TrainingRun
+    (policies/run.py) that keeps the envs, the logs, the evaluation keeping best.pt and the
+    checkpoints that resume exactly (here with the reward scaler's running statistics).
 
     Use: build it (it makes or restores the envs), build the agent (an ActorCritic) for its
     sizes, `keep` what a checkpoint holds, then `begin()` gives the first observation (reset, or
     restored). The config needs: total_steps, num_envs, gamma, seed, eval_every, eval_episodes,
-    checkpoint_every (the last two in iterations)."""
+    checkpoint_every (the last two in iterations) and, if it logs less than every iteration,
+    log_every (in env steps)."""
 
     def __init__(self, algo: str, config: Any, make_envs: VectorEnvFactory, run_dir: Path,
                  metadata: dict[str, Any] | None, loss_names: list[str],
                  resume: dict[str, Any] | None = None) -> None:
-        self.algo, self.config, self.run_dir, self.resume = algo, config, run_dir, resume
-        self.metadata = metadata or {}
-        run_dir.mkdir(parents=True, exist_ok=True)
-        self.envs = (record_episodes(make_envs(config.num_envs)) if resume is None
-                     else restore_envs(resume["resume"]["envs"]))
-        try:
-            check_continuous_actions(self.envs.single_action_space, algo.upper())
-            # obs_size: of the flat observation, or of the state beside the image.
-            self.obs_size, self.image_shape = observation_layout(
-                self.envs.single_observation_space, algo.upper())
-        except ValueError:
-            self.envs.close()
-            raise
-        self.action_size = self.envs.single_action_space.shape[0]
-        self.records = RunRecords(
-            algo, config, run_dir, self.metadata, self.envs, make_envs,
-            {"obs_size": self.obs_size, "image_shape": self.image_shape,
-             "action_size": self.action_size},
-            ["iteration", "steps", "seconds", "steps_per_second", "mean_return", "success_rate",
-             "eval_return", "eval_return_std", "eval_success_rate", *loss_names, "learning_rate",
-             "action_std"],
-            None if resume is None else resume["steps"])
-        self.stats, self.episodes = self.records.stats, self.records.episodes
-        self.steps, self.first_iteration = 0, 1
+        self.config = config
+        self.run = TrainingRun(algo, config, make_envs, run_dir, metadata, resume,
+                               actor_critic_layout, [*loss_names, "learning_rate", "action_std"],
+                               eval_every=config.eval_every,
+                               checkpoint_every=config.checkpoint_every, rows_at_checkpoints=True)
+        self.envs, self.stats = self.run.envs, self.run.stats
+        self.obs_size, self.image_shape, self.action_size = (
+            self.run.sizes[name] for name in ("obs_size", "image_shape", "action_size"))
+        self.first_iteration = 1
+        """The iteration to run next (after `begin`, a resumed run's)."""
         self.steps_per_iteration = 0
         """Env steps the last iteration took (its rollout)."""
-        self.obs: Any = None
-        """The observation the next action is for (kept by after_iteration for checkpoints)."""
+
+    @property
+    def steps(self) -> int:
+        """Env steps taken, the runs before a resume included."""
+        return self.run.steps
 
     def keep(self, agent: ActorCritic, optimizers: dict[str, torch.optim.Optimizer],
              rng: np.random.Generator, reward_scaler: RewardScaler | None = None) -> None:
         """What a checkpoint holds and a resume restores, besides the envs and the logs;
         `reward_scaler`, when given, scales the rewards `collect` stores."""
-        self.agent, self.optimizers, self.rng = agent, optimizers, rng
+        self.agent, self.rng, self.reward_scaler = agent, rng, reward_scaler
         self.normalizer = agent.state_normalizer
-        self.reward_scaler = reward_scaler
+        self.run.keep(agent, optimizers, rng, self._resume_state, self._restore)
+
+    def _resume_state(self) -> dict[str, Any]:
+        """What a checkpoint keeps of this run besides what every run keeps."""
+        return {"reward_scaler": (None if self.reward_scaler is None
+                                  else self.reward_scaler.state_dict())}
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        if self.reward_scaler is None:
+            return
+        if state.get("reward_scaler") is None:
+            raise ValueError("this checkpoint was written by a run without reward scaling; "
+                             "resume it with its own config (scale_rewards False)")
+        self.reward_scaler.load_state_dict(state["reward_scaler"])
 
     def begin(self, seed: int) -> Any:
         """The first observation: the envs reset from `seed`, or, resuming, everything as it was
-        when the checkpoint was written."""
-        if self.resume is None:
-            self.envs.action_space.seed(seed)
-            obs, info = self.envs.reset(seed=seed)
-            self.episodes.begin(info)
-            return obs
-        checkpoint, state = self.resume, self.resume["resume"]
-        self.agent.load_state_dict(checkpoint["agent"])
-        for name, optimizer in self.optimizers.items():
-            optimizer.load_state_dict(checkpoint["optimizers"][name])
-        self.records.restore(state, self.rng)
-        if self.reward_scaler is not None:
-            if state.get("reward_scaler") is None:
-                raise ValueError("this checkpoint was written by a run without reward scaling; "
-                                 "resume it with its own config (scale_rewards False)")
-            self.reward_scaler.load_state_dict(state["reward_scaler"])
-        self.steps, self.first_iteration = checkpoint["steps"], state["iteration"] + 1
-        return state["obs"]
+        when the checkpoint was written; then `first_iteration` is the iteration to run next."""
+        obs = self.run.begin(seed)
+        self.first_iteration = self.run.first_iteration
+        return obs
 
     def reset(self) -> Any:
         """New episodes in every copy, seeded from the run's generator (so a resumed run draws
         the same ones): for algorithms that learn from whole episodes only."""
-        obs, info = self.envs.reset(seed=int(self.rng.integers(2**31)))
-        self.episodes.begin(info)
-        return obs
+        return self.run.fresh_episodes(int(self.rng.integers(2**31)))
 
     # -- collecting --------------------------------------------------------------------------
 
@@ -258,9 +249,7 @@ class OnPolicyRun:
                     stack_observations(list(info["final_obs"][cut])))
             rew_buf[t] = reward
             end_buf[t] = terminated | truncated
-            self.steps += config.num_envs
-            self.stats.record(info)
-            self.episodes.record(info, self.steps)
+            self.run.record(info)
             if stop is not None and stop(end_buf[:t + 1]):
                 taken = t + 1
                 break
@@ -275,26 +264,10 @@ class OnPolicyRun:
 
     def check_finite(self, loss: torch.Tensor) -> None:
         """Stop on a NaN/inf loss, naming the last good checkpoint and what to change."""
-        if torch.isfinite(loss):
-            return
-        self.close()
-        raise self.records.not_finite(f"loss became {loss.item()}", self.steps)
+        if not torch.isfinite(loss):
+            self.run.stop(f"loss became {loss.item()}")
 
     # -- records -----------------------------------------------------------------------------
-
-    def payload(self) -> dict[str, Any]:
-        return {"algo": self.algo, "config": asdict(self.config), "obs_size": self.obs_size,
-                "image_shape": self.image_shape, "action_size": self.action_size,
-                "steps": self.steps, "agent": self.agent.state_dict(),
-                "optimizers": {name: o.state_dict() for name, o in self.optimizers.items()},
-                "metadata": {**self.metadata, "env_at_checkpoint": env_log_row(self.envs)}}
-
-    def resume_state(self, iteration: int) -> dict[str, Any]:
-        """Everything a resume needs to go on as if never stopped."""
-        return {"iteration": iteration, "envs": snapshot_envs(self.envs), "obs": self.obs,
-                "reward_scaler": (None if self.reward_scaler is None
-                                  else self.reward_scaler.state_dict()),
-                **self.records.state(self.rng)}
 
     def after_iteration(self, iteration: int, last: bool, obs: Any,
                         losses: dict[str, torch.Tensor], learning_rate: float,
@@ -303,44 +276,22 @@ class OnPolicyRun:
         `obs` is what the next action will be for. A row of metrics is written every
         iteration, or every config.log_every env steps where the config has it (A2C's
         iterations are a few dozen steps; one loss value each is noise)."""
-        self.obs = obs
-        config = self.config
-        eval_due = self.records.evaluator is not None and (iteration % config.eval_every == 0
-                                                           or last)
-        checkpoint_due = iteration % config.checkpoint_every == 0 or last
-        log_every = getattr(config, "log_every", 0)
+        log_every = getattr(self.config, "log_every", 0)
         before = self.steps - self.steps_per_iteration
-        log_due = not log_every or self.steps // log_every > before // log_every
-        if not (eval_due or checkpoint_due or log_due):
-            return
-        evaluation = (self.records.evaluate(self.agent.deterministic_policy(), self.payload())
-                      if eval_due else {})
-        elapsed = self.records.elapsed()
-        self.records.log.write({"iteration": iteration, "steps": self.steps,
-                        "seconds": round(elapsed, 3),
-                        "steps_per_second": round(self.steps / elapsed, 1),
-                        "mean_return": self.stats.mean_return,
-                        "success_rate": self.stats.success_rate, **evaluation,
-                        **{name: (value.item() if isinstance(value, torch.Tensor) else float(value))
-                           for name, value in losses.items()},
-                        "learning_rate": learning_rate,
-                        "action_std": self.agent.log_std.exp().mean().item(),
-                        **env_log_row(self.envs)})
-        bar.update(self.steps, self.stats)
-        if checkpoint_due:
-            save_checkpoint(self.run_dir / "checkpoint.pt",
-                            {**self.payload(), "resume": self.resume_state(iteration)})
+        self.run.after_iteration(
+            iteration, last, obs, self.agent.deterministic_policy, lambda: {
+                **{name: (value.item() if isinstance(value, torch.Tensor) else float(value))
+                   for name, value in losses.items()},
+                "learning_rate": learning_rate,
+                "action_std": self.agent.log_std.exp().mean().item()},
+            bar, row_due=not log_every or self.steps // log_every > before // log_every)
 
     def close(self) -> None:
-        self.records.close()
-        self.envs.close()
+        self.run.close()
 
     def finish(self) -> dict[str, Any]:
         """After the last iteration (which wrote the last checkpoint)."""
-        self.close()
-        return self.records.finish({
-            "steps": self.steps, "seconds": round(self.records.elapsed(), 2),
-            "mean_return": self.stats.mean_return, "success_rate": self.stats.success_rate})
+        return self.run.finish({})
 
 
 def learning_rate_at(config: Any, done: float) -> float:

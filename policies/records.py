@@ -1,6 +1,6 @@
-"""What a training run writes and keeps: atomic checkpoints (with the running envs, so a run
-resumes exactly), the metrics CSV mirrored to TensorBoard, the episodes log, periodic evaluation,
-the progress display."""
+"""What a training run writes and keeps, piece by piece: atomic checkpoints (with the running
+envs, so a run resumes exactly), the metrics CSV mirrored to TensorBoard, the episodes log,
+periodic evaluation, the progress display. policies/run.py's TrainingRun puts them together."""
 
 from __future__ import annotations
 
@@ -235,79 +235,6 @@ class EpisodeLog:
 
     def close(self) -> None:
         self._file.close()
-
-
-class RunRecords:
-    """What every training run writes and keeps besides its learner (OnPolicyRun and
-    OffPolicyRun hold one): run.json, metrics.csv (and TensorBoard), episodes.jsonl, the recent
-    episode statistics, the periodic evaluation keeping best.pt, the wall clock across resumes,
-    and the stop on a NaN loss naming the last good checkpoint."""
-
-    def __init__(self, algo: str, config: Any, run_dir: Path, metadata: dict[str, Any],
-                 envs: gym.vector.VectorEnv, make_envs: VectorEnvFactory,
-                 sizes: dict[str, Any], fields: list[str], resumed_at_steps: int | None) -> None:
-        from dataclasses import asdict
-
-        self.algo, self.run_dir = algo, run_dir
-        self.info = {"algo": algo, "config": asdict(config), **sizes,
-                     "versions": package_versions(), **metadata, "status": "running",
-                     "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        write_json(run_dir / "run.json", self.info)
-        if resumed_at_steps is not None:
-            truncate_logs(run_dir, resumed_at_steps)
-        self.log = MetricsLog(run_dir / "metrics.csv", [*fields, *env_log_row(envs)])
-        self.episodes = EpisodeLog(run_dir / "episodes.jsonl", config.num_envs)
-        self.stats = EpisodeStats()
-        self.evaluator = Evaluator(make_envs, config.eval_episodes) if config.eval_every else None
-        self.start, self.earlier_seconds = time.perf_counter(), 0.0
-
-    def elapsed(self) -> float:
-        """Seconds of training, the runs before a resume included."""
-        return self.earlier_seconds + time.perf_counter() - self.start
-
-    def state(self, rng: np.random.Generator) -> dict[str, Any]:
-        """What a checkpoint keeps of these records and of the run's generators."""
-        return {"rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                "stats": (self.stats.returns, self.stats.successes),
-                "episode_domains": self.episodes.domains, "seconds": self.elapsed(),
-                "best_eval": self.evaluator.best if self.evaluator else None}
-
-    def restore(self, state: dict[str, Any], rng: np.random.Generator) -> None:
-        rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
-        self.stats.returns, self.stats.successes = (list(x) for x in state["stats"])
-        self.episodes.domains = list(state["episode_domains"])
-        if self.evaluator is not None and state["best_eval"] is not None:
-            self.evaluator.best = state["best_eval"]
-        self.earlier_seconds = state["seconds"]
-
-    def evaluate(self, policy: nn.Module, payload: dict[str, Any]) -> dict[str, float]:
-        """Evaluate `policy`; keep `payload` as best.pt if it is the best so far."""
-        evaluation = self.evaluator.evaluate(policy.eval())
-        if self.evaluator.improved(evaluation):
-            save_checkpoint(self.run_dir / "best.pt", {**payload, "evaluation": evaluation})
-        return evaluation
-
-    def not_finite(self, what: str, steps: int) -> FloatingPointError:
-        """The error to stop with when `what` (the bad losses) became NaN/inf at `steps`."""
-        path = self.run_dir / "checkpoint.pt"
-        last_good = (f"the last good checkpoint is {path}" if path.exists()
-                     else "no checkpoint was written before it")
-        return FloatingPointError(f"{self.algo.upper()} {what} at step {steps}; {last_good}. "
-                                  "Lower the learning rate(s) or check the env's rewards and "
-                                  "observations for NaN/inf")
-
-    def close(self) -> None:
-        self.log.close()
-        self.episodes.close()
-
-    def finish(self, result: dict[str, Any]) -> dict[str, Any]:
-        """Mark run.json finished with `result` (and the best evaluation); returns it."""
-        if self.evaluator is not None:
-            result["best_eval_return"] = self.evaluator.best
-        write_json(self.run_dir / "run.json", {**self.info, "status": "finished",
-                                               "result": result})
-        return result
 
 
 def env_log_row(envs: gym.vector.VectorEnv) -> dict[str, float]:
