@@ -82,7 +82,11 @@ class Contract:
         if self.robot is None:
             return [f"the policy was trained on {self.env_id!r}, not on a robot of ours; "
                     f"it cannot drive {robot.name!r}"]
-        return robot_differences(robot, self.robot, "connected robot has", "policy was trained for")
+        # A contract that states no convention predates them (for the arm: the geometry before it
+        # followed the published SO-101); it cannot match a robot that states one.
+        trained = {"convention": "none stated (exported before conventions were recorded: "
+                                 "retrain and export again)"} | self.robot
+        return robot_differences(robot, trained, "connected robot has", "policy was trained for")
 
     def check(self, robot: RobotSpec) -> None:
         problems = self.mismatches(robot)

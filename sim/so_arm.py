@@ -55,5 +55,9 @@ SO_ARM = RobotSpec(
     default_pose=(0.0,) * 6,
     mjcf="so_arm.xml",
     encoder_counts_per_rev=(4096,) * 6,
+    # The published SO-101 (TheRobotStudio's so101_new_calib, MuJoCo Menagerie's robotstudio_so101):
+    # each joint 0 in the middle of its range, pan about -z and wrist roll about -x at zero; the
+    # angles of LeRobot's SO-101 calibration (drive_mode 0, half-turn homing), with no sign flip.
+    convention="so101_new_calib",
     chain=ARM_CHAIN,
 )

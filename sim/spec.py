@@ -157,6 +157,10 @@ class RobotSpec:
     encoder_counts_per_rev: tuple[int, ...] = ()
     """Joint encoders' resolution; positions read from the robot are whole counts. Empty: exact."""
     chain: KinematicChain | None = None
+    convention: str = ""
+    """Where each joint's zero is and which way it turns, named (e.g. the published model the
+    robot follows). It travels in the contract: a policy trained under another convention would
+    drive the robot's joints the wrong way, so deploy refuses it. Empty: none stated."""
 
     def __post_init__(self) -> None:
         per_joint = ("position_low", "position_high", "velocity_limit", "default_pose")
@@ -230,7 +234,7 @@ class RobotSpec:
             "command_high": list(self.command_high),
             "control_period": self.control_period,
             "actuator": self.actuator_kind,
-        }
+        } | ({"convention": self.convention} if self.convention else {})
 
 
 @dataclass
@@ -249,9 +253,10 @@ class RobotState:
     the backend does not say."""
 
 
-_EXACT_FIELDS = ("name", "joint_names", "actuator_names", "actuator")
+_EXACT_FIELDS = ("name", "joint_names", "actuator_names", "actuator", "convention")
 _LABELS = {"name": "robot", "joint_names": "joint order", "actuator_names": "actuators",
-           "actuator": "actuator kind", "control_period": "control period"}
+           "actuator": "actuator kind", "control_period": "control period",
+           "convention": "joint convention"}
 
 
 def robot_differences(spec: RobotSpec, other: dict, spec_is: str, other_is: str) -> list[str]:
@@ -266,7 +271,7 @@ def robot_differences(spec: RobotSpec, other: dict, spec_is: str, other_is: str)
     control period, the control period and other commands (volts) by float32 rounding."""
     mine = spec.description()
     problems = [f"{_LABELS[key]}: {spec_is} {mine[key]!r}, {other_is} {other[key]!r}"
-                for key in _EXACT_FIELDS if key in other and other[key] != mine[key]]
+                for key in _EXACT_FIELDS if key in other and key in mine and other[key] != mine[key]]
     tolerances = _tolerances(spec)
     for key, tolerance in tolerances.items():
         if key not in other:

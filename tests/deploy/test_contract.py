@@ -48,3 +48,16 @@ def test_a_policy_for_a_gymnasium_env_has_no_robot() -> None:
 def test_bad_contract_text(text: str, message: str) -> None:
     with pytest.raises(ContractError, match=message):
         Contract.from_json(text)
+
+
+def test_a_policy_exported_before_the_arm_stated_its_convention_is_refused() -> None:
+    old = contract()
+    old.robot = {k: v for k, v in SO_ARM.summary().items() if k != "convention"}
+    (problem,) = old.mismatches(SO_ARM)
+    assert problem.startswith("joint convention: connected robot has 'so101_new_calib', policy "
+                              "was trained for 'none stated (exported before conventions were "
+                              "recorded: retrain and export again)'")
+    other_convention = dataclasses.replace(SO_ARM, convention="so100_menagerie")
+    assert contract().mismatches(other_convention) == [
+        "joint convention: connected robot has 'so100_menagerie', policy was trained for "
+        "'so101_new_calib'"]
