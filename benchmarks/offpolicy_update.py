@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from policies.algorithms import algorithm_by_name
-from sim.registration import make_env, make_vector_env
+from randomization.envs import make_env, make_vector_env
 
 RESULTS = Path(__file__).parent / "results"
 ENV = "HalfCheetah-v5"

@@ -17,8 +17,8 @@ import torch
 from deploy.export import load_run
 from policies.algorithms import algorithm_by_name
 from randomization.config import RandomizationConfig
+from randomization.envs import make_env
 from randomization.wrapper import DomainRandomization
-from sim.registration import make_env
 
 RESULTS = Path(__file__).parent / "results"
 CONDITIONS = {

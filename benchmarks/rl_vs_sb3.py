@@ -93,7 +93,7 @@ def library_algo(case_algo: str) -> str:
 def evaluate(act, env_id: str, episodes: int) -> tuple[float, float, float | None]:
     import numpy as np
 
-    from sim.registration import make_env
+    from randomization.envs import make_env
 
     env = make_env(env_id)
     returns, successes = [], []
@@ -118,7 +118,7 @@ def run_ours(algo: str, env_id: str, seed: int, settings: dict, out: Path) -> tu
     import torch
 
     from policies.algorithms import algorithm_by_name
-    from sim.registration import make_vector_env
+    from randomization.envs import make_vector_env
 
     algorithm = algorithm_by_name(algo)
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()
@@ -155,7 +155,7 @@ def run_sb3(algo: str, env_id: str, seed: int, settings: dict, out: Path) -> tup
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
     from torch import nn
 
-    from sim.registration import make_env
+    from randomization.envs import make_env
 
     torch.set_num_threads(THREADS)
     venv = VecNormalize(DummyVecEnv([lambda: make_env(env_id)] * settings.get("num_envs", 1)),
@@ -223,7 +223,7 @@ def run_ours_dqn(env_id: str, seed: int, settings: dict, out: Path) -> tuple:
     import torch
 
     from policies.dqn import DQNConfig, load_policy, train
-    from sim.registration import make_vector_env
+    from randomization.envs import make_vector_env
 
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()
               if k != "steps"}
@@ -246,7 +246,7 @@ def run_sb3_dqn(env_id: str, seed: int, settings: dict, out: Path) -> tuple:
     import torch
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from sim.registration import make_env
+    from randomization.envs import make_env
 
     torch.set_num_threads(THREADS)
     venv = DummyVecEnv([lambda: make_env(env_id)])

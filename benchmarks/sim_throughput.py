@@ -31,8 +31,9 @@ import mujoco
 import numpy as np
 
 from randomization.config import RandomizationConfig, load_config
+from randomization.envs import make_env, make_vector_env
 from sim.pixels import PixelObservation
-from sim.registration import OUR_ENVS, make_env, make_vector_env, robot_of
+from sim.registration import OUR_ENVS, robot_of
 
 RESULTS = Path(__file__).parent / "results"
 

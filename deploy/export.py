@@ -175,7 +175,7 @@ def export(run_dir: Path, out: Path | None = None, check_count: int = 1000,
     actions of onnxruntime against torch on `check_count` observations (<= 1e-5), and the
     commands of the deploy runtime against the training env over recorded episodes (<= 1e-4).
     A file that fails either check is moved aside to *.mismatch.onnx."""
-    from sim.registration import make_env
+    from randomization.envs import make_env
 
     checkpoint, info = load_run(run_dir, which)
     policy = algorithm_by_name(checkpoint["algo"]).load_policy(checkpoint)

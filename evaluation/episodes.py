@@ -81,7 +81,8 @@ def run_episodes(env: gym.Env, act: Act, episodes: int, seed: int = 0) -> dict[s
 def evaluate_policy(source: Path, env_id: str | None, episodes: int, seed: int = 0) -> dict:
     """Deterministic episodes of a run dir's policy (torch) or of an ONNX file (onnxruntime,
     as on the robot): mean and spread of the return, success rate, episode length."""
-    from sim.registration import check_env_id, make_env
+    from randomization.envs import make_env
+    from sim.registration import check_env_id
 
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")

@@ -80,8 +80,9 @@ def robustness_map(policies: list[Path], env_id: str | None, axes: list[Axis], e
                    out: Path, seed: int = 0, progress: bool = True) -> dict[str, Any]:
     """Evaluate every policy on every cell of the grid; write robustness.csv, the heatmaps and
     robustness.md into `out`. Returns the rows and the paths written."""
+    from randomization.envs import make_env
     from randomization.wrapper import DomainRandomization
-    from sim.registration import check_env_id, make_env
+    from sim.registration import check_env_id
 
     if not policies:
         raise ValueError("give at least one policy (a run dir or a policy.onnx)")

@@ -23,8 +23,9 @@ def record_video(policy_path: Path, env_id: str | None, out: Path, episodes: int
     import imageio.v2 as imageio
 
     from randomization.config import load_config
+    from randomization.envs import make_env
     from randomization.wrapper import DomainRandomization
-    from sim.registration import check_env_id, make_env
+    from sim.registration import check_env_id
 
     if out.suffix.lower() not in FORMATS:
         raise ValueError(f"video {out}: write .mp4 or .gif, not {out.suffix or 'no suffix'}")

@@ -8,6 +8,7 @@ where a single env spends most of its Python time. Finished copies reset in the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -20,9 +21,17 @@ from sim.physics import RobotSimulation
 from sim.spec import RobotState
 from sim.task import sample_episode
 
+# Builds the batch's randomizer from the copies' models, the single action and observation
+# spaces, the physics steps per env step and the physics timestep (randomization.envs gives
+# `functools.partial(Randomizer, config)`); sim knows only the methods it calls on the result.
+RandomizerFactory = Callable[[list[mujoco.MjModel], gym.Space, gym.Space, int, float], Any]
+
 
 class BatchRobotEnv(gym.vector.VectorEnv):
-    """Example:
+    """`make_randomizer`, when given, builds the object that randomizes each copy at reset and
+    step (randomization.envs.make_vector_env passes one for a config with terms).
+
+    Example:
         >>> envs = BatchRobotEnv(16, robot="so_arm", task="reach")
         >>> obs, info = envs.reset(seed=0)
         >>> obs, reward, terminated, truncated, info = envs.step(envs.action_space.sample())
@@ -31,7 +40,8 @@ class BatchRobotEnv(gym.vector.VectorEnv):
     metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
 
     def __init__(self, num_envs: int, robot: str = "so_arm", task: str = "reach",
-                 task_config: dict | None = None, randomization: Any = None) -> None:
+                 task_config: dict | None = None,
+                 make_randomizer: RandomizerFactory | None = None) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.num_envs = num_envs
@@ -45,12 +55,11 @@ class BatchRobotEnv(gym.vector.VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.randomizer = None
-        if randomization is not None and (randomization.terms or randomization.adr):
-            from randomization.randomizer import Randomizer
-
-            self.randomizer = Randomizer(randomization, [sim.model for sim in self.sims],
-                                         self.single_action_space, self.single_observation_space,
-                                         self.sims[0].substeps, self.sims[0].timestep)
+        if make_randomizer is not None:
+            self.randomizer = make_randomizer([sim.model for sim in self.sims],
+                                              self.single_action_space,
+                                              self.single_observation_space,
+                                              self.sims[0].substeps, self.sims[0].timestep)
         self._noise_rng = np.random.default_rng(0)
         # What each copy's current episode was given: {term: {element: value}}.
         self.randomization: list[dict[str, dict[str, float]]] = [{} for _ in range(num_envs)]

@@ -1,5 +1,6 @@
-"""Gymnasium ids: ours (`sim2real/...`), gymnasium's MuJoCo envs and gymnasium-robotics, and
-`make_env`, the one way the CLI and trainers build an env (optionally randomized)."""
+"""Gymnasium ids: ours (`sim2real/...`), gymnasium's MuJoCo envs and gymnasium-robotics, and the
+plain env factories. Randomization comes in through hooks: randomization/envs.py composes them
+into `make_env` and `make_vector_env`, the one way the CLI and trainers build an env."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ import contextlib
 import difflib
 import functools
 import io
-from pathlib import Path
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import gymnasium as gym
 import numpy as np
 
 from sim.catalog import make_task, robot_by_name
+
+if TYPE_CHECKING:
+    from sim.batch_env import RandomizerFactory
 
 OUR_ENVS: dict[str, dict] = {
     "sim2real/ArmReach-v0": {"robot": "so_arm", "task": "reach"},
@@ -92,12 +97,16 @@ def describe_envs() -> list[dict]:
     return rows
 
 
-def make_env(env_id: str, randomization: str | Path | None = None, pixels: int | None = None,
-             discrete_actions: int | None = None, **kwargs) -> gym.Env:
-    """Build `env_id` with actions in [-1, 1], wrapped in domain randomization when a preset
-    name or YAML path is given, with `pixels` x `pixels` camera images beside the state when
-    `pixels` is set (our envs), with `discrete_actions` evenly spaced choices per action
-    dimension instead of continuous actions when it is set (sim/discrete_actions.py)."""
+def make_env(env_id: str, *, pixels: int | None = None, discrete_actions: int | None = None,
+             randomize: Callable[[gym.Env], gym.Env] | None = None, **kwargs) -> gym.Env:
+    """Build `env_id` with actions in [-1, 1], wrapped by `randomize` (e.g. domain
+    randomization) when it is given, with `pixels` x `pixels` camera images beside the state
+    when `pixels` is set (our envs), with `discrete_actions` evenly spaced choices per action
+    dimension instead of continuous actions when it is set (sim/discrete_actions.py).
+
+    `randomize` sees the env with its actions rescaled, before the camera and the choices are
+    added. randomization.envs.make_env passes it for a preset name or YAML path.
+    """
     check_env_id(env_id)
     env = gym.make(env_id, **kwargs)
     if isinstance(env.observation_space, gym.spaces.Dict):
@@ -110,11 +119,8 @@ def make_env(env_id: str, randomization: str | Path | None = None, pixels: int |
         # Policies act in [-1, 1]; gymnasium's envs use their own bounds (e.g. +-3 N).
         env = gym.wrappers.RescaleAction(env, np.full(space.shape, -1.0, space.dtype),
                                          np.full(space.shape, 1.0, space.dtype))
-    if randomization is not None:
-        from randomization.config import load_config
-        from randomization.wrapper import DomainRandomization
-
-        env = DomainRandomization(env, load_config(randomization, robot_of(env_id)))
+    if randomize is not None:
+        env = randomize(env)
     if pixels is not None:
         if env_id not in OUR_ENVS:
             raise ValueError(f"pixel observations come from our robots' cameras; {env_id!r} is "
@@ -133,9 +139,10 @@ def make_env(env_id: str, randomization: str | Path | None = None, pixels: int |
     return env
 
 
-def make_vector_env(env_id: str, num_envs: int, randomization: str | Path | None = None,
-                    mode: str = "auto", pixels: int | None = None,
-                    discrete_actions: int | None = None) -> gym.vector.VectorEnv:
+def make_vector_env(env_id: str, num_envs: int, *, mode: str = "auto", pixels: int | None = None,
+                    discrete_actions: int | None = None,
+                    randomize: Callable[[gym.Env], gym.Env] | None = None,
+                    make_randomizer: RandomizerFactory | None = None) -> gym.vector.VectorEnv:
     """`num_envs` copies of `env_id` that reset a finished copy in the same step.
 
     mode: "batch" (ours only: one process, task functions on the whole batch), "sync" (copies
@@ -143,8 +150,11 @@ def make_vector_env(env_id: str, num_envs: int, randomization: str | Path | None
     envs, sync otherwise (and for pixels). benchmarks/sim_throughput.py measures which is faster
     here. `pixels`: camera images beside the state, as in `make_env`. `discrete_actions`: that
     many choices per action dimension (one MultiDiscrete action per copy), as in `make_env`.
+    Randomization, as randomization.envs.make_vector_env gives it: `randomize` wraps each copy
+    of a sync or async vector env (as in `make_env`; picklable for async, e.g. a
+    functools.partial), `make_randomizer` builds the batch env's randomizer (sim.batch_env).
     """
-    envs = _make_vector_env(env_id, num_envs, randomization, mode, pixels)
+    envs = _make_vector_env(env_id, num_envs, mode, pixels, randomize, make_randomizer)
     if discrete_actions is None:
         return envs
     from sim.discrete_actions import DiscreteVectorActions, check_unit_box
@@ -157,8 +167,9 @@ def make_vector_env(env_id: str, num_envs: int, randomization: str | Path | None
         raise
 
 
-def _make_vector_env(env_id: str, num_envs: int, randomization: str | Path | None, mode: str,
-                     pixels: int | None) -> gym.vector.VectorEnv:
+def _make_vector_env(env_id: str, num_envs: int, mode: str, pixels: int | None,
+                     randomize: Callable[[gym.Env], gym.Env] | None,
+                     make_randomizer: RandomizerFactory | None) -> gym.vector.VectorEnv:
     check_env_id(env_id)
     if mode == "auto":
         mode = "batch" if env_id in OUR_ENVS and pixels is None else "sync"
@@ -172,13 +183,8 @@ def _make_vector_env(env_id: str, num_envs: int, randomization: str | Path | Non
                              f"use mode 'sync' or 'async' for {env_id!r}")
         from sim.batch_env import BatchRobotEnv
 
-        config = None
-        if randomization is not None:
-            from randomization.config import load_config
-
-            config = load_config(randomization, robot_of(env_id))
-        return BatchRobotEnv(num_envs, randomization=config, **OUR_ENVS[env_id])
-    factory = functools.partial(make_env, env_id, randomization, pixels)
+        return BatchRobotEnv(num_envs, make_randomizer=make_randomizer, **OUR_ENVS[env_id])
+    factory = functools.partial(make_env, env_id, pixels=pixels, randomize=randomize)
     if mode == "sync":
         return gym.vector.SyncVectorEnv([factory] * num_envs, autoreset_mode=same_step)
     if mode == "async":

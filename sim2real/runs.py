@@ -31,7 +31,8 @@ def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
     from policies.records import atomic_write_bytes
     from policies.tuned import tuned_settings
     from randomization.config import load_config
-    from sim.registration import check_env_id, make_vector_env, robot_of
+    from randomization.envs import make_vector_env
+    from sim.registration import check_env_id, robot_of
 
     check_env_id(env_id)
     algorithm = algorithm_by_name(algo)
@@ -99,7 +100,7 @@ def resume_run(run_dir: Path, steps: int | None = None, env_id: str | None = Non
     from policies.plots import plot_learning_curve
     from policies.records import config_of_checkpoint
     from randomization.config import RandomizationConfig
-    from sim.registration import make_vector_env
+    from randomization.envs import make_vector_env
 
     checkpoint, _ = load_run(run_dir)
     metadata = dict(checkpoint.get("metadata", {}))

@@ -12,9 +12,9 @@ from PIL import Image
 from evaluation.curves import plot_runs
 from evaluation.episodes import load_policy, run_episodes
 from evaluation.robustness import Axis, pinned_config, robustness_map
-from randomization.wrapper import DomainRandomization
-from sim.registration import make_env
 from evaluation.video import record_video
+from randomization.envs import make_env
+from randomization.wrapper import DomainRandomization
 
 
 def opened(path) -> np.ndarray:

@@ -10,7 +10,7 @@ from policies import ddpg, ppo, sac, td3
 from policies.compiled import Adam, compile_update, parameters_of, should_compile
 from policies.core import sync_vector_env
 from policies.offpolicy_networks import Linear
-from sim.registration import make_env
+from randomization.envs import make_env
 
 
 def test_adam_matches_torch_optim_adam() -> None:

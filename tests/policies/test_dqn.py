@@ -19,8 +19,8 @@ from policies.algorithms import algorithm_by_name
 from policies.core import record_episodes, sync_vector_env
 from policies.dqn import DQNConfig, epsilon, td_targets, update_target
 from policies.records import Evaluator
+from randomization.envs import make_env, make_vector_env
 from sim.discrete_actions import DiscreteActions, action_table, env_action
-from sim.registration import make_env, make_vector_env
 from sim2real.runs import resume_run, train_run
 
 FURUTA = "sim2real/FurutaBalance-v0"

@@ -17,7 +17,7 @@ from policies.onpolicy_networks import ActorCritic
 from policies.reinforce import REINFORCEConfig, finished_steps
 from policies.reinforce import train as train_reinforce
 from policies.trpo import TRPOConfig, conjugate_gradient, gaussian_kl, trust_region_step
-from sim.registration import make_env
+from randomization.envs import make_env
 
 
 def test_conjugate_gradient_matches_a_direct_solve() -> None:

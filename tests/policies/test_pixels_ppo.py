@@ -27,7 +27,7 @@ from policies.encoders import (
     policy_inputs,
 )
 from policies.ppo import ActorCritic, PPOConfig, load_policy, train
-from sim.registration import make_env, make_vector_env
+from randomization.envs import make_env, make_vector_env
 from sim2real.runs import train_run
 
 REACH = "sim2real/ArmReach-v0"

@@ -10,7 +10,7 @@ from policies.core import RunningNormalizer, check_continuous_actions, sync_vect
 from policies.onpolicy import RewardScaler
 from policies.ppo import PPOConfig, compute_gae, load_policy, train
 from policies.records import atomic_write_bytes
-from sim.registration import make_env
+from randomization.envs import make_env
 
 
 def test_gae_matches_a_hand_computation() -> None:

@@ -15,7 +15,7 @@ from deploy.onnx_policy import OnnxPolicy
 from policies.algorithms import algorithm_by_name
 from policies.ppo import PPOConfig, train
 from randomization.config import load_config
-from sim.registration import make_vector_env
+from randomization.envs import make_vector_env
 from sim2real.runs import resume_run
 
 REACH = "sim2real/ArmReach-v0"

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from randomization.config import RandomizationConfig
+from randomization.envs import make_env
 from randomization.geometry import SHAPES
 from randomization.wrapper import DomainRandomization
-from sim.registration import make_env
 
 PUSH = "sim2real/ArmPush-v0"
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from randomization.config import RandomizationConfig
+from randomization.envs import make_env, make_vector_env
 from randomization.wrapper import DomainRandomization
-from sim.registration import make_env, make_vector_env
 
 
 def wrapped(raw: dict) -> DomainRandomization:

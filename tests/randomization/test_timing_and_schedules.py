@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from randomization.config import RandomizationConfig
+from randomization.envs import make_env, make_vector_env
 from randomization.wrapper import DomainRandomization
-from sim.registration import make_env, make_vector_env
 
 FURUTA = "sim2real/FurutaBalance-v0"
 

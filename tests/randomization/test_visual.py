@@ -20,11 +20,11 @@ import mujoco
 import numpy as np
 import pytest
 
+from randomization.envs import make_env
 from randomization.montage import ARM_VISUAL_SPECS, randomize, render_with_terms, save_montage
 from randomization.terms import Distribution, TermSpec
 from randomization.visual import DistractorTerm, TextureTerm, make_visual_term, make_visual_terms
 from sim.pixels import PixelObservation
-from sim.registration import make_env
 
 ARM_XML = Path(__file__).parents[2] / "sim" / "assets" / "so_arm.xml"
 SIZE = 64

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 
 from randomization.config import RandomizationConfig, load_config
+from randomization.envs import make_env
 from randomization.terms import TERM_NAMES, Distribution, TermSpec
 from randomization.wrapper import DomainRandomization
 from sim.physics import SERVO_DEADBAND_SLOT, SERVO_KP_SLOT
-from sim.registration import make_env
 
 # Each term with settings that suit it and a reader of the model values it writes.
 TERM_CASES = {

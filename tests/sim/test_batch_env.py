@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
+from randomization.envs import make_env, make_vector_env
 from sim.batch_env import BatchRobotEnv
-from sim.registration import OUR_ENVS, make_env, make_vector_env
+from sim.registration import OUR_ENVS
 
 
 @pytest.mark.parametrize("env_id", list(OUR_ENVS))

@@ -5,7 +5,11 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from sim.registration import check_env_id, list_env_ids, make_env
+from randomization.envs import make_env
+from sim import registration
+from sim.discrete_actions import DiscreteActions
+from sim.pixels import PixelObservation
+from sim.registration import check_env_id, list_env_ids
 
 
 @pytest.mark.parametrize("env_id", list_env_ids())
@@ -71,3 +75,46 @@ def test_unknown_env_id_names_close_ones() -> None:
     with pytest.raises(ValueError, match="did you mean sim2real/ArmReach-v0"):
         check_env_id("sim2real/ArmReech-v0")
     assert "InvertedPendulum-v5" in gym.registry
+
+
+class Marked(gym.Wrapper):
+    """Stands in for domain randomization: shows where the `randomize` hook's wrapper sits."""
+
+
+def wrapper_types(env: gym.Env) -> list[type]:
+    """The wrappers' types, outermost first."""
+    types = []
+    while isinstance(env, gym.Wrapper):
+        types.append(type(env))
+        env = env.env
+    return types
+
+
+def test_plain_factory_takes_randomization_only_as_a_hook() -> None:
+    """sim knows no presets: the hook wraps after the actions are rescaled, before the choices
+    (and before the camera: test_randomize_hook_sits_under_the_camera)."""
+    env = registration.make_env("InvertedPendulum-v5", randomize=Marked, discrete_actions=3)
+    assert wrapper_types(env)[:3] == [DiscreteActions, Marked, gym.wrappers.RescaleAction]
+    with pytest.raises(TypeError):
+        registration.make_env("sim2real/ArmReach-v0", "default")  # keyword-only
+
+
+def test_randomize_hook_sits_under_the_camera() -> None:
+    env = registration.make_env("sim2real/ArmReach-v0", randomize=Marked, pixels=32)
+    assert wrapper_types(env)[:2] == [PixelObservation, Marked]
+    env.close()
+
+
+def test_batch_env_builds_its_randomizer_from_the_hook() -> None:
+    calls = []
+
+    def make_randomizer(models, action_space, observation_space, substeps, timestep):
+        calls.append((len(models), action_space.shape, observation_space.shape, substeps,
+                      timestep))
+        return None  # no randomizer after all: the batch steps plainly
+
+    envs = registration.make_vector_env("sim2real/ArmReach-v0", 2, mode="batch",
+                                        make_randomizer=make_randomizer)
+    assert calls == [(2, (3,), envs.single_observation_space.shape, envs.sims[0].substeps,
+                      envs.sims[0].timestep)]
+    assert envs.randomizer is None

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+from randomization.envs import make_env
 from sim.pixels import PixelObservation
-from sim.registration import OUR_ENVS, make_env
+from sim.registration import OUR_ENVS
 
 
 @pytest.mark.parametrize("env_id", list(OUR_ENVS))
