@@ -35,14 +35,9 @@ def make_vector_env(env_id: str, num_envs: int,
                     randomization: str | Path | RandomizationConfig | None = None,
                     mode: str = "auto", pixels: int | None = None,
                     discrete_actions: int | None = None) -> gym.vector.VectorEnv:
-    """`num_envs` copies of `env_id` that reset a finished copy in the same step.
-
-    mode: "batch" (ours only: one process, task functions on the whole batch), "sync" (copies
-    stepped in turn by gymnasium), "async" (one subprocess per copy), or "auto": batch for our
-    envs, sync otherwise (and for pixels). benchmarks/sim_throughput.py measures which is faster
-    here. `pixels`: camera images beside the state, as in `make_env`. `discrete_actions`: that
-    many choices per action dimension (one MultiDiscrete action per copy), as in `make_env`.
-    """
+    """`num_envs` copies of `env_id` that reset a finished copy in the same step, each under
+    `randomization` (a preset name, a YAML path or a loaded config); `mode`, `pixels` and
+    `discrete_actions` as in `sim.registration.make_vector_env`."""
     registration.check_env_id(env_id)
     randomize = make_randomizer = None
     if randomization is not None:

@@ -12,6 +12,22 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 REACH = "sim2real/ArmReach-v0"
+ROBOT_COMPUTER = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('mujoco', 'torch', 'gymnasium', 'gymnasium_robotics', 'onnx',
+                                  'matplotlib', 'yaml'):
+            raise ImportError('blocked on the robot computer: ' + name)
+sys.meta_path.insert(0, Block())
+"""
+"""Python code that makes this process a robot computer: what it lacks fails to import."""
+
+
+@pytest.fixture(scope="session")
+def robot_computer() -> str:
+    """Code to run first in a `python -c` that must run as on the robot's computer."""
+    return ROBOT_COMPUTER
 
 
 @pytest.fixture(scope="session")

@@ -156,27 +156,22 @@ def test_a_port_that_does_not_answer_is_a_clear_error(tiny_policy, port) -> None
     assert "cannot open serial port" in out.stderr
 
 
-ROBOT_COMPUTER = """
-import runpy, sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in ('mujoco', 'torch', 'gymnasium', 'gymnasium_robotics', 'onnx',
-                                  'matplotlib', 'yaml'):
-            raise ImportError('blocked on the robot computer: ' + name)
-sys.meta_path.insert(0, Block())
+CLI = """
+import runpy
 sys.argv = ['sim2real', *sys.argv[1:]]
 runpy.run_module('sim2real.cli', run_name='__main__')
 """
 
 
-def test_a_serial_deploy_needs_neither_mujoco_torch_nor_yaml(tiny_policy, tmp_path) -> None:
+def test_a_serial_deploy_needs_neither_mujoco_torch_nor_yaml(tiny_policy, tmp_path,
+                                                              robot_computer) -> None:
     """The robot's computer: `deploy --robot serial:` with a JSON safety file, with every
     training-side module blocked from importing."""
     safety = tmp_path / "safety.json"
     safety.write_text(json.dumps({"soft_limit_margin": 0.1}))
     with Emulator("so_arm") as device:
         out = subprocess.run(
-            [sys.executable, "-c", ROBOT_COMPUTER, "deploy", str(tiny_policy), "--robot",
+            [sys.executable, "-c", robot_computer + CLI, "deploy", str(tiny_policy), "--robot",
              f"serial:{device.port}", "--seconds", "1", "--safety", str(safety), "--json",
              "--log", str(tmp_path / "run.s2rlog")], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -184,7 +179,7 @@ def test_a_serial_deploy_needs_neither_mujoco_torch_nor_yaml(tiny_policy, tmp_pa
     assert report["cycles"] >= 40 and device.counters["commands"] >= 40
     yaml_safety = tmp_path / "safety.yaml"
     yaml_safety.write_text("soft_limit_margin: 0.1\n")
-    out = subprocess.run([sys.executable, "-c", ROBOT_COMPUTER, "deploy", str(tiny_policy),
+    out = subprocess.run([sys.executable, "-c", robot_computer + CLI, "deploy", str(tiny_policy),
                           "--safety", str(yaml_safety), "--no-log"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "Traceback" not in out.stderr
