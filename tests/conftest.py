@@ -46,3 +46,20 @@ def tiny_policy(tiny_run: Path) -> Path:
     from deploy.export import export
 
     return export(tiny_run, check_count=200).path
+
+
+@pytest.fixture(scope="session")
+def robot_computer_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A virtual environment as the robot's computer has it: this project installed without its
+    dependencies, then only the `deploy` extra's numpy, onnxruntime and pyserial (pinned)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).parents[1]
+    venv = tmp_path_factory.mktemp("robot_computer") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    subprocess.run([*pip, "--no-deps", str(root)], check=True, cwd=root, timeout=600)
+    subprocess.run([*pip, "-c", str(root / "constraints.txt"), "numpy", "onnxruntime", "pyserial"],
+                   check=True, timeout=600)
+    return venv

@@ -184,3 +184,26 @@ def test_a_serial_deploy_needs_neither_mujoco_torch_nor_yaml(tiny_policy, tmp_pa
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "pyyaml is not installed here" in out.stderr and "safety.json" in out.stderr
+
+
+@pytest.mark.slow
+def test_the_robot_computers_install_deploys_over_the_serial_wire(tiny_policy, tmp_path,
+                                                                   robot_computer_venv) -> None:
+    """The documented robot-computer install (no torch, MuJoCo, gymnasium or pyyaml) deploys
+    over the wire to an emulator started from the full install."""
+    venv_python = robot_computer_venv / "bin" / "python"
+    missing = subprocess.run([venv_python, "-c", "import importlib.util as u; print([m for m in "
+                              "('torch', 'mujoco', 'gymnasium', 'yaml') if u.find_spec(m)])"],
+                             capture_output=True, text=True, check=True)
+    assert missing.stdout.strip() == "[]"
+    safety = tmp_path / "safety.json"
+    safety.write_text(json.dumps({"soft_limit_margin": 0.1}))
+    with Emulator("so_arm") as device:
+        out = subprocess.run(
+            [robot_computer_venv / "bin" / "sim2real", "deploy", str(tiny_policy), "--robot",
+             f"serial:{device.port}", "--seconds", "2", "--safety", str(safety), "--json",
+             "--log", str(tmp_path / "run.s2rlog")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["cycles"] >= 90 and device.counters["commands"] >= 90
+    assert report["link"]["crc_errors"] == 0 and not report["stopped"]
