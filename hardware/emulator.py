@@ -19,10 +19,11 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hardware.emulation import CLEAN_WIRE, apply_pinned_physics, sleep_precisely
 from hardware.faults import WireFaults
 from hardware.protocol import (
     MODE_OF_ACTUATOR,
@@ -45,33 +46,8 @@ from hardware.transports import Transport
 from sim.physics import RobotSimulation
 from sim.spec import RobotSpec
 
-DELAY_TERMS = ("action_delay", "action_latency")
-CLEAN_WIRE = WireFaults()
-"""Timing terms the emulator honours: whole control steps and seconds of command delay."""
-
-
-def pinned_physics(config: Any, spec: RobotSpec) -> tuple[list[tuple[str, Any, np.ndarray]], float]:
-    """The model terms of a randomization config whose every value is pinned (low == high, or a
-    normal with std 0), as (name, spec, value) to apply, and the command delay in seconds its
-    `action_delay` (control steps) and `action_latency` (s) add up to."""
-    from randomization.config import MODEL_TERM_NAMES
-
-    terms, delay = [], 0.0
-    for name, term in config.terms.items():
-        low, high = term.distribution.support
-        if low != high:
-            raise ValueError(f"emulator physics {name}: the emulated robot is one robot, so each "
-                             f"value must be pinned (low == high), got {low}..{high}")
-        if name in MODEL_TERM_NAMES:
-            terms.append((name, term, low))
-        elif name == "action_delay":
-            delay += round(low) * spec.control_period
-        elif name == "action_latency":
-            delay += low
-        else:
-            raise ValueError(f"emulator physics: {name!r} is not a physical parameter the "
-                             f"emulator applies; it takes model terms and {', '.join(DELAY_TERMS)}")
-    return terms, delay
+if TYPE_CHECKING:
+    from hardware.feetech_emulator import BusCounters, FeetechBusEmulator
 
 
 @dataclass
@@ -114,14 +90,8 @@ class DeviceEmulator:
         self.command_delay = 0.0
         self.physics_applied: dict[str, float] = {}
         if physics is not None:
-            from randomization.terms import make_term
-
-            terms, self.command_delay = pinned_physics(physics, spec)
-            rng = np.random.default_rng(seed)
-            for name, term_spec, value in terms:
-                term = make_term(self.sim.model, name, term_spec)
-                term.apply(self.sim.model, term.sample(rng))
-                self.physics_applied[name] = value
+            self.physics_applied, self.command_delay = apply_pinned_physics(
+                self.sim.model, physics, spec, seed)
         pose = np.asarray(spec.default_pose if initial_pose is None else initial_pose, float)
         self.sim.reset(pose)
         self.description = Description.of_spec(spec, watchdog_ms, firmware="sim2real-emulator")
@@ -305,7 +275,7 @@ class DeviceEmulator:
         if self.baudrate:
             wait += len(data) * 10 / self.baudrate  # 8N1: ten bits a byte on the wire
         if wait > 0:
-            _sleep(wait)
+            sleep_precisely(wait)
         if wire.drop():
             self.counters.lost_out += 1
             return
@@ -315,15 +285,6 @@ class DeviceEmulator:
             self.counters.frames_sent += 1
         else:
             self.counters.lost_out += 1
-
-
-def _sleep(seconds: float) -> None:
-    """Sleep precisely: the OS sleeps in coarse steps, the last half millisecond is spun."""
-    end = time.perf_counter() + seconds
-    if seconds > 0.001:
-        time.sleep(seconds - 0.0005)
-    while time.perf_counter() < end:
-        pass
 
 
 def load_physics(path: Path) -> Any:
@@ -337,23 +298,35 @@ def load_physics(path: Path) -> Any:
 
 def emulator_for(robot: str, watchdog_ms: float = 100.0, tcp_port: int | None = None,
                  physics_file: Path | None = None, baudrate: int | None = None,
-                 faults: WireFaults | None = None, pose: list[float] | None = None) -> DeviceEmulator:
+                 faults: WireFaults | None = None, pose: list[float] | None = None,
+                 bus: str = "sim2real") -> DeviceEmulator | FeetechBusEmulator:
     """The emulator `sim2real emulate ROBOT` serves: on a new pty, or on 127.0.0.1:`tcp_port`
-    (0: any free port)."""
+    (0: any free port). `bus`: our own protocol (sim2real) or a Feetech STS servo bus (feetech,
+    robots on position servos)."""
+    from hardware.feetech_emulator import FeetechBusEmulator
     from hardware.transports import PtyTransport, TcpTransport
     from sim.catalog import robot_by_name
 
+    emulators = {"sim2real": DeviceEmulator, "feetech": FeetechBusEmulator}
+    if bus not in emulators:
+        raise ValueError(f"unknown bus {bus!r}; buses: {', '.join(emulators)}")
     spec = robot_by_name(robot)
+    if bus == "feetech" and spec.actuator_kind != "position":
+        raise ValueError(f"--bus feetech emulates position servos; {spec.name} has "
+                         f"{spec.actuator_kind} actuators: use --bus sim2real")
     start = np.asarray(pose, dtype=float) if pose else None
     if start is not None and start.shape != (spec.num_joints,):
         raise ValueError(f"--pose needs {spec.num_joints} joint positions for {spec.name}, "
                          f"got {len(start)}")
     physics = load_physics(physics_file) if physics_file else None
     transport = TcpTransport(tcp_port) if tcp_port is not None else PtyTransport()
-    return DeviceEmulator(spec, transport, watchdog_ms, physics, baudrate, faults, start)
+    watchdog = {"watchdog_ms": watchdog_ms} if bus == "sim2real" else {}  # servos have none
+    return emulators[bus](spec, transport, physics=physics, baudrate=baudrate, faults=faults,
+                          initial_pose=start, **watchdog)
 
 
-def serve_until_stopped(emulator: DeviceEmulator, seconds: float | None = None) -> DeviceCounters:
+def serve_until_stopped(emulator: DeviceEmulator | FeetechBusEmulator,
+                        seconds: float | None = None) -> DeviceCounters | BusCounters:
     """Serve for `seconds` (None: until Ctrl-C or SIGTERM, both of which end it cleanly)."""
     import signal
 

@@ -94,15 +94,15 @@ def cmd_emulate(args: argparse.Namespace) -> None:
     faults |= {key: getattr(args, key) for key in FAULT_FLAGS if getattr(args, key) is not None}
     wire_faults = WireFaults.from_dict(faults)
     emulator = emulator_for(args.robot, args.watchdog_ms, args.tcp, _path(args.physics),
-                            args.baud, wire_faults, args.pose)
-    name = emulator.transport.name
+                            args.baud, wire_faults, args.pose, bus=args.bus)
+    name, scheme = emulator.transport.name, {"sim2real": "serial"}.get(args.bus, args.bus)
     print(f"emulating {emulator.spec.name} on {name}", flush=True)
     if emulator.physics_applied or emulator.command_delay:
         print(f"physics pinned: {emulator.physics_applied}, command delay "
               f"{emulator.command_delay * 1e3:.1f} ms", flush=True)
     if wire_faults.active:
         print(f"wire faults: {faults}", flush=True)
-    print(f"connect with: sim2real deploy POLICY --robot serial:{name}", flush=True)
+    print(f"connect with: sim2real deploy POLICY --robot {scheme}:{name}", flush=True)
     counters = serve_until_stopped(emulator, args.seconds)
     print("emulator stopped: " + json.dumps({**dataclasses.asdict(counters),
                                              "injected": wire_faults.counts}), flush=True)
@@ -247,8 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     where = emulate.add_mutually_exclusive_group()
     where.add_argument("--pty", action="store_true", help="open a pseudo-terminal (default)")
     where.add_argument("--tcp", type=int, metavar="PORT", help="listen on 127.0.0.1:PORT (0: any)")
-    emulate.add_argument("--physics", metavar="FILE",
-                         help="randomization YAML with each value pinned, e.g. mass: {low: 1.3, high: 1.3}")
+    emulate.add_argument("--physics", metavar="FILE", help="randomization YAML, every value pinned")
+    emulate.add_argument("--bus", choices=("sim2real", "feetech"), default="sim2real", help="wire protocol")
     emulate.add_argument("--baud", type=int, help="simulate this baud rate's wire time")
     emulate.add_argument("--watchdog-ms", type=float, default=100.0, help="hold after this long silent")
     emulate.add_argument("--faults", metavar="FILE", help="YAML/JSON of WireFaults settings")
