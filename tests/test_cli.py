@@ -151,3 +151,17 @@ def test_a_randomized_run_records_its_ranges_episodes_and_adr(tmp_path) -> None:
     assert ranges["mass"]["low"] == 0.5 and ranges["observation_noise"]["high"] == 0.01
     low, high = ranges["adr_final_ranges"]["mass"]["low"], ranges["adr_final_ranges"]["mass"]["high"]
     assert 0.5 <= low <= 1.0 <= high <= 2.0  # from the nominal model, within the limits
+
+
+def test_the_command_line_serves_the_bus(capsys: pytest.CaptureFixture[str]) -> None:
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        main(["emulate", "so_arm", "--bus", "feetech", "--seconds", "0.2"])
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("emulating so_arm on /dev/")
+    assert out[1].startswith("connect with: sim2real deploy POLICY --robot feetech:/dev/")
+    assert out[2].startswith("emulator stopped: ") and '"unanswered": 0' in out[2]

@@ -195,22 +195,6 @@ def test_reg_write_waits_for_action_and_a_new_id_answers_after_its_reply() -> No
         assert bus.read(9, "Lock") == 1 and bus.read(9, "ID") == 9
 
 
-def test_the_command_line_serves_the_bus(capsys: pytest.CaptureFixture[str]) -> None:
-    import signal
-
-    from sim2real.cli import main
-
-    before = signal.getsignal(signal.SIGTERM)
-    try:
-        main(["emulate", "so_arm", "--bus", "feetech", "--seconds", "0.2"])
-    finally:
-        signal.signal(signal.SIGTERM, before)
-    out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("emulating so_arm on /dev/")
-    assert out[1].startswith("connect with: sim2real deploy POLICY --robot feetech:/dev/")
-    assert out[2].startswith("emulator stopped: ") and '"unanswered": 0' in out[2]
-
-
 def test_a_missing_servo_times_out_while_the_others_answer() -> None:
     with Bus(ids=(1, 2, 3, 4, 5, None)) as bus:
         assert bus.ask(ping_packet(6), timeout=0.02) == []
