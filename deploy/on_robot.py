@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from deploy.loop import DeployReport, run
@@ -19,15 +20,15 @@ def deploy_on_robot(policy_path: Path, robot_url: str, seconds: float,
                     max_episodes: int | None = None, seed: int = 0, safety: Path | None = None,
                     log: Path | None = None, estop_file: Path | None = None,
                     estop_key: bool = False, realtime_priority: int | None = None,
-                    cpu: int | None = None) -> DeployReport:
+                    cpu: int | None = None, calibration: Path | None = None) -> DeployReport:
     """Run the ONNX policy at `policy_path` on the robot `robot_url` names for `seconds` (or
     `max_episodes`); refuses before anything moves when the robot is not the one the policy's
-    contract names."""
+    contract names. `calibration`: a servo bus's calibration file (feetech:)."""
     policy = OnnxPolicy(policy_path)
     if seconds <= 0:
         raise ValueError(f"--seconds must be > 0, got {seconds}")
     safety_config = SafetyConfig.from_dict(read_settings(safety)) if safety else SafetyConfig()
-    url = RobotURL.parse(robot_url)
+    url = replace(RobotURL.parse(robot_url), calibration=calibration)
     contract = policy.contract
     name = url.robot_name
     if name is None:

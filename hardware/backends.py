@@ -1,7 +1,8 @@
 """The robot backend a `--robot` URL names, chosen by its scheme from a plain table.
 
 `sim`, `sim:ROBOT` (the simulated robot, MuJoCo), `serial:URL` (our own wire protocol over a
-port, a pty or socket://HOST:PORT) and `auto[:URL]` (the serial device if one answers, else the
+port, a pty or socket://HOST:PORT), `feetech:URL` (a Feetech STS servo bus, the SO-101's) and
+`auto[:URL]` (the serial device if one answers, else the
 simulated robot, with a warning). Each entry imports only what it needs: a serial deploy on the
 robot's computer never imports MuJoCo.
 """
@@ -27,14 +28,16 @@ class RobotURL:
 
     scheme: str
     where: str
+    calibration: Path | None = None
+    """The servo bus's calibration file (feetech:; default: the robot's in ~/.config/sim2real)."""
 
     @classmethod
     def parse(cls, text: str) -> RobotURL:
         scheme, _, where = text.partition(":")
         if scheme not in BACKENDS:
             raise ValueError(f"unknown robot {text!r}; use sim, sim:ROBOT (e.g. sim:so_arm), "
-                             "serial:URL (serial:///dev/ttyUSB0, serial:socket://127.0.0.1:5000) "
-                             "or auto[:URL]")
+                             "serial:URL (serial:///dev/ttyUSB0, serial:socket://127.0.0.1:5000), "
+                             "feetech:URL (a Feetech servo bus: feetech:/dev/ttyUSB0) or auto[:URL]")
         return cls(scheme, where[2:] if where.startswith("//") else where)  # serial:///dev/x
 
     @property
@@ -89,6 +92,16 @@ def _serial(url: RobotURL, spec: RobotSpec, start: Callable[[], Episode]) -> Rob
     return robot
 
 
+def _feetech(url: RobotURL, spec: RobotSpec, start: Callable[[], Episode]) -> Robot:
+    from hardware.feetech_robot import FeetechRobot
+
+    if not url.where:
+        raise ValueError("--robot feetech: needs a port, e.g. feetech:/dev/ttyUSB0")
+    robot = FeetechRobot(url.where, spec, url.calibration)
+    robot.connect()  # the calibration and every servo checked, torque on holding still
+    return robot
+
+
 def _serial_or_simulated(url: RobotURL, spec: RobotSpec, start: Callable[[], Episode]) -> Robot:
     from hardware.serial_robot import DeviceError
 
@@ -108,5 +121,6 @@ def _serial_or_simulated(url: RobotURL, spec: RobotSpec, start: Callable[[], Epi
 BACKENDS: dict[str, Callable[[RobotURL, RobotSpec, Callable[[], Episode]], Robot]] = {
     "sim": _simulated,
     "serial": _serial,
+    "feetech": _feetech,
     "auto": _serial_or_simulated,
 }

@@ -224,6 +224,8 @@ class BusCounters:
     """Replies two or more servos with one ID sent at once."""
     refused: dict[str, int] = field(default_factory=dict)
     """Instructions answered with the INSTRUCTION error bit, by reason."""
+    sync_writes: int = 0
+    """SYNC WRITE packets taken (a backend's commands, one a control cycle)."""
     overload_trips: int = 0
     resets: int = 0
     """Brown-outs (WireFaults.reset_at): every servo powered up again, torque off."""
@@ -236,7 +238,8 @@ class FeetechBusEmulator:
     leaves that servo off the bus, a repeated ID puts two servos on one ID. `zero_counts`: the raw
     encoder count at each joint's zero (default 2048: half a turn), as the horns were assembled.
     `baudrate`: the line's (default 1 Mbit/s, the factory rate); a servo whose Baud_Rate register
-    names another rate hears nothing.
+    names another rate hears nothing. `model_numbers`: each servo's Model_Number (default 777,
+    the STS3215), to put another model on the bus.
 
     Example (what `sim2real emulate so_arm --bus feetech --pty` does):
         >>> transport = PtyTransport()   # hardware/transports.py
@@ -249,7 +252,7 @@ class FeetechBusEmulator:
                  initial_pose: np.ndarray | None = None,
                  ids: Sequence[int | None] = SO101_IDS,
                  zero_counts: Sequence[int] | None = None, supply_volts: float = 7.4,
-                 seed: int = 0) -> None:
+                 seed: int = 0, model_numbers: Sequence[int] | None = None) -> None:
         if spec.actuator_kind != "position":
             raise ValueError(f"robot {spec.name!r} has {spec.actuator_kind} actuators; the "
                              "Feetech bus emulator drives position servos (e.g. so_arm)")
@@ -285,6 +288,8 @@ class FeetechBusEmulator:
         self._resolution = 2.0 * np.pi / COUNTS_PER_TURN
         self.servos = [Servo(k + 1 if i is None else i, attached=i is not None)
                        for k, i in enumerate(ids)]
+        for servo, model_number in zip(self.servos, model_numbers or (), strict=False):
+            servo.put("Model_Number", model_number)  # another servo on the bus, for tests
         dead_zones = model.actuator_gainprm[at, SERVO_DEADBAND_SLOT]  # pinned physics may set it
         self._targets = pose[self._joint].copy()
         """Goal of each servo's loop, rad, once the command delay has passed."""
@@ -350,6 +355,7 @@ class FeetechBusEmulator:
         if kind == Instruction.SYNC_READ and broadcast:
             return self._sync_read(packet.params, listening)
         if kind == Instruction.SYNC_WRITE and broadcast:
+            self.counters.sync_writes += 1
             self._sync_write(packet.params, listening)
             return []
         targets = listening if broadcast else [k for k in listening

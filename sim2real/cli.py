@@ -75,7 +75,7 @@ def cmd_deploy(args: argparse.Namespace) -> None:
     log = None if args.no_log else _path(args.log) or default_log_path(Path(args.policy))
     report = deploy_on_robot(Path(args.policy), args.robot, args.seconds, args.episodes,
                              args.seed, _path(args.safety), log, _path(args.estop_file),
-                             args.estop_key, args.rt_priority, args.cpu)
+                             args.estop_key, args.rt_priority, args.cpu, _path(args.calibration))
     print(report_line(report))
     if args.json:
         print(json.dumps(report.summary()), flush=True)
@@ -106,6 +106,35 @@ def cmd_emulate(args: argparse.Namespace) -> None:
     counters = serve_until_stopped(emulator, args.seconds)
     print("emulator stopped: " + json.dumps({**dataclasses.asdict(counters),
                                              "injected": wire_faults.counts}), flush=True)
+
+
+def _bus(args: argparse.Namespace):
+    """The port of a `feetech:PORT` argument and the robot --robot names."""
+    from sim.catalog import robot_by_name
+
+    if not args.bus.startswith("feetech:") or args.bus == "feetech:":
+        raise ValueError(f"{args.bus!r}: give the servo bus as feetech:PORT, e.g. feetech:/dev/ttyUSB0")
+    return args.bus.removeprefix("feetech:").removeprefix("//"), robot_by_name(args.robot)
+
+
+def cmd_setup_motors(args: argparse.Namespace) -> None:
+    from hardware.calibration import setup_motors
+
+    port, spec = _bus(args)
+    ids = setup_motors(port, spec)
+    print(f"{spec.name}: servo IDs {ids} at 1,000,000 baud on {port}")
+
+
+def cmd_calibrate(args: argparse.Namespace) -> None:
+    from hardware.calibration import calibrate, default_path, import_lerobot_to_bus
+
+    port, spec = _bus(args)
+    out = _path(args.out) or default_path(spec.name)
+    if args.from_lerobot:
+        import_lerobot_to_bus(Path(args.from_lerobot), port, spec, out)
+    else:
+        calibrate(port, spec, out)
+    print(f"calibrated {spec.name} on {port}: wrote {out} and the servos' offsets and limits")
 
 
 def cmd_log_show(args: argparse.Namespace) -> None:
@@ -229,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("policy", help="policy.onnx written by `sim2real export`")
     deploy.add_argument("--robot", default="sim",
                         help="sim (the simulated robot of the contract), sim:ROBOT, serial:URL "
-                             "(serial:///dev/ttyUSB0, serial:socket://127.0.0.1:PORT) or "
+                             "(serial:///dev/ttyUSB0, serial:socket://127.0.0.1:PORT), "
+                             "feetech:URL (a Feetech servo bus) or "
                              "auto[:URL] (the serial device if one answers, else sim)")
     deploy.add_argument("--seconds", type=float, default=30.0)
     deploy.add_argument("--episodes", type=int, help="stop after this many episodes")
@@ -241,6 +271,18 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--estop-key", action="store_true", help="e-stop on any key pressed here")
     deploy.add_argument("--rt-priority", type=int, metavar="N", help="ask for SCHED_FIFO priority N")
     deploy.add_argument("--cpu", type=int, metavar="N", help="pin the loop to CPU N if allowed")
+    deploy.add_argument("--calibration", metavar="FILE", help="feetech: the arm's calibration "
+                        "(default ~/.config/sim2real/calibration/ROBOT.json)")
+
+    for name, func, what in (("setup-motors", cmd_setup_motors, "give each servo its ID, one "
+                              "on the bus at a time"),
+                             ("calibrate", cmd_calibrate, "calibrate a servo arm's middle and ranges")):
+        sub = verb(name, func, what)
+        sub.add_argument("bus", metavar="feetech:PORT", help="the servo bus, e.g. feetech:/dev/ttyUSB0")
+        sub.add_argument("--robot", default="so_arm", help="robot name (default so_arm)")
+    sub.add_argument("--out", metavar="FILE", help="calibration file (default: the robot's in "
+                     "~/.config/sim2real/calibration)")
+    sub.add_argument("--from-lerobot", metavar="FILE", help="import a LeRobot SO-101 calibration")
 
     emulate = verb("emulate", cmd_emulate, "emulate a robot's serial device (HIL backend)")
     emulate.add_argument("robot", help="robot name, e.g. so_arm or furuta")

@@ -1,0 +1,150 @@
+"""The Feetech bus backend against the bus emulator over a pty: connect (the calibration, every
+servo, the model's settings, torque on holding still), the read/command cycle in radians, the
+servos missing, of another model or at another baud rate, an alarm mid-run, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from conftest import COUNT, nominal_calibration, written
+
+from deploy.loop import run
+from deploy.onnx_policy import OnnxPolicy
+from deploy.telemetry import read_log
+from hardware.backends import RobotURL, open_robot
+from hardware.calibration import CalibrationError
+from hardware.feetech_bus import BusError
+from hardware.feetech_protocol import ServoError
+from hardware.feetech_robot import FeetechRobot, ServoFault
+from hardware.transports import PtyTransport
+from sim.so_arm import SO_ARM
+
+
+def test_connect_read_and_command_round_trip(servo_bus) -> None:
+    bus = servo_bus()
+    calibration = written(bus, nominal_calibration())
+    with FeetechRobot(bus.port, SO_ARM, calibration) as arm:
+        servos = bus.emulator.servos
+        assert all(s.torque_on and s.get("Lock") == 1 and s.get("Return_Delay_Time") == 0
+                   for s in servos)
+        assert [s.get("Max_Torque_Limit") for s in servos] == [1000] * 5 + [500]
+        state = arm.read_state()
+        assert state.positions == pytest.approx(bus.angles(), abs=2 * COUNT)
+        goal = np.array([0.3, -0.4, 0.5, 0.2, -0.6, 0.8])
+        for _ in range(50):  # 1 s at 50 Hz
+            sent = arm.send_command(goal)
+            time.sleep(SO_ARM.control_period)
+            state = arm.read_state()
+        assert sent == pytest.approx(goal, abs=COUNT)
+        assert state.positions[:5] == pytest.approx(goal[:5], abs=0.05)
+        assert bus.angles() == pytest.approx(state.positions, abs=3 * COUNT)
+        beyond = arm.send_command(np.full(6, 10.0))  # clamped to the limits, then to counts
+        assert beyond == pytest.approx(SO_ARM.command_high, abs=COUNT)
+        assert arm.stats.crc_errors == 0 and arm.stats.timeouts == 0
+        assert arm.stats.frames_received >= 50 * 6
+    assert not any(s.torque_on for s in bus.emulator.servos)  # released on disconnect
+
+
+def test_the_backend_table_opens_it(servo_bus, tmp_path) -> None:
+    bus = servo_bus()
+    path = written(bus, nominal_calibration()).save(tmp_path / "arm.json")
+    url = RobotURL.parse(f"feetech:{bus.port}")
+    with open_robot(RobotURL(url.scheme, url.where, path), SO_ARM, lambda: None) as arm:
+        assert isinstance(arm, FeetechRobot) and arm.read_state().positions.shape == (6,)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"ids": (1, 2, 3, None, 5, 6)}, "servo ID 4 (wrist_flex) does not answer on"),
+    ({"model_numbers": (777, 777, 1234, 777, 777, 777)},
+     "servo ID 3 (elbow_flex) on {port} is model 1234, not an STS3215 (777)"),
+    ({"baudrate": 500_000}, "nothing answers at 1,000,000 baud on {port}: check the port, the "
+                            "power and the baud rate"),
+])
+def test_servos_that_are_not_the_arm_are_refused(servo_bus, options, message) -> None:
+    bus = servo_bus(**options)
+    with pytest.raises(BusError, match=message.format(port=bus.port).replace("(", r"\(")
+                       .replace(")", r"\)")):
+        FeetechRobot(bus.port, SO_ARM, nominal_calibration()).connect()
+    assert not any(s.torque_on for s in bus.emulator.servos)
+
+
+def test_a_port_with_nothing_on_it() -> None:
+    nobody = PtyTransport()  # a port nobody answers on
+    try:
+        with pytest.raises(ConnectionError, match="nothing answers at 1,000,000 baud on"):
+            FeetechRobot(nobody.name, SO_ARM, nominal_calibration()).connect()
+    finally:
+        nobody.close()
+    with pytest.raises(ConnectionError, match="cannot open serial port '/dev/ttyNOPE0'"):
+        FeetechRobot("/dev/ttyNOPE0", SO_ARM, nominal_calibration()).connect()
+
+
+def test_servos_calibrated_otherwise_are_refused(servo_bus) -> None:
+    bus = servo_bus()
+    calibration = written(bus, nominal_calibration())
+    pan, lift = calibration.joints[:2]
+    swapped = type(calibration)("so_arm", (pan.__class__(pan.name, lift.id, 1, 0, pan.range_min,
+                                                         pan.range_max),
+                                           lift.__class__(lift.name, pan.id, 1, 0, lift.range_min,
+                                                          lift.range_max),
+                                           *calibration.joints[2:]))
+    with pytest.raises(CalibrationError, match=r"shoulder_pan \(ID 2\): the servo has"):
+        FeetechRobot(bus.port, SO_ARM, swapped).connect()
+    assert not any(s.torque_on for s in bus.emulator.servos)
+
+
+def test_an_overload_mid_run_is_a_named_fault_and_a_safe_stop(servo_bus, tiny_policy,
+                                                              tmp_path) -> None:
+    bus = servo_bus()
+    calibration = written(bus, nominal_calibration())
+    log = tmp_path / "overload.s2rlog"
+
+    def overload() -> None:
+        bus.emulator.servos[2].alarm |= ServoError.OVERLOAD  # it says so in every reply now
+
+    with FeetechRobot(bus.port, SO_ARM, calibration) as arm:
+        threading.Timer(1.0, overload).start()
+        report = run(OnnxPolicy(tiny_policy), arm, seconds=4.0, log=log)
+        with pytest.raises(ServoFault, match=r"servo ID 3 \(elbow_flex\) reports OVERLOAD"):
+            arm.read_state()
+    assert report.stopped.startswith("watchdog"), report.stopped
+    assert report.link["faults"] == {"OVERLOAD elbow_flex": 1}
+    assert 40 <= report.cycles <= 70
+    assert not any(s.torque_on for s in bus.emulator.servos)  # released
+    logged = read_log(log)
+    assert not logged.truncated and logged.event("report")["report"]["cycles"] == logged.cycles
+    assert logged.event("safe_stop")["cycle"] == logged.cycles
+    failures = [e for e in logged.events if e["event"] == "read_failure"]
+    assert failures and all("OVERLOAD" in e["error"] for e in failures)
+
+
+def test_deploy_without_a_calibration_is_one_line(servo_bus, tiny_policy, tmp_path) -> None:
+    bus = servo_bus()
+    out = subprocess.run(
+        [sys.executable, "-m", "sim2real.cli", "deploy", str(tiny_policy), "--robot",
+         f"feetech:{bus.port}", "--calibration", str(tmp_path / "none.json"), "--no-log"],
+        capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"no calibration at {tmp_path / 'none.json'}" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert not any(s.torque_on for s in bus.emulator.servos)
+
+
+def test_deploy_json_reports_the_bus(servo_bus, tiny_policy, tmp_path) -> None:
+    bus = servo_bus()
+    path = written(bus, nominal_calibration()).save(tmp_path / "arm.json")
+    out = subprocess.run(
+        [sys.executable, "-m", "sim2real.cli", "deploy", str(tiny_policy), "--robot",
+         f"feetech:{bus.port}", "--calibration", str(path), "--seconds", "1", "--no-log",
+         "--json"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "link: " in out.stdout and "0 CRC errors" in out.stdout
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["cycles"] >= 40 and report["link"]["crc_errors"] == 0
+    assert bus.emulator.counters.sync_writes >= 40
