@@ -148,3 +148,37 @@ def test_deploy_json_reports_the_bus(servo_bus, tiny_policy, tmp_path) -> None:
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["cycles"] >= 40 and report["link"]["crc_errors"] == 0
     assert bus.emulator.counters.sync_writes >= 40
+
+
+@pytest.mark.slow
+def test_the_robot_computers_install_deploys_over_the_servo_bus(tiny_policy, tmp_path,
+                                                                robot_computer_venv) -> None:
+    """The torch-free install imports a LeRobot calibration into the emulated servos (a separate
+    process, `sim2real emulate so_arm --bus feetech`) and deploys over the bus for 3 s."""
+    from test_hil import Emulator
+
+    lerobot = tmp_path / "lerobot.json"
+    lerobot.write_text(json.dumps({name: {"id": k + 1, "drive_mode": 0, "homing_offset": 0,
+                                          "range_min": int(round(2048 + lo / COUNT)),
+                                          "range_max": int(round(2048 + hi / COUNT))}
+                                   for k, (name, lo, hi) in enumerate(zip(
+                                       SO_ARM.actuator_names, SO_ARM.position_low,
+                                       SO_ARM.position_high, strict=True))}))
+    sim2real = robot_computer_venv / "bin" / "sim2real"
+    calibration = tmp_path / "arm.json"
+    with Emulator("so_arm", "--bus", "feetech") as device:
+        out = subprocess.run([sim2real, "calibrate", f"feetech:{device.port}", "--from-lerobot",
+                              str(lerobot), "--out", str(calibration)],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        out = subprocess.run(
+            [sim2real, "deploy", str(tiny_policy), "--robot", f"feetech:{device.port}",
+             "--calibration", str(calibration), "--seconds", "3", "--json",
+             "--log", str(tmp_path / "run.s2rlog")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"feetech HIL: {report['cycles']} cycles, link {report['link']}, emulator "
+          f"{device.counters}")
+    assert report["cycles"] >= 0.9 * 3 * 50 and not report["stopped"]
+    assert report["link"]["crc_errors"] == 0
+    assert device.counters["sync_writes"] >= 0.9 * report["cycles"]
