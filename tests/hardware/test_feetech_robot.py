@@ -159,8 +159,8 @@ def test_the_robot_computers_install_deploys_over_the_servo_bus(tiny_policy, tmp
 
     lerobot = tmp_path / "lerobot.json"
     lerobot.write_text(json.dumps({name: {"id": k + 1, "drive_mode": 0, "homing_offset": 0,
-                                          "range_min": int(round(2048 + lo / COUNT)),
-                                          "range_max": int(round(2048 + hi / COUNT))}
+                                          "range_min": round(2048 + lo / COUNT),
+                                          "range_max": round(2048 + hi / COUNT)}
                                    for k, (name, lo, hi) in enumerate(zip(
                                        SO_ARM.actuator_names, SO_ARM.position_low,
                                        SO_ARM.position_high, strict=True))}))
