@@ -40,6 +40,12 @@ class ExportResult:
     """max |deploy runtime - training env| of the commands, over recorded episodes."""
     pipeline_steps: int
 
+    def describe(self, check_count: int) -> str:
+        """One line, as `sim2real export` prints it."""
+        return (f"exported {self.path}: onnxruntime matches torch to {self.onnx_error:.2e} on "
+                f"{check_count} observations; the deploy runtime's commands match the training "
+                f"env's to {self.pipeline_error:.2e} over {self.pipeline_steps} recorded steps")
+
 
 class ExportMismatch(RuntimeError):
     """onnxruntime and torch disagree on the exported policy."""

@@ -97,3 +97,11 @@ def evaluate_policy(source: Path, env_id: str | None, episodes: int, seed: int =
                                                                       seed)}
     finally:
         env.close()
+
+
+def evaluation_line(report: dict) -> str:
+    """`evaluate_policy`'s report in one line, as `sim2real eval` prints it."""
+    success = "" if report["success_rate"] is None else f", success {report['success_rate']:.0%}"
+    return (f"{report['policy']} on {report['env']}: return {report['mean_return']:.2f} +- "
+            f"{report['std_return']:.2f} over {report['episodes']} episodes{success}, "
+            f"{report['mean_length']:.0f} steps each")

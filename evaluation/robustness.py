@@ -87,7 +87,7 @@ def robustness_map(policies: list[Path], env_id: str | None, axes: list[Axis], e
     if not policies:
         raise ValueError("give at least one policy (a run dir or a policy.onnx)")
     if not axes:
-        raise ValueError("give at least one --vary TERM=LOW:HIGH:POINTS")
+        raise ValueError("give at least one --vary TERM=LOW:HIGH:POINTS, e.g. --vary mass=0.5:2.0:7")
     if len({a.term for a in axes}) != len(axes):
         raise ValueError("each term may be varied once")
     loaded = [load_policy(Path(p)) for p in policies]

@@ -124,3 +124,11 @@ BACKENDS: dict[str, Callable[[RobotURL, RobotSpec, Callable[[], Episode]], Robot
     "feetech": _feetech,
     "auto": _serial_or_simulated,
 }
+
+
+def bus_port(text: str) -> str:
+    """The port of a `feetech:PORT` servo bus argument (calibrate, setup-motors)."""
+    url = RobotURL.parse(text) if text.startswith("feetech:") else None
+    if url is None or not url.where:
+        raise ValueError(f"{text!r}: give the servo bus as feetech:PORT, e.g. feetech:/dev/ttyUSB0")
+    return url.where

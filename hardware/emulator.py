@@ -338,3 +338,16 @@ def serve_until_stopped(emulator: DeviceEmulator | FeetechBusEmulator,
         return emulator.serve(seconds=seconds)
     except KeyboardInterrupt:
         return emulator.counters
+
+
+def banner(emulator: Any, bus: str, faults: dict | None = None) -> list[str]:
+    """What `sim2real emulate` prints on start: where it listens, what it pinned and injects,
+    and the deploy command that connects to it."""
+    name, scheme = emulator.transport.name, {"sim2real": "serial"}.get(bus, bus)
+    lines = [f"emulating {emulator.spec.name} on {name}"]
+    if emulator.physics_applied or emulator.command_delay:
+        lines.append(f"physics pinned: {emulator.physics_applied}, command delay "
+                     f"{emulator.command_delay * 1e3:.1f} ms")
+    if faults:
+        lines.append(f"wire faults: {faults}")
+    return [*lines, f"connect with: sim2real deploy POLICY --robot {scheme}:{name}"]

@@ -97,6 +97,13 @@ def describe_envs() -> list[dict]:
     return rows
 
 
+def envs_table(rows: list[dict]) -> list[str]:
+    """`describe_envs`' rows as aligned text lines, as `sim2real envs` prints them."""
+    return [f"{'id':<34} {'suite':<20} {'observation':>11}  action"] + [
+        f"{row['id']:<34} {row['suite']:<20} {row['observation_size']:>11}  "
+        f"{row['action_size']} {row['action']}" for row in rows]
+
+
 def make_env(env_id: str, *, pixels: int | None = None, discrete_actions: int | None = None,
              randomize: Callable[[gym.Env], gym.Env] | None = None, **kwargs) -> gym.Env:
     """Build `env_id` with actions in [-1, 1], wrapped by `randomize` (e.g. domain

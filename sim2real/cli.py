@@ -47,26 +47,17 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from evaluation.episodes import evaluate_policy
+    from evaluation.episodes import evaluate_policy, evaluation_line
 
     report = evaluate_policy(Path(args.policy), args.env, args.episodes, args.seed)
-    if args.json:
-        print(json.dumps(report))
-        return
-    success = "" if report["success_rate"] is None else f", success {report['success_rate']:.0%}"
-    print(f"{report['policy']} on {report['env']}: return {report['mean_return']:.2f} +- "
-          f"{report['std_return']:.2f} over {report['episodes']} episodes{success}, "
-          f"{report['mean_length']:.0f} steps each")
+    print(json.dumps(report) if args.json else evaluation_line(report))
 
 
 def cmd_export(args: argparse.Namespace) -> None:
     from deploy.export import export
 
-    result = export(Path(args.run_dir), _path(args.out), args.check,
-                    "best" if args.best else "checkpoint")
-    print(f"exported {result.path}: onnxruntime matches torch to {result.onnx_error:.2e} on "
-          f"{args.check} observations; the deploy runtime's commands match the training env's "
-          f"to {result.pipeline_error:.2e} over {result.pipeline_steps} recorded steps")
+    print(export(Path(args.run_dir), _path(args.out), args.check,
+                 "best" if args.best else "checkpoint").describe(args.check))
 
 
 def cmd_deploy(args: argparse.Namespace) -> None:
@@ -86,7 +77,7 @@ def cmd_deploy(args: argparse.Namespace) -> None:
 
 
 def cmd_emulate(args: argparse.Namespace) -> None:
-    from hardware.emulator import emulator_for, serve_until_stopped
+    from hardware.emulator import banner, emulator_for, serve_until_stopped
     from hardware.faults import WireFaults
     from hardware.settings import read_settings
 
@@ -95,40 +86,27 @@ def cmd_emulate(args: argparse.Namespace) -> None:
     wire_faults = WireFaults.from_dict(faults)
     emulator = emulator_for(args.robot, args.watchdog_ms, args.tcp, _path(args.physics),
                             args.baud, wire_faults, args.pose, bus=args.bus)
-    name, scheme = emulator.transport.name, {"sim2real": "serial"}.get(args.bus, args.bus)
-    print(f"emulating {emulator.spec.name} on {name}", flush=True)
-    if emulator.physics_applied or emulator.command_delay:
-        print(f"physics pinned: {emulator.physics_applied}, command delay "
-              f"{emulator.command_delay * 1e3:.1f} ms", flush=True)
-    if wire_faults.active:
-        print(f"wire faults: {faults}", flush=True)
-    print(f"connect with: sim2real deploy POLICY --robot {scheme}:{name}", flush=True)
+    print("\n".join(banner(emulator, args.bus, faults if wire_faults.active else None)), flush=True)
     counters = serve_until_stopped(emulator, args.seconds)
     print("emulator stopped: " + json.dumps({**dataclasses.asdict(counters),
                                              "injected": wire_faults.counts}), flush=True)
 
 
-def _bus(args: argparse.Namespace):
-    """The port of a `feetech:PORT` argument and the robot --robot names."""
+def cmd_setup_motors(args: argparse.Namespace) -> None:
+    from hardware.backends import bus_port
+    from hardware.calibration import setup_motors
     from sim.catalog import robot_by_name
 
-    if not args.bus.startswith("feetech:") or args.bus == "feetech:":
-        raise ValueError(f"{args.bus!r}: give the servo bus as feetech:PORT, e.g. feetech:/dev/ttyUSB0")
-    return args.bus.removeprefix("feetech:").removeprefix("//"), robot_by_name(args.robot)
-
-
-def cmd_setup_motors(args: argparse.Namespace) -> None:
-    from hardware.calibration import setup_motors
-
-    port, spec = _bus(args)
-    ids = setup_motors(port, spec)
-    print(f"{spec.name}: servo IDs {ids} at 1,000,000 baud on {port}")
+    port, spec = bus_port(args.bus), robot_by_name(args.robot)
+    print(f"{spec.name}: servo IDs {setup_motors(port, spec)} at 1,000,000 baud on {port}")
 
 
 def cmd_calibrate(args: argparse.Namespace) -> None:
+    from hardware.backends import bus_port
     from hardware.calibration import calibrate, default_path, import_lerobot_to_bus
+    from sim.catalog import robot_by_name
 
-    port, spec = _bus(args)
+    port, spec = bus_port(args.bus), robot_by_name(args.robot)
     out = _path(args.out) or default_path(spec.name)
     if args.from_lerobot:
         import_lerobot_to_bus(Path(args.from_lerobot), port, spec, out)
@@ -141,25 +119,18 @@ def cmd_log_show(args: argparse.Namespace) -> None:
     from deploy.log_summary import show_log
 
     summary = show_log(Path(args.log), _path(args.plot))
-    if args.json:
-        print(json.dumps(summary))
-        return
-    for key, value in summary.items():
-        print(f"{key:>22}: {value}")
+    print(json.dumps(summary) if args.json else
+          "\n".join(f"{key:>22}: {value}" for key, value in summary.items()))
 
 
 def cmd_robustness(args: argparse.Namespace) -> None:
     from evaluation.robustness import Axis, robustness_map
 
-    if not args.vary:
-        raise ValueError("robustness needs at least one --vary TERM=LOW:HIGH:POINTS, "
-                         "e.g. --vary mass=0.5:2.0:7")
     result = robustness_map([Path(p) for p in args.policies], args.env,
                             [Axis.parse(text) for text in args.vary], args.episodes,
                             Path(args.out), args.seed, progress=not args.quiet)
     print(result["summary"].read_text())
-    print(f"wrote {result['csv']}, {', '.join(str(p) for p in result['pictures'])}, "
-          f"{result['summary']}")
+    print(f"wrote {', '.join(str(p) for p in (result['csv'], *result['pictures'], result['summary']))}")
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
@@ -173,8 +144,7 @@ def cmd_video(args: argparse.Namespace) -> None:
 
     result = record_video(Path(args.policy), args.env, Path(args.out), args.episodes, args.seed,
                           args.montage, args.randomization, args.size)
-    what = (f"a montage of {result['domains']} randomized domains" if result["domains"]
-            else "the nominal env")
+    what = f"a montage of {result['domains']} domains" if result["domains"] else "the nominal env"
     print(f"wrote {result['path']}: {result['frames']} frames at {result['fps']} fps, {what}")
 
 
@@ -191,16 +161,10 @@ def cmd_sysid(args: argparse.Namespace) -> None:
 
 
 def cmd_envs(args: argparse.Namespace) -> None:
-    from sim.registration import describe_envs
+    from sim.registration import describe_envs, envs_table
 
     rows = describe_envs()
-    if args.json:
-        print(json.dumps(rows))
-        return
-    print(f"{'id':<34} {'suite':<20} {'observation':>11}  action")
-    for row in rows:
-        print(f"{row['id']:<34} {row['suite']:<20} {row['observation_size']:>11}  "
-              f"{row['action_size']} {row['action']}")
+    print(json.dumps(rows) if args.json else "\n".join(envs_table(rows)))
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -233,10 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="run dir for checkpoint, metrics, run.json")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a run exactly (--steps extends it)")
     train.add_argument("--randomization", help="preset (none, default) or YAML of domain randomization")
-    train.add_argument("--pixels", type=int, metavar="N",
-                       help="observe N x N camera images beside the state (ppo, our envs; e.g. 84)")
-    train.add_argument("--discrete-actions", type=int, metavar="N",
-                       help="N choices in [-1, 1] per action dimension (dqn on our robots; e.g. 5)")
+    train.add_argument("--pixels", type=int, metavar="N", help="N x N camera images too (ppo; e.g. 84)")
+    train.add_argument("--discrete-actions", type=int, metavar="N", help="N choices per action (dqn)")
     train.add_argument("--set", help='algorithm settings as JSON, e.g. \'{"num_envs": 8}\'')
     train.add_argument("--overwrite", action="store_true", help="replace an existing run dir")
     train.add_argument("--quiet", action="store_true", help="no progress display")
@@ -249,18 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
     export = verb("export", cmd_export, "export a run to ONNX with its contract")
     export.add_argument("run_dir")
     export.add_argument("--out", help="ONNX path (default RUN_DIR/policy.onnx)")
-    export.add_argument("--check", type=int, default=1000,
-                        help="observations on which onnxruntime must match torch to 1e-5")
+    export.add_argument("--check", type=int, default=1000, help="observations torch and ONNX must match on")
     export.add_argument("--best", action="store_true", help="export best.pt, not the last checkpoint")
 
     deploy = verb("deploy", cmd_deploy, "run an ONNX policy in a fixed-rate loop on a robot",
                   json_help="also print the report as JSON")
     deploy.add_argument("policy", help="policy.onnx written by `sim2real export`")
-    deploy.add_argument("--robot", default="sim",
-                        help="sim (the simulated robot of the contract), sim:ROBOT, serial:URL "
-                             "(serial:///dev/ttyUSB0, serial:socket://127.0.0.1:PORT), "
-                             "feetech:URL (a Feetech servo bus) or "
-                             "auto[:URL] (the serial device if one answers, else sim)")
+    deploy.add_argument("--robot", default="sim", help="sim (the contract's robot, simulated), "
+                        "sim:ROBOT, serial:URL, feetech:URL (a servo bus) or auto[:URL]")
     deploy.add_argument("--seconds", type=float, default=30.0)
     deploy.add_argument("--episodes", type=int, help="stop after this many episodes")
     deploy.add_argument("--seed", type=int, default=0, help="seed of the goals")
@@ -271,8 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--estop-key", action="store_true", help="e-stop on any key pressed here")
     deploy.add_argument("--rt-priority", type=int, metavar="N", help="ask for SCHED_FIFO priority N")
     deploy.add_argument("--cpu", type=int, metavar="N", help="pin the loop to CPU N if allowed")
-    deploy.add_argument("--calibration", metavar="FILE", help="feetech: the arm's calibration "
-                        "(default ~/.config/sim2real/calibration/ROBOT.json)")
+    deploy.add_argument("--calibration", metavar="FILE", help="a feetech: arm's calibration file")
 
     for name, func, what in (("setup-motors", cmd_setup_motors, "give each servo its ID, one "
                               "on the bus at a time"),
@@ -280,8 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub = verb(name, func, what)
         sub.add_argument("bus", metavar="feetech:PORT", help="the servo bus, e.g. feetech:/dev/ttyUSB0")
         sub.add_argument("--robot", default="so_arm", help="robot name (default so_arm)")
-    sub.add_argument("--out", metavar="FILE", help="calibration file (default: the robot's in "
-                     "~/.config/sim2real/calibration)")
+    sub.add_argument("--out", metavar="FILE", help="calibration file (default: ~/.config/sim2real/)")
     sub.add_argument("--from-lerobot", metavar="FILE", help="import a LeRobot SO-101 calibration")
 
     emulate = verb("emulate", cmd_emulate, "emulate a robot's serial device (HIL backend)")
@@ -326,8 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sysid = verb("sysid", cmd_sysid, "fit physical parameters from a deploy log", json_help="")
     sysid.add_argument("log", help="a .s2rlog written by `sim2real deploy`")
-    sysid.add_argument("--terms", nargs="+", help="terms to fit (default: mass and actuator_kp "
-                                                  "or motor_resistance)")
+    sysid.add_argument("--terms", nargs="+", help="terms to fit (default: mass, actuator_kp/R)")
     sysid.add_argument("--max-delay", type=int, default=4, help="largest delay tried, steps")
     sysid.add_argument("--robot", help="refuse a log of another robot")
     sysid.add_argument("--out", default="sysid", help="folder for the config, plot and JSON")

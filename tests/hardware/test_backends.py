@@ -52,3 +52,13 @@ def test_settings_read_json_and_yaml_and_name_a_bad_file(tmp_path) -> None:
         read_settings(tmp_path / "list.json")
     with pytest.raises(FileNotFoundError, match="settings file .*none.json does not exist"):
         read_settings(tmp_path / "none.json")
+
+
+def test_a_servo_bus_argument_names_its_port() -> None:
+    from hardware.backends import bus_port
+
+    assert bus_port("feetech:///dev/ttyUSB0") == "/dev/ttyUSB0"
+    assert bus_port("feetech:socket://127.0.0.1:5000") == "socket://127.0.0.1:5000"
+    for bad in ("feetech:", "serial:/dev/x", "/dev/ttyUSB0"):
+        with pytest.raises(ValueError, match="give the servo bus as feetech:PORT"):
+            bus_port(bad)
