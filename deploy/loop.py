@@ -2,7 +2,8 @@
 (absolute deadlines, so the rate never drifts), read the robot, check the state (the watchdog,
 the episode's end), run the ONNX policy on the task's observation, pass the command through the
 safety supervisor, write it, log the cycle. Each stage is timed and every cycle can go to a
-telemetry log; a watchdog, the e-stops and Ctrl-C end a run in a safe stop: hold, then release.
+telemetry log; a fault the robot reports (a servo's overload alarm) ends a run at once in a
+safe stop (release); a watchdog, the e-stops and Ctrl-C end it holding, then releasing.
 
 The named pieces: the clock in deploy/schedule.py, the episode bookkeeping in deploy/episodes.py,
 the watchdog and the safe stop in deploy/safe_stop.py.
@@ -28,7 +29,7 @@ from deploy.schedule import Schedule, StageTimes, realtime, sleep_until
 from deploy.stop_signals import StopSignals
 from deploy.supervisor import INTERVENTIONS, SafetyConfig, Supervisor
 from deploy.telemetry import TelemetryWriter
-from hardware.robot import Robot
+from hardware.robot import Robot, RobotFault
 from sim.catalog import make_task
 from sim.spec import RobotState
 from sim.task import Task
@@ -76,7 +77,8 @@ class DeployReport:
     homings: int = 0
     """Times the robot walked home after a missed episode."""
     stopped: str = ""
-    """Why the run ended before its time, if it did (watchdog, e-stop, Ctrl-C, ...)."""
+    """Why the run ended before its time, if it did (watchdog, a servo fault, e-stop, Ctrl-C,
+    ...)."""
     stopped_after_s: float | None = None
     """For a watchdog stop: seconds from the last fresh state to the safe-stop command."""
     realtime: str = ""
@@ -188,6 +190,7 @@ class _Loop:
         start = time.perf_counter()
         self.schedule = Schedule(period, start)
         self.watchdog = Watchdog(safety.watchdog_period(period), first, start)
+        self.fault: RobotFault | None = None
 
     def cycle(self, seconds: float) -> bool:
         """One control cycle; False when the run ends (its time is up, or it stopped)."""
@@ -204,9 +207,8 @@ class _Loop:
         fresh = self._read(elapsed)
         t_read = time.perf_counter()
         state = self.watchdog.see(fresh, t_read)
-        # -- check it: a robot that stopped answering; the episode (its end, between episodes) --
-        if (waited := self.watchdog.waited(t_read)) is not None:
-            self._stop(self.watchdog.reason(waited), elapsed, 0.0, waited)
+        # -- check it: a fault, a robot that stopped answering; the episode (its end, between) --
+        if self._halts(t_read, elapsed):
             return False
         self.episodes.pause(state, cycle_start)
         step, t_observe = None, t_read
@@ -244,11 +246,27 @@ class _Loop:
     def _read(self, elapsed: float) -> RobotState | None:
         try:
             return self.robot.read_state()
+        except RobotFault as fault:
+            self.fault = fault
+            if self.telemetry:
+                self.telemetry.event(elapsed, "robot_fault", fault=fault.reason, error=str(fault))
+            return None
         except (TimeoutError, OSError) as error:
             self.report.read_failures += 1
             if self.telemetry:
                 self.telemetry.event(elapsed, "read_failure", error=str(error))
             return None
+
+    def _halts(self, now: float, elapsed: float) -> bool:
+        """A safe stop for a fault the robot reported (at once, with no hold time: a faulted
+        servo is released) or when no fresh state came for the watchdog's limit."""
+        if self.fault is not None:
+            self._stop(self.fault.reason, elapsed)
+            return True
+        if (waited := self.watchdog.waited(now)) is not None:
+            self._stop(self.watchdog.reason(waited), elapsed, 0.0, waited)
+            return True
+        return False
 
     def _goes_on(self, step: EpisodeStep, elapsed: float) -> bool:
         """Log an episode's end; False if the run ends with it."""

@@ -21,7 +21,7 @@ import numpy as np
 from hardware.calibration import Calibration, CalibrationError, default_path
 from hardware.feetech_bus import BusError, FeetechBus
 from hardware.feetech_protocol import CONTROL_TABLE, ServoError, decode_registers, write_packet
-from hardware.robot import Robot
+from hardware.robot import Robot, RobotFault
 from sim.spec import RobotSpec, RobotState
 
 READ_ADDRESS, READ_LENGTH = 56, 11
@@ -37,8 +37,9 @@ JOINT_SETTINGS = {"gripper": {"Max_Torque_Limit": 500}}
 """Half torque on the gripper, as the model's gripper actuator and LeRobot's SO-101."""
 
 
-class ServoFault(ConnectionError):
-    """A servo raised an alarm that makes motion unsafe: the run must stop."""
+class ServoFault(RobotFault):
+    """A servo raised an alarm that makes motion unsafe: the run must stop. `reason`: "servo
+    fault: OVERLOAD elbow_flex (servo ID 3)", the deploy loop's stop reason."""
 
 
 class FeetechRobot(Robot):
@@ -67,6 +68,8 @@ class FeetechRobot(Robot):
         self.calibration: Calibration | None = None
         self.fault = ""
         """Why the robot may not move any more (an unsafe alarm); empty while healthy."""
+        self.fault_reason = ""
+        """The same, short: "servo fault: OVERLOAD elbow_flex (servo ID 3)"."""
         self.loads = np.zeros(spec.num_actuators)
         """Present_Load of each servo at the last reading, fraction of stall torque."""
         self._alarms: dict[int, ServoError] = {}
@@ -96,7 +99,7 @@ class FeetechRobot(Robot):
             self._configure()
             self._start = time.perf_counter()
             self._alarms.clear()
-            self.fault = ""
+            self.fault = self.fault_reason = ""
             present = self._read_positions()
             goals = calibration.to_counts(calibration.to_radians(present, self.spec), self.spec)
             reg = CONTROL_TABLE["Goal_Position"]
@@ -181,7 +184,7 @@ class FeetechRobot(Robot):
         if not self._connected:
             raise RuntimeError("FeetechRobot is not connected; call connect() or use `with`")
         if self.fault:
-            raise ServoFault(self.fault)
+            raise ServoFault(self.fault, self.fault_reason)
 
     def _read_positions(self) -> np.ndarray:
         return np.array([b["Present_Position"] for b in self._read_blocks()])
@@ -198,7 +201,7 @@ class FeetechRobot(Robot):
         for joint in joints:
             self._alarm(joint.name, joint.id, replies[joint.id].error)
         if self.fault:
-            raise ServoFault(self.fault)
+            raise ServoFault(self.fault, self.fault_reason)
         return [decode_registers(READ_ADDRESS, replies[i].params) for i in ids]
 
     def _alarm(self, name: str, servo_id: int, error: ServoError) -> None:
@@ -213,3 +216,4 @@ class FeetechRobot(Robot):
                 if bit & UNSAFE and not self.fault:
                     self.fault = (f"servo ID {servo_id} ({name}) reports {bit.name}: stopping; "
                                   "let it cool and find what blocks the joint before moving again")
+                    self.fault_reason = f"servo fault: {bit.name} {name} (servo ID {servo_id})"

@@ -13,6 +13,15 @@ import numpy as np
 from sim.spec import RobotSpec, RobotState
 
 
+class RobotFault(ConnectionError):
+    """The robot reports a fault that makes moving it unsafe (a servo's overload alarm, ...): the
+    deploy loop stops at once and releases it, `reason` (naming the fault) its stop reason."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
+
+
 class Robot(ABC):
     """A robot with a read/write cycle, used as a context manager:
 

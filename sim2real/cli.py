@@ -72,7 +72,7 @@ def cmd_deploy(args: argparse.Namespace) -> None:
         print(json.dumps(report.summary()), flush=True)
     if report.stopped and not report.stopped.startswith("the next episode"):
         print(f"sim2real deploy: stopped: {report.stopped}", file=sys.stderr)
-        if report.stopped.startswith("watchdog"):
+        if report.stopped.startswith(("watchdog", "servo fault")):
             sys.exit(3)
 
 

@@ -63,3 +63,16 @@ def robot_computer_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run([*pip, "-c", str(root / "constraints.txt"), "numpy", "onnxruntime", "pyserial"],
                    check=True, timeout=600)
     return venv
+
+
+@pytest.fixture(scope="session")
+def reach_policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's reach policy (PPO, 250k steps, `default` randomization, seed 0), trained and
+    exported once per session (about a minute on 2 cores). tests/test_demo.py trains its own
+    through run_demo, the demo's whole path."""
+    from deploy.export import export
+    from sim2real.runs import train_run
+
+    out = tmp_path_factory.mktemp("runs") / "reach"
+    train_run(REACH, "ppo", 250_000, 0, out, "default", progress=False)
+    return export(out).path
