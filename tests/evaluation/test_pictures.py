@@ -68,6 +68,7 @@ def test_bad_grids_are_refused(text, message) -> None:
         Axis.parse(text)
 
 
+@pytest.mark.slow
 def test_learning_curves_over_seeds(tiny_run, tmp_path) -> None:
     out = plot_runs([tiny_run, tiny_run], tmp_path / "curves.png")
     opened(out)

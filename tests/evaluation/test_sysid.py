@@ -51,6 +51,7 @@ def hidden_physics_log(tiny_policy: Path, path: Path, mass: float, kp: float,
     return read_log(path)
 
 
+@pytest.mark.slow
 def test_hidden_mass_and_servo_gain_are_recovered(tiny_policy, tmp_path, monkeypatch) -> None:
     log = hidden_physics_log(tiny_policy, tmp_path / "hidden.s2rlog", 1.5, 0.7, monkeypatch)
     fit = fit_log(log, max_delay=2)

@@ -30,6 +30,7 @@ ZERO = (2048 + 700, 2048 - 900, 1500, 2600, 2048, 1200)
 """Horns assembled anywhere: each joint's raw count at its zero."""
 
 
+@pytest.mark.slow
 def test_calibrate_then_deploy_with_it(servo_bus, tiny_policy, tmp_path) -> None:
     bus = servo_bus(zero_counts=ZERO)
     path = tmp_path / "arm.json"

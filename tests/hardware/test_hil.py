@@ -19,6 +19,9 @@ from hardware.serial_robot import SerialRobot
 from sim.so_arm import SO_ARM
 from sim.spec import RobotState
 
+# Each test starts an emulator process and deploys for a second or more in real time.
+pytestmark = pytest.mark.slow
+
 
 class Emulator:
     """`sim2real emulate ROBOT --pty ARGS...` in its own process; `port` is where to connect."""
@@ -46,7 +49,6 @@ class Emulator:
                 self.counters = json.loads(line.removeprefix("emulator stopped: "))
 
 
-@pytest.mark.slow
 def test_the_loop_keeps_running_through_corruption_and_drops(tiny_policy, tmp_path) -> None:
     log = tmp_path / "faults.s2rlog"
     # Faults from 0.5 s after the emulator started serving: after the handshake. About 40% of
@@ -88,7 +90,6 @@ def _rates_from(tmp_path: Path, seconds: float) -> Path:
     return path
 
 
-@pytest.mark.slow
 def test_a_disconnect_reaches_safe_stop_within_the_watchdog_period(tiny_policy, tmp_path) -> None:
     log = tmp_path / "disconnect.s2rlog"
     with Emulator("so_arm", "--disconnect-at", "3.0") as device:
@@ -186,7 +187,6 @@ def test_a_serial_deploy_needs_neither_mujoco_torch_nor_yaml(tiny_policy, tmp_pa
     assert "pyyaml is not installed here" in out.stderr and "safety.json" in out.stderr
 
 
-@pytest.mark.slow
 def test_the_robot_computers_install_deploys_over_the_serial_wire(tiny_policy, tmp_path,
                                                                    robot_computer_venv) -> None:
     """The documented robot-computer install (no torch, MuJoCo, gymnasium or pyyaml) deploys

@@ -138,6 +138,7 @@ def test_a_device_reset_is_answered_with_a_new_handshake() -> None:
     assert times[-1] > 0.6
 
 
+@pytest.mark.slow
 def test_corruption_and_drops_are_counted_and_survived() -> None:
     wire = PtyTransport()
     faults = WireFaults(corrupt_byte_rate=0.01, drop_frame_rate=0.1, rates_from=0.3, seed=1)

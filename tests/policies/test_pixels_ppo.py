@@ -131,6 +131,7 @@ def pixel_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_pixel_ppo_trains_the_shared_encoder_and_writes_a_checkpoint(pixel_run: Path) -> None:
     rows = list(csv.DictReader((pixel_run / "metrics.csv").open()))
     assert [int(r["steps"]) for r in rows] == [128, 256]
@@ -158,6 +159,7 @@ def test_pixel_ppo_trains_the_shared_encoder_and_writes_a_checkpoint(pixel_run: 
     assert action.shape == (1, 3) and torch.all(action.abs() <= 1.0)
 
 
+@pytest.mark.slow
 def test_pixel_policy_exports_with_the_encoder_inside(pixel_run: Path) -> None:
     result = export(pixel_run, check_count=40)
     path, error = result.path, result.onnx_error

@@ -119,6 +119,7 @@ OFF_POLICY = dict(total_steps=4 * 100, num_envs=4, learning_starts=100, batch_si
                   eval_episodes=3, compile="never")
 
 
+@pytest.mark.slow  # tests/policies/test_run.py checks the shared resume on a fake env, fast
 @pytest.mark.parametrize(("algo", "changes"), [
     ("sac", {"anneal_lr": True}), ("td3", {"exploration_noise": "ornstein_uhlenbeck"}),
     ("ddpg", {})])
