@@ -27,7 +27,7 @@ from hardware.feetech_protocol import (
     sync_write_packet,
     write_packet,
 )
-from hardware.serial_robot import LinkStats
+from hardware.serial_robot import LinkStats, read_arrived
 
 POLL_SECONDS = 0.001
 """Longest a read blocks waiting for a first byte: a byte that comes returns it at once."""
@@ -231,17 +231,9 @@ class FeetechBus:
     def _receive(self, deadline: float, max_length: int | None = None) -> list[StatusPacket]:
         """The status packets completed by what arrives before `deadline` (at most one poll
         past it)."""
-        port = self._require()
         if max_length is not None:
             self._reader.max_length = max_length
-        try:
-            data = port.read(port.in_waiting or 1)
-            while not data and time.perf_counter() < deadline:
-                data = port.read(port.in_waiting or 1)
-            if data and port.in_waiting:
-                data += port.read(port.in_waiting)
-        except (serial.SerialException, OSError) as error:
-            raise ConnectionError(f"the serial link {self.url!r} is gone: {error}") from None
+        data = read_arrived(self._require(), deadline, self.url)
         bad = self._reader.bad_checksums
         packets = self._reader.feed(data)
         self.stats.crc_errors += self._reader.bad_checksums - bad

@@ -77,6 +77,20 @@ def description_mismatches(description: Description, spec: RobotSpec) -> list[st
     return robot_differences(spec, described, "expected", "device says")
 
 
+def read_arrived(port: serial.SerialBase, deadline: float, url: str) -> bytes:
+    """What has arrived on `port`, waiting at most until `deadline` for the first byte; a port
+    that is gone (unplugged, the other end closed) is a ConnectionError naming `url`."""
+    try:
+        data = port.read(port.in_waiting or 1)
+        while not data and time.perf_counter() < deadline:
+            data = port.read(port.in_waiting or 1)
+        if data and port.in_waiting:
+            data += port.read(port.in_waiting)
+    except (serial.SerialException, OSError) as error:
+        raise ConnectionError(f"the serial link {url!r} is gone: {error}") from None
+    return data
+
+
 class SerialRobot(Robot):
     """Example:
         >>> with SerialRobot("/dev/pts/5", SO_ARM) as arm:
@@ -268,17 +282,7 @@ class SerialRobot(Robot):
         return seq
 
     def _read_some(self, deadline: float) -> bytes:
-        """What has arrived, waiting at most until `deadline` for the first byte."""
-        port = self.port
-        try:
-            data = port.read(port.in_waiting or 1)
-            while not data and time.perf_counter() < deadline:
-                data = port.read(port.in_waiting or 1)
-            if data and port.in_waiting:
-                data += port.read(port.in_waiting)
-        except (serial.SerialException, OSError) as error:
-            raise ConnectionError(f"the serial link {self.url!r} is gone: {error}") from None
-        return data
+        return read_arrived(self.port, deadline, self.url)
 
     def _receive(self, deadline: float) -> list:
         bad_before = self._reader.bad_frames

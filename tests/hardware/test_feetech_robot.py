@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -185,23 +186,8 @@ def test_the_robot_computers_install_deploys_over_the_servo_bus(tiny_policy, tmp
                                                                 robot_computer_venv) -> None:
     """The torch-free install imports a LeRobot calibration into the emulated servos (a separate
     process, `sim2real emulate so_arm --bus feetech`) and deploys over the bus for 3 s."""
-    from test_hil import Emulator
-
-    lerobot = tmp_path / "lerobot.json"
-    lerobot.write_text(json.dumps(_lerobot_middle_calibration()))
-    sim2real = robot_computer_venv / "bin" / "sim2real"
-    calibration = tmp_path / "arm.json"
-    with Emulator("so_arm", "--bus", "feetech") as device:
-        out = subprocess.run([sim2real, "calibrate", f"feetech:{device.port}", "--from-lerobot",
-                              str(lerobot), "--out", str(calibration)],
-                             capture_output=True, text=True, timeout=60)
-        assert out.returncode == 0, out.stderr
-        out = subprocess.run(
-            [sim2real, "deploy", str(tiny_policy), "--robot", f"feetech:{device.port}",
-             "--calibration", str(calibration), "--seconds", "3", "--json",
-             "--log", str(tmp_path / "run.s2rlog")], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    report = json.loads(out.stdout.strip().splitlines()[-1])
+    report, device = _calibrate_and_deploy(robot_computer_venv, tiny_policy, tmp_path,
+                                           "--seconds", "3")
     print(f"feetech HIL: {report['cycles']} cycles, link {report['link']}, emulator "
           f"{device.counters}")
     assert report["cycles"] >= 0.9 * 3 * 50 and not report["stopped"]
@@ -215,24 +201,8 @@ def test_the_reach_policy_reaches_over_the_emulated_servo_bus(reach_policy, tmp_
     """HIL on the servo bus: the demo's reach policy, deployed from the torch-free install over
     the emulated STS3215 bus (a separate process) after a non-interactive calibration, reaches as
     often as on the simulated robot. The loop walks the arm home after a miss."""
-    from test_hil import Emulator
-
-    lerobot = tmp_path / "lerobot.json"
-    lerobot.write_text(json.dumps(_lerobot_middle_calibration()))
-    sim2real = robot_computer_venv / "bin" / "sim2real"
-    calibration = tmp_path / "arm.json"
-    with Emulator("so_arm", "--bus", "feetech") as device:
-        out = subprocess.run([sim2real, "calibrate", f"feetech:{device.port}", "--from-lerobot",
-                              str(lerobot), "--out", str(calibration)],
-                             capture_output=True, text=True, timeout=60)
-        assert out.returncode == 0, out.stderr
-        out = subprocess.run(
-            [sim2real, "deploy", str(reach_policy), "--robot", f"feetech:{device.port}",
-             "--calibration", str(calibration), "--episodes", "30", "--seconds", "150",
-             "--seed", "3", "--json", "--log", str(tmp_path / "reach.s2rlog")],
-            capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    report = json.loads(out.stdout.strip().splitlines()[-1])
+    report, device = _calibrate_and_deploy(robot_computer_venv, reach_policy, tmp_path,
+                                           "--episodes", "30", "--seconds", "150", "--seed", "3")
     print(f"feetech HIL reach: {report['successes']}/{report['episodes']} "
           f"({report['success_rate']:.2f}), {report['loop_rate_hz']:.1f} Hz, {report['homings']} "
           f"homings, link {report['link']}, emulator {device.counters}")
@@ -240,6 +210,28 @@ def test_the_reach_policy_reaches_over_the_emulated_servo_bus(reach_policy, tmp_
     assert not report["stopped"] and report["link"]["crc_errors"] == 0
     assert report["link"]["timeouts"] <= 0.001 * report["cycles"]
     assert report["loop_rate_hz"] >= 0.95 * report["target_rate_hz"]
+
+
+def _calibrate_and_deploy(venv: Path, policy: Path, tmp_path: Path, *deploy_args: str):
+    """From the torch-free install in `venv`: import a LeRobot calibration into an emulated servo
+    bus (`sim2real emulate so_arm --bus feetech`, its own process), then deploy `policy` over it.
+    Returns the deploy's JSON report and the emulator (its counters read at exit)."""
+    from test_hil import Emulator
+
+    lerobot = tmp_path / "lerobot.json"
+    lerobot.write_text(json.dumps(_lerobot_middle_calibration()))
+    sim2real, calibration = venv / "bin" / "sim2real", tmp_path / "arm.json"
+    with Emulator("so_arm", "--bus", "feetech") as device:
+        out = subprocess.run([sim2real, "calibrate", f"feetech:{device.port}", "--from-lerobot",
+                              str(lerobot), "--out", str(calibration)],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        out = subprocess.run(
+            [sim2real, "deploy", str(policy), "--robot", f"feetech:{device.port}",
+             "--calibration", str(calibration), "--json", "--log", str(tmp_path / "run.s2rlog"),
+             *deploy_args], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1]), device
 
 
 def _lerobot_middle_calibration() -> dict:
