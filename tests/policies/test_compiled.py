@@ -76,7 +76,10 @@ def test_a_compiled_q_head_is_the_same_layer() -> None:
     eager_grad, eager_value = value_and_grad(x)
     compiled_grad, compiled_value = compile_update(value_and_grad, enabled=True)(x)
     assert torch.allclose(compiled_value, eager_value, rtol=1e-5)
-    assert torch.allclose(compiled_grad, eager_grad, rtol=1e-5, atol=1e-6)
+    # Sums over 256 rows in another order (seen on an Intel Xeon: up to 7e-7 of the largest
+    # entry); float32 rounding of such a sum is bounded by 256 x 2^-24 = 1.5e-5 of it.
+    assert torch.allclose(compiled_grad, eager_grad, rtol=1e-5,
+                          atol=4e-6 * float(eager_grad.detach().abs().max()))
 
 
 @pytest.mark.slow  # compiles ten times: 5 s
