@@ -102,10 +102,11 @@ class FeetechRobot(Robot):
             self.fault = self.fault_reason = ""
             present = self._read_positions()
             goals = calibration.to_counts(calibration.to_radians(present, self.spec), self.spec)
-            reg = CONTROL_TABLE["Goal_Position"]
+            reg, torque = CONTROL_TABLE["Goal_Position"], CONTROL_TABLE["Torque_Enable"]
             for joint, goal in zip(calibration.joints, goals, strict=True):
-                # Torque_Enable 1, Acceleration 0 and the goal in one write: it holds where it is.
-                self.bus.write_raw(joint.id, 40, bytes((1, 0)) + reg.encode(int(goal)),
+                # Torque_Enable 1, Acceleration 0 and the goal in one write (registers 40, 41,
+                # 42-43 follow each other): it holds where it is.
+                self.bus.write_raw(joint.id, torque.address, bytes((1, 0)) + reg.encode(int(goal)),
                                    "Torque_Enable = 1 holding its position")
             self._sent = calibration.to_radians(goals, self.spec)
         except BaseException:
