@@ -59,7 +59,10 @@ def test_no_command_leaves_the_limits_and_every_intervention_is_counted(
         return task
 
     monkeypatch.setattr(deploy.loop, "make_task", raw_task)
-    safety = SafetyConfig(soft_start_seconds=0.1)
+    # The loop runs lockstep, as fast as it can: a whole episode may take less wall time than a
+    # soft start of 0.1 s (it did on a fast CI machine), and with the ramp never over no command
+    # would be rate-limited. A ramp of 1 ms is over within the first few cycles on any machine.
+    safety = SafetyConfig(soft_start_seconds=1e-3)
     log = tmp_path / "garbage.s2rlog"
     sent: list[np.ndarray] = []
     with SimRobot(SO_ARM, realtime=False) as robot:
@@ -67,6 +70,7 @@ def test_no_command_leaves_the_limits_and_every_intervention_is_counted(
         robot._write_command = lambda command: (sent.append(command.copy()), write(command))
         report = run(policy, robot, seconds=1e9, max_episodes=1, safety=safety, log=log)
     assert report.cycles > 20 and len(sent) >= report.cycles
+    assert report.seconds > safety.soft_start_seconds
     commands = np.array(sent)
     supervisor = Supervisor(SO_ARM, safety, RobotState(np.zeros(6), np.zeros(6)))
     assert np.all(np.isfinite(commands))
