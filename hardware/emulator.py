@@ -15,9 +15,12 @@ Imports MuJoCo: runs on the host, not on the robot's computer.
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -299,10 +302,12 @@ def load_physics(path: Path) -> Any:
 def emulator_for(robot: str, watchdog_ms: float = 100.0, tcp_port: int | None = None,
                  physics_file: Path | None = None, baudrate: int | None = None,
                  faults: WireFaults | None = None, pose: list[float] | None = None,
-                 bus: str = "sim2real") -> DeviceEmulator | FeetechBusEmulator:
+                 bus: str = "sim2real",
+                 one_at_a_time: bool = False) -> DeviceEmulator | FeetechBusEmulator:
     """The emulator `sim2real emulate ROBOT` serves: on a new pty, or on 127.0.0.1:`tcp_port`
     (0: any free port). `bus`: our own protocol (sim2real) or a Feetech STS servo bus (feetech,
-    robots on position servos)."""
+    robots on position servos). `one_at_a_time` (feetech): the servos as shipped (every one at
+    ID 1, 1 Mbit/s) with only the first on the bus, for a motor setup (see `plug_on_enter`)."""
     from hardware.feetech_emulator import FeetechBusEmulator
     from hardware.transports import PtyTransport, TcpTransport
     from sim.catalog import robot_by_name
@@ -310,6 +315,9 @@ def emulator_for(robot: str, watchdog_ms: float = 100.0, tcp_port: int | None = 
     emulators = {"sim2real": DeviceEmulator, "feetech": FeetechBusEmulator}
     if bus not in emulators:
         raise ValueError(f"unknown bus {bus!r}; buses: {', '.join(emulators)}")
+    if one_at_a_time and bus != "feetech":
+        raise ValueError(f"--one-at-a-time plugs in Feetech servos one by one, not a {bus} "
+                         "device: add --bus feetech")
     spec = robot_by_name(robot)
     if bus == "feetech" and spec.actuator_kind != "position":
         raise ValueError(f"--bus feetech emulates position servos; {spec.name} has "
@@ -320,9 +328,38 @@ def emulator_for(robot: str, watchdog_ms: float = 100.0, tcp_port: int | None = 
                          f"got {len(start)}")
     physics = load_physics(physics_file) if physics_file else None
     transport = TcpTransport(tcp_port) if tcp_port is not None else PtyTransport()
-    watchdog = {"watchdog_ms": watchdog_ms} if bus == "sim2real" else {}  # servos have none
-    return emulators[bus](spec, transport, physics=physics, baudrate=baudrate, faults=faults,
-                          initial_pose=start, **watchdog)
+    options: dict[str, Any] = {"watchdog_ms": watchdog_ms} if bus == "sim2real" else {}
+    if one_at_a_time:
+        options["ids"] = (1,) * spec.num_actuators  # the factory ID, on every servo
+    emulator = emulators[bus](spec, transport, physics=physics, baudrate=baudrate, faults=faults,
+                              initial_pose=start, **options)
+    if one_at_a_time:
+        emulator.plug(0)
+    return emulator
+
+
+def plug_on_enter(emulator: FeetechBusEmulator, fd: int,
+                  say: Callable[[str], object]) -> threading.Thread:
+    """`sim2real emulate --one-at-a-time`: each line read from `fd` (a person pressing Enter)
+    plugs in the next servo (`FeetechBusEmulator.plug_next`), and `say` gets what is on the bus
+    now. Runs in a daemon thread until `fd` ends.
+
+    Safe beside the single-threaded serve loop: this thread changes only the servos' `attached`
+    flags (bool assignments, atomic under the GIL), which the loop reads when a packet comes;
+    registers and physics stay the loop's alone (servos fresh from the factory are limp, so
+    plugging one needs no actuator changed). And the host waits: setup-motors sends nothing
+    between its prompt and the Enter that follows the plug."""
+
+    def follow() -> None:
+        # os.read, not sys.stdin: a daemon thread blocked inside sys.stdin's buffered reader
+        # holds its lock, and the interpreter aborts at exit when it cannot take it.
+        while chunk := os.read(fd, 1024):
+            for _ in range(chunk.count(b"\n")):
+                say(f"on the bus: {emulator.plug_next()}")
+
+    thread = threading.Thread(target=follow, name="plug-on-enter", daemon=True)
+    thread.start()
+    return thread
 
 
 def serve_until_stopped(emulator: DeviceEmulator | FeetechBusEmulator,
@@ -350,4 +387,18 @@ def banner(emulator: Any, bus: str, faults: dict | None = None) -> list[str]:
                      f"{emulator.command_delay * 1e3:.1f} ms")
     if faults:
         lines.append(f"wire faults: {faults}")
+    if bus == "feetech" and not all(servo.attached for servo in emulator.servos):
+        lines.append(f"on the bus: {emulator.on_bus()}; press Enter here to plug in the next")
     return [*lines, f"connect with: sim2real deploy POLICY --robot {scheme}:{name}"]
+
+
+def stopped_summary(emulator: DeviceEmulator | FeetechBusEmulator,
+                    counters: DeviceCounters | BusCounters, injected: dict) -> dict:
+    """What `sim2real emulate` prints when it stops: its counters, the faults injected and, on a
+    servo bus, each servo's ID in actuator order (what a motor setup gave them)."""
+    from hardware.feetech_emulator import FeetechBusEmulator
+
+    summary = {**asdict(counters), "injected": injected}
+    if isinstance(emulator, FeetechBusEmulator):
+        summary["servo_ids"] = [servo.servo_id for servo in emulator.servos]
+    return summary

@@ -239,7 +239,8 @@ class FeetechBusEmulator:
     encoder count at each joint's zero (default 2048: half a turn), as the horns were assembled.
     `baudrate`: the line's (default 1 Mbit/s, the factory rate); a servo whose Baud_Rate register
     names another rate hears nothing. `model_numbers`: each servo's Model_Number (default 777,
-    the STS3215), to put another model on the bus.
+    the STS3215), to put another model on the bus. `plug(k)` and `plug_next()` unplug and plug
+    servos as on the bench of a motor setup (`sim2real emulate --one-at-a-time`).
 
     Example (what `sim2real emulate so_arm --bus feetech --pty` does):
         >>> transport = PtyTransport()   # hardware/transports.py
@@ -562,6 +563,37 @@ class FeetechBusEmulator:
             servo.power_up(servo.get("Present_Position"))
             self._retarget(k, servo.get("Goal_Position"), at_once=True)
             self._configure(k)
+
+    # -- the motor-setup bench ------------------------------------------------------------------
+    def plug(self, k: int | None) -> None:
+        """Only servo k (in actuator order) on the bus; None: every servo (the arm assembled)."""
+        if k is not None and not 0 <= k < len(self.servos):
+            raise ValueError(f"servo {k} does not exist: {self.spec.name} has servos 0.."
+                             f"{len(self.servos) - 1} in actuator order")
+        # Unplug before plugging in, as a person does.
+        for j, servo in enumerate(self.servos):
+            if k is not None and j != k:
+                servo.attached = False
+        for j, servo in enumerate(self.servos):
+            if k is None or j == k:
+                servo.attached = True
+
+    def plug_next(self) -> str:
+        """The bench of `sim2real emulate --one-at-a-time`: unplug the one servo on the bus and
+        plug in the next in actuator order; after the last, all of them. Returns `on_bus()`."""
+        plugged = [k for k, servo in enumerate(self.servos) if servo.attached]
+        last = len(self.servos) - 1
+        self.plug(plugged[0] + 1 if len(plugged) == 1 and plugged[0] < last else None)
+        return self.on_bus()
+
+    def on_bus(self) -> str:
+        """Which servos are plugged in, for a person: "shoulder_lift (servo 2 of 6)"."""
+        plugged = [k for k, servo in enumerate(self.servos) if servo.attached]
+        n = len(self.servos)
+        if len(plugged) == n:
+            return f"all {n} servos"
+        names = self.spec.actuator_names
+        return ", ".join(f"{names[k]} (servo {k + 1} of {n})" for k in plugged) or "no servo"
 
     # -- the servos' bodies --------------------------------------------------------------------
     def _now(self) -> float:

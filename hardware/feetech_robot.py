@@ -5,10 +5,13 @@ On connect: the calibration must be of this robot (hardware/calibration.py), eve
 answer and be an STS3215 whose Homing_Offset and limits are the calibration's; then the settings
 the trained model assumes are written (docs/feetech.md) and torque goes on holding the present
 pose. Each cycle is one SYNC READ of Present_Position .. Moving (56..66) and one SYNC WRITE of
-Goal_Position. What goes wrong on the line is counted in `stats` (SerialRobot's LinkStats); a
-servo's alarm bit becomes a named fault there, and an alarm that makes motion unsafe (overload,
-overcurrent, overheat) raises ServoFault on every read and write after it, so the deploy loop
-stops safely and releases the arm. numpy and pyserial only: runs on the robot's computer.
+Goal_Position; every TORQUE_CHECK_SECONDS (0.2 s) the read also asks every servo's Torque_Enable,
+since a servo that browned out powers up limp and its replies do not say so otherwise. What goes
+wrong on the line is counted in `stats` (SerialRobot's LinkStats); a servo's alarm bit becomes a
+named fault there, and what makes motion unsafe (an overload, overcurrent or overheat alarm; a
+servo found powered up again, "POWER-UP <joint>") raises ServoFault on every read and write after
+it, so the deploy loop stops safely and releases the arm. numpy and pyserial only: runs on the
+robot's computer.
 """
 
 from __future__ import annotations
@@ -35,11 +38,19 @@ SETTINGS = {"Return_Delay_Time": 0, "P_Coefficient": 32, "D_Coefficient": 32}
 P and D the simulation's gains are."""
 JOINT_SETTINGS = {"gripper": {"Max_Torque_Limit": 500}}
 """Half torque on the gripper, as the model's gripper actuator and LeRobot's SO-101."""
+TORQUE_CHECK_SECONDS = 0.2
+"""How often a reading also checks that every servo still has torque on. A brown-out (the supply
+sagging under load) powers the servos up again limp, with nothing in their replies to say so:
+the arm sags under gravity while the policy commands servos that ignore it. 0.2 s (every tenth
+cycle at 50 Hz) names the fault before a limp arm has fallen far, for one SYNC READ of 1 byte
+from six servos (56 bytes, 0.56 ms on the wire at 1 Mbit/s, plus a round trip) on one cycle in
+ten: about 0.1 ms a cycle on average, against the cycle's own 1.4 ms of bus traffic."""
 
 
 class ServoFault(RobotFault):
-    """A servo raised an alarm that makes motion unsafe: the run must stop. `reason`: "servo
-    fault: OVERLOAD elbow_flex (servo ID 3)", the deploy loop's stop reason."""
+    """A servo raised an alarm that makes motion unsafe, or powered up again mid-run: the run
+    must stop. `reason`: "servo fault: OVERLOAD elbow_flex (servo ID 3)", the deploy loop's stop
+    reason."""
 
 
 class FeetechRobot(Robot):
@@ -76,6 +87,9 @@ class FeetechRobot(Robot):
         self._sent = np.zeros(spec.num_actuators)
         self._start = 0.0
         self._connected = False
+        self._driving = False
+        """Torque on, as connect left it (until release): a servo with torque off has powered up."""
+        self._next_torque_check = 0.0
 
     # -- lifecycle -----------------------------------------------------------------------------
     def connect(self) -> None:
@@ -112,7 +126,8 @@ class FeetechRobot(Robot):
         except BaseException:
             self.bus.close()
             raise
-        self._connected = True
+        self._connected = self._driving = True
+        self._next_torque_check = time.perf_counter() + TORQUE_CHECK_SECONDS
 
     def _configure(self) -> None:
         for joint in self.calibration.joints:
@@ -144,6 +159,7 @@ class FeetechRobot(Robot):
         it acknowledges (BusError naming those that did not)."""
         if self.bus.port is None or self.calibration is None:
             return
+        self._driving = False
         address = CONTROL_TABLE["Torque_Enable"].address
         joints = self.calibration.joints
         self.bus.sync_write(address, {joint.id: b"\x00" for joint in joints})
@@ -155,9 +171,14 @@ class FeetechRobot(Robot):
     # -- the cycle -----------------------------------------------------------------------------
     def read_state(self) -> RobotState:
         """One SYNC READ of every servo (the silent ones asked again while `reply_timeout`
-        lasts): TimeoutError if one stays silent, ServoFault after an unsafe alarm."""
+        lasts), and every TORQUE_CHECK_SECONDS one of Torque_Enable: TimeoutError if one stays
+        silent, ServoFault after an unsafe alarm or a power-up."""
         self._require()
         blocks = self._read_blocks()
+        now = time.perf_counter()
+        if self._driving and now >= self._next_torque_check:
+            self._next_torque_check = now + TORQUE_CHECK_SECONDS
+            self._check_torque()
         calibration = self.calibration
         positions = calibration.to_radians([b["Present_Position"] for b in blocks], self.spec)
         velocities = calibration.to_radians([b["Present_Velocity"] for b in blocks], self.spec,
@@ -218,3 +239,27 @@ class FeetechRobot(Robot):
                     self.fault = (f"servo ID {servo_id} ({name}) reports {bit.name}: stopping; "
                                   "let it cool and find what blocks the joint before moving again")
                     self.fault_reason = f"servo fault: {bit.name} {name} (servo ID {servo_id})"
+
+    def _check_torque(self) -> None:
+        """ServoFault naming the servos found with torque off: they powered up again since
+        connect (SRAM at power-up values, Torque_Enable 0). A servo that does not answer is left
+        to the next reading's timeout."""
+        reg = CONTROL_TABLE["Torque_Enable"]
+        joints = self.calibration.joints
+        replies = self.bus.sync_read(reg.address, reg.size, [joint.id for joint in joints],
+                                     self.reply_timeout, self.attempt_timeout)
+        limp = [joint for joint in joints if joint.id in replies and
+                decode_registers(reg.address, replies[joint.id].params)[reg.name] == 0]
+        if not limp:
+            return
+        for joint in limp:
+            key = f"POWER-UP {joint.name}"
+            self.stats.faults[key] = self.stats.faults.get(key, 0) + 1
+        names = ", ".join(joint.name for joint in limp)
+        ids = ("servo ID " if len(limp) == 1 else "servo IDs ") + ", ".join(
+            str(joint.id) for joint in limp)
+        self.fault = (f"{ids} ({names}) powered up again mid-run, torque off: the arm went limp "
+                      "(a brown-out). Stopping; check the servos' power supply and its cable (a "
+                      "supply that sags under load, a loose connector) before moving again")
+        self.fault_reason = f"servo fault: POWER-UP {names} ({ids})"
+        raise ServoFault(self.fault, self.fault_reason)

@@ -7,7 +7,6 @@ one line on stderr and exit code 2; set SIM2REAL_DEBUG=1 to see the traceback.""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -77,7 +76,7 @@ def cmd_deploy(args: argparse.Namespace) -> None:
 
 
 def cmd_emulate(args: argparse.Namespace) -> None:
-    from hardware.emulator import banner, emulator_for, serve_until_stopped
+    from hardware.emulator import banner, emulator_for, plug_on_enter, serve_until_stopped, stopped_summary
     from hardware.faults import WireFaults
     from hardware.settings import read_settings
 
@@ -85,11 +84,13 @@ def cmd_emulate(args: argparse.Namespace) -> None:
     faults |= {key: getattr(args, key) for key in FAULT_FLAGS if getattr(args, key) is not None}
     wire_faults = WireFaults.from_dict(faults)
     emulator = emulator_for(args.robot, args.watchdog_ms, args.tcp, _path(args.physics),
-                            args.baud, wire_faults, args.pose, bus=args.bus)
+                            args.baud, wire_faults, args.pose, args.bus, args.one_at_a_time)
     print("\n".join(banner(emulator, args.bus, faults if wire_faults.active else None)), flush=True)
+    if args.one_at_a_time:
+        plug_on_enter(emulator, sys.stdin.fileno(), lambda line: print(line, flush=True))
     counters = serve_until_stopped(emulator, args.seconds)
-    print("emulator stopped: " + json.dumps({**dataclasses.asdict(counters),
-                                             "injected": wire_faults.counts}), flush=True)
+    summary = stopped_summary(emulator, counters, wire_faults.counts)
+    print("emulator stopped: " + json.dumps(summary), flush=True)
 
 
 def cmd_setup_motors(args: argparse.Namespace) -> None:
@@ -247,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--tcp", type=int, metavar="PORT", help="listen on 127.0.0.1:PORT (0: any)")
     emulate.add_argument("--physics", metavar="FILE", help="randomization YAML, every value pinned")
     emulate.add_argument("--bus", choices=("sim2real", "feetech"), default="sim2real", help="wire protocol")
+    emulate.add_argument("--one-at-a-time", action="store_true", help="feetech: servos as shipped "
+                         "(all ID 1), one on the bus; Enter here plugs in the next (setup-motors)")
     emulate.add_argument("--baud", type=int, help="simulate this baud rate's wire time")
     emulate.add_argument("--watchdog-ms", type=float, default=100.0, help="hold after this long silent")
     emulate.add_argument("--faults", metavar="FILE", help="YAML/JSON of WireFaults settings")

@@ -165,3 +165,10 @@ def test_the_command_line_serves_the_bus(capsys: pytest.CaptureFixture[str]) -> 
     assert out[0].startswith("emulating so_arm on /dev/")
     assert out[1].startswith("connect with: sim2real deploy POLICY --robot feetech:/dev/")
     assert out[2].startswith("emulator stopped: ") and '"unanswered": 0' in out[2]
+    assert json.loads(out[2].removeprefix("emulator stopped: "))["servo_ids"] == [1, 2, 3, 4, 5, 6]
+
+
+def test_one_servo_at_a_time_is_a_servo_bus_option(capsys) -> None:
+    err = one_line_error(capsys, "emulate", "so_arm", "--one-at-a-time", "--seconds", "0.1")
+    assert err == ("sim2real emulate: error: --one-at-a-time plugs in Feetech servos one by one, "
+                   "not a sim2real device: add --bus feetech")

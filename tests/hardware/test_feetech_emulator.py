@@ -5,6 +5,7 @@ the servo model directly (fast) and with the arm pressed into the table (slow)."
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 import serial
 
-from hardware.emulator import emulator_for
+from hardware.emulator import emulator_for, plug_on_enter
 from hardware.faults import WireFaults
 from hardware.feetech_emulator import FeetechBusEmulator, Servo, collide
 from hardware.feetech_protocol import (
@@ -340,3 +341,29 @@ def test_emulate_chooses_the_bus_by_name() -> None:
         emulator_for("so_arm", bus="can")
     with pytest.raises(ValueError, match="ids needs one servo ID"):
         FeetechBusEmulator(SO_ARM, Silent(), ids=(1, 2, 3))
+
+
+def test_one_at_a_time_each_enter_plugs_in_the_next_servo() -> None:
+    """The motor-setup bench of `sim2real emulate --one-at-a-time`: servos as shipped, the first
+    on the bus; each line read plugs in the next, then all of them."""
+    emulator = emulator_for("so_arm", bus="feetech", one_at_a_time=True)
+    read, write = os.pipe()
+    try:
+        assert [s.servo_id for s in emulator.servos] == [1] * 6
+        assert [s.attached for s in emulator.servos] == [True] + [False] * 5
+        said: list[str] = []
+        thread = plug_on_enter(emulator, read, said.append)
+        os.write(write, b"\n\n")
+        os.write(write, b"\n" * 5)
+        os.close(write)
+        thread.join(5)
+        names = SO_ARM.actuator_names
+        assert said == [f"on the bus: {names[k]} (servo {k + 1} of 6)" for k in range(1, 6)] + [
+            "on the bus: all 6 servos"] * 2
+        assert all(s.attached for s in emulator.servos)
+    finally:
+        emulator.transport.close()
+        os.close(read)
+    with pytest.raises(ValueError, match="--one-at-a-time plugs in Feetech servos one by one, "
+                                         "not a sim2real device: add --bus feetech"):
+        emulator_for("so_arm", one_at_a_time=True)

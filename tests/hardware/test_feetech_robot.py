@@ -4,7 +4,10 @@ servos missing, of another model or at another baud rate, an alarm mid-run, the 
 
 from __future__ import annotations
 
+import ast
 import json
+import os
+import select
 import subprocess
 import sys
 import threading
@@ -20,9 +23,10 @@ from deploy.onnx_policy import OnnxPolicy
 from deploy.telemetry import read_log
 from hardware.backends import RobotURL, open_robot
 from hardware.calibration import CalibrationError
+from hardware.faults import WireFaults
 from hardware.feetech_bus import BusError
 from hardware.feetech_protocol import ServoError
-from hardware.feetech_robot import FeetechRobot, ServoFault
+from hardware.feetech_robot import TORQUE_CHECK_SECONDS, FeetechRobot, ServoFault
 from hardware.transports import PtyTransport
 from sim.so_arm import SO_ARM
 
@@ -132,6 +136,69 @@ def test_an_overload_mid_run_is_a_named_fault_and_a_safe_stop(servo_bus, tiny_po
     assert not [e for e in logged.events if e["event"] == "read_failure"]
 
 
+ALL_POWERED_UP = ("servo fault: POWER-UP shoulder_pan, shoulder_lift, elbow_flex, wrist_flex, "
+                  "wrist_roll, gripper (servo IDs 1, 2, 3, 4, 5, 6)")
+
+
+def _when_browned_out(bus) -> list[float]:
+    """Filled with the time the emulated servos power up again (the emulator's reset fault)."""
+    at: list[float] = []
+
+    def watch() -> None:
+        while not bus.stop.is_set() and not bus.emulator.counters.resets:
+            time.sleep(0.0005)
+        at.append(time.perf_counter())
+
+    threading.Thread(target=watch, daemon=True).start()
+    return at
+
+
+def test_a_brown_out_is_a_named_fault_within_the_torque_check_period(servo_bus) -> None:
+    """The servos power up again limp 0.4 s in (the emulator's reset fault; nothing in their
+    replies says so): a reading within TORQUE_CHECK_SECONDS and a cycle raises ServoFault naming
+    them and the supply, and counts each."""
+    bus = servo_bus(faults=WireFaults(reset_at=(0.4,)))
+    calibration = written(bus, nominal_calibration())
+    browned_out = _when_browned_out(bus)
+    with FeetechRobot(bus.port, SO_ARM, calibration) as arm:
+        assert not browned_out, "connect took longer than the 0.4 s before the brown-out"
+        with pytest.raises(ServoFault, match=r"servo IDs 1, 2, 3, 4, 5, 6 \(shoulder_pan, .*, "
+                                             r"gripper\) powered up again mid-run.*check the "
+                                             "servos' power supply") as fault:
+            for _ in range(100):  # 2 s at 50 Hz
+                arm.send_command(arm.read_state().positions)
+                time.sleep(SO_ARM.control_period)
+        noticed = time.perf_counter()
+        assert fault.value.reason == ALL_POWERED_UP
+        with pytest.raises(ServoFault):  # and on every read after it
+            arm.read_state()
+    assert 0 < noticed - browned_out[0] <= TORQUE_CHECK_SECONDS + SO_ARM.control_period + 0.02
+    assert arm.stats.faults == {f"POWER-UP {name}": 1 for name in SO_ARM.actuator_names}
+    assert not any(s.torque_on for s in bus.emulator.servos)
+
+
+def test_a_brown_out_mid_deploy_stops_the_run_naming_it(servo_bus, tiny_policy, tmp_path) -> None:
+    """The deploy loop over the bus: a brown-out 0.5 s in stops the run at the reading that finds
+    it, with a stop reason naming the power-up (the CLI exits 3 on it) and a complete log."""
+    bus = servo_bus(faults=WireFaults(reset_at=(0.5,)))
+    calibration = written(bus, nominal_calibration())
+    log = tmp_path / "brown_out.s2rlog"
+    browned_out = _when_browned_out(bus)
+    with FeetechRobot(bus.port, SO_ARM, calibration) as arm:
+        report = run(OnnxPolicy(tiny_policy), arm, seconds=4.0, log=log)
+        stopped = time.perf_counter()
+    assert report.stopped == ALL_POWERED_UP, report.stopped
+    assert report.stopped.startswith("servo fault")  # what cmd_deploy exits 3 on
+    assert report.stopped_after_s is None and report.read_failures == 0
+    assert report.link["faults"] == {f"POWER-UP {name}": 1 for name in SO_ARM.actuator_names}
+    assert stopped - browned_out[0] <= TORQUE_CHECK_SECONDS + 2 * SO_ARM.control_period + 0.02
+    logged = read_log(log)
+    assert not logged.truncated and logged.event("report")["report"]["cycles"] == logged.cycles
+    fault, stop = logged.event("robot_fault"), logged.event("safe_stop")
+    assert fault["fault"] == report.stopped and "power supply" in fault["error"]
+    assert stop["reason"] == report.stopped and stop["cycle"] == fault["cycle"] == logged.cycles
+
+
 def test_a_servo_fault_exits_3_naming_it(servo_bus, tiny_policy, tmp_path) -> None:
     bus = servo_bus()
     path = written(bus, nominal_calibration()).save(tmp_path / "arm.json")
@@ -210,6 +277,57 @@ def test_the_reach_policy_reaches_over_the_emulated_servo_bus(reach_policy, tmp_
     assert not report["stopped"] and report["link"]["crc_errors"] == 0
     assert report["link"]["timeouts"] <= 0.001 * report["cycles"]
     assert report["loop_rate_hz"] >= 0.95 * report["target_rate_hz"]
+
+
+@pytest.mark.slow
+def test_the_robot_computers_install_sets_up_motors_plugged_in_one_at_a_time(
+        robot_computer_venv) -> None:
+    """`sim2real setup-motors` from the torch-free install against six emulated servos as shipped
+    (all ID 1), plugged in one at a time (`sim2real emulate so_arm --bus feetech --one-at-a-time`,
+    its own process). The test is the person: at each of setup-motors' prompts it plugs in that
+    joint's servo (Enter on the emulator's stdin, acknowledged), then presses Enter."""
+    from test_hil import Emulator
+
+    names = list(SO_ARM.actuator_names)
+    with Emulator("so_arm", "--bus", "feetech", "--one-at-a-time",
+                  stdin=subprocess.PIPE) as device:
+        assert device.line_starting("on the bus: ").startswith(f"on the bus: {names[0]} (servo 1")
+        setup = subprocess.Popen([robot_computer_venv / "bin" / "sim2real", "setup-motors",
+                                  f"feetech:{device.port}", "--robot", "so_arm"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+        try:
+            for k, name in enumerate(names):
+                assert f"Connect only the {name} servo" in _prompt(setup)
+                if k:  # the first is on the bus from the start
+                    device.press_enter()
+                    assert device.line_starting("on the bus: ") == (f"on the bus: {name} "
+                                                                    f"(servo {k + 1} of 6)")
+                setup.stdin.write(b"\n")
+                setup.stdin.flush()
+            out, err = setup.communicate(timeout=60)
+        finally:
+            if setup.poll() is None:
+                setup.kill()
+    assert setup.returncode == 0, err.decode()
+    printed = out.decode().split("servo IDs ")[1].split(" at 1,000,000 baud")[0]
+    assert ast.literal_eval(printed) == {name: k + 1 for k, name in enumerate(names)}
+    assert device.counters["servo_ids"] == [1, 2, 3, 4, 5, 6]
+
+
+def _prompt(process: subprocess.Popen, timeout: float = 30.0) -> str:
+    """What `process` writes up to its next "press Enter": with stdin a pipe, input() writes its
+    prompt to stdout with no newline after it."""
+    fd, seen, end = process.stdout.fileno(), b"", time.monotonic() + timeout
+    while b"press Enter" not in seen:
+        ready, _, _ = select.select([fd], [], [], max(0.0, end - time.monotonic()))
+        chunk = os.read(fd, 4096) if ready else b""
+        if not chunk:
+            process.kill()
+            raise AssertionError(f"no prompt from {process.args[1]} within {timeout} s: "
+                                 f"{seen.decode()!r}, stderr {process.communicate()[1].decode()}")
+        seen += chunk
+    return seen.decode()
 
 
 def _calibrate_and_deploy(venv: Path, policy: Path, tmp_path: Path, *deploy_args: str):
