@@ -40,12 +40,13 @@ TRAIN = [str(ROOT / ".venv/bin/sim2real"), "train", "--env", "sim2real/ArmReach-
 
 
 class Emulator:
-    """`sim2real emulate so_arm --bus feetech --pty --baud 1000000` in its own process."""
+    """`sim2real emulate so_arm --bus feetech --pty --baud 1000000` in its own process (or with
+    `args` in place of the bus and baud); `port` is its pty."""
 
-    def __init__(self) -> None:
+    def __init__(self, *args: str) -> None:
+        args = args or ("--bus", "feetech", "--baud", str(BAUD))
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "sim2real.cli", "emulate", "so_arm", "--bus", "feetech",
-             "--pty", "--baud", str(BAUD)],
+            [sys.executable, "-m", "sim2real.cli", "emulate", "so_arm", "--pty", *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
         first = self.process.stdout.readline()
         if not first.startswith("emulating"):

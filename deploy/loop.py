@@ -263,7 +263,11 @@ class _Loop:
         if self.fault is not None:
             self._stop(self.fault.reason, elapsed)
             return True
-        if (waited := self.watchdog.waited(now)) is not None:
+        # The next chance of a fresh state: the next cycle's read, about one cycle-to-cycle
+        # interval from this one's (a period in real time, less when the clock is not waited on).
+        starts = self.schedule.starts
+        next_read = now + (starts[-1] - starts[-2] if len(starts) > 1 else self.schedule.period)
+        if (waited := self.watchdog.waited(now, next_read)) is not None:
             self._stop(self.watchdog.reason(waited), elapsed, 0.0, waited)
             return True
         return False

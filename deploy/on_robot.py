@@ -69,6 +69,25 @@ def report_line(report: DeployReport) -> str:
             + (f"; stopped early: {summary['stopped']}" if summary["stopped"] else ""))
 
 
+def timing_advice(report: DeployReport) -> str:
+    """What to do when the loop ran late with normal scheduling (a busy computer: a training
+    run beside it, a browser): one line, empty when the loop kept time or ran real-time."""
+    if "SCHED_FIFO" in report.realtime or report.cycles == 0:
+        return ""
+    period_us = 1e6 / report.target_rate_hz
+    late = [f"{report.deadline_misses} deadline misses"] if report.deadline_misses else []
+    if report.jitter_p99_us > 0.1 * period_us:
+        late.append(f"jitter p99 {report.jitter_p99_us / 1e3:.1f} ms of a "
+                    f"{period_us / 1e3:.0f} ms period")
+    if report.read_failures:
+        late.append(f"{report.read_failures} reads timed out")
+    if not late:
+        return ""
+    return (f"the loop ran late ({', '.join(late)}) under normal scheduling: on a busy computer "
+            "run deploy with --rt-priority 50 --cpu 1 (SCHED_FIFO: as root, or give python "
+            "CAP_SYS_NICE with `sudo setcap cap_sys_nice+ep $(readlink -f $(which python3))`)")
+
+
 def _link_line(link: dict) -> str:
     faults = ", ".join(f"{k} {v}" for k, v in link["faults"].items()) or "none"
     return (f"{link['frames_sent']} frames sent, {link['frames_received']} received, "

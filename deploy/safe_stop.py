@@ -16,10 +16,14 @@ class Watchdog:
     """The freshest state the robot gave and when it came. Fresh means a newer device time: a
     link that repeats its last reading is as dead as one that times out.
 
+    The loop asks it once a cycle, so it stops at the last cycle before the limit would pass
+    (`next_read`: when the next chance of a fresh state comes, the next cycle): the safe stop
+    comes within the limit, not up to a cycle after it.
+
     Example:
         >>> watchdog = Watchdog(0.1, first_state, now=0.0)
         >>> state = watchdog.see(robot_state_or_none, now=0.02)
-        >>> if (waited := watchdog.waited(now=0.02)) is not None: ...  # safe stop
+        >>> if (waited := watchdog.waited(now=0.02, next_read=0.04)) is not None: ...  # stop
     """
 
     def __init__(self, limit: float, first: RobotState, now: float) -> None:
@@ -37,14 +41,16 @@ class Watchdog:
             self.state, self._device_time, self.last_fresh = fresh, fresh.time, now
         return self.state
 
-    def waited(self, now: float) -> float | None:
-        """Seconds since the last fresh state if that is over the limit (stop now), else None."""
+    def waited(self, now: float, next_read: float | None = None) -> float | None:
+        """Seconds since the last fresh state if the robot must stop now, else None: now is past
+        the limit, or the next read (at `next_read`) would be."""
         waited = now - self.last_fresh
-        return waited if waited > self.limit else None
+        last_chance = now if next_read is None else max(now, next_read)
+        return waited if last_chance - self.last_fresh > self.limit else None
 
     def reason(self, waited: float) -> str:
-        return (f"watchdog: no fresh state from the robot for {waited * 1e3:.0f} ms "
-                f"(limit {self.limit * 1e3:.0f} ms)")
+        return (f"watchdog: no fresh state from the robot for {waited * 1e3:.0f} ms, and none "
+                f"can come within its limit of {self.limit * 1e3:.0f} ms")
 
 
 def hold_still(robot: Robot, hold: np.ndarray, hold_seconds: float, period: float) -> int:

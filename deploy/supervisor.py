@@ -4,13 +4,23 @@ Every command passes through `Supervisor.filter`, which applies, in this order, 
 can change it and counts each time one did:
 
 1. nan_guard: a command with NaN or inf is replaced by the last safe command;
-2. soft_start: for the first seconds the command is ramped in from the pose the robot was found in
-   (a motor's voltage from zero), so a policy meeting an unexpected state cannot jump;
+2. soft_start: for the first seconds a servo's goal is ramped in from the pose the robot was found
+   in, so a policy meeting an unexpected state cannot jump (servos only);
 3. velocity_limit: a joint moving faster than its velocity limit is not driven further that way;
 4. position_limit: soft limits, a margin inside each joint's hard limits: a servo is never sent a
    goal beyond them, a motor never drives a joint further past them;
-5. rate_limit: no command changes by more than a set amount from one cycle to the next;
+5. rate_limit: no command changes by more than a set amount from one cycle to the next (servos by
+   default; a motor only when max_command_change is set);
 6. command_limit: the robot's command range (RobotSpec.command_low/high).
+
+None of these is in training, so none may shape a healthy policy's normal motion (docs/safety.md
+has the table): a healthy policy outputs finite commands (1), moves a servo arm at most at its
+velocity limit, which training's robot cannot exceed either (2, 3, 5: a servo's goal rate of two
+velocity limits a cycle, and a ramp from where the joint is, leave such motion alone), and stays
+inside the joint range its episodes end at (4, 6). A motor is different: its voltage is the
+action itself, a step from -6 V to +6 V is what a bang-bang swing-up learned, and ramping or
+rate-limiting it changes the dynamics the policy was trained on; so by default neither applies
+to a voltage-driven actuator. Its protection is the position and velocity checks.
 
 Stopping (watchdog, e-stop, Ctrl-C) is the loop's business (deploy/loop.py); what "stopped" means
 for each actuator kind, `hold_command`, is here. numpy only: runs on the robot's computer.
@@ -40,13 +50,14 @@ class SafetyConfig:
     """Soft position limits sit this far (rad) inside the hard limits (0: at the hard limits)."""
     max_command_change: float | None = None
     """Largest change of any command from one cycle to the next, in the command's unit. None:
-    twice the distance a joint covers at its velocity limit in one period (servos), half the
-    voltage range (motors). 0: no rate limit."""
+    twice the distance a joint covers at its velocity limit in one period (servos), none for
+    motors (their voltage steps are the policy's own actions). 0: no rate limit."""
     velocity_limit_scale: float = 1.0
     """A joint faster than this times its RobotSpec velocity limit is not driven further that
     way (0: no velocity check)."""
     soft_start_seconds: float = 1.0
-    """Ramp from the robot's pose (a motor: from 0 V) into the policy's commands (0: none)."""
+    """Ramp a servo's goals from the pose it was found in into the policy's commands (0: none).
+    Motors are never ramped: a ramped voltage is other dynamics than the policy learned."""
     watchdog_seconds: float | None = None
     """No fresh state (a newer device time) for this long means safe stop. None: 5 control
     periods or 50 ms, whichever is longer."""
@@ -111,7 +122,7 @@ class Supervisor:
             # check) must not make the rate limit 0 and freeze the robot.
             self.max_change = 2.0 * spec_velocity_limit * spec.control_period
         else:
-            self.max_change = 0.5 * (self.command_high - self.command_low)
+            self.max_change = np.full(spec.num_actuators, np.inf)  # no rate limit unless asked
         self.start_command = self.hold_command(first_state)
         self.last_safe = self.start_command.copy()
         self.counts = dict.fromkeys(INTERVENTIONS, 0)
@@ -188,7 +199,7 @@ class Supervisor:
         if np.count_nonzero(np.isfinite(command)) < len(command):
             changed(0, self.last_safe.copy())
         ramp = self.config.soft_start_seconds
-        if seconds < ramp:
+        if seconds < ramp and self.servo:
             fraction = max(seconds, 0.0) / ramp
             changed(1, self.start_command + fraction * (command - self.start_command))
         positions = self._actuated(state.positions)

@@ -71,6 +71,22 @@ class RandomizationConfig:
     def step_terms(self) -> dict[str, TermSpec]:
         return self.of_kind(STEP_TERM_NAMES)
 
+    def describe(self) -> str:
+        """The terms and their ranges in one line: "mass x0.8..1.25, action_delay 0|1|2"."""
+        if not self.terms:
+            return "none (the nominal model every episode)"
+        parts = []
+        for term, spec in self.terms.items():
+            d = spec.distribution
+            if d.kind == "choice":
+                values = "|".join(f"{c:g}" if isinstance(c, float) else str(c) for c in d.choices)
+            elif d.kind == "normal":
+                values = f"N({d.mean:g}, {d.std:g})"
+            else:
+                values = f"{d.low:g}..{d.high:g}"
+            parts.append(f"{term} {dict(scale='x', add='+').get(spec.operation, '')}{values}")
+        return ", ".join(parts) + (" (ADR widens some)" if self.adr else "")
+
     def to_dict(self) -> dict[str, Any]:
         """The config as YAML would hold it (as recorded in a run dir and in the contract)."""
         out: dict[str, Any] = {}

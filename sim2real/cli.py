@@ -25,7 +25,7 @@ def _path(value: str | None) -> Path | None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from sim2real.runs import resume_run, train_run
+    from sim2real.runs import default_randomization, resume_run, train_run
 
     if args.resume:
         result = resume_run(Path(args.resume), args.steps, args.env, args.algo, not args.quiet,
@@ -38,10 +38,12 @@ def cmd_train(args: argparse.Namespace) -> None:
     if missing:
         raise ValueError(f"train needs {', '.join(missing)} (or --resume RUN_DIR)")
     algo = args.algo or "ppo"
-    result = train_run(args.env, algo, args.steps, args.seed, Path(args.out), args.randomization,
+    randomization = args.randomization or default_randomization(args.env)
+    result = train_run(args.env, algo, args.steps, args.seed, Path(args.out), randomization,
                        args.overwrite, not args.quiet, json.loads(args.set) if args.set else None,
                        args.pixels, args.discrete_actions)
-    print(f"trained {algo} on {args.env}: {result['steps']} steps in {result['seconds']:.1f} s, "
+    print(f"trained {algo} on {args.env} with randomization {randomization}: "
+          f"{result['randomization']}; {result['steps']} steps in {result['seconds']:.1f} s, "
           f"recent return {result['mean_return']:.2f} -> {args.out} (learning_curve.png)")
 
 
@@ -60,13 +62,15 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_deploy(args: argparse.Namespace) -> None:
-    from deploy.on_robot import default_log_path, deploy_on_robot, report_line
+    from deploy.on_robot import default_log_path, deploy_on_robot, report_line, timing_advice
 
     log = None if args.no_log else _path(args.log) or default_log_path(Path(args.policy))
     report = deploy_on_robot(Path(args.policy), args.robot, args.seconds, args.episodes,
                              args.seed, _path(args.safety), log, _path(args.estop_file),
                              args.estop_key, args.rt_priority, args.cpu, _path(args.calibration))
     print(report_line(report))
+    if advice := timing_advice(report):
+        print(f"sim2real deploy: advice: {advice}", file=sys.stderr)
     if args.json:
         print(json.dumps(report.summary()), flush=True)
     if report.stopped and not report.stopped.startswith("the next episode"):
@@ -197,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=int, help="env steps to train for")
     train.add_argument("--out", help="run dir for checkpoint, metrics, run.json")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a run exactly (--steps extends it)")
-    train.add_argument("--randomization", help="preset (none, default) or YAML of domain randomization")
+    train.add_argument("--randomization", help="preset (default, wide, none) or YAML; default: "
+                       "the robot's `default` preset for our envs, none for gymnasium's")
     train.add_argument("--pixels", type=int, metavar="N", help="N x N camera images too (ppo; e.g. 84)")
     train.add_argument("--discrete-actions", type=int, metavar="N", help="N choices per action (dqn)")
     train.add_argument("--set", help='algorithm settings as JSON, e.g. \'{"num_envs": 8}\'')

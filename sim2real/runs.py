@@ -16,6 +16,15 @@ def prepare_run_dir(out: Path, overwrite: bool) -> None:
         shutil.rmtree(out)
 
 
+def default_randomization(env_id: str) -> str:
+    """What `train` randomizes unless told: one of our robots trains on its `default` preset
+    (the spread between two builds of it and the simulation, with sources); a gymnasium env,
+    which has no robot of ours to differ from, on `none`."""
+    from sim.registration import robot_of
+
+    return "default" if robot_of(env_id) else "none"
+
+
 def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
               randomization: str | None, overwrite: bool = False, progress: bool = True,
               overrides: dict | None = None, pixels: int | None = None,
@@ -60,6 +69,10 @@ def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
     if unknown:
         raise ValueError(f"unknown {algo} setting(s) {sorted(unknown)}; known: {sorted(config_fields)}")
     randomization_config = load_config(randomization, robot_of(env_id)) if randomization else None
+    described = randomization_config.describe() if randomization_config else "none"
+    if randomization_config is not None and not (randomization_config.terms or
+                                                 randomization_config.adr):
+        randomization_config = None  # `none`: the plain env, no wrapper
     prepare_run_dir(out, overwrite)
     settings = {**tuned_settings(algo, env_id), **(overrides or {})}
     config = algorithm.config(total_steps=steps, seed=seed, **settings)
@@ -79,6 +92,7 @@ def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
         lambda n: make_vector_env(env_id, n, randomization_config, pixels=pixels,
                                   discrete_actions=discrete_actions), config, out,
         metadata=metadata, progress=progress)
+    result["randomization"] = described
     plot_learning_curve(out / "metrics.csv", out / "learning_curve.png")
     if randomization_config is not None and randomization_config.adr:
         from randomization.adr_plot import plot_adr_ranges

@@ -102,6 +102,10 @@ def test_train_export_deploy_through_the_cli(tmp_path) -> None:
                    str(run_dir), "--quiet", "--set", '{"num_envs": 2, "epochs": 1}')
     assert out.returncode == 0, out.stderr
     assert (run_dir / "learning_curve.png").stat().st_size > 1000
+    # Randomization is on unless told otherwise: the arm's default preset, named in the summary.
+    assert "with randomization default: mass x0.8..1.25" in out.stdout
+    assert "action_delay 0|1|2" in out.stdout
+    assert json.loads((run_dir / "run.json").read_text())["randomization"]["mass"]["high"] == 1.25
     out = sim2real("export", str(run_dir), "--check", "50")
     assert out.returncode == 0, out.stderr
     assert "onnxruntime matches torch" in out.stdout

@@ -29,8 +29,11 @@ def test_the_watchdog_trips_only_after_its_limit_without_a_newer_device_time() -
     assert watchdog.see(reading(0.5), now=10.375) is fresh
     assert watchdog.waited(10.375) is None  # 0.25 s: at the limit, not over it
     assert watchdog.waited(10.5) == 0.375
-    assert watchdog.reason(0.375) == ("watchdog: no fresh state from the robot for 375 ms "
-                                      "(limit 250 ms)")
+    # Stop at the last cycle before the limit: when the next read would come after it.
+    assert watchdog.waited(10.3, next_read=10.375) is None
+    assert watchdog.waited(10.3, next_read=10.38) == pytest.approx(0.175)
+    assert watchdog.reason(0.375) == ("watchdog: no fresh state from the robot for 375 ms, "
+                                      "and none can come within its limit of 250 ms")
     # An older device time (a reordered frame) is not fresh either.
     assert watchdog.see(reading(0.25), now=10.5) is fresh and watchdog.last_fresh == 10.125
     with pytest.raises(ValueError, match="watchdog limit 0.0 s must be positive"):

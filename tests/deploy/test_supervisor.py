@@ -134,8 +134,23 @@ def test_a_motor_is_not_driven_past_its_soft_limit() -> None:
     command, mask = supervisor.filter(np.array([-4.0]), at_limit, 2.0)  # back inside: allowed
     assert command.tolist() == [-4.0] and mask == 0
     command, mask = supervisor.filter(np.array([40.0]), RobotState(np.zeros(2), np.zeros(2)), 2.0)
-    assert command.tolist() == [6.0]  # half the voltage range per cycle from -4 V
-    assert mask_names(mask) == ["rate_limit"]
+    assert command.tolist() == [10.0] and mask_names(mask) == ["command_limit"]
+    limited = Supervisor(FURUTA, SafetyConfig(max_command_change=6.0), at_limit)
+    limited.filter(np.array([-4.0]), at_limit, 2.0)
+    command, mask = limited.filter(np.array([40.0]), RobotState(np.zeros(2), np.zeros(2)), 2.0)
+    assert command.tolist() == [2.0] and mask_names(mask) == ["rate_limit"]  # 6 V from -4 V
+
+
+def test_the_defaults_leave_a_motors_bang_bang_alone_from_the_first_cycle() -> None:
+    """A swing-up policy's full-scale voltage reversals are its learned actions: no soft start
+    ramps them and no rate limit cuts them (only a servo's goals are ramped)."""
+    rest = RobotState(np.array([0.0, np.pi]), np.zeros(2))
+    supervisor = Supervisor(FURUTA, SafetyConfig(), rest)
+    for k in range(50):  # 0.2 s at 250 Hz, inside the 1 s soft start
+        volts = 6.0 if k % 2 else -6.0
+        command, mask = supervisor.filter(np.array([volts]), rest, k * FURUTA.control_period)
+        assert command.tolist() == [volts] and mask == 0
+    assert not any(supervisor.counts.values())
 
 
 def test_bad_safety_settings_are_named() -> None:

@@ -70,3 +70,14 @@ def test_copies_factories_pickle_and_async_copies_randomize() -> None:
         assert np.isfinite(reward).all()
     finally:
         envs.close()
+
+
+def test_training_randomizes_our_robots_by_default_and_says_with_what() -> None:
+    from sim2real.runs import default_randomization
+
+    assert default_randomization("sim2real/ArmReach-v0") == "default"
+    assert default_randomization("sim2real/FurutaSwingup-v0") == "default"
+    assert default_randomization("InvertedPendulum-v5") == "none"
+    arm = load_config("default", "so_arm").describe()
+    assert arm.startswith("mass x0.8..1.25, friction x0.6..1.4") and "action_delay 0|1|2" in arm
+    assert load_config("none").describe() == "none (the nominal model every episode)"
