@@ -1,6 +1,7 @@
-"""Episode bookkeeping of a deploy run: goals, episode ends and outcomes, and what a servo robot
-does between episodes (come to rest, then walk home after a miss). Times are seconds passed in
-by the loop. numpy only.
+"""Episode bookkeeping of a deploy run: goals, episode ends and outcomes, and what the robot does
+between episodes: a servo robot comes to rest, then walks home after a miss; a motor robot (the
+pendulum) is held at 0 V until its task's start region is reached (engage). Times are seconds
+passed in by the loop. numpy only.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ HOME_TOLERANCE = 0.05
 # for at most SETTLE_SECONDS.
 SETTLE_SPEED = 0.25
 SETTLE_SECONDS = 1.0
-PHASES = ("policy", "settle", "home")
-"""What a cycle did: ran the policy, or held still / walked home between episodes."""
+PHASES = ("policy", "settle", "home", "engage")
+"""What a cycle did: ran the policy; held still / walked home between a servo robot's episodes;
+or held a motor robot (0 V) until the task was ready to start an episode (`Task.ready`)."""
 
 
 @dataclass
@@ -32,8 +34,6 @@ class EpisodeStep:
     """(success, steps) of the episode that ended at this cycle, if one did."""
     done: bool = False
     """The run's last episode ended: stop here, before this cycle commands anything."""
-    stop: str = ""
-    """Why the run must end in a safe stop here (the next episode would start terminal)."""
 
 
 class Episodes:
@@ -41,10 +41,13 @@ class Episodes:
     its `max_steps` policy steps; the robot is never teleported, the next episode starts where
     the last one ended. A position-servo robot then holds its last command until it is at rest
     (training episodes start at rest) and, after a miss with `home_after_miss`, walks back to
-    its default pose at half its speed limit; other robots go straight on.
+    its default pose at half its speed limit. Any other robot cannot hold a pose by itself: it
+    engages, before the first episode and after each, as such a rig is run: the motors get the
+    hold command (0 V) until the task is ready (`Task.ready`, e.g. a person holds the pendulum
+    upright), and the episode starts from that reading; a ready reading starts it at once.
 
     Example, each cycle:
-        >>> episodes.pause(state, now)           # between episodes: settle, walk home
+        >>> episodes.pause(state, now)           # between episodes: settle, walk home, engage
         >>> if episodes.running:
         ...     step = episodes.observe(state, now, last_sent)
     """
@@ -60,8 +63,8 @@ class Episodes:
         self.goal = task.sample_goal(rng)
         self.steps = 0
         """Policy steps of the running episode."""
-        self.phase: str | None = None
-        """Between episodes: "settle" or "home"; None while an episode runs."""
+        self.phase: str | None = None if self.servo else "engage"
+        """Between episodes: "settle", "home" or "engage"; None while an episode runs."""
         self.hold = hold
         """The command between episodes."""
         self.missed = False
@@ -69,14 +72,32 @@ class Episodes:
         self.count = self.successes = self.homings = 0
         self.seconds: list[float] = []
         """Duration of each finished episode."""
+        self.waits = 0
+        """Engage phases that had to wait (the first reading was not ready)."""
+        self.wait_start: float | None = None
+        """When the running wait began; None when not waiting."""
+        self.waited_seconds = self.last_wait = 0.0
+        """Time spent in finished waits; in the last one."""
 
     @property
     def running(self) -> bool:
         return self.phase is None
 
+    def engage_seconds(self, now: float) -> float:
+        """Time spent waiting for the task to be ready, the running wait included."""
+        return self.waited_seconds + (now - self.wait_start if self.wait_start is not None else 0.0)
+
     def pause(self, state: RobotState, now: float) -> None:
         """Between episodes: end settling once at rest (or after SETTLE_SECONDS), then step the
-        hold command towards home until there."""
+        hold command towards home until there; or wait, holding, until the task is ready."""
+        if self.phase == "engage":
+            if self.task.ready(state):
+                self.phase = None
+                if self.wait_start is not None:
+                    self.last_wait, self.wait_start = now - self.wait_start, None
+                    self.waited_seconds += self.last_wait
+            elif self.wait_start is None:
+                self.wait_start, self.waits = now, self.waits + 1
         if self.phase == "settle":
             resting = np.max(np.abs(state.velocities)) < SETTLE_SPEED
             if resting or now - self.pause_start > SETTLE_SECONDS:
@@ -109,11 +130,11 @@ class Episodes:
             self.phase, self.missed, self.pause_start = "settle", not result.success, now
             self.hold = last_sent
             return EpisodeStep(None, ended)
-        result = self.task.evaluate(state, self.goal)
-        if result.terminated:
-            # E.g. a fallen pendulum: nothing the policy does is an episode.
-            return EpisodeStep(None, ended, stop="the next episode would start in a terminal state")
-        # episode_start is not reset on this path (steps is 1 by the next cycle), so the next
-        # episode's seconds count from this one's start: the loop has always done so; kept.
-        self.steps += 1
-        return EpisodeStep(result.observation, ended)
+        # A motor cannot hold a pose: a fallen pendulum would start the next episode terminal,
+        # a swinging one from no state training started from. Engage; when this reading is
+        # ready already, the next episode starts here, its first step in this cycle.
+        self.phase = "engage"
+        self.pause(state, now)
+        if not self.running:
+            return EpisodeStep(None, ended)
+        return EpisodeStep(self.observe(state, now, last_sent).observation, ended)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -76,6 +77,10 @@ class DeployReport:
     """Commands the link failed to take (a link that is gone)."""
     homings: int = 0
     """Times the robot walked home after a missed episode."""
+    engage_waits: int = 0
+    """Times a motor robot waited, held at 0 V, for the task to be ready (a pendulum held up)."""
+    engage_seconds: float = 0.0
+    """Time spent in those waits, the one running at the end included."""
     stopped: str = ""
     """Why the run ended before its time, if it did (watchdog, a servo fault, e-stop, Ctrl-C,
     ...)."""
@@ -98,7 +103,8 @@ class DeployReport:
 def run(policy: Policy, robot: Robot, seconds: float, max_episodes: int | None = None,
         seed: int = 0, home_after_miss: bool = True, safety: SafetyConfig | None = None,
         log: Path | None = None, stops: StopSignals | None = None,
-        realtime_priority: int | None = None, cpu: int | None = None) -> DeployReport:
+        realtime_priority: int | None = None, cpu: int | None = None,
+        say: Callable[[str], object] | None = None) -> DeployReport:
     """Drive `robot` (already connected) with `policy` for `seconds` or `max_episodes` episodes.
 
     Episodes follow the task: a new goal after success or after the task's episode length; the
@@ -106,7 +112,9 @@ def run(policy: Policy, robot: Robot, seconds: float, max_episodes: int | None =
     episodes a position-servo robot holds still until it is at rest (training episodes start at
     rest), and after a miss walks back to its default pose at half its speed limit
     (`home_after_miss`), as one resets a real robot between trials: a miss can leave an arm
-    folded against its limits, a start no episode should be judged from.
+    folded against its limits, a start no episode should be judged from. A motor robot (the
+    pendulum) is held at 0 V before each episode until its task is ready (engage: a person
+    holds the pendulum upright); `say` gets one line of what to do the first time it waits.
 
     Every command passes the supervisor (`safety`, default SafetyConfig()). `log`: a telemetry
     file of every cycle. `stops`: the e-stops and Ctrl-C to honour (default: Ctrl-C and
@@ -120,7 +128,7 @@ def run(policy: Policy, robot: Robot, seconds: float, max_episodes: int | None =
     try:
         with realtime(realtime_priority, cpu) as granted, stops if owned_stops else nullcontext():
             loop = _Loop(policy, robot, task, safety, telemetry, stops, seed, home_after_miss,
-                         max_episodes)
+                         max_episodes, say)
             try:
                 while loop.cycle(seconds):
                     pass
@@ -175,9 +183,10 @@ class _Loop:
 
     def __init__(self, policy: Policy, robot: Robot, task: Task, safety: SafetyConfig,
                  telemetry: TelemetryWriter | None, stops: StopSignals, seed: int,
-                 home_after_miss: bool, max_episodes: int | None) -> None:
+                 home_after_miss: bool, max_episodes: int | None,
+                 say: Callable[[str], object] | None) -> None:
         self.policy, self.robot, self.task, self.safety = policy, robot, task, safety
-        self.telemetry, self.stops = telemetry, stops
+        self.telemetry, self.stops, self.say = telemetry, stops, say
         spec = robot.spec
         period = spec.control_period
         self.report = DeployReport(target_rate_hz=1.0 / period)
@@ -210,6 +219,7 @@ class _Loop:
         # -- check it: a fault, a robot that stopped answering; the episode (its end, between) --
         if self._halts(t_read, elapsed):
             return False
+        waiting = self.episodes.wait_start is not None
         self.episodes.pause(state, cycle_start)
         step, t_observe = None, t_read
         if self.episodes.running:
@@ -217,6 +227,8 @@ class _Loop:
             if not self._goes_on(step, elapsed):
                 return False
             t_observe = time.perf_counter()
+        if waiting != (self.episodes.wait_start is not None):
+            self._engage_event(waiting, elapsed)
         # -- run the policy ---------------------------------------------------------------------
         observation = action = wanted = None
         t_infer = t_observe
@@ -277,9 +289,19 @@ class _Loop:
         if step.ended is not None and self.telemetry:
             success, steps = step.ended
             self.telemetry.event(elapsed, "episode_end", success=success, steps=steps)
-        if step.stop:
-            self._stop(step.stop, elapsed)
-        return not (step.done or step.stop)
+        return not step.done
+
+    def _engage_event(self, was_waiting: bool, elapsed: float) -> None:
+        """A wait for the task to be ready ended, or began (the first one is also said)."""
+        if was_waiting:
+            if self.telemetry:
+                self.telemetry.event(elapsed, "engaged", waited=round(self.episodes.last_wait, 3))
+            return
+        hint = self.task.ready_hint()
+        if self.telemetry:
+            self.telemetry.event(elapsed, "engage_wait", waits_for=hint)
+        if self.say is not None and self.episodes.waits == 1:
+            self.say(f"waiting to start an episode: {hint} (the motor gets 0 V until then)")
 
     def _write(self, command: np.ndarray, elapsed: float) -> None:
         try:
@@ -324,6 +346,8 @@ class _Loop:
         report.deadline_misses = self.schedule.misses
         report.episodes, report.successes = episodes.count, episodes.successes
         report.homings, report.episode_seconds = episodes.homings, episodes.seconds
+        report.engage_waits = episodes.waits
+        report.engage_seconds = episodes.engage_seconds(time.perf_counter())
         report.success_rate = report.successes / report.episodes if report.episodes else 0.0
         report.interventions = dict(self.supervisor.counts)
         report.compute_p50_us, report.compute_p99_us = self.times.compute_us()

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,14 +18,22 @@ from hardware.settings import read_settings
 from sim.catalog import robot_by_name
 
 
+def tell_stderr(line: str) -> None:
+    """A line for the person at the robot, on stderr: stdout carries the report."""
+    print(f"sim2real deploy: {line}", file=sys.stderr, flush=True)
+
+
 def deploy_on_robot(policy_path: Path, robot_url: str, seconds: float,
                     max_episodes: int | None = None, seed: int = 0, safety: Path | None = None,
                     log: Path | None = None, estop_file: Path | None = None,
                     estop_key: bool = False, realtime_priority: int | None = None,
-                    cpu: int | None = None, calibration: Path | None = None) -> DeployReport:
+                    cpu: int | None = None, calibration: Path | None = None,
+                    say: Callable[[str], object] | None = tell_stderr) -> DeployReport:
     """Run the ONNX policy at `policy_path` on the robot `robot_url` names for `seconds` (or
     `max_episodes`); refuses before anything moves when the robot is not the one the policy's
-    contract names. `calibration`: a servo bus's calibration file (feetech:)."""
+    contract names. `calibration`: a servo bus's calibration file (feetech:). `say`: where the
+    loop tells the person at the robot what it waits for, e.g. a pendulum to hold up (default:
+    a line on stderr; None: nowhere)."""
     policy = OnnxPolicy(policy_path)
     if seconds <= 0:
         raise ValueError(f"--seconds must be > 0, got {seconds}")
@@ -44,7 +54,7 @@ def deploy_on_robot(policy_path: Path, robot_url: str, seconds: float,
     with robot, stops:
         return run(policy, robot, seconds=seconds, max_episodes=max_episodes, seed=seed,
                    safety=safety_config, log=log, stops=stops,
-                   realtime_priority=realtime_priority, cpu=cpu)
+                   realtime_priority=realtime_priority, cpu=cpu, say=say)
 
 
 def default_log_path(policy_path: Path) -> Path:
@@ -62,8 +72,10 @@ def report_line(report: DeployReport) -> str:
             f"{summary['deadline_misses']} deadline misses in {summary['cycles']} cycles, "
             f"jitter p99 {summary['jitter_p99_us']:.0f} us, compute p50 "
             f"{summary['compute_p50_us']:.0f} us / p99 {summary['compute_p99_us']:.0f} us, "
-            f"supervisor interventions: {interventions}, {summary['homings']} homings; "
-            f"{summary['realtime']}"
+            f"supervisor interventions: {interventions}, {summary['homings']} homings"
+            + (f", {summary['engage_waits']} engage waits ({summary['engage_seconds']:.1f} s)"
+               if summary["engage_waits"] else "")
+            + f"; {summary['realtime']}"
             + (f"; log {summary['log']}" if summary["log"] else "")
             + (f"; link: {_link_line(summary['link'])}" if summary["link"] else "")
             + (f"; stopped early: {summary['stopped']}" if summary["stopped"] else ""))
@@ -79,7 +91,8 @@ def timing_advice(report: DeployReport) -> str:
     if report.jitter_p99_us > 0.1 * period_us:
         late.append(f"jitter p99 {report.jitter_p99_us / 1e3:.1f} ms of a "
                     f"{period_us / 1e3:.0f} ms period")
-    if report.read_failures:
+    if report.read_failures and not report.stopped.startswith("watchdog"):
+        # (Before a watchdog stop the reads failed because the robot stopped answering.)
         late.append(f"{report.read_failures} reads timed out")
     if not late:
         return ""

@@ -9,7 +9,9 @@ or HEARTBEAT arrives in time, and then waits for a new HELLO; ESTOP holds, RELEA
 off. The physics is `sim.physics.RobotSimulation` with the robot's actuator model (servo P and D
 gains, deadband, encoder quantization, torque limit; or the DC motor). Options: physical
 parameters pinned in the randomization config's schema (a heavier, weaker, slower robot than the
-nominal one), the wire time of a given baud rate, and wire faults (hardware/faults.py).
+nominal one), the wire time of a given baud rate, wire faults (hardware/faults.py), and for a
+motor-driven robot the hand of the person at the rig (`Hand`: holds a pendulum up until the host
+drives the motor, puts it back after a fall).
 Imports MuJoCo: runs on the host, not on the robot's computer.
 """
 
@@ -68,6 +70,46 @@ class DeviceCounters:
     each as a gap in the device's sequence numbers."""
     dropped_in: int = 0
     """Frames from the host that fault injection dropped on arrival."""
+    hand_releases: int = 0
+    """Times the hand (`Hand`) let go of the joints: a nonzero command arrived."""
+    hand_catches: int = 0
+    """Times the hand put the joints back at its pose after `catch_seconds` at 0 V."""
+
+
+@dataclass
+class Hand:
+    """A person at a motor-driven rig (`sim2real emulate furuta --pose A P [--catch S]`): holds
+    the joints still at `pose` until a nonzero command takes effect (the host's engage phase
+    sends 0 V, which does not let go: the episode's first voltage does). With `catch_seconds`,
+    once the motor has been at 0 V that long (the host saw the pendulum fall and waits), the
+    hand puts the joints back at `pose` and holds again. Times are the device's, in seconds."""
+
+    pose: np.ndarray
+    catch_seconds: float | None = None
+    holding: bool = True
+    zero_since: float | None = 0.0
+    """Since when the motor has been at 0 V; None while it is driven."""
+
+    def __post_init__(self) -> None:
+        if self.catch_seconds is not None and not self.catch_seconds > 0:
+            raise ValueError(f"--catch must be > 0 seconds, got {self.catch_seconds}")
+
+    def drive(self, command: np.ndarray, when: float) -> bool:
+        """The motor gets `command` at `when`; True when that lets go of the joints."""
+        if np.count_nonzero(command) == 0:
+            if self.zero_since is None:
+                self.zero_since = when
+            return False
+        self.zero_since = None
+        released, self.holding = self.holding, False
+        return released
+
+    def catches(self, now: float) -> bool:
+        """True when the hand takes hold again now (the caller puts the joints at `pose`)."""
+        if self.holding or self.catch_seconds is None or self.zero_since is None:
+            return False
+        self.holding = now - self.zero_since >= self.catch_seconds
+        return self.holding
 
 
 class DeviceEmulator:
@@ -80,7 +122,7 @@ class DeviceEmulator:
     def __init__(self, spec: RobotSpec, transport: Transport, watchdog_ms: float = 100.0,
                  physics: Any = None, baudrate: int | None = None,
                  faults: WireFaults | None = None, initial_pose: np.ndarray | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, hand: Hand | None = None) -> None:
         if watchdog_ms <= 0:
             raise ValueError(f"watchdog_ms must be > 0, got {watchdog_ms}")
         if baudrate is not None and baudrate <= 0:
@@ -95,8 +137,12 @@ class DeviceEmulator:
         if physics is not None:
             self.physics_applied, self.command_delay = apply_pinned_physics(
                 self.sim.model, physics, spec, seed)
+        if hand is not None and spec.actuator_kind == "position":
+            raise ValueError(f"{spec.name}'s servos hold their own pose: a hand (--catch) is for "
+                             "motor-driven robots such as furuta")
+        self.hand = hand
         pose = np.asarray(spec.default_pose if initial_pose is None else initial_pose, float)
-        self.sim.reset(pose)
+        self.sim.reset(hand.pose if hand is not None else pose)
         self.description = Description.of_spec(spec, watchdog_ms, firmware="sim2real-emulator")
         self._force_range = self.sim.model.actuator_forcerange[self.sim.ctrl_at].copy()
         self._force_limited = self.sim.model.actuator_forcelimited[self.sim.ctrl_at].copy()
@@ -179,6 +225,8 @@ class DeviceEmulator:
         elif kind == MessageType.RELEASE:
             self._pending.clear()
             self._torque(False)
+            if not self.sim.is_servo:
+                self._actuate(np.zeros(self.spec.num_actuators), self._now())  # no voltage now
             self._session, self._status = False, 0
 
     def _command(self, payload: bytes) -> None:
@@ -218,14 +266,26 @@ class DeviceEmulator:
         while self._pending and self._pending[0][0] <= target:
             due, command = self._pending.popleft()
             self._step_to(due, timestep)
-            sim.set_command(command)
+            self._actuate(command, due)
         self._step_to(target, timestep)
+        if self.hand is not None and self.hand.catches(target):
+            self.counters.hand_catches += 1
+            time_now = sim.data.time
+            sim.reset(self.hand.pose)  # at rest, 0 V
+            sim.data.time = time_now  # the device's clock runs on
+
+    def _actuate(self, command: np.ndarray, when: float) -> None:
+        self.sim.set_command(command)
+        if self.hand is not None and self.hand.drive(command, when):
+            self.counters.hand_releases += 1
 
     def _step_to(self, when: float, timestep: float) -> None:
         # Physics time is a sum of float timesteps: without the tolerance, 4.9999999 steps
         # would round down and a command would act a step early now and then.
         steps = int(np.floor((when - self.sim.data.time) / timestep + 1e-6))
-        if steps > 0:
+        if steps > 0 and self.hand is not None and self.hand.holding:
+            self.sim.data.time += steps * timestep  # held still: time passes, nothing moves
+        elif steps > 0:
             self.sim.step(steps)
 
     def _state(self, request_seq: int) -> State:
@@ -248,7 +308,7 @@ class DeviceEmulator:
         if self.sim.is_servo:
             self.sim.set_command(state.positions[self.spec.actuated_joint_index])
         else:
-            self.sim.set_command(np.zeros(self.spec.num_actuators))
+            self._actuate(np.zeros(self.spec.num_actuators), self._now())
         self._session, self._status = False, status
         self._fault(code, message)
 
@@ -302,12 +362,14 @@ def load_physics(path: Path) -> Any:
 def emulator_for(robot: str, watchdog_ms: float = 100.0, tcp_port: int | None = None,
                  physics_file: Path | None = None, baudrate: int | None = None,
                  faults: WireFaults | None = None, pose: list[float] | None = None,
-                 bus: str = "sim2real",
-                 one_at_a_time: bool = False) -> DeviceEmulator | FeetechBusEmulator:
+                 bus: str = "sim2real", one_at_a_time: bool = False,
+                 catch: float | None = None) -> DeviceEmulator | FeetechBusEmulator:
     """The emulator `sim2real emulate ROBOT` serves: on a new pty, or on 127.0.0.1:`tcp_port`
     (0: any free port). `bus`: our own protocol (sim2real) or a Feetech STS servo bus (feetech,
     robots on position servos). `one_at_a_time` (feetech): the servos as shipped (every one at
-    ID 1, 1 Mbit/s) with only the first on the bus, for a motor setup (see `plug_on_enter`)."""
+    ID 1, 1 Mbit/s) with only the first on the bus, for a motor setup (see `plug_on_enter`).
+    A motor-driven robot given a `pose` is held there by a `Hand`, which puts it back after
+    `catch` seconds at 0 V."""
     from hardware.feetech_emulator import FeetechBusEmulator
     from hardware.transports import PtyTransport, TcpTransport
     from sim.catalog import robot_by_name
@@ -326,9 +388,16 @@ def emulator_for(robot: str, watchdog_ms: float = 100.0, tcp_port: int | None = 
     if start is not None and start.shape != (spec.num_joints,):
         raise ValueError(f"--pose needs {spec.num_joints} joint positions for {spec.name}, "
                          f"got {len(start)}")
+    motor = spec.actuator_kind != "position"
+    if catch is not None and not (motor and start is not None):
+        raise ValueError(f"--catch puts {spec.name} back at its --pose: add --pose" if motor else
+                         f"{spec.name}'s servos hold their own pose; --catch is for a "
+                         "motor-driven robot (furuta)")
     physics = load_physics(physics_file) if physics_file else None
-    transport = TcpTransport(tcp_port) if tcp_port is not None else PtyTransport()
     options: dict[str, Any] = {"watchdog_ms": watchdog_ms} if bus == "sim2real" else {}
+    if motor and start is not None:
+        options["hand"] = Hand(start, catch)
+    transport = TcpTransport(tcp_port) if tcp_port is not None else PtyTransport()
     if one_at_a_time:
         options["ids"] = (1,) * spec.num_actuators  # the factory ID, on every servo
     emulator = emulators[bus](spec, transport, physics=physics, baudrate=baudrate, faults=faults,
@@ -387,18 +456,22 @@ def banner(emulator: Any, bus: str, faults: dict | None = None) -> list[str]:
                      f"{emulator.command_delay * 1e3:.1f} ms")
     if faults:
         lines.append(f"wire faults: {faults}")
+    if hand := getattr(emulator, "hand", None):
+        lines.append(f"a hand holds the joints at {hand.pose.tolist()} until the first nonzero "
+                     "command" + (f"; it puts them back after {hand.catch_seconds:g} s at 0 V"
+                                  if hand.catch_seconds else ""))
     if bus == "feetech" and not all(servo.attached for servo in emulator.servos):
         lines.append(f"on the bus: {emulator.on_bus()}; press Enter here to plug in the next")
     return [*lines, f"connect with: sim2real deploy POLICY --robot {scheme}:{name}"]
 
 
-def stopped_summary(emulator: DeviceEmulator | FeetechBusEmulator,
-                    counters: DeviceCounters | BusCounters, injected: dict) -> dict:
-    """What `sim2real emulate` prints when it stops: its counters, the faults injected and, on a
-    servo bus, each servo's ID in actuator order (what a motor setup gave them)."""
+def stopped_summary(emulator: DeviceEmulator | FeetechBusEmulator, injected: dict) -> dict:
+    """What `sim2real emulate` prints when it stops: its counters (a hand's releases and
+    catches among them), the faults injected and, on a servo bus, each servo's ID in actuator
+    order (what a motor setup gave them)."""
     from hardware.feetech_emulator import FeetechBusEmulator
 
-    summary = {**asdict(counters), "injected": injected}
+    summary = {**asdict(emulator.counters), "injected": injected}
     if isinstance(emulator, FeetechBusEmulator):
         summary["servo_ids"] = [servo.servo_id for servo in emulator.servos]
     return summary

@@ -19,6 +19,16 @@ def wrap_angle(angle: np.ndarray | float) -> np.ndarray | float:
     return (np.asarray(angle) + np.pi) % (2.0 * np.pi) - np.pi
 
 
+STILL_SPEED = 1.0
+"""rad/s: a joint slower than this counts as still where an episode may start (`ready`). Above
+one encoder count per control period (2 pi / 2048 rad in 4 ms: 0.77 rad/s), so a resting joint
+whose speed is counted from its encoder reads still."""
+HANGING_ANGLE = 0.1
+"""rad: swing-up episodes may start within this of hanging, twice the default start spread. With
+STILL_SPEED, a swing wider than about 0.13 rad never reads ready (the pendulum on the arm swings
+at about 12 rad/s); at 0 V a full swing dies down to that in about 7 s."""
+
+
 @dataclass(frozen=True)
 class PendulumConfig:
     """Parameters of the pendulum tasks; they travel in the exported contract."""
@@ -62,6 +72,13 @@ class PendulumTask:
         self.config = config
         self.max_steps = round(config.episode_seconds / robot.control_period)
         self.arm_limit = robot.position_high[0]
+        # The start region of a deploy (`ready`): held upright in the task's own tolerance, or
+        # hanging; the arm in the middle half of its range, with room to move both ways. Never
+        # narrower than the training starts: every state `sample_pose` draws is ready.
+        self.start_alpha = 0.0 if config.mode == "balance" else np.pi
+        near = config.upright_tolerance if config.mode == "balance" else HANGING_ANGLE
+        self.ready_angle = max(near, config.start_spread)
+        self.ready_arm = max(0.5 * self.arm_limit, config.start_spread)
 
     @property
     def action_size(self) -> int:
@@ -104,10 +121,24 @@ class PendulumTask:
         action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
         return action[..., :1] * self.config.max_voltage
 
+    def ready(self, state: RobotState) -> bool:
+        """Whether an episode may start from this reading (one robot): the pendulum near the
+        start pose and both joints still, as a person at the rig holds it up or lets it hang."""
+        theta, alpha = state.positions[0], state.positions[1]
+        return bool(abs(wrap_angle(alpha - self.start_alpha)) < self.ready_angle
+                    and abs(theta) < self.ready_arm
+                    and np.max(np.abs(state.velocities[:2])) < STILL_SPEED)
+
+    def ready_hint(self) -> str:
+        arm = f"the arm within {self.ready_arm:g} rad of its centre"
+        if self.config.mode == "balance":
+            return f"hold the pendulum upright within {self.ready_angle:g} rad and still, {arm}"
+        return f"let the pendulum hang still (within {self.ready_angle:g} rad), {arm}"
+
     def sample_pose(self, rng: np.random.Generator) -> np.ndarray:
-        start = 0.0 if self.config.mode == "balance" else np.pi
-        return np.array([rng.uniform(-self.config.start_spread, self.config.start_spread),
-                         start + rng.uniform(-self.config.start_spread, self.config.start_spread)])
+        spread = self.config.start_spread
+        return np.array([rng.uniform(-spread, spread),
+                         self.start_alpha + rng.uniform(-spread, spread)])
 
     def sample_goal(self, rng: np.random.Generator) -> np.ndarray:
         return np.zeros(0)

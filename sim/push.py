@@ -98,6 +98,12 @@ class PushTask:
     def action_to_command(self, action: np.ndarray, state: RobotState) -> np.ndarray:
         return self.arm.action_to_command(action, state)
 
+    def ready(self, state: RobotState) -> bool:
+        return True  # the servos hold the arm; between episodes it settles and walks home
+
+    def ready_hint(self) -> str:
+        return "nothing: the arm starts where it is"
+
     def sample_pose(self, rng: np.random.Generator) -> np.ndarray:
         return self.arm.sample_pose(rng)
 

@@ -158,6 +158,12 @@ class ReachTask:
                                        + self.config.max_step * action)
         return np.minimum(np.maximum(command, self.low), self.high)
 
+    def ready(self, state: RobotState) -> bool:
+        return True  # the servos hold the arm; between episodes it settles and walks home
+
+    def ready_hint(self) -> str:
+        return "nothing: the arm starts where it is"
+
     # -- sampling ----------------------------------------------------------------------------
     def sample_pose(self, rng: np.random.Generator) -> np.ndarray:
         """A pose with the actuated joints drawn from the goal range: every link at least

@@ -51,6 +51,16 @@ class Task(Protocol):
 
     def sample_pose(self, rng: np.random.Generator) -> np.ndarray: ...
 
+    def ready(self, state: RobotState) -> bool:
+        """Whether an episode may start from this reading: the deploy of a robot that cannot hold
+        a pose by itself (a motor) holds 0 V until it is, e.g. until a person holds a pendulum
+        upright. Every state `sample_pose` draws, at rest, is ready."""
+        ...
+
+    def ready_hint(self) -> str:
+        """What `ready` waits for, one line for the person at the robot."""
+        ...
+
     def sample_goal(self, rng: np.random.Generator) -> np.ndarray: ...
 
 

@@ -73,7 +73,7 @@ def cmd_deploy(args: argparse.Namespace) -> None:
         print(f"sim2real deploy: advice: {advice}", file=sys.stderr)
     if args.json:
         print(json.dumps(report.summary()), flush=True)
-    if report.stopped and not report.stopped.startswith("the next episode"):
+    if report.stopped:
         print(f"sim2real deploy: stopped: {report.stopped}", file=sys.stderr)
         if report.stopped.startswith(("watchdog", "servo fault")):
             sys.exit(3)
@@ -88,13 +88,12 @@ def cmd_emulate(args: argparse.Namespace) -> None:
     faults |= {key: getattr(args, key) for key in FAULT_FLAGS if getattr(args, key) is not None}
     wire_faults = WireFaults.from_dict(faults)
     emulator = emulator_for(args.robot, args.watchdog_ms, args.tcp, _path(args.physics),
-                            args.baud, wire_faults, args.pose, args.bus, args.one_at_a_time)
+                            args.baud, wire_faults, args.pose, args.bus, args.one_at_a_time, args.catch)
     print("\n".join(banner(emulator, args.bus, faults if wire_faults.active else None)), flush=True)
     if args.one_at_a_time:
         plug_on_enter(emulator, sys.stdin.fileno(), lambda line: print(line, flush=True))
-    counters = serve_until_stopped(emulator, args.seconds)
-    summary = stopped_summary(emulator, counters, wire_faults.counts)
-    print("emulator stopped: " + json.dumps(summary), flush=True)
+    serve_until_stopped(emulator, args.seconds)
+    print("emulator stopped: " + json.dumps(stopped_summary(emulator, wire_faults.counts)), flush=True)
 
 
 def cmd_setup_motors(args: argparse.Namespace) -> None:
@@ -263,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     emulate.add_argument("--reset-at", type=float, nargs="+", metavar="S")
     emulate.add_argument("--disconnect-at", type=float, metavar="S")
     emulate.add_argument("--seed", type=int, help="seed of the injected faults")
-    emulate.add_argument("--pose", type=float, nargs="+", help="joint positions to start at")
+    emulate.add_argument("--pose", type=float, nargs="+", help="joint positions to start at (motors: held)")
+    emulate.add_argument("--catch", type=float, metavar="S", help="put a --pose back after S s at 0 V")
     emulate.add_argument("--seconds", type=float, help="stop after (default: never)")
 
     robustness = verb("robustness", cmd_robustness, "evaluate policies over a grid of physics", True)

@@ -31,6 +31,8 @@ def test_each_verb_parses_its_options_into_what_its_function_takes() -> None:
                                  "2", "--seed", "3"])
     assert {flag: getattr(emulate, flag) for flag in FAULT_FLAGS if getattr(emulate, flag)} == {
         "latency_ms": 16.0, "reset_at": [1.0, 2.0], "seed": 3}
+    rig = parser.parse_args(["emulate", "furuta", "--pose", "0", "0.05", "--catch", "1.5"])
+    assert (rig.pose, rig.catch) == ([0.0, 0.05], 1.5)
     deploy = parser.parse_args(["deploy", "p.onnx", "--robot", "serial:///dev/ttyUSB0", "--json"])
     assert (deploy.robot, deploy.json, deploy.seed, deploy.episodes) == (
         "serial:///dev/ttyUSB0", True, 0, None)

@@ -1,9 +1,11 @@
 """The loop's episode bookkeeping (deploy/episodes.py) with a scripted task: a goal is reached
-when joint 0 is at 1 rad or more; episodes last at most 3 policy steps."""
+when joint 0 is at 1 rad or more; episodes last at most 3 policy steps; an episode may start
+(`ready`) when joint 0 is still."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from deploy.episodes import HOME_TOLERANCE, SETTLE_SECONDS, Episodes
 from sim.furuta import FURUTA
@@ -13,13 +15,19 @@ from sim.task import TaskStep
 
 
 class ScriptedTask:
-    """Goals 0, 1, 2, ...; success (and termination) at joint 0 >= 1 rad; `fallen_at` makes a
-    goal whose episode would start terminal."""
+    """Goals 0, 1, 2, ...; success (and termination) at joint 0 >= 1 rad, or at any reading for
+    goal `fallen_at` (a pendulum that fell); ready when joint 0 is still."""
 
     max_steps = 3
 
     def __init__(self, fallen_at: int | None = None) -> None:
         self.goals, self.fallen_at = 0, fallen_at
+
+    def ready(self, state: RobotState) -> bool:
+        return bool(state.velocities[0] == 0.0)
+
+    def ready_hint(self) -> str:
+        return "hold joint 0 still"
 
     def sample_goal(self, rng: np.random.Generator) -> np.ndarray:
         goal = np.array([float(self.goals)])
@@ -98,17 +106,42 @@ def test_the_last_episode_ends_the_run() -> None:
     assert step.done and step.ended == (True, 1) and book.goal.tolist() == [0.0]
 
 
-def test_a_motor_robot_goes_straight_on_or_stops_before_a_terminal_start() -> None:
+def test_a_servo_robot_never_engages() -> None:
+    book = episodes()
+    book.pause(at(SO_ARM, 0.0, speed=5.0), now=0.0)  # not ready, but servos hold a pose
+    assert book.running and book.waits == 0
+
+
+def test_a_motor_robot_ready_at_an_episode_end_goes_straight_on() -> None:
     book = episodes(FURUTA)
+    book.pause(at(FURUTA, 0.5), now=0.0)  # ready at once: no wait
     for now in (0.0, 1.0, 2.0):
         book.observe(at(FURUTA, 0.5), now=now, last_sent=np.zeros(1))
     step = book.observe(at(FURUTA, 0.5), now=3.0, last_sent=np.zeros(1))
-    # No settling: the policy acts on the next goal in the same cycle, its first step.
+    # The policy acts on the next goal in the same cycle, its first step, timed from here.
     assert step.ended == (False, 3) and step.observation.tolist() == [1.0, 0.5]
     assert book.running and book.steps == 1 and book.seconds == [3.0]
-    fallen = episodes(FURUTA, ScriptedTask(fallen_at=1))
-    for now in (0.0, 1.0, 2.0):
-        fallen.observe(at(FURUTA, 0.5), now=now, last_sent=np.zeros(1))
-    step = fallen.observe(at(FURUTA, 0.5), now=3.0, last_sent=np.zeros(1))
-    assert step.stop == "the next episode would start in a terminal state"
-    assert step.observation is None and step.ended == (False, 3)
+    assert book.episode_start == 3.0 and book.waits == 0 and book.engage_seconds(9.0) == 0.0
+
+
+def test_a_motor_robot_engages_before_its_first_episode_and_after_a_fall() -> None:
+    book = episodes(FURUTA, ScriptedTask(fallen_at=0), max_episodes=2)
+    assert book.phase == "engage" and not book.running
+    book.pause(at(FURUTA, 0.5, speed=2.0), now=10.0)  # not ready: hold, wait
+    book.pause(at(FURUTA, 0.5, speed=2.0), now=10.5)
+    assert book.phase == "engage" and (book.waits, book.wait_start) == (1, 10.0)
+    assert book.engage_seconds(10.75) == 0.75
+    book.pause(at(FURUTA, 0.5), now=11.0)  # held still: the episode starts from this reading
+    assert book.running and book.last_wait == 1.0 and book.wait_start is None
+    assert book.observe(at(FURUTA, 0.5), now=11.0, last_sent=np.zeros(1)).observation is not None
+    # Goal 0 "fell": the episode ends at its second step, the pendulum still moving.
+    step = book.observe(at(FURUTA, 0.5, speed=3.0), now=11.1, last_sent=np.zeros(1))
+    assert step.ended == (False, 1) and step.observation is None and not step.done
+    assert book.phase == "engage" and (book.waits, book.wait_start) == (2, 11.1)
+    assert book.goal.tolist() == [1.0] and book.count == 1
+    book.pause(at(FURUTA, 0.5), now=12.1)
+    assert book.running and book.engage_seconds(20.0) == pytest.approx(2.0)
+    # Only real episodes count towards max_episodes: the second ends the run.
+    book.observe(at(FURUTA, 1.2), now=12.1, last_sent=np.zeros(1))
+    step = book.observe(at(FURUTA, 1.2), now=12.2, last_sent=np.zeros(1))
+    assert step.done and step.ended == (True, 1) and book.count == 2

@@ -1,16 +1,21 @@
 import dataclasses
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from deploy.contract import ContractError
+from deploy.contract import Contract, ContractError
 from deploy.loop import run
 from deploy.onnx_policy import OnnxPolicy
 from deploy.schedule import sleep_until
 from deploy.telemetry import read_log
+from hardware.robot import Robot
 from hardware.sim_robot import SimRobot
+from sim.furuta import FURUTA
+from sim.pendulum import PendulumTask
 from sim.so_arm import SO_ARM
+from sim.spec import RobotState
 
 
 def sleep_lateness(period: float, samples: int = 25) -> np.ndarray:
@@ -158,3 +163,61 @@ def test_realtime_requests_are_granted_or_refused_quietly_and_undone() -> None:
     granted, restore = request_realtime(priority=None, cpu=10_000)  # no such CPU
     restore()
     assert "pinning not allowed" in granted and os.sched_getaffinity(0) == affinity
+
+
+class PendulumRig(Robot):
+    """A Furuta pendulum that reads as scripted: a person lets it fall and holds it up again."""
+
+    spec = FURUTA
+
+    def __init__(self, alphas: list[float]) -> None:
+        self.alphas, self.reads, self.sent = alphas, 0, []
+
+    def connect(self) -> None: ...
+
+    def disconnect(self) -> None: ...
+
+    def read_state(self) -> RobotState:
+        alpha = self.alphas[min(self.reads, len(self.alphas) - 1)]
+        self.reads += 1
+        return RobotState(np.array([0.0, alpha]), np.zeros(2), time=self.reads * 0.004)
+
+    def _write_command(self, command: np.ndarray) -> None:
+        self.sent.append(float(command[0]))
+
+
+class HalfVoltPolicy:
+    """A balance policy that always asks for action 0.5 (3 V)."""
+
+    path = Path("half_volt.onnx")
+    task = PendulumTask(FURUTA)
+    contract = Contract(robot=FURUTA.summary(), task=task.contract(),
+                        observation_size=6, action_size=1, env_id="sim2real/FurutaBalance-v0",
+                        algorithm="test", steps=0)
+
+    def __call__(self, observation: np.ndarray) -> np.ndarray:
+        return np.array([0.5], dtype=np.float32)
+
+
+def test_a_pendulum_deploy_engages_before_each_episode(monkeypatch, tmp_path) -> None:
+    import deploy.loop
+
+    monkeypatch.setattr(deploy.loop, "sleep_until", lambda deadline: None)  # lockstep, fast
+    fallen, up = 1.0, 0.0
+    # Fallen at the loop's start and for three cycles; held up, the episode runs until it falls
+    # (two cycles fallen: the episode's end and a wait); held up for one more episode.
+    rig = PendulumRig([fallen] * 4 + [up] * 3 + [fallen] * 2 + [up] + [fallen])
+    said, log = [], tmp_path / "engage.s2rlog"
+    report = run(HalfVoltPolicy(), rig, seconds=1e9, max_episodes=2, log=log, say=said.append)
+    assert (report.episodes, report.engage_waits) == (2, 2) and report.engage_seconds > 0
+    # 0 V while waiting; the policy's 3 V from the cycle the pendulum is held up.
+    assert rig.sent == [0.0] * 3 + [3.0] * 3 + [0.0] * 2 + [3.0]
+    assert said == ["waiting to start an episode: hold the pendulum upright within 0.2 rad and "
+                    "still, the arm within 1 rad of its centre (the motor gets 0 V until then)"]
+    logged = read_log(log)
+    phases = [logged.header["phases"][int(p)] for p in logged.fields["phase"][:, 0]]
+    assert phases == ["engage"] * 3 + ["policy"] * 3 + ["engage"] * 2 + ["policy"]
+    events = [event["event"] for event in logged.events]
+    assert events == ["engage_wait", "engaged", "episode_end", "engage_wait", "engaged",
+                      "episode_end", "report"]
+    assert logged.events[0]["waits_for"] == HalfVoltPolicy.task.ready_hint()

@@ -1,14 +1,15 @@
 """The emulated robot's physics: pinned overrides in the randomization schema, refused when not
-pinned or not physical; commands act after the pinned delay."""
+pinned or not physical; commands act after the pinned delay; the hand at a pendulum rig."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from hardware.emulator import DeviceEmulator
+from hardware.emulator import DeviceEmulator, Hand, banner, emulator_for
 from hardware.protocol import Command, CommandMode
 from randomization.config import RandomizationConfig
+from sim.furuta import FURUTA
 from sim.physics import SERVO_KP_SLOT, RobotSimulation
 from sim.so_arm import SO_ARM
 
@@ -74,3 +75,45 @@ def test_unpinned_or_unphysical_overrides_are_refused() -> None:
     with pytest.raises(ValueError, match="'observation_noise' is not a physical parameter"):
         DeviceEmulator(SO_ARM, Silent(), physics=physics(
             observation_noise={"distribution": "normal", "mean": 0.0, "std": 0.0}))
+
+
+def test_the_hand_holds_the_pendulum_until_driven_and_catches_it_after_a_fall(monkeypatch) -> None:
+    import hardware.emulator
+
+    clock = [100.0]
+    monkeypatch.setattr(hardware.emulator.time, "perf_counter", lambda: clock[0])
+    pose = np.array([0.0, 0.05])
+    emulator = DeviceEmulator(FURUTA, Silent(), hand=Hand(pose, catch_seconds=1.0))
+    emulator._start, emulator._session = 100.0, True
+    counters = emulator.counters
+
+    def at(seconds: float, volts: float | None = None) -> np.ndarray:
+        """Send `volts` (if given) at 100 + `seconds`, then read the joints."""
+        clock[0] = 100.0 + seconds
+        if volts is not None:
+            emulator._command(Command(CommandMode.VOLTAGE, (volts,)).to_payload())
+        emulator._advance()
+        state = emulator.sim.state()
+        assert emulator.sim.data.time == pytest.approx(seconds, abs=2e-3)  # the clock runs on
+        return np.r_[state.positions, state.velocities]
+
+    held = np.r_[FURUTA.quantize_positions(pose), 0.0, 0.0]
+    assert np.allclose(at(0.5), held)  # held, at 0 V from power-up: nothing moves
+    assert np.allclose(at(0.6, volts=0.0), held) and np.allclose(at(1.0, volts=0.0), held)
+    assert counters.hand_releases == 0  # the host's engage phase sends 0 V: still held
+    at(1.0, volts=1.0)  # the first voltage lets go
+    assert counters.hand_releases == 1 and abs(at(1.2, volts=0.0)[1]) > 0.1  # it falls
+    assert not np.allclose(at(2.15), held) and counters.hand_catches == 0  # 0.95 s at 0 V
+    assert np.allclose(at(2.25), held) and counters.hand_catches == 1  # 1 s: put back up
+    assert np.allclose(at(3.0, volts=0.0), held) and counters.hand_catches == 1
+    assert "until the first nonzero command; it puts them back after 1 s at 0 V" in " ".join(
+        banner(emulator, "sim2real"))
+
+
+def test_a_hand_needs_a_motor_robot_and_its_pose() -> None:
+    with pytest.raises(ValueError, match="--catch puts furuta back at its --pose: add --pose"):
+        emulator_for("furuta", catch=1.0)
+    with pytest.raises(ValueError, match="so_arm's servos hold their own pose"):
+        emulator_for("so_arm", pose=[0.0] * 6, catch=1.0)
+    with pytest.raises(ValueError, match="--catch must be > 0 seconds, got 0"):
+        emulator_for("furuta", pose=[0.0, 0.05], catch=0.0)

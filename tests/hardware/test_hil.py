@@ -11,11 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from deploy.contract import Contract
 from deploy.loop import run
 from deploy.onnx_policy import OnnxPolicy
 from deploy.supervisor import INTERVENTIONS, SafetyConfig, Supervisor
 from deploy.telemetry import read_log
 from hardware.serial_robot import SerialRobot
+from sim.furuta import FURUTA
+from sim.pendulum import PendulumTask
 from sim.so_arm import SO_ARM
 from sim.spec import RobotState
 
@@ -95,6 +98,35 @@ def test_the_loop_keeps_running_through_corruption_and_drops(tiny_policy, tmp_pa
         report.interventions
     failures = [e for e in logged.events if e["event"] == "read_failure"]
     assert len(failures) == report.read_failures
+
+
+class ThreeVolts:
+    """A pendulum balance "policy" that always asks for 3 V: it lets the pendulum fall."""
+
+    path = Path("three_volts.onnx")
+    contract = Contract(robot=FURUTA.summary(), task=PendulumTask(FURUTA).contract(),
+                        observation_size=6, action_size=1, env_id="sim2real/FurutaBalance-v0",
+                        algorithm="test", steps=0)
+
+    def __call__(self, observation: np.ndarray) -> np.ndarray:
+        return np.array([0.5], dtype=np.float32)
+
+
+def test_a_pendulum_rig_engages_between_episodes() -> None:
+    """`emulate furuta --pose 0 0.05 --catch 0.3`: the hand holds the pendulum up; the loop
+    starts each episode once it is held, and waits at 0 V after each fall until it is again."""
+    with Emulator("furuta", "--pose", "0", "0.05", "--catch", "0.3") as device:
+        with SerialRobot(device.port, FURUTA) as rig:
+            report = run(ThreeVolts(), rig, seconds=3.0)
+    assert report.stopped == "", report.stopped
+    episodes, hand = report.episodes, device.counters
+    # Each fallen pendulum waits about 0.3 s to be caught: several episodes in 3 s.
+    assert episodes >= 3 and report.engage_waits == episodes
+    assert report.engage_seconds >= 0.3 * (episodes - 1)
+    # Each episode began when the first 3 V let go; each fall ended in a catch (and the
+    # pendulum let go at the end of the run may be caught before the emulator stops).
+    assert hand["hand_releases"] - episodes in (0, 1)
+    assert hand["hand_releases"] - hand["hand_catches"] in (0, 1)
 
 
 def _rates_from(tmp_path: Path, seconds: float) -> Path:
