@@ -13,7 +13,7 @@ from deploy.loop import DeployReport, run
 from deploy.onnx_policy import OnnxPolicy
 from deploy.stop_signals import StopSignals
 from deploy.supervisor import SafetyConfig
-from hardware.backends import RobotURL, episode_start, open_robot
+from hardware.backends import RobotURL, episode_starts, open_robot
 from hardware.settings import read_settings
 from sim.catalog import robot_by_name
 
@@ -49,8 +49,8 @@ def deploy_on_robot(policy_path: Path, robot_url: str, seconds: float,
     spec = robot_by_name(name)
     contract.check(spec)  # refuse before connecting: no motion on a mismatch
     stops = StopSignals(estop_file, estop_key)  # an engaged e-stop refuses before connecting
-    robot = open_robot(url, spec, lambda: episode_start(contract.task["name"],
-                                                        contract.task["config"], spec, seed))
+    robot = open_robot(url, spec, episode_starts(contract.task["name"], contract.task["config"],
+                                                 spec, seed))
     with robot, stops:
         return run(policy, robot, seconds=seconds, max_episodes=max_episodes, seed=seed,
                    safety=safety_config, log=log, stops=stops,

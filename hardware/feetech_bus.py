@@ -179,7 +179,10 @@ class FeetechBus:
             self._send(sync_read_packet(address, length, wanted))
             end = min(deadline, time.perf_counter() + attempt_timeout)
             bad = self._reader.bad_checksums
-            while len(replies) < len(ids) and time.perf_counter() < end:
+            # Read at least once, even past `end`: on a busy computer this process may wake after
+            # the attempt's end with every reply already in the buffer; asking again then would
+            # throw them away (and, on a real half-duplex line, talk over nobody for nothing).
+            while len(replies) < len(ids):
                 for reply in self._receive(end, 2 + length):
                     if reply.servo_id in wanted and len(reply.params) == length:
                         replies[reply.servo_id] = reply
@@ -187,6 +190,8 @@ class FeetechBus:
                         self.stats.late_frames += 1
                 if self._reader.bad_checksums > bad and self._reader.pending() == 0:
                     break  # a garbled reply: ask again at once, not after the timeout
+                if time.perf_counter() >= end:
+                    break
             wanted = [i for i in ids if i not in replies]
             if not wanted:
                 self.stats.round_trips_us.append((time.perf_counter() - start) * 1e6)
