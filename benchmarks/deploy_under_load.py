@@ -30,11 +30,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from feetech_bus import BAUD, Emulator, nominal_calibration
+from feetech_bus import nominal_calibration
+from processes import BAUD, SIM2REAL, Emulator, Trainer
 
 RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
-SIM2REAL = str(ROOT / ".venv/bin/sim2real")
 WORK = Path("/tmp/s2r_deploy_under_load")
 WIRES = {"serial": ("--baud", str(BAUD)), "feetech": ("--bus", "feetech", "--baud", str(BAUD))}
 FREEZE_AFTER_S = 5.0
@@ -51,41 +51,6 @@ def hardware_like(device: Emulator) -> Emulator:
     except (AttributeError, OSError):
         pass  # no privilege: the emulator shares the load, a harder test than real hardware
     return device
-
-
-class Trainer:
-    """Training in the background, as many `sim2real train` runs (PPO on the reach task) as there
-    are CPUs: one run keeps about one core busy (rollouts and updates take turns), so this loads
-    every core for the whole deploy. Their CPU use is measured."""
-
-    def __init__(self) -> None:
-        self.processes = [subprocess.Popen(
-            [SIM2REAL, "train", "--env", "sim2real/ArmReach-v0", "--steps", "100000000", "--seed",
-             str(k), "--out", str(WORK / f"load{k}"), "--overwrite", "--quiet"], cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-            for k in range(os.cpu_count() or 1)]
-        time.sleep(10.0)  # imports done, every core busy
-        self._since = self._cpu_seconds(), time.perf_counter()
-
-    def _cpu_seconds(self) -> float:
-        """User + system CPU seconds of the trainers (their threads included)."""
-        total = 0
-        for process in self.processes:
-            fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        return total / os.sysconf("SC_CLK_TCK")
-
-    def cores_used(self) -> float:
-        """Cores the trainer kept busy since the last call."""
-        cpu, wall = self._cpu_seconds(), time.perf_counter()
-        used = (cpu - self._since[0]) / (wall - self._since[1])
-        self._since = cpu, wall
-        return round(used, 2)
-
-    def stop(self) -> None:
-        for process in self.processes:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(30)
 
 
 def reach_policy(path: Path | None) -> Path:

@@ -9,7 +9,7 @@ simulates the wire time of a 1 Mbit/s line both ways and each servo's return del
 2. the highest control rate the deploy path sustains with at most 0.1% deadline misses:
    FeetechRobot.read_state + send_command in a fixed-rate loop (deploy/schedule.py's Schedule
    and sleep_until) at 50..500 Hz, each for `--seconds`; alone, and with a training run beside it
-   (`sim2real train` in the background, killed after) unless --no-load.
+   (`sim2real train` runs in the background, one per CPU, killed after) unless --no-load.
 
 Usage: python benchmarks/feetech_bus.py [--cycles 2000] [--seconds 3] [--no-load]
 Writes benchmarks/results/feetech_bus.{json,md}.
@@ -20,48 +20,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).parent))
+from processes import BAUD, Emulator, Trainer
+
 RESULTS = Path(__file__).parent / "results"
-ROOT = Path(__file__).resolve().parent.parent
 RATES = (50, 100, 200, 300, 500)
 MISS_TARGET_PERCENT = 0.1
-BAUD = 1_000_000
 READ_ADDRESS, READ_LENGTH = 56, 11
 FACTORY_RETURN_DELAY = 250  # x 2 us = 500 us a servo
-TRAIN = [str(ROOT / ".venv/bin/sim2real"), "train", "--env", "sim2real/ArmReach-v0",
-         "--steps", "10000000", "--out", "/tmp/bench_load", "--overwrite", "--quiet"]
-
-
-class Emulator:
-    """`sim2real emulate so_arm --bus feetech --pty --baud 1000000` in its own process (or with
-    `args` in place of the bus and baud); `port` is its pty."""
-
-    def __init__(self, *args: str) -> None:
-        args = args or ("--bus", "feetech", "--baud", str(BAUD))
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "sim2real.cli", "emulate", "so_arm", "--pty", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-        first = self.process.stdout.readline()
-        if not first.startswith("emulating"):
-            self.process.kill()
-            raise RuntimeError(f"the emulator did not start: {first}{self.process.stderr.read()}")
-        self.port = first.split(" on ")[1].split()[0]
-
-    def __enter__(self) -> Emulator:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-        self.process.communicate(timeout=10)
-
 
 def nominal_calibration():
     """The emulated arm's calibration: 2048 counts at 0, Homing_Offset 0, the spec's range (as
@@ -231,8 +203,9 @@ def write(results: dict) -> None:
     for load in loads:
         ok = [r["rate_hz"] for r in results["rates"] if r["load"] == load and passes(r)]
         lines.append(f"\nHighest rate sustained ({load}): {max(ok) if ok else 'none'} Hz")
-    if "load_average_training" in results:
-        lines.append(f"\nLoad average with training beside: {results['load_average_training']}")
+    if "training_cores" in results:
+        lines.append(f"\nTraining beside: one `sim2real train` run per CPU, "
+                     f"{results['training_cores']} cores busy over the measurement.")
     if results.get("skipped"):
         lines.append(f"\nSkipped: {results['skipped']}")
     (RESULTS / "feetech_bus.md").write_text("\n".join(lines) + "\n")
@@ -261,15 +234,12 @@ def main() -> None:
         if args.no_load:
             results["skipped"] = "the run beside a training run (--no-load)"
         else:
-            trainer = subprocess.Popen(TRAIN, cwd=ROOT, stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.DEVNULL, start_new_session=True)
+            trainer = Trainer()
             try:
-                time.sleep(8.0)  # let it get going
-                results["load_average_training"] = [round(x, 2) for x in os.getloadavg()]
                 results["rates"] += control_rates(device.port, args.seconds, "training beside")
+                results["training_cores"] = trainer.cores_used()
             finally:
-                os.killpg(trainer.pid, signal.SIGTERM)
-                trainer.wait(10)
+                trainer.stop()
     write(results)
 
 
