@@ -20,6 +20,13 @@ from hardware.robot import Robot
 from sim.spec import RobotSpec
 
 AUTO_PORTS = ("/dev/ttyUSB0", "/dev/ttyACM0")
+SIM_CATCH_SECONDS = 0.5
+"""The simulated motor robot's hand (`Hand`) puts the joints at a new episode's start after the
+motor has been at 0 V this long. The deploy sends 0 V between episodes only (engage), so this is
+the pause before each; inside an episode a healthy policy's voltage is never exactly 0 for long
+(the supervisor zeroes it only while a joint is at a soft limit or over speed, for a few cycles).
+Short next to an episode (5 s), so 30 pendulum episodes take little more than 30 episodes' time,
+and about what a person takes to put a fallen pendulum back."""
 
 
 @dataclass(frozen=True)
@@ -56,30 +63,52 @@ class Episode:
     initial_objects: np.ndarray | None = None
 
 
-def episode_start(task_name: str, task_config: dict | None, spec: RobotSpec,
-                  seed: int) -> Episode:
-    """The start of the task's episodes (a pendulum to balance starts upright)."""
-    from sim.catalog import make_task
-    from sim.task import sample_episode
+def episode_starts(task_name: str, task_config: dict | None, spec: RobotSpec,
+                   seed: int) -> Callable[[], Episode]:
+    """The starts of the task's episodes, one a call, drawn as its simulated episodes draw them
+    (`sim.task.sample_episode`: a pendulum to balance starts upright) from one generator seeded
+    by `seed`, so a seeded deploy's starts repeat. The generator is the seed's second stream:
+    the deploy loop draws its goals from `default_rng(seed)`, and the same draws would make the
+    first goal of reach the start pose's own tip. The task is built at the first call: only the
+    simulated robot calls it."""
+    rng = np.random.default_rng([seed, 1])
+    task = None
 
-    task = make_task(task_name, spec, task_config)
-    pose, _, objects = sample_episode(task, np.random.default_rng(seed))
-    return Episode(pose, task.scene, task.objects, objects)
+    def start() -> Episode:
+        nonlocal task
+        if task is None:
+            from sim.catalog import make_task
+
+            task = make_task(task_name, spec, task_config)
+        from sim.task import sample_episode
+
+        pose, _, objects = sample_episode(task, rng)
+        return Episode(pose, task.scene, task.objects, objects)
+
+    return start
 
 
 def open_robot(url: RobotURL, spec: RobotSpec, start: Callable[[], Episode]) -> Robot:
     """The backend `url` names for `spec`; a serial device is already connected (the handshake
     checks it is the robot `spec` describes), the simulated robot not yet. `start` gives the
-    simulated robot's first episode, called only if it is the one opened."""
+    simulated robot's first episode, called only if it is the one opened, and a motor-driven
+    one's later starts too (the hand's, `SIM_CATCH_SECONDS`)."""
     return BACKENDS[url.scheme](url, spec, start)
 
 
 def _simulated(url: RobotURL, spec: RobotSpec, start: Callable[[], Episode]) -> Robot:
+    from hardware.emulation import Hand
     from hardware.sim_robot import SimRobot
 
     episode = start()
-    return SimRobot(spec, initial_pose=episode.pose, scene=episode.scene,
-                    objects=episode.objects, initial_objects=episode.initial_objects)
+    if spec.actuator_kind == "position" or episode.pose is None:
+        return SimRobot(spec, initial_pose=episode.pose, scene=episode.scene,
+                        objects=episode.objects, initial_objects=episode.initial_objects)
+    # A motor cannot hold a pose: between episodes the deploy waits at 0 V for its task to be
+    # ready (a pendulum held up), as a person at the rig gets it ready; here a hand does.
+    hand = Hand(episode.pose, SIM_CATCH_SECONDS, next_pose=lambda: start().pose)
+    return SimRobot(spec, scene=episode.scene, objects=episode.objects,
+                    initial_objects=episode.initial_objects, hand=hand)
 
 
 def _serial(url: RobotURL, spec: RobotSpec, start: Callable[[], Episode]) -> Robot:

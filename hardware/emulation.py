@@ -1,18 +1,25 @@
-"""What the two emulators share: the device emulator of our own protocol (hardware/emulator.py)
-and the Feetech servo bus emulator (hardware/feetech_emulator.py). The physics a randomization
-config pins (`sim2real emulate --physics`), the clean wire before faults begin, and sleeping to
-the wire time of a baud rate. Runs on the host: applying physics imports MuJoCo.
+"""What the simulated robots share: the device emulator of our own protocol
+(hardware/emulator.py), the Feetech servo bus emulator (hardware/feetech_emulator.py) and
+SimRobot (hardware/sim_robot.py). The physics a randomization config pins (`sim2real emulate
+--physics`), the clean wire before faults begin, sleeping to the wire time of a baud rate, and
+the hand of the person at a motor-driven rig (`Hand`). Runs on the host: applying physics
+imports MuJoCo.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from hardware.faults import WireFaults
 from sim.spec import RobotSpec
+
+if TYPE_CHECKING:
+    from sim.physics import RobotSimulation
 
 DELAY_TERMS = ("action_delay", "action_latency")
 """Timing terms the emulators honour: whole control steps and seconds of command delay."""
@@ -66,3 +73,66 @@ def sleep_precisely(seconds: float) -> None:
         time.sleep(seconds - 0.0005)
     while time.perf_counter() < end:
         pass
+
+
+@dataclass
+class Hand:
+    """A person at a motor-driven rig, for the simulated ones (`sim2real emulate furuta --pose A
+    P [--catch S]`, `deploy --robot sim` of the pendulum): holds the joints still at `pose`
+    until a nonzero command takes effect (a deploy's engage phase sends 0 V, which does not let
+    go: the episode's first voltage does). With `catch_seconds`, once the motor has been at 0 V
+    that long (the host saw the pendulum fall and waits), the hand puts the joints back, at rest,
+    and holds again: at the pose `next_pose` gives (a new episode's start), or at `pose` again.
+    Times are the simulated device's, in seconds.
+
+    Example, in a simulated device's body:
+        >>> hand.step(sim, steps)               # instead of sim.step(steps)
+        >>> sim.set_command(command); hand.drive(command, now)
+        >>> hand.catch(sim, now)                # after stepping: put back after a fall
+    """
+
+    pose: np.ndarray
+    catch_seconds: float | None = None
+    next_pose: Callable[[], np.ndarray] | None = None
+    """Where each catch puts the joints (None: `pose`); the pose caught at becomes `pose`."""
+    holding: bool = True
+    zero_since: float | None = 0.0
+    """Since when the motor has been at 0 V; None while it is driven."""
+
+    def __post_init__(self) -> None:
+        if self.catch_seconds is not None and not self.catch_seconds > 0:
+            raise ValueError(f"--catch must be > 0 seconds, got {self.catch_seconds}")
+        self.pose = np.asarray(self.pose, dtype=np.float64)
+
+    def drive(self, command: np.ndarray, when: float) -> bool:
+        """The motor gets `command` at `when`; True when that lets go of the joints."""
+        if np.count_nonzero(command) == 0:
+            if self.zero_since is None:
+                self.zero_since = when
+            return False
+        self.zero_since = None
+        released, self.holding = self.holding, False
+        return released
+
+    def step(self, sim: RobotSimulation, steps: int) -> None:
+        """`steps` physics steps of `sim`: while held, time passes and nothing moves."""
+        if steps <= 0:
+            return
+        if self.holding:
+            sim.data.time += steps * sim.timestep
+        else:
+            sim.step(steps)
+
+    def catch(self, sim: RobotSimulation, now: float) -> bool:
+        """Take hold again if the motor has been at 0 V for `catch_seconds` at `now`: the joints
+        at rest at the next pose, 0 V, `sim`'s clock running on. True when it did."""
+        if (self.holding or self.catch_seconds is None or self.zero_since is None
+                or now - self.zero_since < self.catch_seconds):
+            return False
+        self.holding = True
+        if self.next_pose is not None:
+            self.pose = np.asarray(self.next_pose(), dtype=np.float64)
+        clock = sim.data.time
+        sim.reset(self.pose)
+        sim.data.time = clock
+        return True

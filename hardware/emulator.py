@@ -10,8 +10,8 @@ off. The physics is `sim.physics.RobotSimulation` with the robot's actuator mode
 gains, deadband, encoder quantization, torque limit; or the DC motor). Options: physical
 parameters pinned in the randomization config's schema (a heavier, weaker, slower robot than the
 nominal one), the wire time of a given baud rate, wire faults (hardware/faults.py), and for a
-motor-driven robot the hand of the person at the rig (`Hand`: holds a pendulum up until the host
-drives the motor, puts it back after a fall).
+motor-driven robot the hand of the person at the rig (hardware/emulation.py `Hand`: holds a
+pendulum up until the host drives the motor, puts it back after a fall).
 Imports MuJoCo: runs on the host, not on the robot's computer.
 """
 
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hardware.emulation import CLEAN_WIRE, apply_pinned_physics, sleep_precisely
+from hardware.emulation import CLEAN_WIRE, Hand, apply_pinned_physics, sleep_precisely
 from hardware.faults import WireFaults
 from hardware.protocol import (
     MODE_OF_ACTUATOR,
@@ -74,42 +74,6 @@ class DeviceCounters:
     """Times the hand (`Hand`) let go of the joints: a nonzero command arrived."""
     hand_catches: int = 0
     """Times the hand put the joints back at its pose after `catch_seconds` at 0 V."""
-
-
-@dataclass
-class Hand:
-    """A person at a motor-driven rig (`sim2real emulate furuta --pose A P [--catch S]`): holds
-    the joints still at `pose` until a nonzero command takes effect (the host's engage phase
-    sends 0 V, which does not let go: the episode's first voltage does). With `catch_seconds`,
-    once the motor has been at 0 V that long (the host saw the pendulum fall and waits), the
-    hand puts the joints back at `pose` and holds again. Times are the device's, in seconds."""
-
-    pose: np.ndarray
-    catch_seconds: float | None = None
-    holding: bool = True
-    zero_since: float | None = 0.0
-    """Since when the motor has been at 0 V; None while it is driven."""
-
-    def __post_init__(self) -> None:
-        if self.catch_seconds is not None and not self.catch_seconds > 0:
-            raise ValueError(f"--catch must be > 0 seconds, got {self.catch_seconds}")
-
-    def drive(self, command: np.ndarray, when: float) -> bool:
-        """The motor gets `command` at `when`; True when that lets go of the joints."""
-        if np.count_nonzero(command) == 0:
-            if self.zero_since is None:
-                self.zero_since = when
-            return False
-        self.zero_since = None
-        released, self.holding = self.holding, False
-        return released
-
-    def catches(self, now: float) -> bool:
-        """True when the hand takes hold again now (the caller puts the joints at `pose`)."""
-        if self.holding or self.catch_seconds is None or self.zero_since is None:
-            return False
-        self.holding = now - self.zero_since >= self.catch_seconds
-        return self.holding
 
 
 class DeviceEmulator:
@@ -261,18 +225,15 @@ class DeviceEmulator:
 
     def _advance(self) -> None:
         """Physics catches up with the wall clock; delayed commands take effect on time."""
-        sim, timestep = self.sim, self.sim.timestep
+        timestep = self.sim.timestep
         target = self._now()
         while self._pending and self._pending[0][0] <= target:
             due, command = self._pending.popleft()
             self._step_to(due, timestep)
             self._actuate(command, due)
         self._step_to(target, timestep)
-        if self.hand is not None and self.hand.catches(target):
+        if self.hand is not None and self.hand.catch(self.sim, target):
             self.counters.hand_catches += 1
-            time_now = sim.data.time
-            sim.reset(self.hand.pose)  # at rest, 0 V
-            sim.data.time = time_now  # the device's clock runs on
 
     def _actuate(self, command: np.ndarray, when: float) -> None:
         self.sim.set_command(command)
@@ -283,8 +244,8 @@ class DeviceEmulator:
         # Physics time is a sum of float timesteps: without the tolerance, 4.9999999 steps
         # would round down and a command would act a step early now and then.
         steps = int(np.floor((when - self.sim.data.time) / timestep + 1e-6))
-        if steps > 0 and self.hand is not None and self.hand.holding:
-            self.sim.data.time += steps * timestep  # held still: time passes, nothing moves
+        if self.hand is not None:
+            self.hand.step(self.sim, steps)  # held still: time passes, nothing moves
         elif steps > 0:
             self.sim.step(steps)
 

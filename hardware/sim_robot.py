@@ -2,7 +2,9 @@
 
 The same `sim.physics.RobotSimulation` that trained the policy; in real time, physics catches up
 with the wall clock whenever the robot is read, so the robot keeps moving between control cycles
-exactly as hardware would. Imports MuJoCo (the robot's computer does not need this module).
+exactly as hardware would. A motor-driven robot (the pendulum) may have the hand of a person at
+the rig (hardware/emulation.py `Hand`), as the device emulator has. Imports MuJoCo (the robot's
+computer does not need this module).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import time
 
 import numpy as np
 
+from hardware.emulation import Hand
 from hardware.robot import Robot
 from sim.physics import RobotSimulation
 from sim.spec import RobotSpec, RobotState
@@ -20,14 +23,26 @@ class SimRobot(Robot):
     """`realtime=False` steps one control period per command instead (fast tests). The robot
     starts at rest at `initial_pose` (default: the spec's default pose), as a person would set
     the real one up before a run; `scene`, `objects` and `initial_objects` add a task's props
-    (a block to push) as `RobotSimulation` takes them."""
+    (a block to push) as `RobotSimulation` takes them. A motor-driven robot's `hand` holds the
+    joints at its pose (the start: give no `initial_pose`) until the first nonzero command, and
+    puts them back after a fall (`Hand`): a pendulum cannot be held by its motor."""
 
     def __init__(self, spec: RobotSpec, realtime: bool = True,
                  initial_pose: np.ndarray | None = None, scene: str | None = None,
-                 objects: tuple[str, ...] = (), initial_objects: np.ndarray | None = None) -> None:
+                 objects: tuple[str, ...] = (), initial_objects: np.ndarray | None = None,
+                 hand: Hand | None = None) -> None:
         self.spec = spec
         self.scene, self.objects, self.initial_objects = scene, objects, initial_objects
         self.realtime = realtime
+        if hand is not None and spec.actuator_kind == "position":
+            raise ValueError(f"{spec.name}'s servos hold their own pose: a hand is for "
+                             "motor-driven robots such as furuta")
+        if hand is not None and initial_pose is not None:
+            raise ValueError("a SimRobot with a hand starts at the hand's pose: give the start "
+                             "once, as Hand(pose), not also as initial_pose")
+        self.hand = hand
+        if hand is not None:
+            initial_pose = hand.pose
         self.initial_pose = np.asarray(spec.default_pose if initial_pose is None else initial_pose,
                                        dtype=np.float64)
         if self.initial_pose.shape != (spec.num_joints,):
@@ -40,7 +55,7 @@ class SimRobot(Robot):
     def connect(self) -> None:
         self.sim = RobotSimulation(self.spec, self.scene, self.objects)
         self.sim.reset(self.initial_pose, self.initial_objects)
-        self._start = time.monotonic()
+        self._start: float | None = None
 
     def disconnect(self) -> None:
         self.sim = None
@@ -53,16 +68,38 @@ class SimRobot(Robot):
     def read_state(self) -> RobotState:
         sim = self._require()
         if self.realtime:
-            behind = int((time.monotonic() - self._start - sim.data.time) / sim.timestep)
-            if behind > 0:
-                sim.step(behind)
+            behind = int((time.monotonic() - self._clock(sim) - sim.data.time) / sim.timestep)
+            self._step(sim, behind)
+        if self.hand is not None:
+            self.hand.catch(sim, sim.data.time)
         state = sim.state()
         state.command_time = self._command_time
         return state
 
     def _write_command(self, command: np.ndarray) -> None:
         sim = self._require()
+        if self.realtime:
+            self._clock(sim)
         sim.set_command(command)
         self._command_time = float(sim.data.time)
+        if self.hand is not None:
+            self.hand.drive(command, self._command_time)
         if not self.realtime:
-            sim.step()
+            self._step(sim, sim.substeps)
+
+    def _clock(self, sim: RobotSimulation) -> float:
+        """When physics time 0 was on the wall clock: half a physics step before the first read
+        or command. A loop reads at a fixed rate from its first read; at any other phase, reads
+        near a step's boundary would see a step less of motion in one control period and a step
+        more in the next (3 and 5 ms in the pendulum's 4 ms, in about a tenth of a deploy's
+        periods), which training never sees. From half a step back, only a read half a step
+        late or early does."""
+        if self._start is None:
+            self._start = time.monotonic() - 0.5 * sim.timestep
+        return self._start
+
+    def _step(self, sim: RobotSimulation, steps: int) -> None:
+        if self.hand is not None:
+            self.hand.step(sim, steps)
+        elif steps > 0:
+            sim.step(steps)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hardware.emulator import DeviceEmulator, Hand, banner, emulator_for
+from hardware.emulation import Hand
+from hardware.emulator import DeviceEmulator, banner, emulator_for
 from hardware.protocol import Command, CommandMode
 from randomization.config import RandomizationConfig
 from sim.furuta import FURUTA

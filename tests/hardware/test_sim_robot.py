@@ -3,8 +3,10 @@ import time
 import numpy as np
 import pytest
 
+from hardware.emulation import Hand
 from hardware.sim_robot import SimRobot
 from sim.so_arm import SO_ARM
+from sim.spec import RobotState
 
 
 def test_send_command_clamps_and_returns_what_was_sent() -> None:
@@ -35,3 +37,70 @@ def test_realtime_physics_follows_the_wall_clock() -> None:
 def test_use_before_connect_is_a_clear_error() -> None:
     with pytest.raises(RuntimeError, match="not connected"):
         SimRobot(SO_ARM).read_state()
+
+
+def test_a_pendulum_hand_holds_until_driven_and_puts_it_back_at_new_ready_starts() -> None:
+    from hardware.backends import episode_starts
+    from sim.catalog import make_task
+    from sim.furuta import FURUTA
+
+    balance = {"mode": "balance"}
+    task = make_task("pendulum", FURUTA, balance)
+    starts = episode_starts("pendulum", balance, FURUTA, seed=3)
+    hand = Hand(starts().pose, catch_seconds=0.5, next_pose=lambda: starts().pose)
+    poses = [hand.pose]
+    volts = [np.zeros(1), np.ones(1)]
+
+    def run(seconds: float, command: np.ndarray) -> RobotState:
+        for _ in range(round(seconds / FURUTA.control_period)):
+            robot.send_command(command)
+            state = robot.read_state()
+        return state
+
+    with SimRobot(FURUTA, realtime=False, hand=hand) as robot:
+        held = run(1.0, volts[0])  # the engage phase's 0 V does not let go
+        assert held.time == pytest.approx(1.0)
+        assert held.positions == pytest.approx(poses[0], abs=0.004)
+        assert np.all(held.velocities == 0) and task.ready(held)
+        for _ in range(2):
+            run(0.1, volts[1])  # the episode's first voltage lets go
+            fallen = run(0.45, volts[0])  # the policy stopped: it falls, not yet caught
+            assert not hand.holding and abs(fallen.positions[1] - hand.pose[1]) > 0.05
+            caught = run(0.1, volts[0])  # 0.5 s at 0 V: put back at a new start
+            assert hand.holding and not np.allclose(hand.pose, poses[-1])
+            assert caught.positions == pytest.approx(hand.pose, abs=0.004)
+            assert np.all(caught.velocities == 0) and task.ready(caught)
+            poses.append(hand.pose)
+    # Seeded: the same starts again.
+    again = episode_starts("pendulum", balance, FURUTA, seed=3)
+    assert all(np.array_equal(again().pose, pose) for pose in poses)
+
+
+def test_the_simulated_backend_gives_a_motor_robot_a_hand_and_servos_none() -> None:
+    from hardware.backends import Episode, RobotURL, open_robot
+    from sim.furuta import FURUTA
+
+    pendulum = open_robot(RobotURL.parse("sim"), FURUTA, lambda: Episode(pose=np.array([0, 0.01])))
+    arm = open_robot(RobotURL.parse("sim"), SO_ARM, lambda: Episode(pose=np.zeros(6)))
+    assert pendulum.hand is not None and pendulum.hand.catch_seconds == 0.5 and arm.hand is None
+    with pytest.raises(ValueError, match="so_arm's servos hold their own pose: a hand is for"):
+        SimRobot(SO_ARM, hand=Hand(np.zeros(6)))
+
+
+def test_a_loop_reading_at_its_rate_sees_whole_control_periods_of_physics(monkeypatch) -> None:
+    import hardware.sim_robot
+    from sim.furuta import FURUTA
+
+    clock = [100.0003]  # connected at some phase of the physics steps
+    monkeypatch.setattr(hardware.sim_robot.time, "monotonic", lambda: clock[0])
+    # A loop's reads come late by up to a few tenths of a millisecond, never early (it spins to
+    # its deadlines). At the connect's phase, those late past a physics step's boundary (0.3 ms
+    # here) would see 5 ms of motion, and the reads after them 3.
+    jitter = np.random.default_rng(0).uniform(0.0, 0.45e-3, 200)
+    times = []
+    with SimRobot(FURUTA) as robot:
+        for k, late in enumerate(jitter):
+            clock[0] = 100.0100 + k * FURUTA.control_period + late
+            times.append(robot.read_state().time)
+            robot.send_command(np.zeros(1))
+    assert np.diff(times) == pytest.approx(FURUTA.control_period)

@@ -1,0 +1,200 @@
+"""Deploy equals evaluation (issue "Transfer that holds", item 1): for each of our tasks, the
+success rate of `sim2real deploy --robot sim` equals that of `sim2real eval` within seed noise.
+
+One policy a task, trained and exported by a session fixture (tests/conftest.py). Its evaluation
+(`evaluate_policy` on the ONNX file, as `sim2real eval` runs it) and its deploy (`sim2real deploy
+--robot sim --json` in a subprocess, in real time as a user runs it) each play EPISODES seeded
+episodes. The four deploys run at once, so the test takes about as long as the longest (push:
+30 missed 6 s episodes, settling and walking home between them, about 4 minutes); on 2 cores
+each loop must still keep its rate. The pendulum's deploys run 30 episodes in that time because
+the simulated robot's hand (hardware/emulation.py `Hand`) puts the pendulum back at a new start
+after each fall, as a person at the rig would.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EPISODES = 30
+"""Episodes a task, in evaluation and in the deploy alike. Few for a test of rates: it tells 1.0
+from about 0.7 and 0.5 from about 0.15 or 0.85 (`tolerance`), no finer; but each deployed
+pendulum episode takes 5 s of real time."""
+EVAL_SEED = 0
+DEPLOY_SEED = 1_000
+"""Evaluation plays episode i from seed EVAL_SEED + i (gymnasium's reset(seed): one generator
+seeded with it); the deploy draws its goals from default_rng(DEPLOY_SEED), which is the same
+generator, and its starts from a second stream of that seed (hardware.backends.episode_starts).
+A deploy seed among evaluation's would replay that episode's draws: outside them, the two draw
+independently, each reproducibly."""
+BETWEEN_SECONDS = 3.0
+"""Real time a deploy may need between two episodes, on top of the episode: a servo arm settles
+(at most 1 s) and walks home after a miss; the pendulum waits 0.5 s for the hand. Only the
+deploy's time limit is made of it: a deploy must end by its episode count, not its time."""
+MIN_RATE = 0.95
+"""Of the target control rate: four real-time loops (and whatever else runs) on 2 cores."""
+
+
+@dataclass(frozen=True)
+class Case:
+    env_id: str
+    policy: str
+    """The session fixture that trains and exports the policy."""
+    min_success: float | None
+    """Evaluation's success rate the trained policy must reach: agreement between two policies
+    that never succeed shows nothing. None: agreement only."""
+
+
+CASES = {
+    "reach": Case("sim2real/ArmReach-v0", "reach_policy", 0.9),
+    # Push does not learn yet (a separate issue): its briefly trained policy is held to agreement
+    # only, which for a policy that rarely succeeds checks little more than the bookkeeping.
+    "push": Case("sim2real/ArmPush-v0", "push_policy", None),
+    "balance": Case("sim2real/FurutaBalance-v0", "balance_policy", 0.9),
+    "swingup": Case("sim2real/FurutaSwingup-v0", "swingup_policy", 0.8),
+}
+
+
+def tolerance(successes: tuple[int, int], episodes: tuple[int, int]) -> float:
+    """How far apart two success rates of the same policy may be by seed noise alone: three
+    standard errors of their difference, from the two samples pooled (binomial; a false alarm
+    about 1 in 370 a task). The pooled rate counts one success and one failure more (as Agresti
+    and Caffo's interval does): at 30/30 against 30/30 the plain estimate's spread vanishes, yet
+    one odd episode in 30 would still be noise, not a difference. With 30 episodes each, 30/30
+    agrees with 22/30 and more, 15/30 with 5/30 to 25/30."""
+    n1, n2 = episodes
+    p = (sum(successes) + 1) / (n1 + n2 + 2)
+    return 3.0 * math.sqrt(p * (1 - p) * (1 / n1 + 1 / n2))
+
+
+def test_the_tolerance_is_seed_noise() -> None:
+    def agree(a: int, b: int) -> bool:
+        return abs(a - b) / 30 <= tolerance((a, b), (30, 30))
+
+    assert agree(30, 29) and agree(30, 22) and not agree(30, 21)
+    assert agree(15, 5) and agree(15, 25) and not agree(15, 4)
+    assert agree(0, 1) and agree(0, 8) and not agree(0, 9)
+
+
+def deploy_seconds(env_id: str) -> float:
+    """The deploy's time limit: every episode at full length, with what comes between."""
+    from sim.catalog import make_task, robot_by_name
+    from sim.registration import OUR_ENVS
+
+    entry = OUR_ENVS[env_id]
+    robot = robot_by_name(entry["robot"])
+    task = make_task(entry["task"], robot, entry.get("task_config"))
+    return EPISODES * (task.max_steps * robot.control_period + BETWEEN_SECONDS) + 10.0
+
+
+def cpu_busy() -> tuple[float, float]:
+    """All CPUs' busy and total time so far (s, /proc/stat): what the machine did, this test's
+    processes and everyone else's."""
+    fields = [float(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields) - idle) / tick, sum(fields) / tick
+
+
+@dataclass
+class Deployed:
+    report: dict
+    wall_seconds: float
+    cpu_seconds: float
+    """User + system time of the deploy process."""
+
+
+def deploy_all(policies: dict[str, Path], out: Path) -> dict[str, Deployed]:
+    """`sim2real deploy POLICY --robot sim --json` for each policy, all at once, each in its own
+    process, as a user runs it (its telemetry log included)."""
+    started, running, deployed = time.perf_counter(), {}, {}
+    for name, policy in policies.items():
+        command = [sys.executable, "-m", "sim2real.cli", "deploy", str(policy), "--robot", "sim",
+                   "--seconds", str(deploy_seconds(CASES[name].env_id)), "--episodes",
+                   str(EPISODES), "--seed", str(DEPLOY_SEED), "--log", str(out / f"{name}.s2rlog"),
+                   "--json"]
+        with (out / f"{name}.out").open("w") as stdout, (out / f"{name}.err").open("w") as stderr:
+            running[name] = subprocess.Popen(command, stdout=stdout, stderr=stderr, cwd=ROOT)
+    try:
+        while running:
+            time.sleep(0.2)
+            for name, process in list(running.items()):
+                # wait4 rather than wait: the child's own CPU time comes with its exit status.
+                pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+                if pid == 0:
+                    continue
+                del running[name]
+                process.returncode = os.waitstatus_to_exitcode(status)
+                stdout = (out / f"{name}.out").read_text()
+                assert process.returncode == 0, (f"{name}: deploy exited {process.returncode}:\n"
+                                                 f"{stdout}{(out / f'{name}.err').read_text()}")
+                last_json = [line for line in stdout.splitlines() if line.startswith("{")][-1]
+                deployed[name] = Deployed(json.loads(last_json), time.perf_counter() - started,
+                                          usage.ru_utime + usage.ru_stime)
+    finally:
+        for process in running.values():  # a deploy failed: the others end with the test
+            process.kill()
+            process.wait()
+    return deployed
+
+
+@pytest.mark.slow
+def test_deploy_on_the_simulated_robot_succeeds_as_often_as_evaluation(
+        request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    from evaluation.episodes import evaluate_policy
+    from hardware.backends import SIM_CATCH_SECONDS
+
+    policies = {name: request.getfixturevalue(case.policy) for name, case in CASES.items()}
+    # Evaluation first: in this process, it would take CPU from the real-time loops.
+    evaluated = {name: evaluate_policy(policy, None, EPISODES, EVAL_SEED)
+                 for name, policy in policies.items()}
+    before = cpu_busy()
+    deployed = deploy_all(policies, tmp_path)
+    busy, total = (after - then for after, then in zip(cpu_busy(), before, strict=True))
+    wall = max(d.wall_seconds for d in deployed.values())
+
+    lines = [f"deploys at once: {wall:.0f} s wall, {sum(d.cpu_seconds for d in deployed.values()):.0f}"
+             f" s CPU; the machine's {os.cpu_count()} CPUs {busy / total:.0%} busy (all "
+             "processes)"]
+    problems = []
+    for name, case in CASES.items():
+        evaluation, result = evaluated[name], deployed[name]
+        report = result.report
+        p_eval, p_deploy = evaluation["success_rate"], report["success_rate"]
+        n_eval, n_deploy = evaluation["episodes"], report["episodes"]
+        allowed = tolerance((round(p_eval * n_eval), report["successes"]), (n_eval, n_deploy))
+        lines.append(
+            f"{name}: eval {p_eval:.2f} of {n_eval}, deploy {p_deploy:.2f} of {n_deploy} "
+            f"(|diff| {abs(p_deploy - p_eval):.2f}, allowed {allowed:.2f}); deploy "
+            f"{result.wall_seconds:.0f} s, loop {report['loop_rate_hz']:.1f} of "
+            f"{report['target_rate_hz']:.0f} Hz, {report['deadline_misses']} misses, jitter p99 "
+            f"{report['jitter_p99_us']:.0f} us, CPU {result.cpu_seconds / result.wall_seconds:.0%}"
+            f" of a core, {report['engage_waits']} engage waits ({report['engage_seconds']:.1f} s),"
+            f" {report['homings']} homings")
+        if n_deploy != EPISODES or report["stopped"]:
+            problems.append(f"{name}: the deploy ran {n_deploy} of {EPISODES} episodes in "
+                            f"{report['seconds']:.0f} s (stopped: {report['stopped'] or 'no'})")
+        if report["loop_rate_hz"] < MIN_RATE * report["target_rate_hz"]:
+            problems.append(f"{name}: the loop ran at {report['loop_rate_hz']:.1f} Hz, below "
+                            f"{MIN_RATE:.0%} of {report['target_rate_hz']:.0f} Hz")
+        if report["engage_waits"] and report["engage_seconds"] > report["engage_waits"] * (
+                SIM_CATCH_SECONDS + 0.25):
+            problems.append(f"{name}: {report['engage_waits']} waits for the pendulum took "
+                            f"{report['engage_seconds']:.1f} s: the hand did not put it back")
+        if abs(p_deploy - p_eval) > allowed:
+            problems.append(f"{name}: deploy success {p_deploy:.2f} differs from evaluation's "
+                            f"{p_eval:.2f} by more than seed noise ({allowed:.2f})")
+        if case.min_success is not None and p_eval < case.min_success:
+            problems.append(f"{name}: the trained policy succeeds in {p_eval:.2f} of evaluation's "
+                            f"episodes, below {case.min_success}")
+    print("\n".join(lines))
+    assert not problems, "\n".join(problems + lines + [f"logs: {tmp_path}"])
