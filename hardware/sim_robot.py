@@ -55,7 +55,7 @@ class SimRobot(Robot):
     def connect(self) -> None:
         self.sim = RobotSimulation(self.spec, self.scene, self.objects)
         self.sim.reset(self.initial_pose, self.initial_objects)
-        self._start: float | None = None
+        self._start = time.monotonic()
 
     def disconnect(self) -> None:
         self.sim = None
@@ -68,7 +68,7 @@ class SimRobot(Robot):
     def read_state(self) -> RobotState:
         sim = self._require()
         if self.realtime:
-            behind = int((time.monotonic() - self._clock(sim) - sim.data.time) / sim.timestep)
+            behind = int((time.monotonic() - self._start - sim.data.time) / sim.timestep)
             self._step(sim, behind)
         if self.hand is not None:
             self.hand.catch(sim, sim.data.time)
@@ -78,25 +78,12 @@ class SimRobot(Robot):
 
     def _write_command(self, command: np.ndarray) -> None:
         sim = self._require()
-        if self.realtime:
-            self._clock(sim)
         sim.set_command(command)
         self._command_time = float(sim.data.time)
         if self.hand is not None:
             self.hand.drive(command, self._command_time)
         if not self.realtime:
             self._step(sim, sim.substeps)
-
-    def _clock(self, sim: RobotSimulation) -> float:
-        """When physics time 0 was on the wall clock: half a physics step before the first read
-        or command. A loop reads at a fixed rate from its first read; at any other phase, reads
-        near a step's boundary would see a step less of motion in one control period and a step
-        more in the next (3 and 5 ms in the pendulum's 4 ms, in about a tenth of a deploy's
-        periods), which training never sees. From half a step back, only a read half a step
-        late or early does."""
-        if self._start is None:
-            self._start = time.monotonic() - 0.5 * sim.timestep
-        return self._start
 
     def _step(self, sim: RobotSimulation, steps: int) -> None:
         if self.hand is not None:

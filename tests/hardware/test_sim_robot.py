@@ -86,21 +86,3 @@ def test_the_simulated_backend_gives_a_motor_robot_a_hand_and_servos_none() -> N
     with pytest.raises(ValueError, match="so_arm's servos hold their own pose: a hand is for"):
         SimRobot(SO_ARM, hand=Hand(np.zeros(6)))
 
-
-def test_a_loop_reading_at_its_rate_sees_whole_control_periods_of_physics(monkeypatch) -> None:
-    import hardware.sim_robot
-    from sim.furuta import FURUTA
-
-    clock = [100.0003]  # connected at some phase of the physics steps
-    monkeypatch.setattr(hardware.sim_robot.time, "monotonic", lambda: clock[0])
-    # A loop's reads come late by up to a few tenths of a millisecond, never early (it spins to
-    # its deadlines). At the connect's phase, those late past a physics step's boundary (0.3 ms
-    # here) would see 5 ms of motion, and the reads after them 3.
-    jitter = np.random.default_rng(0).uniform(0.0, 0.45e-3, 200)
-    times = []
-    with SimRobot(FURUTA) as robot:
-        for k, late in enumerate(jitter):
-            clock[0] = 100.0100 + k * FURUTA.control_period + late
-            times.append(robot.read_state().time)
-            robot.send_command(np.zeros(1))
-    assert np.diff(times) == pytest.approx(FURUTA.control_period)
