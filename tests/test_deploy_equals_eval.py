@@ -5,8 +5,8 @@ One policy a task, trained and exported by a session fixture (tests/conftest.py)
 (`evaluate_policy` on the ONNX file, as `sim2real eval` runs it) and its deploy (`sim2real deploy
 --robot sim --json` in a subprocess, in real time as a user runs it) each play EPISODES seeded
 episodes. The four deploys run at once, so the test takes about as long as the longest (push:
-30 missed 6 s episodes, settling and walking home between them, about 4 minutes); on 2 cores
-each loop must still keep its rate. The pendulum's deploys run 30 episodes in that time because
+30 missed 6 s episodes, settling and walking home between them: 185 s), plus training; on 2
+cores each loop must still keep its rate. The pendulum's deploys run 30 episodes in that time because
 the simulated robot's hand (hardware/emulation.py `Hand`) puts the pendulum back at a new start
 after each fall, as a person at the rig would.
 """
