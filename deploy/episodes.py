@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.commands import CommandHistory
 from sim.spec import RobotSpec, RobotState
 from sim.task import Task
 
@@ -45,6 +46,9 @@ class Episodes:
     engages, before the first episode and after each, as such a rig is run: the motors get the
     hold command (0 V) until the task is ready (`Task.ready`, e.g. a person holds the pendulum
     upright), and the episode starts from that reading; a ready reading starts it at once.
+    The task's command history (`history`), which the training env keeps alike, starts each
+    episode full of the command the robot holds then, the last one sent, and takes each command
+    sent during it.
 
     Example, each cycle:
         >>> episodes.pause(state, now)           # between episodes: settle, walk home, engage
@@ -61,6 +65,8 @@ class Episodes:
         self.home = np.asarray(spec.default_pose)[self.joints]
         self.home_step = 0.5 * np.asarray(spec.velocity_limit)[self.joints] * spec.control_period
         self.goal = task.sample_goal(rng)
+        self.history = CommandHistory(task.history_length, spec.num_actuators)
+        """The last commands sent in the running episode, oldest first, as the task observes."""
         self.steps = 0
         """Policy steps of the running episode."""
         self.phase: str | None = None if self.servo else "engage"
@@ -110,10 +116,15 @@ class Episodes:
             self.hold = current + np.clip(self.home - current, -self.home_step, self.home_step)
 
     def observe(self, state: RobotState, now: float, last_sent: np.ndarray) -> EpisodeStep:
-        """While running: the task's view of `state`, and the episode's end if it ends here."""
+        """While running: the task's view of `state`, and the episode's end if it ends here.
+        `last_sent`: the command the robot got last (in a running episode, the previous
+        cycle's; at its start, the one it holds)."""
         if self.steps == 0:
             self.episode_start = now
-        result = self.task.evaluate(state, self.goal)
+            self.history.reset(last_sent)
+        else:
+            self.history.push(last_sent)
+        result = self.task.evaluate(state, self.goal, self.history.commands)
         if self.steps == 0 or not (result.terminated or self.steps >= self.task.max_steps):
             self.steps += 1
             return EpisodeStep(result.observation)

@@ -23,6 +23,7 @@ from deploy.onnx_policy import OnnxPolicy
 from policies.algorithms import algorithm_by_name
 from policies.encoders import policy_inputs, stack_observations
 from policies.records import atomic_write_bytes, package_versions
+from sim.commands import CommandHistory
 
 OPSET = 17
 TOLERANCE = 1e-5
@@ -141,20 +142,25 @@ def pipeline_check(env, policy: torch.nn.Module, deployed: OnnxPolicy,
                    episodes: int = PIPELINE_EPISODES, seed: int = 1) -> tuple[float, int]:
     """Drive `episodes` episodes with the torch policy inside the training env and, at every
     step, hand the same robot reading to the deploy runtime's path: the task rebuilt from the
-    contract alone, its observation, onnxruntime, its action-to-command. Returns the largest
-    difference between the command the env applied and the one the runtime would send, and the
-    steps compared. For an env that is not one of our robots the command is the action."""
+    contract alone, its observation with the runtime's own command history (started full of
+    the command the robot holds, then fed the runtime's commands, as deploy/episodes.py does),
+    onnxruntime, its action-to-command. Returns the largest difference between the command the
+    env applied and the one the runtime would send, and the steps compared. For an env that is
+    not one of our robots the command is the action."""
     from sim.catalog import make_task, robot_by_name
     from sim.discrete_actions import env_action
 
     contract, unwrapped = deployed.contract, env.unwrapped
-    task = None
+    task = history = None
     if contract.robot is not None:
         task = make_task(contract.task["name"], robot_by_name(contract.robot["name"]),
                          contract.task["config"])
+        history = CommandHistory.for_task(task)
     worst, steps = 0.0, 0
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)
+        if history is not None:
+            history.reset(unwrapped.sim.held_command())
         done = False
         while not done and steps < PIPELINE_MAX_STEPS:
             with torch.no_grad():
@@ -162,10 +168,11 @@ def pipeline_check(env, policy: torch.nn.Module, deployed: OnnxPolicy,
             if task is not None:
                 state, goal = unwrapped.sim.state(), unwrapped.goal
                 trained = unwrapped.task.action_to_command(action, state)
-                observation = task.evaluate(state, goal).observation
+                observation = task.evaluate(state, goal, history.commands).observation
                 if isinstance(obs, dict):  # the camera image as rendered, the state by the task
                     observation = {"pixels": obs["pixels"], "state": observation}
                 runtime = task.action_to_command(deployed(observation), state)
+                history.push(runtime)
             else:
                 trained, runtime = action, deployed(obs)
             worst = max(worst, float(np.max(np.abs(np.asarray(trained) - runtime))))

@@ -4,7 +4,11 @@ The log holds, every control cycle, the robot's reading (with the device's own t
 command sent. `Replay` starts the simulated robot where the log starts and plays the logged
 commands into it, each for the time the robot really had it (from the device timestamps), with
 the physical parameters under test applied to the nominal model through the randomization terms
-(mass, actuator_kp, joint_damping, ...) and a command delay in whole control steps. The fit
+(mass, actuator_kp, joint_damping, ...) and a command delay in whole control steps: the
+logged command, absolute servo goals or volts, acts that many steps after it reached the robot.
+That is what `action_delay` delays in our envs (randomization/step_terms.py): the command made
+from the reading the policy saw. The time from that reading to the command's arrival (the
+link's and the host's latency) is measured from the log, not fitted. The fit
 minimises the RMS error between simulated and logged joint positions: the delay by trying each
 whole step, the other parameters by Nelder-Mead (derivative-free: servo deadbands and encoder
 quantization make the error surface rough) on their logarithms.
@@ -13,7 +17,8 @@ Each fitted value comes with a standard error from the curvature of the error at
 Gauss-Newton sandwich covariance, each replay window's residuals one correlated cluster). The
 report says for each parameter whether it lies inside the range the policy was trained under
 (from the contract in the log), and a suggested randomization config centred on the fit is
-written as YAML.
+written as YAML: its action_delay and action_latency together make the measured latency plus
+the fitted delay, the robot's lag from a reading to the motion its command asks for.
 """
 
 from __future__ import annotations
@@ -45,6 +50,12 @@ class Fit:
     nominal_rms_error: float
     """rad, with nominal physics and no delay: how much the fit explains."""
     cycles: int
+    latency: float
+    """s, median, from the reading a command was computed from to the command's arrival at the
+    robot (measured, not fitted): the lag before the fitted delay starts."""
+    control_period: float
+    timestep: float
+    """s, of the robot's control and of its simulated physics."""
     delay_errors: dict[int, float] = field(default_factory=dict)
     """RMS error per delay tried, with the other parameters at their fit."""
     evaluations: int = 0
@@ -106,10 +117,15 @@ class Replay:
             self.commands = fields["command"][rows]
             self.timing = "arrival times reported by the robot"
         else:
-            sent = np.isfinite(fields["command"]).all(axis=1)
-            self.command_times = (host + work - offset - self.start)[sent]
-            self.commands = fields["command"][sent]
+            rows = np.flatnonzero(np.isfinite(fields["command"]).all(axis=1))
+            self.command_times = (host + work - offset - self.start)[rows]
+            self.commands = fields["command"][rows]
             self.timing = "arrival times estimated from the host's stage timings"
+        # Each command's cycle read the robot at times[row] (an older reading, if that one was
+        # stale: the command was made from it all the same).
+        latencies = self.command_times - (times[rows] - self.start)
+        latencies = latencies[np.isfinite(latencies)]
+        self.latency = max(float(np.median(latencies)), 0.0) if len(latencies) else 0.0
         self.period, self.timestep = self.spec.control_period, dt
         if window < 2:
             raise ValueError(f"window must be >= 2 readings, got {window}")
@@ -210,8 +226,10 @@ def fit_log(log: TelemetryLog, terms: tuple[str, ...] | None = None,
         values, error = search(delay, values)
         delay_errors = {d: replay.rms(values, d) for d in delays}
     errors = _standard_errors(replay, values, delay, terms)
-    return Fit(values, delay, errors, error, nominal_errors[0], replay.cycles, delay_errors,
-               replay.evaluations)
+    return Fit(values=values, delay_steps=delay, standard_errors=errors, rms_error=error,
+               nominal_rms_error=nominal_errors[0], cycles=replay.cycles, latency=replay.latency,
+               control_period=replay.period, timestep=replay.timestep,
+               delay_errors=delay_errors, evaluations=replay.evaluations)
 
 
 def _simplex(start: np.ndarray) -> np.ndarray:
@@ -271,7 +289,8 @@ def report(log: TelemetryLog, fit: Fit) -> dict[str, Any]:
     """Per parameter: the fit, its standard error, and whether training covered it."""
     ranges = trained_ranges(log)
     rows = {}
-    for term, value in {**fit.values, "action_delay": float(fit.delay_steps)}.items():
+    for term, value in {**fit.values, "action_delay": float(fit.delay_steps),
+                        "action_latency": fit.latency}.items():
         error = fit.standard_errors.get(term, 0.0)
         trained = ranges.get(term)
         if trained is None:
@@ -290,14 +309,24 @@ def report(log: TelemetryLog, fit: Fit) -> dict[str, Any]:
 
 def suggested_config(fit: Fit, relative_width: float = 0.15) -> dict[str, Any]:
     """A randomization config centred on the fit: each scale within +-max(15 %, 3 standard
-    errors) of it, the delay within one step of it."""
+    errors) of it; the lag from a reading to its command acting (the measured latency plus the
+    fitted delay) as whole steps of action_delay, within one step, and the rest as
+    action_latency (+-50 %), left out below half a physics step, where it changes nothing."""
     config: dict[str, Any] = {}
     for term, value in fit.values.items():
         half = max(relative_width * value, 3 * fit.standard_errors.get(term, 0.0))
         config[term] = {"low": round(max(value - half, 0.01), 4), "high": round(value + half, 4)}
+    steps, latency = divmod(fit.delay_steps * fit.control_period + fit.latency,
+                            fit.control_period)
+    if latency > fit.control_period - fit.timestep / 2:  # a whole step, but for rounding
+        steps, latency = steps + 1, 0.0
+    steps = int(steps)
     config["action_delay"] = {"distribution": "choice",
-                              "choices": sorted({max(fit.delay_steps - 1, 0), fit.delay_steps,
-                                                 fit.delay_steps + 1})}
+                              "choices": sorted({max(steps - 1, 0), steps, steps + 1})}
+    if latency >= fit.timestep / 2:
+        config["action_latency"] = {"low": round(0.5 * latency, 6),
+                                    "high": round(min(1.5 * latency,
+                                                      fit.control_period - fit.timestep), 6)}
     return config
 
 
@@ -380,7 +409,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
              f"{summary['nominal_rms_error_rad'] * 1e3:.2f} mrad with nominal physics, "
              f"{summary['rms_error_rad'] * 1e3:.2f} mrad at the fit"]
     for term, row in summary["parameters"].items():
-        unit = "control steps" if term == "action_delay" else "x nominal"
+        unit = {"action_delay": "control steps", "action_latency": "s"}.get(term, "x nominal")
         lines.append(f"  {term:>16}: {row['value']:.3f} +- {row['standard_error']:.3f} {unit}  "
                      f"({row['verdict']})")
     lines.append("  (+- : statistical standard error; it does not cover model mismatch)")

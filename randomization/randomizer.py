@@ -23,20 +23,30 @@ Sample = dict[str, dict[str, float]]
 class StepTerms:
     """The step terms of a config for a batch of `num_envs` copies: actions pass through delay
     then noise; observations through gain noise, bias, noise, quantization (at the sensor),
-    latency (on the way), then dropout (lost on arrival)."""
+    latency (on the way), then dropout (lost on arrival).
+
+    With `command_size` (an env of ours, which makes each action a command in robot units) the
+    delay acts on the commands instead (`send`, after the action's noise made its command), and
+    the env fills the delay line with the held command at each reset (`hold`): the env's
+    `CommandLine` (sim/commands.py)."""
 
     ACTION_ORDER = ("action_delay", "action_noise")
     OBSERVATION_ORDER = ("observation_scale_noise", "observation_bias", "observation_noise",
                          "observation_quantization", "observation_latency", "observation_dropout")
 
     def __init__(self, config: RandomizationConfig, num_envs: int, action_space: gym.Space,
-                 observation_space: gym.Space) -> None:
+                 observation_space: gym.Space, command_size: int | None = None) -> None:
         self.terms = {}
+        self.delays_commands = command_size is not None and "action_delay" in config.step_terms
         for name, spec in config.step_terms.items():
             space = action_space if name.startswith("action") else observation_space
             if not isinstance(space, gym.spaces.Box):
                 raise ValueError(f"randomization {name} needs a Box space, this env has {space}")
-            self.terms[name] = StepTerm(name, spec, num_envs, int(np.prod(space.shape)))
+            on_commands = self.delays_commands and name == "action_delay"
+            size = command_size if on_commands else int(np.prod(space.shape))
+            self.terms[name] = StepTerm(name, spec, num_envs, size, commands=on_commands)
+        self._action_order = tuple(name for name in self.ACTION_ORDER
+                                   if not (self.delays_commands and name == "action_delay"))
 
     def reset(self, i: int, rng: np.random.Generator) -> Sample:
         return {name: dict(zip(term.names, term.reset(i, rng).tolist(), strict=True))
@@ -50,7 +60,19 @@ class StepTerms:
         return values
 
     def act(self, actions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return self._through(self.ACTION_ORDER, actions, rng, None)
+        """Actions of all copies, on their way into the env (noise; the delay unless the env's
+        commands take it)."""
+        return self._through(self._action_order, actions, rng, None)
+
+    def hold(self, commands: np.ndarray, rows: np.ndarray | None = None) -> None:
+        """At a reset of the copies `rows` (default all): the commands in flight are the one
+        each robot holds, (n, command_size)."""
+        self.terms["action_delay"].fill(commands, rows)
+
+    def send(self, commands: np.ndarray) -> np.ndarray:
+        """The commands (n, command_size) of all copies this step in, those that reach the
+        robots now out."""
+        return self.terms["action_delay"](commands, None)
 
     def observe(self, observations: np.ndarray, rng: np.random.Generator,
                 rows: np.ndarray | None = None) -> np.ndarray:
@@ -67,7 +89,9 @@ class Randomizer:
 
     def __init__(self, config: RandomizationConfig, models: list[mujoco.MjModel],
                  action_space: gym.Space, observation_space: gym.Space, substeps: int,
-                 timestep: float) -> None:
+                 timestep: float, command_size: int | None = None) -> None:
+        """`command_size`: the size of a command of an env that makes commands of actions (ours);
+        action_delay then delays its commands (`command_line`), else its actions."""
         num_envs = len(models)
         self.config = config
         self.model_terms = [[make_term(model, name, spec)
@@ -80,8 +104,8 @@ class Randomizer:
                        if pushes else None)
         timing = config.of_kind(TIMING_NAMES)
         self.timing = Timing(timing, num_envs, substeps, timestep) if timing else None
-        self.signals = (StepTerms(config, num_envs, action_space, observation_space)
-                        if config.step_terms else None)
+        self.signals = (StepTerms(config, num_envs, action_space, observation_space,
+                                  command_size) if config.step_terms else None)
         self.every = {name: spec.when for name, spec in config.model_terms.items()
                       if isinstance(spec.when, int)}
         self._all_terms = set(config.model_terms)
@@ -92,6 +116,12 @@ class Randomizer:
         self.adr = None
         if config.adr:
             self.adr = adr_from_config(config, num_envs)
+
+    @property
+    def command_line(self) -> StepTerms | None:
+        """The delay line the env sends its commands through, or None (no action_delay, or
+        an env whose actions are its commands: `act` delays those)."""
+        return self.signals if self.signals is not None and self.signals.delays_commands else None
 
     @property
     def acts_in_physics(self) -> bool:

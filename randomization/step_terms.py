@@ -3,7 +3,13 @@ policy and the robot. Each term keeps one state per copy of the env (a batch of 
 for a single env); the per-episode draws happen in `reset(i, rng)`, the per-step noise comes
 from the generator passed to `__call__`.
 
-  action_delay        actions reach the robot this many whole control steps late (draw rounded)
+  action_delay        commands reach the robot this many whole control steps late (draw
+                      rounded). In our envs (sim/env.py, sim/batch_env.py) what is delayed is
+                      the command in robot units (servo goals, motor volts) that the action made
+                      from the reading the policy saw, as a real link and the device emulator
+                      delay it: the same action re-anchored on a later reading would be another
+                      command. In other envs (gymnasium's) the action is the command; it is
+                      delayed as it is
   observation_noise   Gaussian noise of this std added to every observation value, every step
   observation_bias    an offset drawn per episode and value, added to every observation
   action_noise        Gaussian noise of this std added to every action, every step (then clipped)
@@ -32,7 +38,10 @@ MAX_DELAY_STEPS = 20
 class StepTerm:
     """One per-episode draw per copy (a delay, a std or a bias per value)."""
 
-    def __init__(self, name: str, spec: TermSpec, num_envs: int, size: int) -> None:
+    def __init__(self, name: str, spec: TermSpec, num_envs: int, size: int,
+                 commands: bool = False) -> None:
+        """`size` values per copy; `commands`: an action_delay that delays an env's commands,
+        whose delay line the env fills with the held command at each reset (`fill`)."""
         if name not in STEP_TERM_NAMES:
             raise ValueError(f"unknown step term {name!r}; known: {', '.join(STEP_TERM_NAMES)}")
         # A delay or a noise level has no nominal value: the draw is the value (set); a bias adds.
@@ -48,11 +57,14 @@ class StepTerm:
         if name in DELAYS and high > MAX_DELAY_STEPS:
             raise ValueError(f"randomization {name}: at most {MAX_DELAY_STEPS} steps, the "
                              f"distribution reaches {high}")
-        self.name, self.spec, self.size = name, spec, size
+        if commands and name != "action_delay":
+            raise ValueError(f"randomization {name}: only action_delay acts on commands")
+        self.name, self.spec, self.size, self.commands = name, spec, size, commands
         per_value = name == "observation_bias"
         self.draws = np.zeros((num_envs, size if per_value else 1))
         self.names = [f"[{k}]" for k in range(size)] if per_value else ["all"]
-        # Past actions for the delay (a ring buffer), the last observation for dropout.
+        # Past actions or commands for the delay (a ring buffer), the last observation for
+        # dropout.
         depth = {"action_delay": MAX_DELAY_STEPS + 1, "observation_latency": MAX_DELAY_STEPS + 1,
                  "observation_dropout": 1}.get(name, 0)
         self.history = np.zeros((num_envs, depth, size))
@@ -62,13 +74,19 @@ class StepTerm:
         values = self.spec.distribution.sample(rng, self.draws.shape[1])
         if self.name in DELAYS:
             values = np.round(values)
-            # "No action yet" (a relative-target robot holds still); no observation yet (the
-            # first one fills the buffer).
-            self.history[i] = 0.0 if self.name == "action_delay" else np.nan
+            # Commands in flight are the held one, which the env knows (`fill`); of an action,
+            # none yet (0); no observation yet (the first one fills the buffer).
+            if not self.commands:
+                self.history[i] = 0.0 if self.name == "action_delay" else np.nan
         if self.name == "observation_dropout":
             self.history[i, 0] = np.nan  # nothing seen yet: the first reading always arrives
         self.draws[i] = values
         return values
+
+    def fill(self, values: np.ndarray, rows: np.ndarray | None = None) -> None:
+        """Every value in flight of the copies `rows` (default all) is `values` (n, size) or
+        (size,): at a reset, the command the robot holds."""
+        self.history[slice(None) if rows is None else rows] = np.asarray(values)[..., None, :]
 
     def __call__(self, values: np.ndarray, rng: np.random.Generator,
                  rows: np.ndarray | None = None) -> np.ndarray:

@@ -42,9 +42,17 @@ class DomainRandomization(gym.Wrapper, gym.utils.RecordConstructorArgs):
             raise ValueError(f"timing randomization needs an env that steps its physics "
                              f"`frame_skip` or `n_substeps` times per step; {unwrapped!r} has "
                              "neither")
+        # Our envs make each action a command from the reading the policy saw and offer the
+        # command's way to the robot (`command_line`, sim/env.py): action_delay delays that
+        # command, as a real link does. Other envs' actions are their commands.
+        takes_commands = hasattr(unwrapped, "command_line")
         self.randomizer = Randomizer(config, [model], env.action_space, env.observation_space,
                                      getattr(unwrapped, self._frames) if self._frames else 1,
-                                     float(model.opt.timestep))
+                                     float(model.opt.timestep),
+                                     command_size=(unwrapped.robot.num_actuators
+                                                   if takes_commands else None))
+        if self.randomizer.command_line is not None:
+            unwrapped.command_line = self.randomizer.command_line
         # Terms a renderer must know of (textures to upload, distractors to draw): found by
         # sim.pixels.PixelObservation through the wrapper chain.
         self.visual_terms = [term for term in self.randomizer.model_terms[0]
@@ -114,4 +122,6 @@ class DomainRandomization(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     def close(self) -> None:
         self.randomizer.restore([self.env.unwrapped.model])
+        if self.randomizer.command_line is not None:
+            self.env.unwrapped.command_line = None
         super().close()

@@ -1,9 +1,10 @@
 """Many copies of one of our (robot, task) envs in one process, as a Gymnasium vector env.
 
 Physics steps each copy in turn (MuJoCo is fast; a loop over copies costs little), while the
-task functions (forward kinematics, observation, reward) run once on the whole batch: that is
-where a single env spends most of its Python time. Finished copies reset in the same step
-(`AutoresetMode.SAME_STEP`); their last observation is in info["final_obs"].
+task functions (forward kinematics, observation, reward), the command history and a command
+delay run once on the whole batch: that is where a single env spends most of its Python time.
+Finished copies reset in the same step (`AutoresetMode.SAME_STEP`); their last observation is in
+info["final_obs"].
 """
 
 from __future__ import annotations
@@ -17,14 +18,16 @@ import numpy as np
 from gymnasium.vector.utils import batch_space
 
 from sim.catalog import make_task, robot_by_name
+from sim.commands import CommandHistory, CommandLine
 from sim.physics import RobotSimulation
 from sim.spec import RobotState
 from sim.task import sample_episode
 
 # Builds the batch's randomizer from the copies' models, the single action and observation
-# spaces, the physics steps per env step and the physics timestep (randomization.envs gives
+# spaces, the physics steps per env step, the physics timestep and (keyword `command_size`) the
+# size of a command, whose delay it then owns (randomization.envs gives
 # `functools.partial(Randomizer, config)`); sim knows only the methods it calls on the result.
-RandomizerFactory = Callable[[list[mujoco.MjModel], gym.Space, gym.Space, int, float], Any]
+RandomizerFactory = Callable[..., Any]
 
 
 class BatchRobotEnv(gym.vector.VectorEnv):
@@ -59,7 +62,12 @@ class BatchRobotEnv(gym.vector.VectorEnv):
             self.randomizer = make_randomizer([sim.model for sim in self.sims],
                                               self.single_action_space,
                                               self.single_observation_space,
-                                              self.sims[0].substeps, self.sims[0].timestep)
+                                              self.sims[0].substeps, self.sims[0].timestep,
+                                              command_size=self.robot.num_actuators)
+        # Commands are delayed after the history records them: it holds what was asked for.
+        self.command_line: CommandLine | None = (self.randomizer.command_line
+                                                 if self.randomizer is not None else None)
+        self.history = CommandHistory.for_task(self.task, num_envs)
         self._noise_rng = np.random.default_rng(0)
         # What each copy's current episode was given: {term: {element: value}}.
         self.randomization: list[dict[str, dict[str, float]]] = [{} for _ in range(num_envs)]
@@ -93,6 +101,10 @@ class BatchRobotEnv(gym.vector.VectorEnv):
             self.randomization[i] = self.randomizer.reset(i, sim.model, rng)
         pose, self.goals[i], objects = sample_episode(self.task, rng)
         sim.reset(pose, objects)
+        held = sim.held_command()
+        self.history.reset(held, i)
+        if self.command_line is not None:
+            self.command_line.hold(held[None], np.array([i]))
         if self.randomizer is not None:
             placed = self.randomizer.after_reset(i, sim.data, rng)
             if placed:
@@ -130,7 +142,8 @@ class BatchRobotEnv(gym.vector.VectorEnv):
         for i in range(self.num_envs):
             self._reset_one(i)
         self._readings = self.states()
-        observation = self._observe(self.task.evaluate(self._readings, self.goals).observation)
+        observation = self._observe(self.task.evaluate(self._readings, self.goals,
+                                                       self.history.commands).observation)
         if self.randomizer is None:
             return observation, {}
         draws = np.empty(self.num_envs, dtype=object)
@@ -177,7 +190,11 @@ class BatchRobotEnv(gym.vector.VectorEnv):
         states = self._readings
         first = self.sims[0]
         # Actuator models run vectorized over the batch; each copy then only steps.
-        goals = first.actuator_command(self.task.action_to_command(actions, states))
+        commands = self.task.action_to_command(actions, states)
+        self.history.push(commands)
+        if self.command_line is not None:
+            commands = self.command_line.send(commands)
+        goals = first.actuator_command(commands)
         changed = np.zeros(self.num_envs, dtype=bool)
         if first.is_servo:
             gains = first.servo_gains(goals, states.positions[:, self.robot.actuated_joint_index],
@@ -207,7 +224,7 @@ class BatchRobotEnv(gym.vector.VectorEnv):
         self.steps += 1
         self.env_steps += self.num_envs
         self._readings = self.states()
-        result = self.task.evaluate(self._readings, self.goals)
+        result = self.task.evaluate(self._readings, self.goals, self.history.commands)
         terminated = np.asarray(result.terminated, dtype=bool)
         truncated = (self.steps >= self.task.max_steps) & ~terminated
         success = np.asarray(result.success, dtype=bool)
@@ -233,7 +250,8 @@ class BatchRobotEnv(gym.vector.VectorEnv):
             self._readings.velocities[finished] = fresh_readings.velocities
             if fresh_readings.objects is not None:
                 self._readings.objects[finished] = fresh_readings.objects
-            fresh = self.task.evaluate(fresh_readings, self.goals[finished]).observation
+            fresh = self.task.evaluate(fresh_readings, self.goals[finished],
+                                       self.history.commands[finished]).observation
             observation = observation.copy()
             observation[finished] = self._observe(fresh, finished)
         if randomizer is not None:

@@ -1,7 +1,8 @@
 """A Gymnasium env for any (robot, task) pair of ours, on MuJoCo physics.
 
 The env adds nothing to the task's functions: observation, action scaling, reward and success
-all come from the task, which the deploy runtime calls too.
+all come from the task, which the deploy runtime calls too. Like the deploy runtime, it keeps the
+task's command history (sim/commands.py).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import gymnasium as gym
 import numpy as np
 
 from sim.catalog import make_task, robot_by_name
+from sim.commands import CommandHistory, CommandLine
 from sim.physics import RobotSimulation, mujoco
+from sim.spec import RobotState
 from sim.task import sample_episode
 
 
@@ -42,6 +45,14 @@ class RobotTaskEnv(gym.Env):
         self.goal = np.zeros(3)
         self.frame_skip = self.sim.substeps
         """Physics steps per env step (timing randomization varies it), as gymnasium's envs."""
+        self.history = CommandHistory.for_task(self.task)
+        """The last commands computed, oldest first, as the task observes them."""
+        self.command_line: CommandLine | None = None
+        """What each command passes on its way to the robot: domain randomization's action_delay
+        sets a delay line here (randomization/wrapper.py). None: commands act at once."""
+        self.reading: RobotState | None = None
+        """The reading the last observation was made of: the step's command starts from it, as
+        on the robot (time passed since, e.g. a randomized latency, does not move it)."""
 
     @property
     def model(self) -> mujoco.MjModel:
@@ -55,24 +66,37 @@ class RobotTaskEnv(gym.Env):
         super().reset(seed=seed)
         pose, self.goal, objects = sample_episode(self.task, self.np_random)
         self.sim.reset(pose, objects)
+        held = self.sim.held_command()
+        self.history.reset(held)
+        if self.command_line is not None:
+            self.command_line.hold(held[None])
         if self.goal.shape == (3,):
             self.sim.show_target(self.goal)
-        result = self.task.evaluate(self.sim.state(), self.goal)
+        self.reading = self.sim.state()
+        result = self.task.evaluate(self.reading, self.goal, self.history.commands)
         return result.observation, {"is_success": bool(result.success),
                                     "distance": float(result.distance)}
 
     def observe(self) -> np.ndarray:
         """The observation of the robot as it is now (after a randomizer moved things)."""
-        return self.task.evaluate(self.sim.state(), self.goal).observation
+        self.reading = self.sim.state()
+        return self.task.evaluate(self.reading, self.goal, self.history.commands).observation
 
     def step(self, action: np.ndarray):
         action = np.asarray(action)
         if action.shape != self.action_space.shape:
             raise ValueError(f"action has shape {action.shape}; this env takes "
                              f"{self.action_space.shape}")
-        self.sim.set_command(self.task.action_to_command(action, self.sim.state()))
+        if self.reading is None:
+            raise RuntimeError("call reset() before step()")
+        command = self.task.action_to_command(action, self.reading)
+        self.history.push(command)  # what the policy asked for, before any delay
+        if self.command_line is not None:
+            command = self.command_line.send(command[None])[0]
+        self.sim.set_command(command)
         self.sim.step(self.frame_skip)
-        result = self.task.evaluate(self.sim.state(), self.goal)
+        self.reading = self.sim.state()
+        result = self.task.evaluate(self.reading, self.goal, self.history.commands)
         info = {"is_success": bool(result.success), "distance": float(result.distance)}
         return result.observation, float(result.reward), bool(result.terminated), False, info
 

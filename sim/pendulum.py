@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.commands import check_history_length, command_features
 from sim.spec import RobotSpec, RobotState
 from sim.task import TaskStep, config_to_json
 
@@ -44,11 +45,16 @@ class PendulumConfig:
     """Balance: the episode fails when |alpha| exceeds this (rad)."""
     start_spread: float = 0.05
     """Start angles are drawn within +- this (rad) of the start pose."""
+    command_history: int = 0
+    """k: the observation ends with the motor voltages of the last k commands sent, in units of
+    max_voltage, oldest first, so a policy under several steps of command delay knows what is
+    still on its way. 0: off."""
 
 
 class PendulumTask:
-    """Observation: sin and cos of both angles, both speeds (scaled), 6 values. Action in [-1, 1]
-    is the motor voltage in units of `max_voltage`.
+    """Observation: sin and cos of both angles, both speeds (scaled), 6 values; then with
+    `command_history` k > 0 the last k voltages sent / `max_voltage`, oldest first. Action in
+    [-1, 1] is the motor voltage in units of `max_voltage`.
 
     Reward per step: (1 + cos alpha) / 2 for height, minus 0.1 (theta / 2)^2 to stay near the
     centre. Balance ends when the pendulum falls; both end when the arm leaves its range.
@@ -71,6 +77,7 @@ class PendulumTask:
         self.robot = robot
         self.config = config
         self.max_steps = round(config.episode_seconds / robot.control_period)
+        self.history_length = check_history_length("PendulumConfig", config.command_history)
         self.arm_limit = robot.position_high[0]
         # The start region of a deploy (`ready`): held upright in the task's own tolerance, or
         # hanging; the arm in the middle half of its range, with room to move both ways. Never
@@ -85,12 +92,14 @@ class PendulumTask:
         return 1
 
     def observation_layout(self) -> list[tuple[str, int]]:
+        history = ([("past_voltages_per_max_voltage_oldest_first", self.history_length)]
+                   if self.history_length else [])
         return [("sin_cos_arm", 2), ("sin_cos_pendulum", 2), ("arm_velocity_x0.1", 1),
-                ("pendulum_velocity_x0.05", 1)]
+                ("pendulum_velocity_x0.05", 1), *history]
 
     @property
     def observation_size(self) -> int:
-        return 6
+        return 6 + self.history_length
 
     def contract(self) -> dict:
         return {
@@ -101,12 +110,16 @@ class PendulumTask:
                        "joints": ["arm"], "max_voltage": self.config.max_voltage},
         }
 
-    def evaluate(self, state: RobotState, goal: np.ndarray) -> TaskStep:
-        """For one reading, or a batch (positions of shape (n, 2))."""
+    def evaluate(self, state: RobotState, goal: np.ndarray, history: np.ndarray) -> TaskStep:
+        """For one reading, or a batch (positions of shape (n, 2), history (n, k, 1))."""
         theta, alpha = state.positions[..., 0], wrap_angle(state.positions[..., 1])
         theta_dot, alpha_dot = state.velocities[..., 0], state.velocities[..., 1]
         observation = np.stack([np.sin(theta), np.cos(theta), np.sin(alpha), np.cos(alpha),
                                 0.1 * theta_dot, 0.05 * alpha_dot], axis=-1).astype(np.float32)
+        if self.history_length:
+            past = command_features(history, self.history_length, slice(0, 1),
+                                    1.0 / self.config.max_voltage)
+            observation = np.concatenate([observation, past], axis=-1, dtype=np.float32)
         out_of_range = np.abs(theta) > self.arm_limit
         terminated = out_of_range
         if self.config.mode == "balance":

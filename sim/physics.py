@@ -124,6 +124,11 @@ class RobotSimulation:
         mujoco.mj_forward(self.model, self.data)
         self.gain_phase = 0
 
+    def held_command(self) -> np.ndarray:
+        """The command the actuators hold now; after `reset`, the start pose's servo goals or
+        0 V: what an episode's command history and command delay line start full of."""
+        return self.data.ctrl[self.ctrl_at].copy()
+
     def actuator_command(self, command: np.ndarray) -> np.ndarray:
         """Commands as the actuators take them (any leading batch axes are kept): within the
         command limits, and servo goals in whole encoder counts. The one place commands are

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.commands import check_history_length, command_features
 from sim.reach import VELOCITY_SCALE, ReachConfig, ReachTask
 from sim.spec import RobotSpec, RobotState
 from sim.task import TaskStep, config_to_json
@@ -34,12 +35,17 @@ class PushConfig:
     """Distance (m) from the block's start to the target."""
     start_spread: float = 0.05
     """The arm starts within +- this (rad) of its default pose, above the table."""
+    command_history: int = 0
+    """k: the observation ends with the actuated joints' position goals (rad) of the last k
+    commands sent, oldest first (as reach's). 0: off."""
 
 
 class PushTask:
     """Observation: joint positions (n), velocities * 0.2 (n), tip (3), block (3), target (3),
-    block - tip (3), target - block (3). Actions as in reach: bounded steps of the position goals
-    of the actuated joints. Reward: -(block-to-target distance) - 0.5 (tip-to-block distance)."""
+    block - tip (3), target - block (3), then with `command_history` k > 0 the actuated joints'
+    goals (rad) of the last k commands sent, oldest first. Actions as in reach: bounded steps of
+    the position goals of the actuated joints. Reward: -(block-to-target distance)
+    - 0.5 (tip-to-block distance)."""
 
     name = "push"
     scene = "so_arm_push.xml"
@@ -57,6 +63,7 @@ class PushTask:
             goal_low=(-config.start_spread,) * len(config.actuated_joints),
             goal_high=(config.start_spread,) * len(config.actuated_joints),
             min_goal_height=0.0))
+        self.history_length = check_history_length("PushConfig", config.command_history)
         self.max_steps = round(config.episode_seconds / robot.control_period)
 
     @property
@@ -67,7 +74,11 @@ class PushTask:
         n = self.robot.num_joints
         return [("joint_positions", n), ("joint_velocities_x0.2", n), ("tip_position", 3),
                 ("block_position", 3), ("target_position", 3), ("block_minus_tip", 3),
-                ("target_minus_block", 3)]
+                ("target_minus_block", 3), *self.history_layout()]
+
+    def history_layout(self) -> list[tuple[str, int]]:
+        size = self.history_length * self.action_size
+        return [("past_goals_rad_oldest_first", size)] if size else []
 
     @property
     def observation_size(self) -> int:
@@ -80,17 +91,20 @@ class PushTask:
                 "observation_layout": [[name, size] for name, size in self.observation_layout()],
                 "action": arm["action"], "objects": list(self.objects)}
 
-    def evaluate(self, state: RobotState, goal: np.ndarray) -> TaskStep:
-        """For one reading, or a batch (objects of shape (n, 1, 3), goals (n, 3))."""
+    def evaluate(self, state: RobotState, goal: np.ndarray, history: np.ndarray) -> TaskStep:
+        """For one reading, or a batch (objects of shape (n, 1, 3), goals (n, 3), history
+        (n, k, actuators))."""
         if state.objects is None:
             raise ValueError("push needs the block's position in RobotState.objects (a tracker)")
         tip = self.arm.tip_position(state)
         block = state.objects[..., 0, :]
         to_target = np.linalg.norm((goal - block)[..., :2], axis=-1)
         to_block = np.linalg.norm(block - tip, axis=-1)
-        observation = np.concatenate([state.positions, state.velocities * VELOCITY_SCALE, tip,
-                                      block, goal, block - tip, goal - block],
-                                     axis=-1).astype(np.float32)
+        parts = [state.positions, state.velocities * VELOCITY_SCALE, tip, block, goal,
+                 block - tip, goal - block]
+        if self.history_length:
+            parts.append(command_features(history, self.history_length, self.arm.actuated))
+        observation = np.concatenate(parts, axis=-1).astype(np.float32)
         success = to_target < self.config.success_distance
         return TaskStep(observation=observation, reward=-to_target - 0.5 * to_block,
                         success=success, terminated=success, distance=to_target)

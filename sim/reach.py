@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.commands import check_history_length, command_features
 from sim.spec import RobotSpec, RobotState
 from sim.task import TaskStep, column_index, config_to_json
 
@@ -46,13 +47,19 @@ class ReachConfig:
     max_goal_extension: float = 0.85
     """Targets lie within this share of the arm's full reach from the shoulder: near full
     stretch the arm is close to singular and a servo arm is imprecise there."""
+    command_history: int = 0
+    """k: the observation ends with the actuated joints' position goals (rad) of the last k
+    commands sent, oldest first, so a policy under several steps of command delay knows what is
+    still on its way. 0: off (the observation of policies trained before it existed)."""
 
 
 class ReachTask:
     """Reach for a robot with a forward-kinematics chain. An action in [-1, 1] moves each actuated
     joint's goal by up to `max_step` from its measured position; the observation is
 
-    joint positions (n), joint velocities * 0.2 (n), tip position (3), target (3), target - tip (3).
+    joint positions (n), joint velocities * 0.2 (n), tip position (3), target (3), target - tip (3),
+    then with `command_history` k > 0 the actuated joints' goals (rad) of the last k commands
+    sent, oldest first (k x actuated joints).
     """
 
     name = "reach"
@@ -87,6 +94,7 @@ class ReachTask:
         self.default_pose = np.asarray(robot.default_pose, dtype=np.float64)
         self.default_command = self.default_pose[robot.actuated_joint_index]
         self.max_steps = round(config.episode_seconds / robot.control_period)
+        self.history_length = check_history_length("ReachConfig", config.command_history)
         offsets = np.asarray(robot.chain.offsets)
         self._full_extension = float(np.linalg.norm(offsets[2:], axis=1).sum()
                                      + np.linalg.norm(robot.chain.tip_offset))
@@ -99,7 +107,16 @@ class ReachTask:
     def observation_layout(self) -> list[tuple[str, int]]:
         n = self.robot.num_joints
         return [("joint_positions", n), ("joint_velocities_x0.2", n), ("tip_position", 3),
-                ("target_position", 3), ("target_minus_tip", 3)]
+                ("target_position", 3), ("target_minus_tip", 3), *self.history_layout()]
+
+    def history_layout(self) -> list[tuple[str, int]]:
+        """The observation's command history part (none when `command_history` is 0)."""
+        size = self.history_length * self.action_size
+        return [("past_goals_rad_oldest_first", size)] if size else []
+
+    def history_features(self, history: np.ndarray) -> np.ndarray:
+        """The actuated joints' goals of the last commands, oldest first, flattened."""
+        return command_features(history, self.history_length, self.actuated)
 
     @property
     def observation_size(self) -> int:
@@ -128,18 +145,19 @@ class ReachTask:
     def tip_position(self, state: RobotState) -> np.ndarray:
         return self.robot.chain.tip_position(state.positions[..., self.chain_index])
 
-    def evaluate(self, state: RobotState, goal: np.ndarray) -> TaskStep:
+    def evaluate(self, state: RobotState, goal: np.ndarray, history: np.ndarray) -> TaskStep:
         """Observation, reward and success for one reading of the robot, or for a batch of
-        readings (positions of shape (n, joints), goals (n, 3))."""
+        readings (positions of shape (n, joints), goals (n, 3), history (n, k, actuators))."""
         tip = self.tip_position(state)
         to_goal = goal - tip
         distance = np.sqrt(np.square(to_goal).sum(axis=-1))  # np.linalg.norm: 1 us more
         success = distance < self.config.success_distance
         if self.config.settle_speed is not None:
             success &= np.max(np.abs(state.velocities), axis=-1) < self.config.settle_speed
-        observation = np.concatenate([
-            state.positions, state.velocities * VELOCITY_SCALE, tip, goal, to_goal,
-        ], axis=-1, dtype=np.float32)
+        parts = [state.positions, state.velocities * VELOCITY_SCALE, tip, goal, to_goal]
+        if self.history_length:
+            parts.append(self.history_features(history))
+        observation = np.concatenate(parts, axis=-1, dtype=np.float32)
         # Negative distance, with the episode ending on success: reaching fast pays most.
         return TaskStep(observation=observation, reward=-distance, success=success,
                         terminated=success, distance=distance)

@@ -34,6 +34,9 @@ class Task(Protocol):
     """MJCF under sim/assets/ with the robot and the task's objects (None: the robot's own)."""
     objects: tuple[str, ...]
     """Free bodies whose positions the task observes (RobotState.objects)."""
+    history_length: int
+    """How many of the last commands sent the observation ends with (the config's
+    `command_history`, k; 0: none). Callers keep them in a `sim.commands.CommandHistory`."""
 
     @property
     def observation_size(self) -> int: ...
@@ -45,7 +48,11 @@ class Task(Protocol):
 
     def contract(self) -> dict: ...
 
-    def evaluate(self, state: RobotState, goal: np.ndarray) -> TaskStep: ...
+    def evaluate(self, state: RobotState, goal: np.ndarray, history: np.ndarray) -> TaskStep:
+        """Observation, reward and success of a reading (or a batch of them). `history` is the
+        last `history_length` commands sent, oldest first (`CommandHistory.commands`): a
+        required argument, so that no caller can leave out what the policy was trained to see."""
+        ...
 
     def action_to_command(self, action: np.ndarray, state: RobotState) -> np.ndarray: ...
 

@@ -61,3 +61,36 @@ def test_a_policy_exported_before_the_arm_stated_its_convention_is_refused() -> 
     assert contract().mismatches(other_convention) == [
         "joint convention: connected robot has 'so100_menagerie', policy was trained for "
         "'so101_new_calib'"]
+
+
+def test_the_command_history_travels_in_the_task_config() -> None:
+    from sim.catalog import make_task
+    from sim.reach import ReachConfig, ReachTask
+
+    task = ReachTask(SO_ARM, ReachConfig(command_history=3))
+    exported = dataclasses.replace(contract(), task=task.contract(), observation_size=30,
+                                   action_size=3)
+    loaded = Contract.from_json(exported.to_json())
+    assert loaded == exported and loaded.task["config"]["command_history"] == 3
+    rebuilt = make_task(loaded.task["name"], SO_ARM, loaded.task["config"])
+    assert rebuilt.history_length == 3 and rebuilt.observation_size == loaded.observation_size
+    assert loaded.task["observation_layout"][-1] == ["past_goals_rad_oldest_first", 9]
+
+
+def test_a_contract_from_before_the_command_history_rebuilds_its_task_without_one() -> None:
+    from sim.catalog import make_task
+    from sim.furuta import FURUTA
+
+    # Task configs as exports wrote them before `command_history` existed.
+    reach = {"actuated_joints": ["shoulder_pan", "shoulder_lift", "elbow_flex"],
+             "success_distance": 0.02, "settle_speed": None, "max_step": 0.15,
+             "episode_seconds": 2.0, "goal_low": [-1.2, -0.4, -1.0], "goal_high": [1.2, 1.2, 1.4],
+             "min_goal_height": 0.04, "min_goal_reach": 0.08, "max_goal_extension": 0.85}
+    old = dataclasses.replace(contract(), task={"name": "reach", "config": reach},
+                              action_size=3)
+    loaded = Contract.from_json(old.to_json())
+    task = make_task("reach", SO_ARM, loaded.task["config"])
+    assert task.history_length == 0 and task.observation_size == 21
+    pendulum = make_task("pendulum", FURUTA, {"mode": "balance", "max_voltage": 6.0,
+                                              "episode_seconds": 5.0})
+    assert pendulum.history_length == 0 and pendulum.observation_size == 6

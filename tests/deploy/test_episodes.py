@@ -19,6 +19,7 @@ class ScriptedTask:
     goal `fallen_at` (a pendulum that fell); ready when joint 0 is still."""
 
     max_steps = 3
+    history_length = 0
 
     def __init__(self, fallen_at: int | None = None) -> None:
         self.goals, self.fallen_at = 0, fallen_at
@@ -34,7 +35,7 @@ class ScriptedTask:
         self.goals += 1
         return goal
 
-    def evaluate(self, state: RobotState, goal: np.ndarray) -> TaskStep:
+    def evaluate(self, state: RobotState, goal: np.ndarray, history: np.ndarray) -> TaskStep:
         reached = bool(state.positions[0] >= 1.0)
         fallen = goal[0] == self.fallen_at
         return TaskStep(np.array([goal[0], state.positions[0]]), 0.0, reached, reached or fallen,
@@ -145,3 +146,33 @@ def test_a_motor_robot_engages_before_its_first_episode_and_after_a_fall() -> No
     book.observe(at(FURUTA, 1.2), now=12.1, last_sent=np.zeros(1))
     step = book.observe(at(FURUTA, 1.2), now=12.2, last_sent=np.zeros(1))
     assert step.done and step.ended == (True, 1) and book.count == 2
+
+
+@pytest.mark.parametrize(("robot", "task", "config"), [
+    ("so_arm", "reach", {"command_history": 3}),
+    ("furuta", "pendulum", {"mode": "swingup", "command_history": 3}),
+])
+def test_the_runtime_history_equals_the_envs_over_an_episode(robot, task, config) -> None:
+    """The bookkeeping fed what the loop feeds it (each reading, the command last sent) observes
+    what the training env observed, command history included, step for step: it starts full of
+    the command the robot holds (servo goals of the start pose; 0 V) and takes each one sent."""
+    from sim.env import RobotTaskEnv
+
+    env = RobotTaskEnv(robot, task, config)
+    obs, _ = env.reset(seed=5)
+    last_sent = env.sim.held_command()  # what the robot holds when the episode starts
+    book = Episodes(env.task, env.robot, np.random.default_rng(0), home_after_miss=True,
+                    max_episodes=None, hold=last_sent)
+    book.goal = env.goal  # the env drew its own
+    rng = np.random.default_rng(1)
+    for cycle in range(env.task.max_steps):
+        state = env.sim.state()
+        book.pause(state, float(cycle))  # a motor robot engages first: the start is ready
+        step = book.observe(state, float(cycle), last_sent)
+        assert np.array_equal(step.observation, obs), cycle
+        action = rng.uniform(-1, 1, env.task.action_size)
+        last_sent = env.task.action_to_command(action, state)  # within limits: sent as is
+        obs, _, terminated, _, _ = env.step(action)
+        if terminated:
+            break
+    assert cycle > 10

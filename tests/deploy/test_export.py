@@ -1,3 +1,4 @@
+import io
 import json
 
 import numpy as np
@@ -6,10 +7,12 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from deploy.contract import METADATA_KEY, ContractError
-from deploy.export import ExportMismatch, export, load_run
+import deploy.export
+from deploy.contract import METADATA_KEY, Contract, ContractError
+from deploy.export import PIPELINE_TOLERANCE, ExportMismatch, export, load_run, pipeline_check
 from deploy.onnx_policy import OnnxPolicy
 from policies.ppo import load_policy
+from sim.commands import CommandHistory
 
 
 def test_onnx_loads_in_plain_onnxruntime_with_the_contract(tiny_policy) -> None:
@@ -101,3 +104,103 @@ def test_a2c_trpo_reinforce_export_with_the_contract_and_pass_both_checks(
     contract = OnnxPolicy(result.path).contract
     assert contract.algorithm == algo and contract.robot["name"] == "so_arm"
     assert contract.randomization["mass"]["low"] == 0.8
+
+
+def policy_with_contract(env, path) -> tuple[torch.nn.Module, OnnxPolicy]:
+    """A seeded random MLP for `env`, exported with the contract of `env`'s task (its command
+    history included): what `export` writes, without a training run."""
+    torch.manual_seed(0)
+    size, actions = env.observation_space.shape[0], env.action_space.shape[0]
+    policy = torch.nn.Sequential(torch.nn.Linear(size, 32), torch.nn.Tanh(),
+                                 torch.nn.Linear(32, actions), torch.nn.Tanh())
+    with torch.no_grad():
+        policy[0].weight.mul_(3.0)  # every input, the history's too, moves the action
+    unwrapped = env.unwrapped
+    contract = Contract(robot=unwrapped.robot.summary(), task=unwrapped.task.contract(),
+                        observation_size=size, action_size=actions, env_id=env.spec.id,
+                        algorithm="test", steps=0)
+    buffer = io.BytesIO()
+    torch.onnx.export(policy, (torch.zeros(1, size),), buffer, input_names=["obs"],
+                      output_names=["actions"], dynamic_axes={"obs": {0: "batch"},
+                                                              "actions": {0: "batch"}},
+                      opset_version=17, dynamo=False)
+    model = onnx.load_from_string(buffer.getvalue())
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, contract.to_json()
+    onnx.save(model, str(path))
+    return policy, OnnxPolicy(path)
+
+
+@pytest.mark.parametrize(("env_id", "task_config"), [
+    ("sim2real/ArmReach-v0", {"command_history": 3}),
+    ("sim2real/FurutaSwingup-v0", {"mode": "swingup", "command_history": 3}),
+])
+def test_the_runtime_rebuilds_the_command_history_from_the_contract(
+        env_id, task_config, tmp_path) -> None:
+    from randomization.envs import make_env
+
+    env = make_env(env_id, task_config=task_config)
+    policy, deployed = policy_with_contract(env, tmp_path / "k3.onnx")
+    assert deployed.contract.task["config"]["command_history"] == 3
+    worst, steps = pipeline_check(env, policy, deployed, episodes=2)
+    assert worst <= 1e-4 and steps >= 20
+
+
+class Unrecorded(CommandHistory):
+    """A runtime that forgets to record the commands it sends."""
+
+    def push(self, command: np.ndarray) -> None:
+        pass
+
+
+class NewestFirst(CommandHistory):
+    """A runtime that keeps the commands in the wrong order."""
+
+    def push(self, command: np.ndarray) -> None:
+        self.commands[1:] = self.commands[:-1].copy()
+        self.commands[0] = command
+
+
+@pytest.mark.parametrize("broken", [Unrecorded, NewestFirst])
+def test_the_pipeline_check_catches_a_runtime_history_that_is_wrong(
+        broken, tmp_path, monkeypatch) -> None:
+    from randomization.envs import make_env
+
+    env = make_env("sim2real/ArmReach-v0", task_config={"command_history": 3})
+    policy, deployed = policy_with_contract(env, tmp_path / "k3.onnx")
+    monkeypatch.setattr(deploy.export, "CommandHistory", broken)  # the runtime's, not the env's
+    worst, _ = pipeline_check(env, policy, deployed, episodes=1)
+    assert worst > 10 * PIPELINE_TOLERANCE
+
+
+def test_the_deploy_loop_feeds_the_policy_the_commands_it_sent(tmp_path, monkeypatch) -> None:
+    """A policy with a command history of 3, deployed on the simulated arm: at every policy
+    cycle the observation ends with the commands the loop sent in the 3 cycles before, and an
+    episode starts full of the one sent before it (the command the robot holds)."""
+    import deploy.loop
+    from deploy.loop import run
+    from deploy.telemetry import read_log
+    from hardware.sim_robot import SimRobot
+    from randomization.envs import make_env
+    from sim.so_arm import SO_ARM
+
+    env = make_env("sim2real/ArmReach-v0", task_config={"command_history": 3})
+    _, deployed = policy_with_contract(env, tmp_path / "k3.onnx")
+    monkeypatch.setattr(deploy.loop, "sleep_until", lambda deadline: None)  # lockstep, fast
+    with SimRobot(SO_ARM, realtime=False) as robot:
+        report = run(deployed, robot, seconds=1e9, max_episodes=2, log=tmp_path / "k3.s2rlog")
+    assert report.episodes == 2
+    fields = read_log(tmp_path / "k3.s2rlog").fields
+    policy = fields["phase"][:, 0] == 0
+    sent, checked = fields["command"][:, :3], 0
+    for cycle in np.flatnonzero(policy):
+        start = cycle
+        while start > 0 and policy[start - 1]:
+            start -= 1
+        if start == 0:
+            continue  # sent before the first cycle: the supervisor's start command, unlogged
+        expected = [sent[max(j, start - 1)] for j in range(cycle - 3, cycle)]
+        assert np.allclose(fields["observation"][cycle, -9:], np.concatenate(expected),
+                           atol=1e-6), cycle
+        checked += 1
+    assert checked >= 20

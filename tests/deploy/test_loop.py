@@ -96,10 +96,11 @@ def test_the_success_rate_is_that_of_the_episodes_that_succeeded(tiny_policy,
             episode[0], steps[0] = episode[0] + 1, 0
             return sample_goal(rng)
 
-        def scripted(state, goal):
+        def scripted(state, goal, history):
             steps[0] += 1
             reached = episode[0] in winners and steps[0] > 10
-            return dataclasses.replace(evaluate(state, goal), success=reached, terminated=reached)
+            return dataclasses.replace(evaluate(state, goal, history), success=reached,
+                                       terminated=reached)
 
         task.sample_goal, task.evaluate = new_goal, scripted
         return task

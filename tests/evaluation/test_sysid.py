@@ -15,7 +15,7 @@ from deploy.loop import run
 from deploy.onnx_policy import OnnxPolicy
 from deploy.supervisor import SafetyConfig
 from deploy.telemetry import TelemetryLog, read_log
-from evaluation.sysid import Replay, fit_log, identify, report, suggested_config
+from evaluation.sysid import Fit, Replay, fit_log, identify, report, suggested_config
 from hardware.sim_robot import SimRobot
 from randomization.config import RandomizationConfig
 from randomization.terms import apply_terms, make_term
@@ -84,3 +84,26 @@ def test_a_log_of_another_robot_is_refused(tiny_policy, tmp_path, monkeypatch) -
     with pytest.raises(ValueError, match="is a log of 'so_arm', not of 'furuta'"):
         identify(tmp_path / "arm.s2rlog", tmp_path / "fit", robot="furuta")
     assert not (tmp_path / "fit").exists()  # refused before fitting or writing anything
+
+
+@pytest.mark.parametrize(("latency", "delays", "latency_range"), [
+    (0.001, [1, 2, 3], None),  # below half a physics step (5 ms): no latency term
+    (0.007, [1, 2, 3], (0.0035, 0.0105)),
+    (0.025, [2, 3, 4], (0.0025, 0.0075)),  # a slow link: more than a control period
+])
+def test_the_suggested_lag_is_the_measured_latency_plus_the_fitted_delay(
+        latency: float, delays: list[int], latency_range: tuple[float, float] | None) -> None:
+    """action_delay delays the command made from the reading the policy saw: the env's lag from
+    a reading to its command acting is action_delay steps + action_latency; the robot's is the
+    latency from the reading to the command's arrival plus the delay fitted after it."""
+    fit = Fit(values={"mass": 1.2}, delay_steps=2, standard_errors={"mass": 0.01},
+              rms_error=0.001, nominal_rms_error=0.002, cycles=500, latency=latency,
+              control_period=0.02, timestep=0.005)
+    config = suggested_config(fit)
+    assert config["action_delay"] == {"distribution": "choice", "choices": delays}
+    if latency_range is None:
+        assert "action_latency" not in config
+    else:
+        low, high = latency_range
+        assert config["action_latency"] == {"low": pytest.approx(low), "high": pytest.approx(high)}
+    RandomizationConfig.from_dict(yaml.safe_load(yaml.safe_dump(config)))  # a valid config

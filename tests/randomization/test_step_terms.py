@@ -1,3 +1,4 @@
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -6,25 +7,58 @@ from randomization.envs import make_env, make_vector_env
 from randomization.wrapper import DomainRandomization
 
 
-def wrapped(raw: dict) -> DomainRandomization:
-    return DomainRandomization(make_env("sim2real/ArmReach-v0"), RandomizationConfig.from_dict(raw))
+def wrapped(raw: dict, env_id: str = "sim2real/ArmReach-v0") -> DomainRandomization:
+    return DomainRandomization(make_env(env_id), RandomizationConfig.from_dict(raw))
 
 
-def test_action_delay_holds_the_robot_for_the_drawn_number_of_steps() -> None:
-    env = wrapped({"action_delay": {"distribution": "choice", "choices": [2]}})
+def test_action_delay_delays_the_command_made_from_the_reading_the_policy_saw() -> None:
+    """Reach, 3 steps of delay: the servo goals applied at step t are the ones computed at step
+    t - 3 (reading then + max_step * action then, in whole encoder counts), not the late action
+    added to the current reading; before the first arrives, the start pose's goals hold."""
+    env = wrapped({"action_delay": {"distribution": "choice", "choices": [3]}})
     _, info = env.reset(seed=0)
-    assert info["randomization"]["action_delay"] == {"all": 2.0}
-    sim = env.unwrapped.sim
+    assert info["randomization"]["action_delay"] == {"all": 3.0}
+    sim, step = env.unwrapped.sim, env.unwrapped.task.config.max_step
+    counts = 2 * np.pi / 4096
     start = sim.state().positions[:3].copy()
-    goals = []
-    for _ in range(3):
-        env.step(np.ones(3, np.float32))
-        goals.append(sim.data.ctrl[:3].copy())
-    step = env.unwrapped.task.config.max_step
-    # Steps 1 and 2 carry the "no action yet" hold; step 3 carries the first action.
-    assert np.abs(goals[0] - start).max() < 0.01 and np.abs(goals[1] - start).max() < 0.02
-    assert np.all(goals[2] - sim.state().positions[:3] > -0.01)
-    assert np.abs(goals[2] - goals[1]).max() > 0.5 * step
+    readings, applied = [], []
+    actions = np.random.default_rng(1).uniform(-1, 1, (8, 3)).astype(np.float32)
+    for action in actions:
+        readings.append(sim.state().positions[:3].copy())
+        env.step(action)
+        applied.append(sim.data.ctrl[:3].copy())
+    for t in range(3):
+        assert np.allclose(applied[t], np.round(start / counts) * counts, atol=1e-12)
+    for t in range(3, 8):
+        by_hand = np.round((readings[t - 3] + step * actions[t - 3]) / counts) * counts
+        assert np.allclose(applied[t], by_hand, atol=1e-12)
+        # The robot moved meanwhile: the old action on the new reading is another command.
+        assert np.abs(applied[t] - (readings[t] + step * actions[t - 3])).max() > 1e-3
+
+
+def test_action_delay_delays_the_pendulums_voltage_and_holds_0_v_first() -> None:
+    env = wrapped({"action_delay": {"distribution": "choice", "choices": [2]}},
+                  "sim2real/FurutaBalance-v0")
+    env.reset(seed=0)
+    applied = []
+    for action in (0.5, -0.25, 1.0, 0.75):
+        env.step(np.array([action], np.float32))
+        applied.append(float(env.unwrapped.sim.data.ctrl[0]))
+    assert applied == [0.0, 0.0, 3.0, -1.5]  # max_voltage 6 V
+
+
+def test_action_delay_delays_a_gymnasium_envs_actions() -> None:
+    """An env that is not ours has no command of its own to delay: its actions are."""
+    env = DomainRandomization(gym.make("InvertedPendulum-v5"), RandomizationConfig.from_dict(
+        {"action_delay": {"distribution": "choice", "choices": [3]}}))
+    env.reset(seed=0)
+    assert not hasattr(env.unwrapped, "command_line")
+    actions = [0.5, -1.0, 2.0, 1.5, -0.5]
+    applied = []
+    for action in actions:
+        env.step(np.array([action], np.float32))
+        applied.append(float(env.unwrapped.data.ctrl[0]))
+    assert applied == [0.0, 0.0, 0.0, 0.5, -1.0]
 
 
 def test_observation_noise_and_bias_follow_their_draws() -> None:
@@ -35,7 +69,8 @@ def test_observation_noise_and_bias_follow_their_draws() -> None:
     differences = []
     for _ in range(200):
         obs, *_ = env.step(np.zeros(3, np.float32))
-        clean = env.unwrapped.task.evaluate(env.unwrapped.sim.state(), env.unwrapped.goal)
+        clean = env.unwrapped.task.evaluate(env.unwrapped.sim.state(), env.unwrapped.goal,
+                                            env.unwrapped.history.commands)
         differences.append(obs - clean.observation)
     differences = np.array(differences)
     assert np.allclose(differences.mean(axis=0), bias, atol=0.02)

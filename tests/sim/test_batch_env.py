@@ -1,17 +1,36 @@
+import functools
+
 import numpy as np
 import pytest
 
+from randomization.config import RandomizationConfig
 from randomization.envs import make_env, make_vector_env
+from randomization.randomizer import Randomizer
 from sim.batch_env import BatchRobotEnv
 from sim.registration import OUR_ENVS
 
+# Three steps of command delay, drawn without using the generator (one choice), so that single
+# envs and the batch, which draw in different orders, still start the same episodes.
+DELAY = {"action_delay": {"distribution": "choice", "choices": [3]}}
 
+
+@pytest.mark.parametrize("delayed", [False, True], ids=["plain", "delay3-history2"])
 @pytest.mark.parametrize("env_id", list(OUR_ENVS))
-def test_batch_matches_single_envs_step_for_step(env_id: str) -> None:
+def test_batch_matches_single_envs_step_for_step(env_id: str, delayed: bool) -> None:
     """The batch runs the same task functions and physics as the single env: same seeds, same
-    actions, same observations, rewards and ends."""
-    batch = make_vector_env(env_id, 3, mode="batch")
-    singles = [make_env(env_id) for _ in range(3)]
+    actions, same observations, rewards and ends. Also with a command delay and a command
+    history in the observation: one delay line and one history class serve both."""
+    if delayed:
+        entry = OUR_ENVS[env_id]
+        task_config = {**entry.get("task_config", {}), "command_history": 2}
+        config = RandomizationConfig.from_dict(DELAY)
+        batch = BatchRobotEnv(3, entry["robot"], entry["task"], task_config,
+                              make_randomizer=functools.partial(Randomizer, config))
+        singles = [make_env(env_id, config, task_config=task_config) for _ in range(3)]
+        assert batch.single_observation_space.shape == singles[0].observation_space.shape
+    else:
+        batch = make_vector_env(env_id, 3, mode="batch")
+        singles = [make_env(env_id) for _ in range(3)]
     obs, _ = batch.reset(seed=10)
     single_obs = [env.reset(seed=10 + i)[0] for i, env in enumerate(singles)]
     assert np.allclose(obs, np.stack(single_obs))

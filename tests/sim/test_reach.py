@@ -4,6 +4,7 @@ import sys
 import numpy as np
 import pytest
 
+from sim.commands import CommandHistory
 from sim.reach import ReachConfig, ReachTask
 from sim.so_arm import SO_ARM
 from sim.spec import RobotState
@@ -20,19 +21,24 @@ class Block:
 sys.meta_path.insert(0, Block())
 import numpy as np
 from sim.catalog import make_task, robot_by_name
+from sim.commands import CommandHistory
 from sim.spec import RobotState
-task = make_task('reach', robot_by_name('so_arm'))
+task = make_task('reach', robot_by_name('so_arm'), {'command_history': 2})
+history = CommandHistory.for_task(task)
 goal = task.sample_goal(np.random.default_rng(0))
 state = RobotState(np.zeros(6), np.zeros(6))
-step = task.evaluate(state, goal)
+history.reset(np.zeros(6))
+step = task.evaluate(state, goal, history.commands)
 command = task.action_to_command(np.ones(task.action_size), state)
+history.push(command)
 pendulum = make_task('pendulum', robot_by_name('furuta'), {'mode': 'swingup'})
-swing = pendulum.evaluate(RobotState(np.array([0.0, 3.0]), np.zeros(2)), np.zeros(0))
+past = CommandHistory.for_task(pendulum).commands
+swing = pendulum.evaluate(RobotState(np.array([0.0, 3.0]), np.zeros(2)), np.zeros(0), past)
 volts = pendulum.action_to_command(np.ones(1), RobotState(np.zeros(2), np.zeros(2)))
 print(step.observation.shape[0], command.shape[0], swing.observation.shape[0], volts[0])
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["21", "6", "6", "6.0"]
+    assert out.stdout.split() == ["27", "6", "6", "6.0"]
 
 
 def test_goals_are_reachable_and_above_the_floor() -> None:
@@ -56,13 +62,13 @@ def test_action_moves_targets_by_at_most_max_step_and_holds_other_joints() -> No
 
 def test_success_needs_the_tip_within_the_distance() -> None:
     task = ReachTask(SO_ARM)
-    state = RobotState(np.zeros(6), np.zeros(6))
+    state, past = RobotState(np.zeros(6), np.zeros(6)), CommandHistory.for_task(task).commands
     tip = task.tip_position(state)
-    assert task.evaluate(state, tip + np.array([0.0, 0.0, 0.019])).success
-    far = task.evaluate(state, tip + np.array([0.0, 0.0, 0.021]))
+    assert task.evaluate(state, tip + np.array([0.0, 0.0, 0.019]), past).success
+    far = task.evaluate(state, tip + np.array([0.0, 0.0, 0.021]), past)
     assert not far.success and far.reward == pytest.approx(-0.021)
     settling = ReachTask(SO_ARM, ReachConfig(settle_speed=0.5))
-    assert not settling.evaluate(RobotState(np.zeros(6), np.full(6, 1.0)), tip).success
+    assert not settling.evaluate(RobotState(np.zeros(6), np.full(6, 1.0)), tip, past).success
 
 
 def test_bad_config_is_rejected() -> None:

@@ -39,7 +39,7 @@ def test_balance_is_ready_held_upright_and_still() -> None:
     assert not task.ready(still([1.2, 0.0]))  # the arm outside the middle half of its range
     assert not task.ready(still([0.0, 0.1], speed=STILL_SPEED))  # swinging through upright
     # Ready is never an episode that ends at once.
-    assert not task.evaluate(still([0.0, 0.19]), np.zeros(0)).terminated
+    assert not task.evaluate(still([0.0, 0.19]), np.zeros(0), np.zeros((0, 1))).terminated
     assert "upright within 0.2 rad" in task.ready_hint()
 
 
