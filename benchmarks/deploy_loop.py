@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from deploy.realtime import request_realtime
+from sim.commands import CommandHistory
 
 RESULTS = Path(__file__).parent / "results"
 HIDDEN = (256, 256)
@@ -63,6 +64,7 @@ def compute_latency(run_dir: Path, onnx_path: Path, cycles: int, rounds: int) ->
 
     contract = onnx_policy.contract
     task = make_task(contract.task["name"], SO_ARM, contract.task["config"])
+    past = CommandHistory.for_task(task).commands  # empty: this policy observes no history
     rng = np.random.default_rng(0)
     # Readings the policy really meets: the arm driven by it, a new goal every 50 cycles.
     states, goals = [], []
@@ -74,7 +76,7 @@ def compute_latency(run_dir: Path, onnx_path: Path, cycles: int, rounds: int) ->
             state = robot.read_state()
             states.append(state)
             goals.append(goal)
-            action = onnx_policy(task.evaluate(state, goal).observation)
+            action = onnx_policy(task.evaluate(state, goal, past).observation)
             robot.send_command(task.action_to_command(action, state))
 
     samples: dict[str, dict[str, list[float]]] = {
@@ -86,7 +88,7 @@ def compute_latency(run_dir: Path, onnx_path: Path, cycles: int, rounds: int) ->
             record = samples[name]
             for state, goal in zip(states, goals, strict=True):
                 t0 = time.perf_counter()
-                observation = task.evaluate(state, goal).observation
+                observation = task.evaluate(state, goal, past).observation
                 t1 = time.perf_counter()
                 command = task.action_to_command(act(observation), state)
                 t2 = time.perf_counter()
