@@ -70,7 +70,7 @@ def wire_args(wire: str, port: str) -> list[str]:
     """The deploy's --robot (and, for the servo bus, the calibration written to it)."""
     if wire == "serial":
         return ["--robot", f"serial:{port}"]
-    from hardware.feetech_bus import FeetechBus
+    from hardware.feetech.bus import FeetechBus
 
     calibration = nominal_calibration()
     with FeetechBus(port, BAUD) as bus:

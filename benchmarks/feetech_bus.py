@@ -38,8 +38,8 @@ FACTORY_RETURN_DELAY = 250  # x 2 us = 500 us a servo
 def nominal_calibration():
     """The emulated arm's calibration: 2048 counts at 0, Homing_Offset 0, the spec's range (as
     tests/hardware/conftest.py's nominal_calibration)."""
-    from hardware.calibration import Calibration, JointCalibration, default_ids
-    from hardware.feetech_protocol import CENTER_COUNTS, COUNTS_PER_TURN
+    from hardware.feetech.calibration import Calibration, JointCalibration, default_ids
+    from hardware.feetech.protocol import CENTER_COUNTS, COUNTS_PER_TURN
     from sim.so_arm import SO_ARM
 
     count = 2 * np.pi / COUNTS_PER_TURN
@@ -52,8 +52,8 @@ def nominal_calibration():
 
 def wire_ceiling(return_delay_units: int) -> dict:
     """Bytes on the wire in one cycle and their time at 10 us a byte, plus the return delays."""
-    from hardware.feetech_emulator import RETURN_DELAY_UNIT
-    from hardware.feetech_protocol import status_packet, sync_read_packet, sync_write_packet
+    from hardware.feetech.emulator import RETURN_DELAY_UNIT
+    from hardware.feetech.protocol import status_packet, sync_read_packet, sync_write_packet
 
     ids = list(range(1, 7))
     read = len(sync_read_packet(READ_ADDRESS, READ_LENGTH, ids))
@@ -72,8 +72,8 @@ def wire_ceiling(return_delay_units: int) -> dict:
 def bus_cycles(port: str, cycles: int, return_delay_units: int) -> dict:
     """Back-to-back SYNC READ + SYNC WRITE cycles; the cycle time is read start to read start
     (the write's wire time delays the next read on the half-duplex line)."""
-    from hardware.feetech_bus import FeetechBus
-    from hardware.feetech_protocol import CONTROL_TABLE
+    from hardware.feetech.bus import FeetechBus
+    from hardware.feetech.protocol import CONTROL_TABLE
 
     ids = list(range(1, 7))
     reg = CONTROL_TABLE["Goal_Position"]
@@ -108,7 +108,7 @@ def bus_cycles(port: str, cycles: int, return_delay_units: int) -> dict:
 def control_rates(port: str, seconds: float, load: str) -> list[dict]:
     """FeetechRobot read_state + send_command at each rate, on a fixed schedule."""
     from deploy.schedule import Schedule, sleep_until
-    from hardware.feetech_robot import FeetechRobot
+    from hardware.feetech.robot import FeetechRobot
     from sim.so_arm import SO_ARM
 
     rows = []
@@ -227,7 +227,7 @@ def main() -> None:
             results["bus_cycles"].append(bus_cycles(device.port, args.cycles, delay))
             print({k: v for k, v in results["bus_cycles"][-1].items() if k != "wire"}, flush=True)
     with Emulator() as device:
-        from hardware.feetech_bus import FeetechBus
+        from hardware.feetech.bus import FeetechBus
         with FeetechBus(device.port, BAUD) as bus:
             nominal_calibration().write_registers(bus)
         results["rates"] += control_rates(device.port, args.seconds, "idle")

@@ -122,7 +122,7 @@ def _serial(url: RobotURL, spec: RobotSpec, start: Callable[[], Episode]) -> Rob
 
 
 def _feetech(url: RobotURL, spec: RobotSpec, start: Callable[[], Episode]) -> Robot:
-    from hardware.feetech_robot import FeetechRobot
+    from hardware.feetech.robot import FeetechRobot
 
     if not url.where:
         raise ValueError("--robot feetech: needs a port, e.g. feetech:/dev/ttyUSB0")

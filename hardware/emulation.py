@@ -1,5 +1,5 @@
 """What the simulated robots share: the device emulator of our own protocol
-(hardware/emulator.py), the Feetech servo bus emulator (hardware/feetech_emulator.py) and
+(hardware/emulator.py), the Feetech servo bus emulator (hardware/feetech/emulator.py) and
 SimRobot (hardware/sim_robot.py). The physics a randomization config pins (`sim2real emulate
 --physics`), the clean wire before faults begin, sleeping to the wire time of a baud rate, and
 the hand of the person at a motor-driven rig (`Hand`). Runs on the host: applying physics

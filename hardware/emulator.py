@@ -52,7 +52,7 @@ from sim.physics import RobotSimulation
 from sim.spec import RobotSpec
 
 if TYPE_CHECKING:
-    from hardware.feetech_emulator import BusCounters, FeetechBusEmulator
+    from hardware.feetech.emulator import BusCounters, FeetechBusEmulator
 
 
 @dataclass
@@ -331,7 +331,7 @@ def emulator_for(robot: str, watchdog_ms: float = 100.0, tcp_port: int | None = 
     ID 1, 1 Mbit/s) with only the first on the bus, for a motor setup (see `plug_on_enter`).
     A motor-driven robot given a `pose` is held there by a `Hand`, which puts it back after
     `catch` seconds at 0 V."""
-    from hardware.feetech_emulator import FeetechBusEmulator
+    from hardware.feetech.emulator import FeetechBusEmulator
     from hardware.transports import PtyTransport, TcpTransport
     from sim.catalog import robot_by_name
 
@@ -430,7 +430,7 @@ def stopped_summary(emulator: DeviceEmulator | FeetechBusEmulator, injected: dic
     """What `sim2real emulate` prints when it stops: its counters (a hand's releases and
     catches among them), the faults injected and, on a servo bus, each servo's ID in actuator
     order (what a motor setup gave them)."""
-    from hardware.feetech_emulator import FeetechBusEmulator
+    from hardware.feetech.emulator import FeetechBusEmulator
 
     summary = {**asdict(emulator.counters), "injected": injected}
     if isinstance(emulator, FeetechBusEmulator):

@@ -98,7 +98,7 @@ def cmd_emulate(args: argparse.Namespace) -> None:
 
 def cmd_setup_motors(args: argparse.Namespace) -> None:
     from hardware.backends import bus_port
-    from hardware.calibration import setup_motors
+    from hardware.feetech.calibration import setup_motors
     from sim.catalog import robot_by_name
 
     port, spec = bus_port(args.bus), robot_by_name(args.robot)
@@ -107,7 +107,7 @@ def cmd_setup_motors(args: argparse.Namespace) -> None:
 
 def cmd_calibrate(args: argparse.Namespace) -> None:
     from hardware.backends import bus_port
-    from hardware.calibration import calibrate, default_path, import_lerobot_to_bus
+    from hardware.feetech.calibration import calibrate, default_path, import_lerobot_to_bus
     from sim.catalog import robot_by_name
 
     port, spec = bus_port(args.bus), robot_by_name(args.robot)

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from hardware.calibration import Calibration, JointCalibration, default_ids
-from hardware.feetech_bus import FeetechBus
-from hardware.feetech_emulator import FeetechBusEmulator
-from hardware.feetech_protocol import CENTER_COUNTS, COUNTS_PER_TURN
+from hardware.feetech.bus import FeetechBus
+from hardware.feetech.calibration import Calibration, JointCalibration, default_ids
+from hardware.feetech.emulator import FeetechBusEmulator
+from hardware.feetech.protocol import CENTER_COUNTS, COUNTS_PER_TURN
 from hardware.transports import PtyTransport
 from sim.so_arm import SO_ARM
 

@@ -14,7 +14,8 @@ from conftest import COUNT, hand_prompt, nominal_calibration
 
 from deploy.loop import run
 from deploy.onnx_policy import OnnxPolicy
-from hardware.calibration import (
+from hardware.feetech.bus import BusError
+from hardware.feetech.calibration import (
     Calibration,
     CalibrationError,
     calibrate,
@@ -22,8 +23,7 @@ from hardware.calibration import (
     import_lerobot_to_bus,
     setup_motors,
 )
-from hardware.feetech_bus import BusError
-from hardware.feetech_robot import FeetechRobot
+from hardware.feetech.robot import FeetechRobot
 from sim.so_arm import SO_ARM
 
 ZERO = (2048 + 700, 2048 - 900, 1500, 2600, 2048, 1200)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hardware.feetech_bus import FeetechBus
-from hardware.feetech_protocol import status_packet
+from hardware.feetech.bus import FeetechBus
+from hardware.feetech.protocol import status_packet
 
 IDS = (1, 2, 3, 4, 5, 6)
 

@@ -15,8 +15,8 @@ import serial
 
 from hardware.emulator import emulator_for, plug_on_enter
 from hardware.faults import WireFaults
-from hardware.feetech_emulator import FeetechBusEmulator, Servo, collide
-from hardware.feetech_protocol import (
+from hardware.feetech.emulator import FeetechBusEmulator, Servo, collide
+from hardware.feetech.protocol import (
     CONTROL_TABLE,
     MODEL_STS3215,
     ServoError,

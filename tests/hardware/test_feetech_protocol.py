@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hardware.feetech_protocol import (
+from hardware.feetech.protocol import (
     BAUD_RATES,
     BROADCAST_ID,
     CONTROL_TABLE,

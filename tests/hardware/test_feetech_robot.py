@@ -22,11 +22,11 @@ from deploy.loop import run
 from deploy.onnx_policy import OnnxPolicy
 from deploy.telemetry import read_log
 from hardware.backends import RobotURL, open_robot
-from hardware.calibration import CalibrationError
 from hardware.faults import WireFaults
-from hardware.feetech_bus import BusError
-from hardware.feetech_protocol import ServoError
-from hardware.feetech_robot import TORQUE_CHECK_SECONDS, FeetechRobot, ServoFault
+from hardware.feetech.bus import BusError
+from hardware.feetech.calibration import CalibrationError
+from hardware.feetech.protocol import ServoError
+from hardware.feetech.robot import TORQUE_CHECK_SECONDS, FeetechRobot, ServoFault
 from hardware.transports import PtyTransport
 from sim.so_arm import SO_ARM
 

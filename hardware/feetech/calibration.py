@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hardware.feetech_bus import BusError, FeetechBus
-from hardware.feetech_protocol import (
+from hardware.feetech.bus import BusError, FeetechBus
+from hardware.feetech.protocol import (
     BAUD_RATES,
     CENTER_COUNTS,
     CONTROL_TABLE,

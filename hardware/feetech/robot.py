@@ -1,7 +1,7 @@
 """FeetechRobot: an arm of Feetech STS3215 servos on one half-duplex bus (the SO-101), spoken to in
 Feetech's own protocol through pyserial: `--robot feetech:/dev/ttyUSB0` (or a pty, socket://).
 
-On connect: the calibration must be of this robot (hardware/calibration.py), every servo must
+On connect: the calibration must be of this robot (hardware/feetech/calibration.py), every servo must
 answer and be an STS3215 whose Homing_Offset and limits are the calibration's; then the settings
 the trained model assumes are written (docs/feetech.md) and torque goes on holding the present
 pose. Each cycle is one SYNC READ of Present_Position .. Moving (56..66) and one SYNC WRITE of
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hardware.calibration import Calibration, CalibrationError, default_path
-from hardware.feetech_bus import BusError, FeetechBus
-from hardware.feetech_protocol import CONTROL_TABLE, ServoError, decode_registers, write_packet
+from hardware.feetech.bus import BusError, FeetechBus
+from hardware.feetech.calibration import Calibration, CalibrationError, default_path
+from hardware.feetech.protocol import CONTROL_TABLE, ServoError, decode_registers, write_packet
 from hardware.robot import Robot, RobotFault
 from sim.spec import RobotSpec, RobotState
 

@@ -1,6 +1,6 @@
 """Feetech protocol 0, as the STS series servos (the SO-101's STS3215) speak it on their half-duplex
 TTL bus: packets, the STS3215 control table and the encodings of its register values. The packet
-layer of the Feetech bus backend and of its emulator (hardware/feetech_emulator.py); docs/feetech.md
+layer of the Feetech bus backend and of its emulator (hardware/feetech/emulator.py); docs/feetech.md
 describes it. It never touches a port: it turns values into bytes and bytes into packets, so a
 driver can write and read however it likes (non-blocking, with its own timeouts). numpy and the
 standard library only: it runs on the robot's computer.

@@ -2,7 +2,7 @@
 TTL bus, each with its own control table, moving the arm's MuJoCo physics in real time. It is the
 HIL partner of the Feetech bus backend: `sim2real emulate so_arm --bus feetech --pty`.
 
-It speaks Feetech protocol 0 (hardware/feetech_protocol.py, docs/feetech.md) with the servo's
+It speaks Feetech protocol 0 (hardware/feetech/protocol.py, docs/feetech.md) with the servo's
 rules: EEPROM written only while Lock = 0, read-only registers refused, status replies after the
 Return_Delay_Time, nothing sent to a broadcast but SYNC READ and PING replies. Each servo drives
 its joint as its registers say: P and D coefficients (gains), dead zones, torque limits (% of stall
@@ -27,7 +27,7 @@ import numpy as np
 
 from hardware.emulation import CLEAN_WIRE, apply_pinned_physics, sleep_precisely
 from hardware.faults import WireFaults
-from hardware.feetech_protocol import (
+from hardware.feetech.protocol import (
     BAUD_RATES,
     BROADCAST_ID,
     CENTER_COUNTS,

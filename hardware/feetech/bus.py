@@ -2,7 +2,7 @@
 and the transactions the backend, the calibration and the motor setup share: ping, read, write,
 sync read, sync write, each with its timeout and retries, everything that goes wrong counted in
 `LinkStats` (the counters our own protocol's SerialRobot keeps, so the deploy report reads the same).
-Packets come from hardware/feetech_protocol.py. numpy and pyserial only: runs on the robot's computer.
+Packets come from hardware/feetech/protocol.py. numpy and pyserial only: runs on the robot's computer.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import serial
 
-from hardware.feetech_protocol import (
+from hardware.feetech.protocol import (
     BROADCAST_ID,
     CONTROL_TABLE,
     MODEL_STS3215,
