@@ -164,6 +164,16 @@ def cmd_sysid(args: argparse.Namespace) -> None:
     print(f"wrote {summary['suggested_config']}, {summary['plot']}, {Path(args.out) / 'sysid.json'}")
 
 
+def cmd_adapt(args: argparse.Namespace) -> None:
+    from evaluation.sysid import summary_lines
+    from sim2real.adapt import adapt
+
+    result = adapt(Path(args.log), Path(args.out), args.steps, args.seed, not args.quiet,
+                   args.max_delay)
+    print("\n".join([*summary_lines(result["sysid"]), f"retrained on {result['randomization']}:"
+                     f" {result['train']['steps']} steps -> {result['policy']}"]))
+
+
 def cmd_envs(args: argparse.Namespace) -> None:
     from sim.registration import describe_envs, envs_table
 
@@ -294,6 +304,13 @@ def build_parser() -> argparse.ArgumentParser:
     sysid.add_argument("--max-delay", type=int, default=4, help="largest delay tried, steps")
     sysid.add_argument("--robot", help="refuse a log of another robot")
     sysid.add_argument("--out", default="sysid", help="folder for the config, plot and JSON")
+    adapt = verb("adapt", cmd_adapt, "fit a deploy log, retrain on ranges centred on the fit, "
+                 "export", seed=True)
+    adapt.add_argument("log", help="a .s2rlog written by `sim2real deploy`")
+    adapt.add_argument("--out", required=True, help="folder for the fit, config, run and policy")
+    adapt.add_argument("--steps", type=int, help="training steps (default: the deployed policy's)")
+    adapt.add_argument("--max-delay", type=int, default=8, help="largest delay tried, steps")
+    adapt.add_argument("--quiet", action="store_true", help="no progress display")
 
     log_verbs = verbs.add_parser("log", help="read a deploy telemetry log").add_subparsers(
         dest="log_verb", required=True)
