@@ -8,7 +8,10 @@ episodes. The four deploys run at once, so the test takes about as long as the l
 30 missed 6 s episodes, settling and walking home between them: 185 s), plus training; on 2
 cores each loop must still keep its rate. The pendulum's deploys run 30 episodes in that time because
 the simulated robot's hand (hardware/emulation.py `Hand`) puts the pendulum back at a new start
-after each fall, as a person at the rig would.
+after each fall, as a person at the rig would. The two pendulum tasks are also deployed from rest
+over our own wire, each to `sim2real emulate furuta --pose ... --catch 0.5` in its own process
+(the hardware-in-the-loop path: the emulated rig's hand holds the pendulum until the first
+voltage and puts it back after a fall), at the same time, and must agree with evaluation too.
 """
 
 from __future__ import annotations
@@ -40,6 +43,11 @@ BETWEEN_SECONDS = 3.0
 """Real time a deploy may need between two episodes, on top of the episode: a servo arm settles
 (at most 1 s) and walks home after a miss; the pendulum waits 0.5 s for the hand. Only the
 deploy's time limit is made of it: a deploy must end by its episode count, not its time."""
+RIG_POSES = {"balance": ("0", "0.05"), "swingup": ("0", "3.14159")}
+"""Where the emulated rig's hand holds the pendulum (arm, pendulum rad): held up near upright to
+balance, hanging at rest to swing up; deployed over the wire from rest, as item 2 of the issue
+asks, next to the simulated robot's deploy."""
+RIG_CATCH_SECONDS = 0.5
 MIN_RATE = 0.95
 """Of the target control rate: four real-time loops (and whatever else runs) on 2 cores."""
 
@@ -113,13 +121,35 @@ class Deployed:
     """User + system time of the deploy process."""
 
 
-def deploy_all(policies: dict[str, Path], out: Path) -> dict[str, Deployed]:
-    """`sim2real deploy POLICY --robot sim --json` for each policy, all at once, each in its own
-    process, as a user runs it (its telemetry log included)."""
+class PendulumRig:
+    """`sim2real emulate furuta --pty --pose A P --catch S` in its own process: the pendulum from
+    rest over our own wire, a hand holding it at the pose until the first voltage and putting it
+    back there after each fall (`port`: its pty)."""
+
+    def __init__(self, pose: tuple[str, str]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sim2real.cli", "emulate", "furuta", "--pty", "--pose", *pose,
+             "--catch", str(RIG_CATCH_SECONDS)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, cwd=ROOT)
+        first = self.process.stdout.readline()
+        if not first.startswith("emulating"):
+            self.process.kill()
+            raise RuntimeError(f"the emulator did not start: {first}{self.process.stderr.read()}")
+        self.port = first.split(" on ")[1].split()[0]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.communicate(timeout=10)
+
+
+def deploy_all(jobs: dict[str, tuple[Path, str]], out: Path) -> dict[str, Deployed]:
+    """`sim2real deploy POLICY --robot ROBOT --json` for each job (name: policy, robot), all at
+    once, each in its own process, as a user runs it (its telemetry log included)."""
     started, running, deployed = time.perf_counter(), {}, {}
-    for name, policy in policies.items():
-        command = [sys.executable, "-m", "sim2real.cli", "deploy", str(policy), "--robot", "sim",
-                   "--seconds", str(deploy_seconds(CASES[name].env_id)), "--episodes",
+    for name, (policy, robot) in jobs.items():
+        case = CASES[name.split(" ")[0]]
+        command = [sys.executable, "-m", "sim2real.cli", "deploy", str(policy), "--robot", robot,
+                   "--seconds", str(deploy_seconds(case.env_id)), "--episodes",
                    str(EPISODES), "--seed", str(DEPLOY_SEED), "--log", str(out / f"{name}.s2rlog"),
                    "--json"]
         with (out / f"{name}.out").open("w") as stdout, (out / f"{name}.err").open("w") as stderr:
@@ -157,8 +187,16 @@ def test_deploy_on_the_simulated_robot_succeeds_as_often_as_evaluation(
     # Evaluation first: in this process, it would take CPU from the real-time loops.
     evaluated = {name: evaluate_policy(policy, None, EPISODES, EVAL_SEED)
                  for name, policy in policies.items()}
+    rigs = {name: PendulumRig(pose) for name, pose in RIG_POSES.items()}
+    jobs = {name: (policy, "sim") for name, policy in policies.items()}
+    jobs |= {f"{name} over the emulator": (policies[name], f"serial:{rig.port}")
+             for name, rig in rigs.items()}
     before = cpu_busy()
-    deployed = deploy_all(policies, tmp_path)
+    try:
+        deployed = deploy_all(jobs, tmp_path)
+    finally:
+        for rig in rigs.values():
+            rig.stop()
     busy, total = (after - then for after, then in zip(cpu_busy(), before, strict=True))
     wall = max(d.wall_seconds for d in deployed.values())
 
@@ -166,8 +204,8 @@ def test_deploy_on_the_simulated_robot_succeeds_as_often_as_evaluation(
              f" s CPU; the machine's {os.cpu_count()} CPUs {busy / total:.0%} busy (all "
              "processes)"]
     problems = []
-    for name, case in CASES.items():
-        evaluation, result = evaluated[name], deployed[name]
+    for name in jobs:
+        case, evaluation, result = CASES[name.split(" ")[0]], evaluated[name.split(" ")[0]], deployed[name]
         report = result.report
         p_eval, p_deploy = evaluation["success_rate"], report["success_rate"]
         n_eval, n_deploy = evaluation["episodes"], report["episodes"]
@@ -186,8 +224,9 @@ def test_deploy_on_the_simulated_robot_succeeds_as_often_as_evaluation(
         if report["loop_rate_hz"] < MIN_RATE * report["target_rate_hz"]:
             problems.append(f"{name}: the loop ran at {report['loop_rate_hz']:.1f} Hz, below "
                             f"{MIN_RATE:.0%} of {report['target_rate_hz']:.0f} Hz")
+        catch = RIG_CATCH_SECONDS if "emulator" in name else SIM_CATCH_SECONDS
         if report["engage_waits"] and report["engage_seconds"] > report["engage_waits"] * (
-                SIM_CATCH_SECONDS + 0.25):
+                catch + 0.25):
             problems.append(f"{name}: {report['engage_waits']} waits for the pendulum took "
                             f"{report['engage_seconds']:.1f} s: the hand did not put it back")
         if abs(p_deploy - p_eval) > allowed:
