@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from feetech_bus import nominal_calibration
-from processes import BAUD, SIM2REAL, Emulator, Trainer
+from processes import BAUD, SIM2REAL, Emulator, Trainer, hardware_like
 
 RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,17 +40,6 @@ WIRES = {"serial": ("--baud", str(BAUD)), "feetech": ("--bus", "feetech", "--bau
 FREEZE_AFTER_S = 5.0
 RT_DEPLOY = ("--rt-priority", "50", "--cpu", "1")
 """What the deploy's advice line asks for on a busy computer."""
-
-
-def hardware_like(device: Emulator) -> Emulator:
-    """The emulator stands in for the robot's own electronics, which the computer's load does not
-    slow: it runs at SCHED_FIFO priority 60 on CPU 0 where allowed (as root here)."""
-    try:
-        os.sched_setaffinity(device.process.pid, {0})
-        os.sched_setscheduler(device.process.pid, os.SCHED_FIFO, os.sched_param(60))
-    except (AttributeError, OSError):
-        pass  # no privilege: the emulator shares the load, a harder test than real hardware
-    return device
 
 
 def reach_policy(path: Path | None) -> Path:
