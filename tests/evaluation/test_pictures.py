@@ -25,6 +25,7 @@ def opened(path) -> np.ndarray:
     return pixels
 
 
+@pytest.mark.slow  # 2 s: the fast subset keeps under a minute
 def test_robustness_map_of_two_policies(tiny_run, tiny_policy, tmp_path) -> None:
     axes = [Axis.parse("mass=0.8:1.2:2"), Axis.parse("action_delay=0,2")]
     result = robustness_map([tiny_policy, tiny_run], None, axes, episodes=2,

@@ -211,6 +211,7 @@ def test_bf16_multiplies_only_the_hidden_layers_close_to_fp32() -> None:
         use_matmul_precision(critic, "fp16")
 
 
+@pytest.mark.slow  # 0.7-1 s each: the fast subset keeps under a minute
 @pytest.mark.parametrize("name", list(ALGOS))
 def test_bf16_training_exports_an_fp32_policy(name: str, tmp_path, monkeypatch) -> None:
     seen: list[bool] = []

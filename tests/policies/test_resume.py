@@ -48,6 +48,7 @@ def metrics(run_dir) -> list[dict]:
             for row in csv.DictReader((run_dir / "metrics.csv").open())]
 
 
+@pytest.mark.slow  # 1.5 s each: the fast subset keeps under a minute
 @pytest.mark.parametrize("scale_rewards", [False, True])
 def test_crash_and_resume_gives_the_uninterrupted_learning_curve(tmp_path, scale_rewards) -> None:
     """With reward scaling the scaler's running returns and statistics come back too."""

@@ -71,6 +71,7 @@ def test_block_is_tracked_and_placed_by_the_task() -> None:
     assert np.allclose(obs[15:18], block) and np.allclose(obs[18:21], goal)
 
 
+@pytest.mark.slow  # 1.4 s: the fast subset keeps under a minute
 def test_scripted_pusher_solves_most_episodes() -> None:
     env = make_env("sim2real/ArmPush-v0")
     task = env.unwrapped.task
