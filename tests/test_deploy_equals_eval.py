@@ -16,6 +16,7 @@ voltage and puts it back after a fall), at the same time, and must agree with ev
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from emulators import Emulator
 
 ROOT = Path(__file__).resolve().parents[1]
 EPISODES = 30
@@ -121,27 +123,6 @@ class Deployed:
     """User + system time of the deploy process."""
 
 
-class PendulumRig:
-    """`sim2real emulate furuta --pty --pose A P --catch S` in its own process: the pendulum from
-    rest over our own wire, a hand holding it at the pose until the first voltage and putting it
-    back there after each fall (`port`: its pty)."""
-
-    def __init__(self, pose: tuple[str, str]) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "sim2real.cli", "emulate", "furuta", "--pty", "--pose", *pose,
-             "--catch", str(RIG_CATCH_SECONDS)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, cwd=ROOT)
-        first = self.process.stdout.readline()
-        if not first.startswith("emulating"):
-            self.process.kill()
-            raise RuntimeError(f"the emulator did not start: {first}{self.process.stderr.read()}")
-        self.port = first.split(" on ")[1].split()[0]
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.communicate(timeout=10)
-
-
 def deploy_all(jobs: dict[str, tuple[Path, str]], out: Path) -> dict[str, Deployed]:
     """`sim2real deploy POLICY --robot ROBOT --json` for each job (name: policy, robot), all at
     once, each in its own process, as a user runs it (its telemetry log included)."""
@@ -187,16 +168,16 @@ def test_deploy_on_the_simulated_robot_succeeds_as_often_as_evaluation(
     # Evaluation first: in this process, it would take CPU from the real-time loops.
     evaluated = {name: evaluate_policy(policy, None, EPISODES, EVAL_SEED)
                  for name, policy in policies.items()}
-    rigs = {name: PendulumRig(pose) for name, pose in RIG_POSES.items()}
     jobs = {name: (policy, "sim") for name, policy in policies.items()}
-    jobs |= {f"{name} over the emulator": (policies[name], f"serial:{rig.port}")
-             for name, rig in rigs.items()}
-    before = cpu_busy()
-    try:
+    with contextlib.ExitStack() as rigs:
+        # The pendulum from rest over our own wire: the emulated rig's hand holds it at the
+        # pose until the first voltage and puts it back there after each fall.
+        for name, pose in RIG_POSES.items():
+            rig = rigs.enter_context(Emulator("furuta", "--pose", *pose, "--catch",
+                                              str(RIG_CATCH_SECONDS)))
+            jobs[f"{name} over the emulator"] = (policies[name], f"serial:{rig.port}")
+        before = cpu_busy()
         deployed = deploy_all(jobs, tmp_path)
-    finally:
-        for rig in rigs.values():
-            rig.stop()
     busy, total = (after - then for after, then in zip(cpu_busy(), before, strict=True))
     wall = max(d.wall_seconds for d in deployed.values())
 

@@ -287,7 +287,7 @@ def test_the_robot_computers_install_sets_up_motors_plugged_in_one_at_a_time(
     (all ID 1), plugged in one at a time (`sim2real emulate so_arm --bus feetech --one-at-a-time`,
     its own process). The test is the person: at each of setup-motors' prompts it plugs in that
     joint's servo (Enter on the emulator's stdin, acknowledged), then presses Enter."""
-    from test_hil import Emulator
+    from emulators import Emulator
 
     names = list(SO_ARM.actuator_names)
     with Emulator("so_arm", "--bus", "feetech", "--one-at-a-time",
@@ -335,7 +335,7 @@ def _calibrate_and_deploy(venv: Path, policy: Path, tmp_path: Path, *deploy_args
     """From the torch-free install in `venv`: import a LeRobot calibration into an emulated servo
     bus (`sim2real emulate so_arm --bus feetech`, its own process), then deploy `policy` over it.
     Returns the deploy's JSON report and the emulator (its counters read at exit)."""
-    from test_hil import Emulator
+    from emulators import Emulator
 
     lerobot = tmp_path / "lerobot.json"
     lerobot.write_text(json.dumps(_lerobot_middle_calibration()))

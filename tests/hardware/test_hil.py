@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from emulators import Emulator
 
 from deploy.contract import Contract
 from deploy.loop import run
@@ -24,45 +25,6 @@ from sim.spec import RobotState
 
 # Each test starts an emulator process and deploys for a second or more in real time.
 pytestmark = pytest.mark.slow
-
-
-class Emulator:
-    """`sim2real emulate ROBOT --pty ARGS...` in its own process; `port` is where to connect.
-    `stdin=subprocess.PIPE` to `press_enter` (--one-at-a-time plugs in the next servo)."""
-
-    def __init__(self, robot: str, *args: str, stdin: int | None = None) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "sim2real.cli", "emulate", robot, "--pty", *args],
-            stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        first = self.process.stdout.readline()
-        if not first.startswith("emulating"):
-            self.process.kill()
-            raise RuntimeError(f"the emulator did not start: {first}{self.process.stderr.read()}")
-        self.port = first.split(" on ")[1].split()[0]
-        self.counters: dict = {}
-
-    def __enter__(self) -> Emulator:
-        return self
-
-    def press_enter(self) -> None:
-        self.process.stdin.write("\n")
-        self.process.stdin.flush()
-
-    def line_starting(self, prefix: str) -> str:
-        """The next line the emulator prints that starts with `prefix` (without its newline)."""
-        while line := self.process.stdout.readline():
-            if line.startswith(prefix):
-                return line.rstrip("\n")
-        raise AssertionError(f"the emulator ended without a line {prefix!r}...: "
-                             f"{self.process.stderr.read()}")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()  # it prints its counters and exits
-        out, _ = self.process.communicate(timeout=10)
-        for line in out.splitlines():
-            if line.startswith("emulator stopped: "):
-                self.counters = json.loads(line.removeprefix("emulator stopped: "))
 
 
 def test_the_loop_keeps_running_through_corruption_and_drops(tiny_policy, tmp_path) -> None:

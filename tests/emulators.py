@@ -1,0 +1,46 @@
+"""A robot's emulator in its own process, as the tests that drive one over a pty start it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+class Emulator:
+    """`sim2real emulate ROBOT --pty ARGS...` in its own process; `port` is where to connect.
+    `stdin=subprocess.PIPE` to `press_enter` (--one-at-a-time plugs in the next servo)."""
+
+    def __init__(self, robot: str, *args: str, stdin: int | None = None) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sim2real.cli", "emulate", robot, "--pty", *args],
+            stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = self.process.stdout.readline()
+        if not first.startswith("emulating"):
+            self.process.kill()
+            raise RuntimeError(f"the emulator did not start: {first}{self.process.stderr.read()}")
+        self.port = first.split(" on ")[1].split()[0]
+        self.counters: dict = {}
+
+    def __enter__(self) -> Emulator:
+        return self
+
+    def press_enter(self) -> None:
+        self.process.stdin.write("\n")
+        self.process.stdin.flush()
+
+    def line_starting(self, prefix: str) -> str:
+        """The next line the emulator prints that starts with `prefix` (without its newline)."""
+        while line := self.process.stdout.readline():
+            if line.startswith(prefix):
+                return line.rstrip("\n")
+        raise AssertionError(f"the emulator ended without a line {prefix!r}...: "
+                             f"{self.process.stderr.read()}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()  # it prints its counters and exits
+        out, _ = self.process.communicate(timeout=10)
+        for line in out.splitlines():
+            if line.startswith("emulator stopped: "):
+                self.counters = json.loads(line.removeprefix("emulator stopped: "))
