@@ -101,6 +101,15 @@ def timing_advice(report: DeployReport) -> str:
             "CAP_SYS_NICE with `sudo setcap cap_sys_nice+ep $(readlink -f $(which python3))`)")
 
 
+def after_report(report: DeployReport) -> tuple[list[str], int]:
+    """What `sim2real deploy` says on stderr after its report line (timing advice, why it
+    stopped), and its exit code: 3 when the robot stopped answering or faulted, else 0."""
+    advice = timing_advice(report)
+    lines = ([f"advice: {advice}"] if advice else []) + (
+        [f"stopped: {report.stopped}"] if report.stopped else [])
+    return lines, 3 if report.stopped.startswith(("watchdog", "servo fault")) else 0
+
+
 def _link_line(link: dict) -> str:
     faults = ", ".join(f"{k} {v}" for k, v in link["faults"].items()) or "none"
     return (f"{link['frames_sent']} frames sent, {link['frames_received']} received, "

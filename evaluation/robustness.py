@@ -123,8 +123,9 @@ def robustness_map(policies: list[Path], env_id: str | None, axes: list[Axis], e
     metric = "success_rate" if rows[0]["success_rate"] is not None else "mean_return"
     pictures = plot_maps(rows, axes, names, metric, env_id, out)
     summary = write_summary(rows, axes, names, metric, env_id, episodes, out, pictures)
+    written = ", ".join(str(path) for path in (csv_path, *pictures, summary))
     return {"rows": rows, "csv": csv_path, "pictures": pictures, "summary": summary,
-            "metric": metric}
+            "metric": metric, "text": f"{summary.read_text()}\nwrote {written}"}
 
 
 def _short_names(policies: list[Path]) -> list[str]:

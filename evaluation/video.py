@@ -70,7 +70,9 @@ def record_video(policy_path: Path, env_id: str | None, out: Path, episodes: int
     else:
         imageio.mimsave(out, frames, fps=fps, codec="libx264", quality=7,
                         macro_block_size=8)
-    return {"path": out, "frames": len(frames), "fps": fps, "domains": domains}
+    what = f"a montage of {domains} domains" if domains else "the nominal env"
+    return {"path": out, "frames": len(frames), "fps": fps, "domains": domains,
+            "line": f"wrote {out}: {len(frames)} frames at {fps} fps, {what}"}
 
 
 def _robot_of(env) -> str | None:

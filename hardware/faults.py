@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 
@@ -57,6 +58,22 @@ class WireFaults:
         if "reset_at" in values and not isinstance(values["reset_at"], list | tuple):
             values = {**values, "reset_at": (values["reset_at"],)}
         return cls(**values)
+
+    @classmethod
+    def from_file_and_flags(cls, path: Path | None, flags: dict[str, Any]) -> WireFaults:
+        """A settings file's faults (YAML/JSON), with the command line's flags (those not None)
+        over them."""
+        from hardware.settings import read_settings
+
+        settings = read_settings(path) if path else {}
+        return cls.from_dict(settings | {key: value for key, value in flags.items()
+                                         if value is not None})
+
+    def settings(self) -> dict[str, Any]:
+        """The faults that differ from a clean wire, as a settings file would give them."""
+        clean = WireFaults()
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if getattr(self, f.name) != getattr(clean, f.name)}
 
     @property
     def active(self) -> bool:

@@ -37,7 +37,7 @@ def adapt(log_path: Path, out: Path, steps: int | None = None, seed: int = 0,
 
     from deploy.export import export
     from deploy.telemetry import read_log
-    from evaluation.sysid import MAX_DELAY_STEPS, identify
+    from evaluation.sysid import MAX_DELAY_STEPS, identify, summary_lines
     from policies.records import atomic_write_bytes
     from sim2real.runs import train_run
 
@@ -60,5 +60,7 @@ def adapt(log_path: Path, out: Path, steps: int | None = None, seed: int = 0,
     result = train_run(contract["env_id"], contract["algorithm"], steps, seed, out / "run",
                        str(config_path), overwrite=True, progress=progress)
     exported = export(out / "run")
+    lines = [*summary_lines(summary), f"retrained on {config_path}: {result['steps']} steps -> "
+             f"{exported.path}"]
     return {"sysid": summary, "randomization": str(config_path), "train": result,
-            "policy": str(exported.path)}
+            "policy": str(exported.path), "lines": lines}

@@ -28,23 +28,15 @@ def cmd_train(args: argparse.Namespace) -> None:
     from sim2real.runs import default_randomization, resume_run, train_run
 
     if args.resume:
-        result = resume_run(Path(args.resume), args.steps, args.env, args.algo, not args.quiet,
-                            args.discrete_actions)
-        print(f"resumed {args.resume}: {result['steps']} steps, {result['seconds']:.1f} s in "
-              f"all, recent return {result['mean_return']:.2f}")
+        print(resume_run(Path(args.resume), args.steps, args.env, args.algo, not args.quiet,
+                         args.discrete_actions)["line"])
         return
-    missing = [flag for flag, value in (("--env", args.env), ("--steps", args.steps),
-                                        ("--out", args.out)) if value is None]
-    if missing:
+    if missing := [f"--{flag}" for flag in ("env", "steps", "out") if getattr(args, flag) is None]:
         raise ValueError(f"train needs {', '.join(missing)} (or --resume RUN_DIR)")
-    algo = args.algo or "ppo"
-    randomization = args.randomization or default_randomization(args.env)
-    result = train_run(args.env, algo, args.steps, args.seed, Path(args.out), randomization,
-                       args.overwrite, not args.quiet, json.loads(args.set) if args.set else None,
-                       args.pixels, args.discrete_actions)
-    print(f"trained {algo} on {args.env} with randomization {randomization}: "
-          f"{result['randomization']}; {result['steps']} steps in {result['seconds']:.1f} s, "
-          f"recent return {result['mean_return']:.2f} -> {args.out} (learning_curve.png)")
+    print(train_run(args.env, args.algo or "ppo", args.steps, args.seed, Path(args.out),
+                    args.randomization or default_randomization(args.env), args.overwrite,
+                    not args.quiet, json.loads(args.set) if args.set else None, args.pixels,
+                    args.discrete_actions)["line"])
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -62,38 +54,35 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_deploy(args: argparse.Namespace) -> None:
-    from deploy.on_robot import default_log_path, deploy_on_robot, report_line, timing_advice
+    from deploy.on_robot import after_report, default_log_path, deploy_on_robot, report_line
 
     log = None if args.no_log else _path(args.log) or default_log_path(Path(args.policy))
     report = deploy_on_robot(Path(args.policy), args.robot, args.seconds, args.episodes,
                              args.seed, _path(args.safety), log, _path(args.estop_file),
                              args.estop_key, args.rt_priority, args.cpu, _path(args.calibration))
     print(report_line(report))
-    if advice := timing_advice(report):
-        print(f"sim2real deploy: advice: {advice}", file=sys.stderr)
     if args.json:
         print(json.dumps(report.summary()), flush=True)
-    if report.stopped:
-        print(f"sim2real deploy: stopped: {report.stopped}", file=sys.stderr)
-        if report.stopped.startswith(("watchdog", "servo fault")):
-            sys.exit(3)
+    lines, code = after_report(report)
+    for line in lines:
+        print(f"sim2real deploy: {line}", file=sys.stderr)
+    if code:
+        sys.exit(code)
 
 
 def cmd_emulate(args: argparse.Namespace) -> None:
     from hardware.emulator import banner, emulator_for, plug_on_enter, serve_until_stopped, stopped_summary
     from hardware.faults import WireFaults
-    from hardware.settings import read_settings
 
-    faults = read_settings(Path(args.faults)) if args.faults else {}
-    faults |= {key: getattr(args, key) for key in FAULT_FLAGS if getattr(args, key) is not None}
-    wire_faults = WireFaults.from_dict(faults)
+    faults = WireFaults.from_file_and_flags(_path(args.faults),
+                                            {key: getattr(args, key) for key in FAULT_FLAGS})
     emulator = emulator_for(args.robot, args.watchdog_ms, args.tcp, _path(args.physics),
-                            args.baud, wire_faults, args.pose, args.bus, args.one_at_a_time, args.catch)
-    print("\n".join(banner(emulator, args.bus, faults if wire_faults.active else None)), flush=True)
+                            args.baud, faults, args.pose, args.bus, args.one_at_a_time, args.catch)
+    print("\n".join(banner(emulator, args.bus, faults.settings() if faults.active else None)), flush=True)
     if args.one_at_a_time:
         plug_on_enter(emulator, sys.stdin.fileno(), lambda line: print(line, flush=True))
     serve_until_stopped(emulator, args.seconds)
-    print("emulator stopped: " + json.dumps(stopped_summary(emulator, wire_faults.counts)), flush=True)
+    print("emulator stopped: " + json.dumps(stopped_summary(emulator, faults.counts)), flush=True)
 
 
 def cmd_setup_motors(args: argparse.Namespace) -> None:
@@ -130,11 +119,9 @@ def cmd_log_show(args: argparse.Namespace) -> None:
 def cmd_robustness(args: argparse.Namespace) -> None:
     from evaluation.robustness import Axis, robustness_map
 
-    result = robustness_map([Path(p) for p in args.policies], args.env,
-                            [Axis.parse(text) for text in args.vary], args.episodes,
-                            Path(args.out), args.seed, progress=not args.quiet)
-    print(result["summary"].read_text())
-    print(f"wrote {', '.join(str(p) for p in (result['csv'], *result['pictures'], result['summary']))}")
+    print(robustness_map([Path(p) for p in args.policies], args.env,
+                         [Axis.parse(text) for text in args.vary], args.episodes,
+                         Path(args.out), args.seed, progress=not args.quiet)["text"])
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
@@ -146,10 +133,8 @@ def cmd_plot(args: argparse.Namespace) -> None:
 def cmd_video(args: argparse.Namespace) -> None:
     from evaluation.video import record_video
 
-    result = record_video(Path(args.policy), args.env, Path(args.out), args.episodes, args.seed,
-                          args.montage, args.randomization, args.size)
-    what = f"a montage of {result['domains']} domains" if result["domains"] else "the nominal env"
-    print(f"wrote {result['path']}: {result['frames']} frames at {result['fps']} fps, {what}")
+    print(record_video(Path(args.policy), args.env, Path(args.out), args.episodes, args.seed,
+                       args.montage, args.randomization, args.size)["line"])
 
 
 def cmd_sysid(args: argparse.Namespace) -> None:
@@ -157,21 +142,16 @@ def cmd_sysid(args: argparse.Namespace) -> None:
 
     summary = identify(Path(args.log), Path(args.out), tuple(args.terms) if args.terms else None,
                        args.max_delay, args.robot)
-    if args.json:
-        print(json.dumps(summary, default=float))
-        return
-    print("\n".join(summary_lines(summary)))
-    print(f"wrote {summary['suggested_config']}, {summary['plot']}, {Path(args.out) / 'sysid.json'}")
+    print(json.dumps(summary, default=float) if args.json else "\n".join([
+        *summary_lines(summary), f"wrote {summary['suggested_config']}, {summary['plot']}, "
+        f"{Path(args.out) / 'sysid.json'}"]))
 
 
 def cmd_adapt(args: argparse.Namespace) -> None:
-    from evaluation.sysid import summary_lines
     from sim2real.adapt import adapt
 
-    result = adapt(Path(args.log), Path(args.out), args.steps, args.seed, not args.quiet,
-                   args.max_delay)
-    print("\n".join([*summary_lines(result["sysid"]), f"retrained on {result['randomization']}:"
-                     f" {result['train']['steps']} steps -> {result['policy']}"]))
+    print("\n".join(adapt(Path(args.log), Path(args.out), args.steps, args.seed, not args.quiet,
+                          args.max_delay)["lines"]))
 
 
 def cmd_envs(args: argparse.Namespace) -> None:
@@ -194,17 +174,19 @@ def build_parser() -> argparse.ArgumentParser:
         "and run them on the robot."))
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    def verb(name: str, func, help: str, seed: bool = False,
-             json_help: str | None = None) -> argparse.ArgumentParser:
+    def verb(name: str, func, help: str, seed: bool = False, json_help: str | None = None,
+             quiet: bool = False) -> argparse.ArgumentParser:
         sub = verbs.add_parser(name, help=help)
         sub.set_defaults(func=func)
         if seed:
             sub.add_argument("--seed", type=int, default=0)
         if json_help is not None:
             sub.add_argument("--json", action="store_true", help=json_help or None)
+        if quiet:
+            sub.add_argument("--quiet", action="store_true", help="no progress display")
         return sub
 
-    train = verb("train", cmd_train, "train a policy on an env", seed=True)
+    train = verb("train", cmd_train, "train a policy on an env", seed=True, quiet=True)
     train.add_argument("--env", help="env id, e.g. sim2real/ArmReach-v0")
     train.add_argument("--algo", help="ppo (default), sac, td3, ddpg, a2c, trpo, reinforce or dqn")
     train.add_argument("--steps", type=int, help="env steps to train for")
@@ -216,7 +198,6 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--discrete-actions", type=int, metavar="N", help="N choices per action (dqn)")
     train.add_argument("--set", help='algorithm settings as JSON, e.g. \'{"num_envs": 8}\'')
     train.add_argument("--overwrite", action="store_true", help="replace an existing run dir")
-    train.add_argument("--quiet", action="store_true", help="no progress display")
 
     evaluate = verb("eval", cmd_eval, "evaluate a run or an ONNX policy", True, "one JSON line")
     evaluate.add_argument("policy", help="run dir or policy.onnx")
@@ -276,14 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
     emulate.add_argument("--catch", type=float, metavar="S", help="put a --pose back after S s at 0 V")
     emulate.add_argument("--seconds", type=float, help="stop after (default: never)")
 
-    robustness = verb("robustness", cmd_robustness, "evaluate policies over a grid of physics", True)
+    robustness = verb("robustness", cmd_robustness, "evaluate policies on a physics grid", True, quiet=True)
     robustness.add_argument("policies", nargs="+", help="run dirs or policy.onnx files")
     robustness.add_argument("--env", help="env id (default: the first's own)")
     robustness.add_argument("--vary", action="append", default=[], metavar="TERM=LOW:HIGH:N",
                             help="a term at N values (or TERM=V1,V2,...); repeat for a grid")
     robustness.add_argument("--episodes", type=int, default=20, help="episodes per cell")
     robustness.add_argument("--out", default="robustness", help="folder for CSV, PNGs, summary")
-    robustness.add_argument("--quiet", action="store_true", help="no progress display")
 
     plot = verb("plot", cmd_plot, "learning curves of runs, mean and spread over seeds")
     plot.add_argument("runs", nargs="+", help="run dirs (runs differing only in seed are grouped)")
@@ -305,12 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
     sysid.add_argument("--robot", help="refuse a log of another robot")
     sysid.add_argument("--out", default="sysid", help="folder for the config, plot and JSON")
     adapt = verb("adapt", cmd_adapt, "fit a deploy log, retrain on ranges centred on the fit, "
-                 "export", seed=True)
+                 "export", seed=True, quiet=True)
     adapt.add_argument("log", help="a .s2rlog written by `sim2real deploy`")
     adapt.add_argument("--out", required=True, help="folder for the fit, config, run and policy")
     adapt.add_argument("--steps", type=int, help="training steps (default: the deployed policy's)")
     adapt.add_argument("--max-delay", type=int, default=8, help="largest delay tried, steps")
-    adapt.add_argument("--quiet", action="store_true", help="no progress display")
 
     log_verbs = verbs.add_parser("log", help="read a deploy telemetry log").add_subparsers(
         dest="log_verb", required=True)

@@ -93,6 +93,9 @@ def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
                                   discrete_actions=discrete_actions), config, out,
         metadata=metadata, progress=progress)
     result["randomization"] = described
+    result["line"] = (f"trained {algo} on {env_id} with randomization {randomization or 'none'}: "
+                      f"{described}; {result['steps']} steps in {result['seconds']:.1f} s, recent "
+                      f"return {result['mean_return']:.2f} -> {out} (learning_curve.png)")
     plot_learning_curve(out / "metrics.csv", out / "learning_curve.png")
     if randomization_config is not None and randomization_config.adr:
         from randomization.adr_plot import plot_adr_ranges
@@ -150,4 +153,6 @@ def resume_run(run_dir: Path, steps: int | None = None, env_id: str | None = Non
                              config, run_dir, metadata=metadata, progress=progress,
                              resume=checkpoint)
     plot_learning_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png")
+    result["line"] = (f"resumed {run_dir}: {result['steps']} steps, {result['seconds']:.1f} s in "
+                      f"all, recent return {result['mean_return']:.2f}")
     return result
