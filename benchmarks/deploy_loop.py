@@ -77,7 +77,7 @@ def compute_latency(run_dir: Path, onnx_path: Path, cycles: int, rounds: int) ->
             states.append(state)
             goals.append(goal)
             action = onnx_policy(task.evaluate(state, goal, past).observation)
-            robot.send_command(task.action_to_command(action, state))
+            robot.send_command(task.action_to_command(action, state, past))
 
     samples: dict[str, dict[str, list[float]]] = {
         name: {"observe": [], "infer": [], "supervise": [], "compute": []}
@@ -90,7 +90,7 @@ def compute_latency(run_dir: Path, onnx_path: Path, cycles: int, rounds: int) ->
                 t0 = time.perf_counter()
                 observation = task.evaluate(state, goal, past).observation
                 t1 = time.perf_counter()
-                command = task.action_to_command(act(observation), state)
+                command = task.action_to_command(act(observation), state, past)
                 t2 = time.perf_counter()
                 supervisor.filter(command, state, 10.0)
                 t3 = time.perf_counter()

@@ -167,11 +167,11 @@ def pipeline_check(env, policy: torch.nn.Module, deployed: OnnxPolicy,
                 action = policy(*policy_inputs(stack_observations([obs])))[0].numpy()
             if task is not None:
                 state, goal = unwrapped.sim.state(), unwrapped.goal
-                trained = unwrapped.task.action_to_command(action, state)
+                trained = unwrapped.task.action_to_command(action, state, unwrapped.history.commands)
                 observation = task.evaluate(state, goal, history.commands).observation
                 if isinstance(obs, dict):  # the camera image as rendered, the state by the task
                     observation = {"pixels": obs["pixels"], "state": observation}
-                runtime = task.action_to_command(deployed(observation), state)
+                runtime = task.action_to_command(deployed(observation), state, history.commands)
                 history.push(runtime)
             else:
                 trained, runtime = action, deployed(obs)

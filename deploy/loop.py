@@ -235,7 +235,7 @@ class _Loop:
         if step is not None and step.observation is not None:
             observation = step.observation
             action = self.policy(observation)
-            wanted = self.task.action_to_command(action, state)
+            wanted = self.task.action_to_command(action, state, self.episodes.history.commands)
             t_infer = time.perf_counter()
         # -- supervise --------------------------------------------------------------------------
         command, mask = self.supervisor.filter(self.episodes.hold if wanted is None else wanted,

@@ -190,7 +190,7 @@ class BatchRobotEnv(gym.vector.VectorEnv):
         states = self._readings
         first = self.sims[0]
         # Actuator models run vectorized over the batch; each copy then only steps.
-        commands = self.task.action_to_command(actions, states)
+        commands = self.task.action_to_command(actions, states, self.history.commands)
         self.history.push(commands)
         if self.command_line is not None:
             commands = self.command_line.send(commands)

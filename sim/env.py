@@ -89,7 +89,7 @@ class RobotTaskEnv(gym.Env):
                              f"{self.action_space.shape}")
         if self.reading is None:
             raise RuntimeError("call reset() before step()")
-        command = self.task.action_to_command(action, self.reading)
+        command = self.task.action_to_command(action, self.reading, self.history.commands)
         self.history.push(command)  # what the policy asked for, before any delay
         if self.command_line is not None:
             command = self.command_line.send(command[None])[0]

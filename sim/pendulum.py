@@ -129,7 +129,8 @@ class PendulumTask:
                         success=(np.abs(alpha) < self.config.upright_tolerance) & ~out_of_range,
                         terminated=terminated, distance=np.abs(alpha))
 
-    def action_to_command(self, action: np.ndarray, state: RobotState) -> np.ndarray:
+    def action_to_command(self, action: np.ndarray, state: RobotState,
+                          history: np.ndarray) -> np.ndarray:
         """Action in [-1, 1] -> motor voltage (V)."""
         action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
         return action[..., :1] * self.config.max_voltage

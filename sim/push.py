@@ -109,8 +109,9 @@ class PushTask:
         return TaskStep(observation=observation, reward=-to_target - 0.5 * to_block,
                         success=success, terminated=success, distance=to_target)
 
-    def action_to_command(self, action: np.ndarray, state: RobotState) -> np.ndarray:
-        return self.arm.action_to_command(action, state)
+    def action_to_command(self, action: np.ndarray, state: RobotState,
+                          history: np.ndarray) -> np.ndarray:
+        return self.arm.action_to_command(action, state, history)
 
     def ready(self, state: RobotState) -> bool:
         return True  # the servos hold the arm; between episodes it settles and walks home

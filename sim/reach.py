@@ -17,6 +17,7 @@ from sim.task import TaskStep, column_index, config_to_json
 
 # Joint speeds are scaled into roughly [-1, 1] before the policy's own normalizer sees them.
 VELOCITY_SCALE = 0.2
+ACTION_BASES = ("measured", "last_goal")
 
 
 @dataclass(frozen=True)
@@ -51,15 +52,25 @@ class ReachConfig:
     """k: the observation ends with the actuated joints' position goals (rad) of the last k
     commands sent, oldest first, so a policy under several steps of command delay knows what is
     still on its way. 0: off (the observation of policies trained before it existed)."""
+    action_base: str = "measured"
+    """Where an action's step starts: "measured", each actuated joint's measured position;
+    "last_goal", the goal last sent to it (needs command_history >= 1), and the observation then
+    also ends with the tip position those goals make and the target minus it. Under d control
+    steps of command delay the goals in flight start from where the arm was d steps ago, so a
+    measured base cannot move the arm faster than a step per d periods; a last-goal base moves
+    the goal a step every period whatever the delay, and its tip tells the policy where the arm
+    is headed."""
 
 
 class ReachTask:
     """Reach for a robot with a forward-kinematics chain. An action in [-1, 1] moves each actuated
-    joint's goal by up to `max_step` from its measured position; the observation is
+    joint's goal by up to `max_step` from its measured position (or from its last goal); the
+    observation is
 
     joint positions (n), joint velocities * 0.2 (n), tip position (3), target (3), target - tip (3),
     then with `command_history` k > 0 the actuated joints' goals (rad) of the last k commands
-    sent, oldest first (k x actuated joints).
+    sent, oldest first (k x actuated joints), then with `action_base` "last_goal" the tip
+    position of the last goals (3) and target - that tip (3).
     """
 
     name = "reach"
@@ -95,6 +106,13 @@ class ReachTask:
         self.default_command = self.default_pose[robot.actuated_joint_index]
         self.max_steps = round(config.episode_seconds / robot.control_period)
         self.history_length = check_history_length("ReachConfig", config.command_history)
+        if config.action_base not in ACTION_BASES:
+            raise ValueError(f"ReachConfig.action_base must be one of {ACTION_BASES}, got "
+                             f"{config.action_base!r}")
+        self.from_last_goal = config.action_base == "last_goal"
+        if self.from_last_goal and not self.history_length:
+            raise ValueError("ReachConfig.action_base 'last_goal' steps from the last goal sent, "
+                             "which the command history keeps: set command_history >= 1")
         offsets = np.asarray(robot.chain.offsets)
         self._full_extension = float(np.linalg.norm(offsets[2:], axis=1).sum()
                                      + np.linalg.norm(robot.chain.tip_offset))
@@ -112,11 +130,25 @@ class ReachTask:
     def history_layout(self) -> list[tuple[str, int]]:
         """The observation's command history part (none when `command_history` is 0)."""
         size = self.history_length * self.action_size
-        return [("past_goals_rad_oldest_first", size)] if size else []
+        layout = [("past_goals_rad_oldest_first", size)] if size else []
+        if self.from_last_goal:
+            layout += [("last_goal_tip_position", 3), ("target_minus_last_goal_tip", 3)]
+        return layout
 
     def history_features(self, history: np.ndarray) -> np.ndarray:
         """The actuated joints' goals of the last commands, oldest first, flattened."""
         return command_features(history, self.history_length, self.actuated)
+
+    def last_goals(self, history: np.ndarray) -> np.ndarray:
+        """The actuated joints' goals of the last command sent (rad; batch rows first)."""
+        return history[..., -1, :][..., self.actuated]
+
+    def last_goal_tip(self, state: RobotState, history: np.ndarray) -> np.ndarray:
+        """Where the tip would be with the actuated joints at their last goals and the others
+        where they are measured: where the arm is headed."""
+        positions = state.positions.copy()
+        positions[..., self.actuated_joints] = self.last_goals(history)
+        return self.robot.chain.tip_position(positions[..., self.chain_index])
 
     @property
     def observation_size(self) -> int:
@@ -130,8 +162,9 @@ class ReachTask:
             "observation_layout": [[name, size] for name, size in self.observation_layout()],
             "action": {
                 "size": self.action_size,
-                "meaning": "change of each actuated joint's position target from its measured "
-                           "position, in units of max_step rad, clipped to the command limits",
+                "meaning": "change of each actuated joint's position target from its "
+                           + ("last goal sent" if self.from_last_goal else "measured position")
+                           + ", in units of max_step rad, clipped to the command limits",
                 "max_step": self.config.max_step,
                 "joints": list(self.config.actuated_joints),
                 "low": self.low[self.actuated].tolist(),
@@ -157,23 +190,29 @@ class ReachTask:
         parts = [state.positions, state.velocities * VELOCITY_SCALE, tip, goal, to_goal]
         if self.history_length:
             parts.append(self.history_features(history))
+        if self.from_last_goal:
+            goal_tip = self.last_goal_tip(state, history)
+            parts += [goal_tip, goal - goal_tip]
         observation = np.concatenate(parts, axis=-1, dtype=np.float32)
         # Negative distance, with the episode ending on success: reaching fast pays most.
         return TaskStep(observation=observation, reward=-distance, success=success,
                         terminated=success, distance=distance)
 
-    def action_to_command(self, action: np.ndarray, state: RobotState) -> np.ndarray:
+    def action_to_command(self, action: np.ndarray, state: RobotState,
+                          history: np.ndarray) -> np.ndarray:
         """Policy action in [-1, 1] -> position goals (rad) for every actuator: each
-        actuated joint moves by up to `max_step` from where it is now, the others hold their
-        default pose. Relative targets keep the policy closed-loop (it corrects what it sees)
-        and stateless (no integrator to keep in step between training and the robot)."""
+        actuated joint's goal moves by up to `max_step` from where the joint is measured now (or
+        from its last goal, `action_base` "last_goal", which `history` holds), the others hold
+        their default pose. Relative targets keep the policy closed-loop (it corrects what it
+        sees); the history is the one state, kept alike by the env and the deploy runtime."""
         # minimum/maximum rather than np.clip: the same numbers, a few microseconds less in
         # the robot's control loop.
         action = np.minimum(np.maximum(np.asarray(action, dtype=np.float64), -1.0), 1.0)
         command = np.empty((*action.shape[:-1], len(self.default_command)))
         command[...] = self.default_command
-        command[..., self.actuated] = (state.positions[..., self.actuated_joints]
-                                       + self.config.max_step * action)
+        base = (self.last_goals(history) if self.from_last_goal
+                else state.positions[..., self.actuated_joints])
+        command[..., self.actuated] = base + self.config.max_step * action
         return np.minimum(np.maximum(command, self.low), self.high)
 
     def ready(self, state: RobotState) -> bool:

@@ -150,6 +150,7 @@ def test_a_motor_robot_engages_before_its_first_episode_and_after_a_fall() -> No
 
 @pytest.mark.parametrize(("robot", "task", "config"), [
     ("so_arm", "reach", {"command_history": 3}),
+    ("so_arm", "reach", {"command_history": 1, "action_base": "last_goal"}),
     ("furuta", "pendulum", {"mode": "swingup", "command_history": 3}),
 ])
 def test_the_runtime_history_equals_the_envs_over_an_episode(robot, task, config) -> None:
@@ -171,7 +172,7 @@ def test_the_runtime_history_equals_the_envs_over_an_episode(robot, task, config
         step = book.observe(state, float(cycle), last_sent)
         assert np.array_equal(step.observation, obs), cycle
         action = rng.uniform(-1, 1, env.task.action_size)
-        last_sent = env.task.action_to_command(action, state)  # within limits: sent as is
+        last_sent = env.task.action_to_command(action, state, book.history.commands)  # sent as is
         obs, _, terminated, _, _ = env.step(action)
         if terminated:
             break

@@ -133,6 +133,7 @@ def policy_with_contract(env, path) -> tuple[torch.nn.Module, OnnxPolicy]:
 
 @pytest.mark.parametrize(("env_id", "task_config"), [
     ("sim2real/ArmReach-v0", {"command_history": 3}),
+    ("sim2real/ArmReach-v0", {"command_history": 3, "action_base": "last_goal"}),
     ("sim2real/FurutaSwingup-v0", {"mode": "swingup", "command_history": 3}),
 ])
 def test_the_runtime_rebuilds_the_command_history_from_the_contract(

@@ -55,7 +55,7 @@ def test_no_command_leaves_the_limits_and_every_intervention_is_counted(
 
     def raw_task(*args):
         task = build_task(*args)
-        task.action_to_command = lambda action, state: np.resize(np.asarray(action, float), 6)
+        task.action_to_command = lambda action, state, history: np.resize(np.asarray(action, float), 6)
         return task
 
     monkeypatch.setattr(deploy.loop, "make_task", raw_task)

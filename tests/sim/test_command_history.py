@@ -89,8 +89,8 @@ def test_the_env_starts_full_of_the_held_command_and_records_each_command() -> N
     assert np.allclose(obs[-6:], np.concatenate([held, held]), atol=1e-6)
     reading = env.sim.state()
     action = np.array([1.0, -0.5, 0.25], np.float32)
+    command = env.task.action_to_command(action, reading, env.history.commands)  # before any delay
     obs, *_ = env.step(action)
-    command = env.task.action_to_command(action, reading)  # before any delay
     assert np.allclose(obs[-6:], np.concatenate([held, command[:3]]), atol=1e-6)
     pendulum = RobotTaskEnv("furuta", "pendulum", {"mode": "balance", "command_history": 3})
     obs, _ = pendulum.reset(seed=0)
@@ -107,9 +107,9 @@ def test_the_batch_resets_the_history_of_finished_copies_only() -> None:
     before = envs.history.commands.copy()
     envs.steps[1] = envs.task.max_steps - 1  # copy 1's time runs out at the next step
     readings = envs.states()
+    commands = envs.task.action_to_command(actions, readings, before)
     obs, _, terminated, truncated, info = envs.step(actions)
     assert truncated.tolist() == [False, True, False] and not terminated.any()
-    commands = envs.task.action_to_command(actions, readings)
     for i in (0, 2):  # going on: the step's command pushed
         assert np.allclose(envs.history.commands[i], [before[i, 1], commands[i]])
         assert np.allclose(obs[i, -6:], np.concatenate([before[i, 1, :3], commands[i, :3]]),
