@@ -147,13 +147,13 @@ def pipeline_check(env, policy: torch.nn.Module, deployed: OnnxPolicy,
     onnxruntime, its action-to-command. Returns the largest difference between the command the
     env applied and the one the runtime would send, and the steps compared. For an env that is
     not one of our robots the command is the action."""
-    from sim.catalog import make_task, robot_by_name
+    from sim.catalog import robot_by_name, task_from_contract
     from sim.discrete_actions import env_action
 
     contract, unwrapped = deployed.contract, env.unwrapped
     task = history = None
     if contract.robot is not None:
-        task = make_task(contract.task["name"], robot_by_name(contract.robot["name"]),
+        task = task_from_contract(contract.task["name"], robot_by_name(contract.robot["name"]),
                          contract.task["config"])
         history = CommandHistory.for_task(task)
     worst, steps = 0.0, 0

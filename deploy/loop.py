@@ -31,7 +31,7 @@ from deploy.stop_signals import StopSignals
 from deploy.supervisor import INTERVENTIONS, SafetyConfig, Supervisor
 from deploy.telemetry import TelemetryWriter
 from hardware.robot import Robot, RobotFault
-from sim.catalog import make_task
+from sim.catalog import task_from_contract
 from sim.spec import RobotState
 from sim.task import Task
 
@@ -150,7 +150,7 @@ def _task_for(policy: Policy, robot: Robot) -> Task:
         raise ContractError(f"{policy.path} sees camera images {contract.image_shape}; this loop "
                             "feeds the robot's state only (no camera yet), refusing to move")
     contract.check(robot.spec)
-    task = make_task(contract.task["name"], robot.spec, contract.task["config"])
+    task = task_from_contract(contract.task["name"], robot.spec, contract.task["config"])
     if task.observation_size != contract.observation_size or task.action_size != contract.action_size:
         raise ValueError(f"task {task.name!r} builds {task.observation_size} observations and "
                          f"{task.action_size} actions, the policy takes {contract.observation_size} "

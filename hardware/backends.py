@@ -77,9 +77,9 @@ def episode_starts(task_name: str, task_config: dict | None, spec: RobotSpec,
     def start() -> Episode:
         nonlocal task
         if task is None:
-            from sim.catalog import make_task
+            from sim.catalog import task_from_contract
 
-            task = make_task(task_name, spec, task_config)
+            task = task_from_contract(task_name, spec, task_config)
         from sim.task import sample_episode
 
         pose, _, objects = sample_episode(task, rng)

@@ -35,6 +35,20 @@ TASKS: dict[str, Callable[[RobotSpec, dict | None], Task]] = {
 }
 
 
+CONFIG_BEFORE_FIELDS: dict[str, dict[str, object]] = {
+    "reach": {"command_history": 0, "action_base": "measured"},
+}
+"""What a task config meant by leaving a field out before the field existed: a contract's config
+lists every field of its day, and the reach arm stepped from the measured position with no command
+history until both changed default."""
+
+
+def task_from_contract(name: str, robot: RobotSpec, config: dict) -> Task:
+    """The task a policy was trained on, from its contract's task name and config: a field the
+    config lacks (exported before it existed) takes the value it had then, not today's default."""
+    return make_task(name, robot, {**CONFIG_BEFORE_FIELDS.get(name, {}), **config})
+
+
 def robot_by_name(name: str) -> RobotSpec:
     if name not in ROBOTS:
         raise ValueError(f"unknown robot {name!r}; known robots: {', '.join(sorted(ROBOTS))}")

@@ -78,10 +78,10 @@ def test_the_command_history_travels_in_the_task_config() -> None:
 
 
 def test_a_contract_from_before_the_command_history_rebuilds_its_task_without_one() -> None:
-    from sim.catalog import make_task
+    from sim.catalog import task_from_contract
     from sim.furuta import FURUTA
 
-    # Task configs as exports wrote them before `command_history` existed.
+    # Task configs as exports wrote them before `command_history` and `action_base` existed.
     reach = {"actuated_joints": ["shoulder_pan", "shoulder_lift", "elbow_flex"],
              "success_distance": 0.02, "settle_speed": None, "max_step": 0.15,
              "episode_seconds": 2.0, "goal_low": [-1.2, -0.4, -1.0], "goal_high": [1.2, 1.2, 1.4],
@@ -89,8 +89,11 @@ def test_a_contract_from_before_the_command_history_rebuilds_its_task_without_on
     old = dataclasses.replace(contract(), task={"name": "reach", "config": reach},
                               action_size=3)
     loaded = Contract.from_json(old.to_json())
-    task = make_task("reach", SO_ARM, loaded.task["config"])
+    task = task_from_contract("reach", SO_ARM, loaded.task["config"])
     assert task.history_length == 0 and task.observation_size == 21
-    pendulum = make_task("pendulum", FURUTA, {"mode": "balance", "max_voltage": 6.0,
-                                              "episode_seconds": 5.0})
+    assert not task.from_last_goal  # its actions stepped from the measured position
+    since = task_from_contract("reach", SO_ARM, {**reach, "command_history": 0})
+    assert since.history_length == 0 and not since.from_last_goal
+    pendulum = task_from_contract("pendulum", FURUTA, {"mode": "balance", "max_voltage": 6.0,
+                                                       "episode_seconds": 5.0})
     assert pendulum.history_length == 0 and pendulum.observation_size == 6
