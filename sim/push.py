@@ -62,7 +62,7 @@ class PushTask:
             actuated_joints=config.actuated_joints, max_step=config.max_step,
             goal_low=(-config.start_spread,) * len(config.actuated_joints),
             goal_high=(config.start_spread,) * len(config.actuated_joints),
-            min_goal_height=0.0))
+            min_goal_height=0.0, command_history=0, action_base="measured"))
         self.history_length = check_history_length("PushConfig", config.command_history)
         self.max_steps = round(config.episode_seconds / robot.control_period)
 

@@ -48,19 +48,22 @@ class ReachConfig:
     max_goal_extension: float = 0.85
     """Targets lie within this share of the arm's full reach from the shoulder: near full
     stretch the arm is close to singular and a servo arm is imprecise there."""
-    command_history: int = 0
+    command_history: int = 1
     """k: the observation ends with the actuated joints' position goals (rad) of the last k
     commands sent, oldest first, so a policy under several steps of command delay knows what is
-    still on its way. 0: off (the observation of policies trained before it existed)."""
-    action_base: str = "measured"
-    """Where an action's step starts: "measured", each actuated joint's measured position;
-    "last_goal", the goal last sent to it (needs command_history >= 1), and the observation then
-    also ends with the tip position those goals make and the target minus it. Under d control
-    steps of command delay the goals in flight start from where the arm was d steps ago, so a
-    measured base cannot move the arm faster than a step per d periods; a last-goal base moves
-    the goal a step every period whatever the delay, and its tip tells the policy where the arm
-    is headed."""
-
+    on its way. 1 (the last goal, which `action_base` "last_goal" steps from) is enough with that
+    base: the last goal's tip says where the arm is headed whatever the delay. 0: off (with
+    `action_base` "measured", the policies exported before the history existed)."""
+    action_base: str = "last_goal"
+    """Where an action's step starts: "last_goal", the goal last sent to each actuated joint
+    (needs command_history >= 1), and the observation then also ends with the tip position those
+    goals make and the target minus it; "measured", each joint's measured position (the policies
+    exported before this field existed). Under d control steps of command delay the goals in
+    flight start from where the arm was d steps ago, so a measured base cannot move the arm
+    faster than a step per d periods; a last-goal base moves the goal a step every period
+    whatever the delay. Measured on reach (PPO 250k, through the emulator with 160 ms of delay,
+    servo gain x0.5, links x1.3): trained at that delay, a measured base reached 0.27 and a
+    last-goal base 0.90."""
 
 class ReachTask:
     """Reach for a robot with a forward-kinematics chain. An action in [-1, 1] moves each actuated

@@ -67,7 +67,7 @@ def test_the_command_history_travels_in_the_task_config() -> None:
     from sim.catalog import make_task
     from sim.reach import ReachConfig, ReachTask
 
-    task = ReachTask(SO_ARM, ReachConfig(command_history=3))
+    task = ReachTask(SO_ARM, ReachConfig(command_history=3, action_base="measured"))
     exported = dataclasses.replace(contract(), task=task.contract(), observation_size=30,
                                    action_size=3)
     loaded = Contract.from_json(exported.to_json())

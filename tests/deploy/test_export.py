@@ -27,14 +27,15 @@ def test_onnx_loads_in_plain_onnxruntime_with_the_contract(tiny_policy) -> None:
     assert len(contract["weights_sha256"]) == 64
     assert [i.name for i in session.get_inputs()] == ["obs"]
     assert [o.name for o in session.get_outputs()] == ["actions"]
-    out = session.run(None, {"obs": np.zeros((3, 21), np.float32)})[0]
+    out = session.run(None, {"obs": np.zeros((3, contract["observation_size"]), np.float32)})[0]
     assert out.shape == (3, 3)
 
 
 def test_normalizer_is_inside_the_graph(tiny_run, tiny_policy) -> None:
     checkpoint, _ = load_run(tiny_run)
     torch_policy = load_policy(checkpoint)
-    obs = np.random.default_rng(0).normal(0, 1, (100, 21)).astype(np.float32) * 0.3
+    size = OnnxPolicy(tiny_policy).contract.observation_size
+    obs = np.random.default_rng(0).normal(0, 1, (100, size)).astype(np.float32) * 0.3
     expected = torch_policy(torch.as_tensor(obs)).detach().numpy()
     assert np.abs(OnnxPolicy(tiny_policy)(obs) - expected).max() < 1e-5
     # The graph's output depends on the stored normalizer, not only on the actor.
@@ -167,7 +168,8 @@ def test_the_pipeline_check_catches_a_runtime_history_that_is_wrong(
         broken, tmp_path, monkeypatch) -> None:
     from randomization.envs import make_env
 
-    env = make_env("sim2real/ArmReach-v0", task_config={"command_history": 3})
+    env = make_env("sim2real/ArmReach-v0", task_config={"command_history": 3,
+                                                          "action_base": "measured"})
     policy, deployed = policy_with_contract(env, tmp_path / "k3.onnx")
     monkeypatch.setattr(deploy.export, "CommandHistory", broken)  # the runtime's, not the env's
     worst, _ = pipeline_check(env, policy, deployed, episodes=1)
@@ -185,7 +187,8 @@ def test_the_deploy_loop_feeds_the_policy_the_commands_it_sent(tmp_path, monkeyp
     from randomization.envs import make_env
     from sim.so_arm import SO_ARM
 
-    env = make_env("sim2real/ArmReach-v0", task_config={"command_history": 3})
+    env = make_env("sim2real/ArmReach-v0", task_config={"command_history": 3,
+                                                          "action_base": "measured"})
     _, deployed = policy_with_contract(env, tmp_path / "k3.onnx")
     monkeypatch.setattr(deploy.loop, "sleep_until", lambda deadline: None)  # lockstep, fast
     with SimRobot(SO_ARM, realtime=False) as robot:

@@ -84,7 +84,7 @@ def test_the_success_rate_is_that_of_the_episodes_that_succeeded(tiny_policy,
     import deploy.loop
 
     monkeypatch.setattr(deploy.loop, "sleep_until", lambda deadline: None)  # lockstep, fast
-    build_task = deploy.loop.make_task
+    build_task = deploy.loop.task_from_contract
     winners = {1, 3, 4}  # of 4 episodes: these reach after 10 steps, the others never
 
     def scripted_task(*args):
@@ -105,7 +105,7 @@ def test_the_success_rate_is_that_of_the_episodes_that_succeeded(tiny_policy,
         task.sample_goal, task.evaluate = new_goal, scripted
         return task
 
-    monkeypatch.setattr(deploy.loop, "make_task", scripted_task)
+    monkeypatch.setattr(deploy.loop, "task_from_contract", scripted_task)
     with SimRobot(SO_ARM, realtime=False) as robot:
         report = run(OnnxPolicy(tiny_policy), robot, seconds=1e9, max_episodes=4)
     assert (report.episodes, report.successes, report.success_rate) == (4, 3, 0.75)

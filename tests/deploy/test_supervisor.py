@@ -51,14 +51,14 @@ def test_no_command_leaves_the_limits_and_every_intervention_is_counted(
     policy = GarbagePolicy(OnnxPolicy(tiny_policy), outputs)
     # The task would clip actions to [-1, 1]; make the garbage reach the supervisor raw (as
     # radians), as a task with a bug would pass it on.
-    build_task = deploy.loop.make_task
+    build_task = deploy.loop.task_from_contract
 
     def raw_task(*args):
         task = build_task(*args)
         task.action_to_command = lambda action, state, history: np.resize(np.asarray(action, float), 6)
         return task
 
-    monkeypatch.setattr(deploy.loop, "make_task", raw_task)
+    monkeypatch.setattr(deploy.loop, "task_from_contract", raw_task)
     # The loop runs lockstep, as fast as it can: a whole episode may take less wall time than a
     # soft start of 0.1 s (it did on a fast CI machine), and with the ramp never over no command
     # would be rate-limited. A ramp of 1 ms is over within the first few cycles on any machine.

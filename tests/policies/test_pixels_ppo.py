@@ -206,7 +206,7 @@ def test_training_on_pixels_and_refusing_what_cannot_work(tmp_path, monkeypatch)
         envs = make_envs(1)
         seen["space"], seen["metadata"] = envs.single_observation_space, metadata
         envs.close()
-        return {}
+        return {"steps": 0, "seconds": 0.0, "mean_return": 0.0}  # as TrainingRun.finish
 
     monkeypatch.setitem(algorithms.ALGORITHMS, "ppo",
                         algorithms.Algorithm(PPOConfig, fake_train, load_policy))

@@ -37,7 +37,7 @@ def test_the_history_keeps_the_last_k_commands_oldest_first() -> None:
 
 @pytest.mark.parametrize("k", [0, 3])
 def test_reach_and_push_observations_end_with_the_actuated_goals_oldest_first(k: int) -> None:
-    reach = ReachTask(SO_ARM, ReachConfig(command_history=k))
+    reach = ReachTask(SO_ARM, ReachConfig(command_history=k, action_base="measured"))
     push = PushTask(SO_ARM, PushConfig(command_history=k))
     assert reach.observation_size == 21 + 3 * k and push.observation_size == 27 + 4 * k
     if k:
@@ -83,7 +83,7 @@ def test_a_history_of_another_length_or_a_bad_config_is_refused() -> None:
 
 
 def test_the_env_starts_full_of_the_held_command_and_records_each_command() -> None:
-    env = RobotTaskEnv("so_arm", "reach", {"command_history": 2})
+    env = RobotTaskEnv("so_arm", "reach", {"command_history": 2, "action_base": "measured"})
     obs, _ = env.reset(seed=3)
     held = env.sim.held_command()[:3]  # the start pose's servo goals
     assert np.allclose(obs[-6:], np.concatenate([held, held]), atol=1e-6)
@@ -100,7 +100,7 @@ def test_the_env_starts_full_of_the_held_command_and_records_each_command() -> N
 
 
 def test_the_batch_resets_the_history_of_finished_copies_only() -> None:
-    envs = BatchRobotEnv(3, "so_arm", "reach", {"command_history": 2})
+    envs = BatchRobotEnv(3, "so_arm", "reach", {"command_history": 2, "action_base": "measured"})
     envs.reset(seed=0)
     actions = np.array([[0.5, 0.5, 0.5], [-0.5, 0.0, 0.5], [0.0, 1.0, -1.0]], np.float32)
     envs.step(actions)

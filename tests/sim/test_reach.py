@@ -23,7 +23,7 @@ import numpy as np
 from sim.catalog import make_task, robot_by_name
 from sim.commands import CommandHistory
 from sim.spec import RobotState
-task = make_task('reach', robot_by_name('so_arm'), {'command_history': 2})
+task = make_task('reach', robot_by_name('so_arm'), {'command_history': 2, 'action_base': 'measured'})
 history = CommandHistory.for_task(task)
 goal = task.sample_goal(np.random.default_rng(0))
 state = RobotState(np.zeros(6), np.zeros(6))
@@ -50,7 +50,7 @@ def test_goals_are_reachable_and_above_the_floor() -> None:
 
 
 def test_action_moves_targets_by_at_most_max_step_and_holds_other_joints() -> None:
-    task = ReachTask(SO_ARM)
+    task = ReachTask(SO_ARM, ReachConfig(command_history=0, action_base="measured"))
     state = RobotState(np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]), np.zeros(6))
     none = np.zeros((0, 6))  # no history: the step starts from the measured position
     command = task.action_to_command(np.array([1.0, -1.0, 5.0]), state, none)
@@ -113,7 +113,7 @@ def test_a_batch_of_last_goal_actions_matches_one_at_a_time() -> None:
 
 
 @pytest.mark.parametrize(("config", "named"), [
-    ({"action_base": "last_goal"}, "command_history >= 1"),
+    ({"action_base": "last_goal", "command_history": 0}, "command_history >= 1"),
     ({"action_base": "goal", "command_history": 1}, "'goal'"),
 ])
 def test_a_last_goal_action_needs_the_history_and_a_known_base(config, named) -> None:
