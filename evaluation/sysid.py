@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from deploy.episodes import PHASES
 from deploy.telemetry import TelemetryLog
 
 DEFAULT_TERMS = {"position": ("mass", "actuator_kp"), "voltage": ("mass", "motor_resistance")}
@@ -103,6 +104,10 @@ class Replay:
         self.reading_steps = np.round((times[fresh] - self.start) / dt).astype(int)
         self.positions = fields["positions"][fresh]
         self.velocities = fields["velocities"][fresh]
+        # While a motor robot engages, a person holds it (the deploy waits at 0 V until the task
+        # is ready): forces no simulation has. Windows with such a reading are left out.
+        held = (fields["phase"][fresh, 0] == PHASES.index("engage")) if "phase" in fields else (
+            np.zeros(int(fresh.sum()), dtype=bool))
         received = fields["command_time"][:, 0] if "command_time" in fields else times * np.nan
         if np.isfinite(received[fresh]).sum() >= MIN_CYCLES // 2:
             # The robot says when each command arrived: a reading reporting a new arrival time
@@ -130,6 +135,15 @@ class Replay:
         if window < 2:
             raise ValueError(f"window must be >= 2 readings, got {window}")
         self.window = window
+        windows = np.arange(self.cycles) // window
+        self.used = ~np.isin(windows, np.unique(windows[held]))
+        """Readings whose window no hand touched."""
+        if self.used.sum() < MIN_CYCLES:
+            raise ValueError(f"the log has {int(self.used.sum())} readings outside the engage "
+                             f"phases (the robot held by hand); fitting needs at least "
+                             f"{MIN_CYCLES} of the policy moving it")
+        # Every joint is compared: a pendulum's unactuated link says most about its mass.
+        self.compared = np.arange(self.spec.num_joints)
         config = RandomizationConfig.from_dict({name: {"low": 1.0, "high": 1.0}
                                                 for name in terms})
         self.terms = [make_term(self.sim.model, name, config.terms[name]) for name in terms]
@@ -178,17 +192,20 @@ class Replay:
                 predicted[j] = sim.data.qpos[sim.qpos_index]
         return predicted
 
+    def _kept(self) -> np.ndarray:
+        """Readings compared: predictions (not a window's first reading, a copy of the log) in
+        windows no hand touched."""
+        readings = np.arange(self.cycles)
+        return (readings % self.window != 0) & self.used
+
     def residuals(self, values: dict[str, float], delay_steps: int) -> np.ndarray:
-        joints = self.spec.actuated_joint_index
-        starts = np.zeros(self.cycles, dtype=bool)
-        starts[::self.window] = True  # copies of the log, not predictions
-        return (self.simulate(values, delay_steps) - self.positions)[~starts][:, joints].ravel()
+        error = self.simulate(values, delay_steps) - self.positions
+        return error[self._kept()][:, self.compared].ravel()
 
     def residual_windows(self) -> np.ndarray:
         """The replay window of each entry of `residuals`."""
-        readings = np.arange(self.cycles)
-        kept = readings[readings % self.window != 0]
-        return np.repeat(kept // self.window, len(self.spec.actuated_joint_index))
+        kept = np.flatnonzero(self._kept())
+        return np.repeat(kept // self.window, len(self.compared))
 
     def rms(self, values: dict[str, float], delay_steps: int) -> float:
         return float(np.sqrt(np.mean(self.residuals(values, delay_steps) ** 2)))
