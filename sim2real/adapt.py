@@ -59,7 +59,10 @@ def adapt(log_path: Path, out: Path, steps: int | None = None, seed: int = 0,
     steps = steps or int(contract["steps"])
     result = train_run(contract["env_id"], contract["algorithm"], steps, seed, out / "run",
                        str(config_path), overwrite=True, progress=progress)
-    exported = export(out / "run")
+    # The checkpoint that evaluated best (as `export --best`): a swing-up's last one can be
+    # mid-way through a dip.
+    exported = export(out / "run", which="best" if (out / "run" / "best.pt").is_file()
+                      else "checkpoint")
     lines = [*summary_lines(summary), f"retrained on {config_path}: {result['steps']} steps -> "
              f"{exported.path}"]
     return {"sysid": summary, "randomization": str(config_path), "train": result,
