@@ -1,6 +1,6 @@
 """Transfer to robots that are not the simulation. Policies trained with no randomization
-(`none`), with the robot's `default` preset, and (the arm) with the randomization `sim2real adapt`
-builds from a deploy log of the hardest panel robot, each deployed through the device emulator
+(`none`), with the robot's `default` preset, and with the randomization `sim2real adapt`
+builds from a deploy log of the panel's worn robot, each deployed through the device emulator
 (the hardware-in-the-loop path: `sim2real emulate ROBOT --pty --physics FILE` in its own process,
 `sim2real deploy POLICY --robot serial:PTY` in another, in real time) on a panel of robots drawn
 from the published spread of the real hardware.
@@ -76,7 +76,7 @@ PENDULUM = Panel("furuta", "sim2real/FurutaBalance-v0", 200_000, ("0", "0.05"), 
     "slow link, 16 ms": {"action_delay": 4},
     "worn, 12 ms": {"motor_resistance": 1.4, "back_emf_constant": 0.8, "mass": 1.3,
                     "joint_damping": 3.0, "action_delay": 3},
-})
+}, adapt_on="worn, 12 ms")
 
 
 def sim2real(*args: str, out: Path | None = None) -> str:
