@@ -154,7 +154,7 @@ def pipeline_check(env, policy: torch.nn.Module, deployed: OnnxPolicy,
     task = history = None
     if contract.robot is not None:
         task = task_from_contract(contract.task["name"], robot_by_name(contract.robot["name"]),
-                         contract.task["config"])
+                                  contract.task["config"])
         history = CommandHistory.for_task(task)
     worst, steps = 0.0, 0
     for episode in range(episodes):

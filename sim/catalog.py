@@ -43,10 +43,10 @@ lists every field of its day, and the reach arm stepped from the measured positi
 history until both changed default."""
 
 
-def task_from_contract(name: str, robot: RobotSpec, config: dict) -> Task:
+def task_from_contract(name: str, robot: RobotSpec, config: dict | None) -> Task:
     """The task a policy was trained on, from its contract's task name and config: a field the
     config lacks (exported before it existed) takes the value it had then, not today's default."""
-    return make_task(name, robot, {**CONFIG_BEFORE_FIELDS.get(name, {}), **config})
+    return make_task(name, robot, {**CONFIG_BEFORE_FIELDS.get(name, {}), **(config or {})})
 
 
 def robot_by_name(name: str) -> RobotSpec:

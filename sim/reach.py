@@ -63,7 +63,8 @@ class ReachConfig:
     faster than a step per d periods; a last-goal base moves the goal a step every period
     whatever the delay. Measured on reach (PPO 250k, through the emulator with 160 ms of delay,
     servo gain x0.5, links x1.3): trained at that delay, a measured base reached 0.27 and a
-    last-goal base 0.90."""
+    last-goal base 0.93."""
+
 
 class ReachTask:
     """Reach for a robot with a forward-kinematics chain. An action in [-1, 1] moves each actuated
