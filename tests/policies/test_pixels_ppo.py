@@ -28,10 +28,14 @@ from policies.encoders import (
 )
 from policies.ppo import ActorCritic, PPOConfig, load_policy, train
 from randomization.envs import make_env, make_vector_env
+from sim.reach import ReachTask
+from sim.so_arm import SO_ARM
 from sim2real.runs import train_run
 
 REACH = "sim2real/ArmReach-v0"
 SIZE = 32
+STATE = ReachTask(SO_ARM).observation_size
+"""The reach task's state vector, beside the image."""
 
 
 def test_conv_output_size_matches_the_layers() -> None:
@@ -139,12 +143,12 @@ def test_pixel_ppo_trains_the_shared_encoder_and_writes_a_checkpoint(pixel_run: 
     assert rows[-1]["eval_return"] != ""  # the evaluator ran the pixel policy
     assert len((pixel_run / "episodes.jsonl").read_text().splitlines()) == 2  # time limits
     checkpoint, info = load_run(pixel_run)
-    assert checkpoint["image_shape"] == (SIZE, SIZE, 3) and checkpoint["obs_size"] == 21
+    assert checkpoint["image_shape"] == (SIZE, SIZE, 3) and checkpoint["obs_size"] == STATE
     assert info["image_shape"] == [SIZE, SIZE, 3] and info["pixels"] == SIZE
     # The conv weights moved from their initial values: actor and critic losses reach the CNN.
     torch.manual_seed(0)
     config = PPOConfig(hidden_sizes=(32,), image_features=32)
-    initial = ActorCritic(21, 3, config.hidden_sizes, config.initial_log_std, (SIZE, SIZE, 3),
+    initial = ActorCritic(STATE, 3, config.hidden_sizes, config.initial_log_std, (SIZE, SIZE, 3),
                           config.image_features).state_dict()
     for name in ("encoder.image.convs.0.weight", "encoder.image.head.0.weight",
                  "actor.0.weight", "critic.0.weight"):
@@ -169,13 +173,13 @@ def test_pixel_policy_exports_with_the_encoder_inside(pixel_run: Path) -> None:
     inputs = session.get_inputs()
     assert [(i.name, i.type) for i in inputs] == [("pixels", "tensor(uint8)"),
                                                    ("obs", "tensor(float)")]
-    assert inputs[0].shape[1:] == [SIZE, SIZE, 3] and inputs[1].shape[1:] == [21]
+    assert inputs[0].shape[1:] == [SIZE, SIZE, 3] and inputs[1].shape[1:] == [STATE]
     assert [o.name for o in session.get_outputs()] == ["actions"]
 
     # onnxruntime against torch on images and states of our own, not the export's check set.
     rng = np.random.default_rng(1)
     pixels = rng.integers(0, 256, (16, SIZE, SIZE, 3), dtype=np.uint8)
-    state = rng.normal(0.0, 1.0, (16, 21)).astype(np.float32)
+    state = rng.normal(0.0, 1.0, (16, STATE)).astype(np.float32)
     torch_policy = load_policy(load_run(pixel_run)[0])
     with torch.no_grad():
         expected = torch_policy(torch.as_tensor(pixels), torch.as_tensor(state)).numpy()
