@@ -17,12 +17,12 @@ BAUD = 1_000_000
 
 class Emulator:
     """`sim2real emulate so_arm --bus feetech --pty --baud 1000000` in its own process (or with
-    `args` in place of the bus and baud); `port` is its pty."""
+    `args` in place of the bus and baud, of `robot`); `port` is its pty."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, robot: str = "so_arm") -> None:
         args = args or ("--bus", "feetech", "--baud", str(BAUD))
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "sim2real.cli", "emulate", "so_arm", "--pty", *args],
+            [sys.executable, "-m", "sim2real.cli", "emulate", robot, "--pty", *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
         first = self.process.stdout.readline()
         if not first.startswith("emulating"):

@@ -33,6 +33,9 @@ from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).parent))
+from processes import Emulator
+
 RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
 WORK = Path("/tmp/s2r_transfer")
@@ -117,22 +120,11 @@ def deploy(panel: Panel, policy: Path, robot: str, episodes: int, log: Path | No
     name = robot.replace(" ", "_").replace(",", "")
     physics = physics_file(panel.robots[robot], WORK / panel.robot / f"{name}.yaml")
     hand = ("--pose", *panel.pose, "--catch", "0.5") if panel.pose else ()
-    emulator = subprocess.Popen(
-        [sys.executable, "-m", "sim2real.cli", "emulate", panel.robot, "--pty", "--physics",
-         str(physics), *hand], cwd=ROOT, text=True, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE)
-    try:
-        first = emulator.stdout.readline()
-        if not first.startswith("emulating"):
-            raise RuntimeError(f"the emulator did not start: {first}{emulator.stderr.read()}")
-        port = first.split(" on ")[1].split()[0]
+    with Emulator("--physics", str(physics), *hand, robot=panel.robot) as emulator:
         logging = ("--log", str(log)) if log else ("--no-log",)
-        stdout = sim2real("deploy", str(policy), "--robot", f"serial:{port}", "--episodes",
-                          str(episodes), "--seconds", str(episodes * 20), "--seed", str(SEED),
-                          "--json", *logging)
-    finally:
-        emulator.terminate()
-        emulator.communicate(timeout=10)
+        stdout = sim2real("deploy", str(policy), "--robot", f"serial:{emulator.port}",
+                          "--episodes", str(episodes), "--seconds", str(episodes * 20), "--seed",
+                          str(SEED), "--json", *logging)
     return json.loads(stdout.strip().splitlines()[-1])
 
 

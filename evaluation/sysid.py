@@ -135,15 +135,16 @@ class Replay:
         if window < 2:
             raise ValueError(f"window must be >= 2 readings, got {window}")
         self.window = window
-        windows = np.arange(self.cycles) // window
-        self.used = ~np.isin(windows, np.unique(windows[held]))
-        """Readings whose window no hand touched."""
-        if self.used.sum() < MIN_CYCLES:
-            raise ValueError(f"the log has {int(self.used.sum())} readings outside the engage "
+        readings = np.arange(self.cycles)
+        untouched = ~np.isin(readings // window, np.unique(readings[held] // window))
+        if untouched.sum() < MIN_CYCLES:
+            raise ValueError(f"the log has {int(untouched.sum())} readings outside the engage "
                              f"phases (the robot held by hand); fitting needs at least "
                              f"{MIN_CYCLES} of the policy moving it")
-        # Every joint is compared: a pendulum's unactuated link says most about its mass.
-        self.compared = np.arange(self.spec.num_joints)
+        self.kept = (readings % window != 0) & untouched
+        """Readings compared: predictions (a window's first reading is a copy of the log) in
+        windows no hand touched. Every joint of them: a pendulum's own link says most about
+        its mass."""
         config = RandomizationConfig.from_dict({name: {"low": 1.0, "high": 1.0}
                                                 for name in terms})
         self.terms = [make_term(self.sim.model, name, config.terms[name]) for name in terms]
@@ -192,20 +193,12 @@ class Replay:
                 predicted[j] = sim.data.qpos[sim.qpos_index]
         return predicted
 
-    def _kept(self) -> np.ndarray:
-        """Readings compared: predictions (not a window's first reading, a copy of the log) in
-        windows no hand touched."""
-        readings = np.arange(self.cycles)
-        return (readings % self.window != 0) & self.used
-
     def residuals(self, values: dict[str, float], delay_steps: int) -> np.ndarray:
-        error = self.simulate(values, delay_steps) - self.positions
-        return error[self._kept()][:, self.compared].ravel()
+        return (self.simulate(values, delay_steps) - self.positions)[self.kept].ravel()
 
     def residual_windows(self) -> np.ndarray:
         """The replay window of each entry of `residuals`."""
-        kept = np.flatnonzero(self._kept())
-        return np.repeat(kept // self.window, len(self.compared))
+        return np.repeat(np.flatnonzero(self.kept) // self.window, self.positions.shape[1])
 
     def rms(self, values: dict[str, float], delay_steps: int) -> float:
         return float(np.sqrt(np.mean(self.residuals(values, delay_steps) ** 2)))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from randomization.config import RandomizationConfig, load_config
@@ -52,8 +51,8 @@ def test_adapt_fits_a_deploy_log_and_retrains_on_ranges_centred_on_the_fit(
     import deploy.loop
     from deploy.loop import run
     from deploy.onnx_policy import OnnxPolicy
+    from hardware.emulation import apply_pinned_physics
     from hardware.sim_robot import SimRobot
-    from randomization.terms import apply_terms, make_term
     from sim.so_arm import SO_ARM
     from sim2real.adapt import adapt
 
@@ -61,9 +60,7 @@ def test_adapt_fits_a_deploy_log_and_retrains_on_ranges_centred_on_the_fit(
     hidden = {"mass": 1.4, "actuator_kp": 0.6}
     config = RandomizationConfig.from_dict({k: {"low": v, "high": v} for k, v in hidden.items()})
     with SimRobot(SO_ARM, realtime=False) as robot:
-        terms = [make_term(robot.sim.model, name, spec) for name, spec in config.terms.items()]
-        apply_terms(robot.sim.model, terms, {t.name: np.full(len(t.names), hidden[t.name])
-                                             for t in terms})
+        apply_pinned_physics(robot.sim.model, config, SO_ARM)
         run(OnnxPolicy(tiny_policy), robot, seconds=1e9, max_episodes=6,
             log=tmp_path / "robot.s2rlog")
     result = adapt(tmp_path / "robot.s2rlog", tmp_path / "next", steps=1024, progress=False,

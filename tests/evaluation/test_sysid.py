@@ -130,7 +130,7 @@ def test_a_pendulums_mass_and_motor_are_recovered_from_a_log_with_hand_held_phas
     mass and the motor's resistance come back (measured: 1.299 and 1.601 of 1.3 and 1.6 on an
     emulated rig; with the hand's windows in, the fit ran to its bounds, 0.3 and 5.0)."""
     from hardware.backends import SIM_CATCH_SECONDS, episode_starts
-    from hardware.emulation import Hand
+    from hardware.emulation import Hand, apply_pinned_physics
     from sim.furuta import FURUTA
 
     monkeypatch.setattr(deploy.loop, "sleep_until", lambda deadline: None)  # lockstep, fast
@@ -140,9 +140,7 @@ def test_a_pendulums_mass_and_motor_are_recovered_from_a_log_with_hand_held_phas
     hidden = {"mass": 1.3, "motor_resistance": 1.6}
     config = RandomizationConfig.from_dict({k: {"low": v, "high": v} for k, v in hidden.items()})
     with SimRobot(FURUTA, realtime=False, hand=hand) as robot:
-        terms = [make_term(robot.sim.model, name, spec) for name, spec in config.terms.items()]
-        apply_terms(robot.sim.model, terms, {t.name: np.full(len(t.names), hidden[t.name])
-                                             for t in terms})
+        apply_pinned_physics(robot.sim.model, config, FURUTA)
         report_ = run(policy, robot, seconds=1e9, max_episodes=3, log=tmp_path / "rig.s2rlog")
     assert report_.engage_waits >= 2  # hand-held phases are in the log
     fit = fit_log(read_log(tmp_path / "rig.s2rlog"), max_delay=1)
