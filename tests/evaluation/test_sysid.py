@@ -24,10 +24,16 @@ from sim.so_arm import SO_ARM
 
 class Sweeps:
     """A scripted policy with the contract of a real one: slow sweeps of every action, enough
-    motion to tell a heavier arm from a weaker servo."""
+    motion to tell a heavier arm from a weaker servo. Its actions step from the measured
+    position: from the last goal, the sweeps would add up and pin the arm at its limits."""
 
     def __init__(self, real: OnnxPolicy) -> None:
-        self.contract, self.path, self.calls = real.contract, real.path, 0
+        from sim.reach import ReachConfig, ReachTask
+
+        task = ReachTask(SO_ARM, ReachConfig(command_history=0, action_base="measured"))
+        self.contract = dataclasses.replace(real.contract, task=task.contract(),
+                                            observation_size=task.observation_size)
+        self.path, self.calls = real.path, 0
 
     def __call__(self, observation: np.ndarray) -> np.ndarray:
         self.calls += 1
