@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hardware.emulation import CLEAN_WIRE, Hand, apply_pinned_physics, sleep_precisely
+from hardware.emulation import CLEAN_WIRE, Hand, apply_pinned_physics
 from hardware.faults import WireFaults
 from hardware.protocol import (
     MODE_OF_ACTUATOR,
@@ -43,6 +43,7 @@ from hardware.protocol import (
     MessageType,
     ProtocolError,
     State,
+    description_chunks,
     encode_frame,
     fault_payload,
     parse_hello,
@@ -108,6 +109,7 @@ class DeviceEmulator:
         pose = np.asarray(spec.default_pose if initial_pose is None else initial_pose, float)
         self.sim.reset(hand.pose if hand is not None else pose)
         self.description = Description.of_spec(spec, watchdog_ms, firmware="sim2real-emulator")
+        self._description_chunks = description_chunks(self.description.to_payload())
         self._force_range = self.sim.model.actuator_forcerange[self.sim.ctrl_at].copy()
         self._force_limited = self.sim.model.actuator_forcelimited[self.sim.ctrl_at].copy()
         self.counters = DeviceCounters()
@@ -119,7 +121,12 @@ class DeviceEmulator:
         self._pending: deque[tuple[float, np.ndarray]] = deque()
         self._last_state: State | None = None
         self._command_time_us = 0
+        self._command_seq = 0
         self._start = 0.0
+        self._outbox: deque[tuple[float, bytes, bool]] = deque()
+        """Frames sent, each with the time it reaches the wire: latency (a USB adapter's latency
+        timer holds what the device sent) and the baud rate's wire time delay them, in order,
+        while the device goes on working as firmware would."""
 
     # -- serving -------------------------------------------------------------------------------
     def serve(self, seconds: float | None = None, stop: Any = None) -> DeviceCounters:
@@ -140,6 +147,7 @@ class DeviceEmulator:
                 if data:
                     self._feed(self._wire().corrupt(data))
                 self._advance()
+                self._flush()
                 if self._session and time.perf_counter() - self._last_feed > self.watchdog:
                     self.counters.watchdog_trips += 1
                     self._hold(STATUS_WATCHDOG, FaultCode.WATCHDOG,
@@ -174,12 +182,17 @@ class DeviceEmulator:
             self._torque(True)
             self._session, self._status = True, STATUS_DRIVING
             self._last_feed = time.perf_counter()
-            self._send(MessageType.DESCRIPTION, self.description.to_payload())
+            for chunk in self._description_chunks:
+                self._send(MessageType.DESCRIPTION, chunk)
+        elif kind == MessageType.DESCRIPTION_REQUEST:
+            if self._session and len(frame.payload) == 1 and frame.payload[0] < len(
+                    self._description_chunks):
+                self._send(MessageType.DESCRIPTION, self._description_chunks[frame.payload[0]])
         elif kind == MessageType.STATE_REQUEST:
             self._advance()
             self._send(MessageType.STATE, self._state(frame.seq).to_payload())
         elif kind == MessageType.COMMAND:
-            self._command(frame.payload)
+            self._command(frame.payload, frame.seq)
         elif kind == MessageType.HEARTBEAT:
             if self._session:
                 self._last_feed = time.perf_counter()
@@ -193,7 +206,7 @@ class DeviceEmulator:
                 self._actuate(np.zeros(self.spec.num_actuators), self._now())  # no voltage now
             self._session, self._status = False, 0
 
-    def _command(self, payload: bytes) -> None:
+    def _command(self, payload: bytes, seq: int) -> None:
         if not self._session:
             self._fault(FaultCode.NO_SESSION, "no session: send HELLO first")
             return
@@ -213,6 +226,7 @@ class DeviceEmulator:
         self._last_feed = time.perf_counter()
         received = self._now()
         self._command_time_us = round(received * 1e6)  # what firmware would stamp on receipt
+        self._command_seq = seq
         self._pending.append((received + self.command_delay, targets))
 
     # -- the device's body ---------------------------------------------------------------------
@@ -252,12 +266,14 @@ class DeviceEmulator:
     def _state(self, request_seq: int) -> State:
         if self._last_state is not None and self._wire().stale():
             previous = self._last_state
-            return State(request_seq, previous.device_time_us, previous.command_time_us,
+            return State(request_seq, previous.command_seq, previous.device_time_us,
+                         previous.command_time_us,
                          previous.status, previous.positions, previous.velocities,
                          previous.efforts)
         reading = self.sim.state()
         efforts = self.sim.data.qfrc_actuator[self.sim.qvel_index]
-        self._last_state = State(request_seq, round(reading.time * 1e6), self._command_time_us,
+        self._last_state = State(request_seq, self._command_seq, round(reading.time * 1e6),
+                                 self._command_time_us,
                                  self._status, tuple(reading.positions),
                                  tuple(reading.velocities), tuple(efforts))
         return self._last_state
@@ -295,20 +311,29 @@ class DeviceEmulator:
         data = encode_frame(message_type, self._seq, payload)
         self._seq = (self._seq + 1) & 0xFFFF
         wire = self._wire()
-        wait = wire.delay()
+        now = time.perf_counter()
+        due = now + wire.delay()
+        if self._outbox:
+            due = max(due, self._outbox[-1][0])  # a wire keeps its order
         if self.baudrate:
-            wait += len(data) * 10 / self.baudrate  # 8N1: ten bits a byte on the wire
-        if wait > 0:
-            sleep_precisely(wait)
+            due += len(data) * 10 / self.baudrate  # 8N1: ten bits a byte on the wire
         if wire.drop():
             self.counters.lost_out += 1
             return
         damaged = wire.corrupt(data)
-        self.transport.write(damaged)
-        if damaged is data:
-            self.counters.frames_sent += 1
-        else:
-            self.counters.lost_out += 1
+        self._outbox.append((due, damaged, damaged is data))
+        self._flush()
+
+    def _flush(self) -> None:
+        """Write the frames whose time on the wire has come."""
+        now = time.perf_counter()
+        while self._outbox and self._outbox[0][0] <= now:
+            _, data, intact = self._outbox.popleft()
+            self.transport.write(data)
+            if intact:
+                self.counters.frames_sent += 1
+            else:
+                self.counters.lost_out += 1
 
 
 def load_physics(path: Path) -> Any:

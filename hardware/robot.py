@@ -31,6 +31,10 @@ class Robot(ABC):
     """
 
     spec: RobotSpec
+    round_trip: float = 0.0
+    """Seconds from asking for a reading to having it, as measured at connect (0: no link)."""
+    _unsent: list[np.ndarray] | None = None
+    _last_sent: np.ndarray | None = None
 
     @abstractmethod
     def connect(self) -> None: ...
@@ -50,6 +54,20 @@ class Robot(ABC):
         of a safe stop, after holding. A backend without such a mode keeps its last command."""
         return
 
+    def request_ahead(self, tick: float) -> None:
+        """Called by the control loop between a cycle's write and the next `tick` (a
+        `time.perf_counter()` time); returns by then. A backend whose link is slow asks for
+        readings here, so the read at the tick finds one waiting."""
+        return
+
+    def command_window(self) -> list[np.ndarray]:
+        """The commands the robot may be acting on now: the last it is known to have and every
+        one sent since that may have reached it (a failed write may have, in part). The safety
+        supervisor keeps each new command within its rate limit of all of them. Empty: none sent
+        yet. A backend whose device acknowledges commands narrows this (SerialRobot)."""
+        known = [] if self._last_sent is None else [self._last_sent]
+        return known + (self._unsent or [])
+
     def send_command(self, command: np.ndarray) -> np.ndarray:
         """Clamp to the spec's command limits, send, and return what was sent."""
         command = np.asarray(command, dtype=np.float64)
@@ -60,7 +78,12 @@ class Robot(ABC):
         if not np.all(np.isfinite(command)):
             raise ValueError(f"{self.spec.name}: refusing a non-finite command {command.tolist()}")
         sent = self.spec.clamp_command(command)
-        self._write_command(sent)
+        try:
+            self._write_command(sent)
+        except BaseException:
+            self._unsent = [*(self._unsent or [])[-63:], sent]
+            raise
+        self._last_sent, self._unsent = sent, None
         return sent
 
     def __enter__(self) -> Robot:

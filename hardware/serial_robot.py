@@ -11,6 +11,7 @@ is counted in `stats`; a device reset mid-run is answered with a new handshake, 
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,9 +19,13 @@ import serial
 
 from hardware.protocol import (
     MODE_OF_ACTUATOR,
+    STATUS_DRIVING,
+    STATUS_ESTOP,
+    STATUS_WATCHDOG,
     VERSION,
     Command,
     Description,
+    DescriptionChunks,
     FaultCode,
     FrameReader,
     MessageType,
@@ -35,10 +40,74 @@ from sim.spec import RobotSpec, RobotState, robot_differences
 
 POLL_SECONDS = 0.002
 HELLO_RETRY_SECONDS = 0.1
+CHUNK_RETRY_SECONDS = 0.03
+"""Ask for missing description chunks after this long without one (and feed the watchdog)."""
+PINGS = 8
+"""Answered state requests timed at connect: the round trip that sets the link's timing."""
+PING_SPACING = 0.005
+"""Between pings: a lossy line loses some, a slow one has several in flight."""
 
 
 class DeviceError(ConnectionError):
     """The device cannot be used: absent, silent, another protocol, or not the robot expected."""
+
+
+@dataclass(frozen=True)
+class LinkTiming:
+    """How the host times a link, from its control period and the round trip measured at
+    connect. A round trip within a quarter period is read at the tick (ask, wait, retry a lost
+    answer); a longer one, such as a USB-serial adapter's 16 ms latency timer at its Linux
+    default, is pipelined: between a cycle's write and the next tick the host asks every
+    `request_spacing` s, and the read at the tick takes the newest answer that arrived. The
+    reading is then a round trip old, as it must be on such a link, and the loop keeps its rate.
+
+    Example:
+        >>> LinkTiming.of(control_period=0.02, round_trip=0.0165).pipelined
+        True
+    """
+
+    control_period: float
+    round_trip: float
+    """Median of the pings at connect, s."""
+    slowest: float
+    """The slowest of them, s."""
+    reply_timeout: float
+    """Longest wait at the tick for a reading (default half the period: a lost one costs at
+    most half a cycle; the loop's watchdog judges a run of them)."""
+    attempt_timeout: float
+    """Read at the tick: wait this long for an answer before asking again."""
+
+    @classmethod
+    def of(cls, control_period: float, round_trip: float = 0.0, slowest: float | None = None,
+           reply_timeout: float | None = None,
+           attempt_timeout: float | None = None) -> LinkTiming:
+        slowest = round_trip if slowest is None else slowest
+        reply_timeout = reply_timeout or 0.5 * control_period
+        # An answer is lost when it is later than the slowest ping by half as much again.
+        attempt_timeout = attempt_timeout or max(reply_timeout / 3, 1.5 * slowest + 0.0005)
+        if reply_timeout <= 0 or attempt_timeout <= 0:
+            raise ValueError("reply_timeout and attempt_timeout must be > 0 s, got "
+                             f"{reply_timeout} and {attempt_timeout}")
+        return cls(control_period, round_trip, slowest, reply_timeout, attempt_timeout)
+
+    @property
+    def pipelined(self) -> bool:
+        return self.slowest > 0.25 * self.control_period
+
+    @property
+    def request_spacing(self) -> float:
+        """Pipelined: seconds between requests. Eight a period: on a line that loses 3 in 4
+        answers (1% of bytes corrupted, 10% of frames lost, a 100-byte STATE) a period still
+        has a fresh reading 9 times in 10."""
+        return self.control_period / 8
+
+    def summary(self) -> dict:
+        return {"round_trip_ms": round(self.round_trip * 1e3, 2),
+                "slowest_ping_ms": round(self.slowest * 1e3, 2),
+                "reads": (f"pipelined, asked every {self.request_spacing * 1e3:.1f} ms"
+                          if self.pipelined else "at the tick"),
+                "max_rate_hz_reading_at_the_tick": round(1.0 / (self.slowest + 0.001), 1),
+                "reply_timeout_ms": round(self.reply_timeout * 1e3, 2)}
 
 
 @dataclass
@@ -60,6 +129,10 @@ class LinkStats:
     faults: dict[str, int] = field(default_factory=dict)
     """FAULT frames by code name."""
     reconnects: int = 0
+    unacknowledged_commands: int = 0
+    """Commands whose arrival no reading confirmed before a later one was (lost on the way)."""
+    timing: dict = field(default_factory=dict)
+    """LinkTiming.summary() of the last connect: what the link allows."""
     round_trips_us: list[float] = field(default_factory=list)
 
     def summary(self) -> dict:
@@ -101,15 +174,14 @@ class SerialRobot(Robot):
 
     def __init__(self, url: str, spec: RobotSpec, baudrate: int = 1_000_000,
                  reply_timeout: float | None = None, attempt_timeout: float | None = None,
-                 handshake_timeout: float = 1.0, reconnects: int = 3) -> None:
-        """`reply_timeout`: longest wait for a reading (default half the control period, so a
-        lost one costs at most half a cycle); `attempt_timeout`: wait before asking again
-        (default a third of that)."""
-        self.reply_timeout = reply_timeout or 0.5 * spec.control_period
-        self.attempt_timeout = attempt_timeout or self.reply_timeout / 3
-        if self.reply_timeout <= 0 or self.attempt_timeout <= 0 or handshake_timeout <= 0:
-            raise ValueError("reply_timeout, attempt_timeout and handshake_timeout must be > 0 s")
+                 handshake_timeout: float = 2.0, reconnects: int = 3) -> None:
+        """`reply_timeout`, `attempt_timeout`: fixed, in place of LinkTiming's defaults from the
+        round trip measured at connect."""
+        if handshake_timeout <= 0:
+            raise ValueError(f"handshake_timeout must be > 0 s, got {handshake_timeout}")
         self.url, self.spec, self.baudrate = url, spec, baudrate
+        self._timeouts_asked = reply_timeout, attempt_timeout
+        self.timing = LinkTiming.of(spec.control_period, 0.0, None, *self._timeouts_asked)
         self.handshake_timeout = handshake_timeout
         self.reconnects = reconnects
         self.mode = MODE_OF_ACTUATOR[spec.actuator_kind]
@@ -121,20 +193,34 @@ class SerialRobot(Robot):
         self._seq = 0
         self._device_seq: int | None = None
         self._session_lost = False
+        self._asked: set[int] = set()
+        """STATE_REQUESTs sent ahead (pipelined) whose answers the next read may take."""
+        self._newest_time_us = -1
+        """device_time of the last reading returned: a pipelined read takes only newer ones."""
+        self._unconfirmed: deque[tuple[int, np.ndarray]] = deque(maxlen=64)
+        """COMMANDs sent (seq, targets) that no reading has acknowledged yet."""
+        self._acknowledged: np.ndarray | None = None
+        self._lossy = False
+        """The line lost a frame: every command is followed by a HEARTBEAT, so the device's
+        watchdog is fed while some commands are lost."""
         self.device_stopped = ""
         """Why the device stopped on its own (its watchdog, its e-stop); it drives no more."""
 
+    @property
+    def reply_timeout(self) -> float:
+        return self.timing.reply_timeout
+
     # -- lifecycle -----------------------------------------------------------------------------
     def connect(self) -> None:
-        """Open the port and shake hands; a connected robot stays as it is."""
+        """Open the port, shake hands and time the link; a connected robot stays as it is."""
         if self.port is not None:
             return
         try:
             # A read returns as soon as a byte arrives; the timeout only bounds how far past a
             # deadline a wait can run.
             self.port = serial.serial_for_url(self.url, baudrate=self.baudrate,
-                                              timeout=min(POLL_SECONDS, self.reply_timeout),
-                                              write_timeout=max(0.01, self.reply_timeout))
+                                              timeout=POLL_SECONDS,
+                                              write_timeout=max(0.05, self.spec.control_period))
         except (serial.SerialException, ValueError, OSError) as error:
             raise DeviceError(f"cannot open serial port {self.url!r}: {error}. Check the cable "
                               "and the name (ls /dev/ttyUSB* /dev/ttyACM*), start the emulator "
@@ -148,6 +234,7 @@ class SerialRobot(Robot):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             self._handshake()
+            self._time_link()
         except BaseException:
             self.port.close()
             self.port = None
@@ -163,20 +250,29 @@ class SerialRobot(Robot):
             self._send(MessageType.RELEASE)
 
     def _handshake(self) -> None:
-        """HELLO until DESCRIPTION: the device's name, joints, limits, units, mode, version."""
+        """HELLO until DESCRIPTION chunks come, then each missing chunk asked for again until
+        the description is whole: the device's name, joints, limits, units, mode, version."""
         self._reader = FrameReader()
         self.port.reset_input_buffer()
-        deadline = time.perf_counter() + self.handshake_timeout
-        received, resend_at, bad = 0, 0.0, 0
+        start = time.perf_counter()
+        deadline = start + self.handshake_timeout
+        chunks = DescriptionChunks()
+        received, ask_at, frames, in_session = 0, 0.0, 0, False
         while time.perf_counter() < deadline:
-            if time.perf_counter() >= resend_at or self._reader.bad_frames > bad:
-                # Again after a garbled answer or a silence: a noisy line loses some.
-                bad = self._reader.bad_frames
-                self._send(MessageType.HELLO, hello_payload())
-                resend_at = time.perf_counter() + HELLO_RETRY_SECONDS
-            data = self._read_some(min(deadline, resend_at))
+            if time.perf_counter() >= ask_at:
+                # Again after a silence: a noisy line loses some of either side's frames. The
+                # HEARTBEAT keeps the device's watchdog (it started with the session) fed.
+                if in_session:
+                    self._send_all([(MessageType.DESCRIPTION_REQUEST, bytes([index]))
+                                    for index in chunks.missing()] + [(MessageType.HEARTBEAT, b"")])
+                    ask_at = time.perf_counter() + CHUNK_RETRY_SECONDS
+                else:
+                    self._send(MessageType.HELLO, hello_payload())
+                    ask_at = time.perf_counter() + HELLO_RETRY_SECONDS
+            data = self._read_some(min(deadline, ask_at))
             received += len(data)
             for frame in self._reader.feed(data):
+                frames += 1
                 if frame.version != VERSION:
                     raise DeviceError(f"the device at {self.url!r} speaks protocol version "
                                       f"{frame.version}; this host speaks {VERSION}. Update "
@@ -186,78 +282,209 @@ class SerialRobot(Robot):
                     if code == FaultCode.VERSION:
                         raise DeviceError(f"the device at {self.url!r} refused protocol version "
                                           f"{VERSION}: {message}")
-                    continue  # e.g. RESET at power-up: the HELLO is what answers it
-                if frame.type == MessageType.DESCRIPTION:
-                    try:
-                        self.description = Description.from_payload(frame.payload)
-                    except (ProtocolError, TypeError) as error:
-                        raise DeviceError(f"the device at {self.url!r} sent a self-description "
-                                          f"this host cannot read: {error}") from None
-                    self._device_seq = frame.seq
-                    problems = description_mismatches(self.description, self.spec)
-                    if problems:
-                        raise DeviceError(f"the device at {self.url!r} is not the robot "
-                                          f"{self.spec.name!r}, refusing to move: "
-                                          + "; ".join(problems))
-                    self._session_lost = False
-                    self.device_stopped = ""
+                    # RESET at power-up, a watchdog that ended a slow handshake: HELLO again.
+                    in_session, ask_at = False, 0.0
+                    continue
+                if frame.type != MessageType.DESCRIPTION:
+                    continue
+                try:
+                    chunks.add(frame.payload)
+                except ProtocolError:
+                    continue
+                in_session = True
+                ask_at = time.perf_counter() + CHUNK_RETRY_SECONDS  # more may be on the way
+                self._device_seq = frame.seq
+                if (payload := chunks.joined()) is not None:
+                    self._described(payload)
                     return
-        what = (f"{received} bytes, no valid sim2real frame (another protocol or baud rate?)"
-                if received else "no answer")
+        bad = self._reader.bad_frames
+        if frames and bad:
+            what = (f"{bad} CRC errors and {len(chunks.missing()) if chunks.count else 'all'} "
+                    "description chunks missing: the link is noisy. Check the cable (length, "
+                    "shielding, a shared ground) and the baud rate's margin")
+        elif received:
+            what = (f"{received} bytes, no valid sim2real frame (another protocol or baud "
+                    "rate?)")
+        else:
+            what = "no answer"
         raise DeviceError(f"handshake with {self.url!r} failed after "
                           f"{self.handshake_timeout:g} s: {what}. Is the device powered and "
                           "running sim2real firmware or `sim2real emulate`?")
 
+    def _described(self, payload: bytes) -> None:
+        """The whole description arrived: read it and compare it with the robot expected."""
+        try:
+            self.description = Description.from_payload(payload)
+        except (ProtocolError, TypeError) as error:
+            raise DeviceError(f"the device at {self.url!r} sent a self-description this host "
+                              f"cannot read: {error}") from None
+        problems = description_mismatches(self.description, self.spec)
+        if problems:
+            raise DeviceError(f"the device at {self.url!r} is not the robot {self.spec.name!r}, "
+                              "refusing to move: " + "; ".join(problems))
+        self._session_lost = False
+        self.device_stopped = ""
+
+    def _time_link(self) -> None:
+        """Ping the device with state requests PING_SPACING s apart (each with a HEARTBEAT: the
+        device's watchdog runs) until PINGS answers or the handshake's time is up, and set the
+        timing of every later read from the round trips (`LinkTiming`)."""
+        sent_at: dict[int, float] = {}
+        trips: list[float] = []
+        deadline = time.perf_counter() + self.handshake_timeout
+        while len(trips) < PINGS and time.perf_counter() < deadline:
+            seq = self._send_all([(MessageType.STATE_REQUEST, b""), (MessageType.HEARTBEAT, b"")])[0]
+            sent_at[seq] = time.perf_counter()
+            self._asked = {seq}
+            wait_end = min(deadline, sent_at[seq] + PING_SPACING)
+            while time.perf_counter() < wait_end:
+                for frame in self._receive(wait_end):
+                    if frame.type == MessageType.STATE and len(frame.payload) >= 2:
+                        request = int.from_bytes(frame.payload[:2], "little")
+                        if request in sent_at:
+                            trips.append(time.perf_counter() - sent_at.pop(request))
+                if self.device_stopped:
+                    raise DeviceError(f"the device at {self.url!r} stopped: "
+                                      f"{self.device_stopped}")
+        self._asked = set()
+        if not trips:
+            raise DeviceError(f"the device at {self.url!r} described itself but answered none "
+                              f"of {len(sent_at)} state requests within "
+                              f"{self.handshake_timeout:g} s ({self.stats.crc_errors} CRC "
+                              f"errors, {self.stats.dropped_frames} frames lost): the link is "
+                              "too noisy to control a robot over")
+        trips.sort()
+        self.round_trip = trips[len(trips) // 2]
+        self.timing = LinkTiming.of(self.spec.control_period, self.round_trip, trips[-1],
+                                    *self._timeouts_asked)
+        self.stats.timing = self.timing.summary()
+
     # -- the cycle -----------------------------------------------------------------------------
+    def request_ahead(self, tick: float) -> None:
+        """Pipelined (a slow link): ask for a reading every `request_spacing` s until the tick,
+        each request with a HEARTBEAT for the device's watchdog."""
+        if not self.timing.pipelined or self.port is None or self.device_stopped:
+            return
+        spacing = self.timing.request_spacing
+        while time.perf_counter() < tick - 0.5 * spacing:
+            seq, _ = self._send_all([(MessageType.STATE_REQUEST, b""),
+                                     (MessageType.HEARTBEAT, b"")])
+            self._asked.add(seq)  # answers wait in the port's buffer for the read
+            time.sleep(max(0.0, min(spacing, tick - time.perf_counter() - 0.5 * spacing)))
+
     def read_state(self) -> RobotState:
-        """Ask for a reading and wait for it. A request whose answer came back corrupted is sent
-        again at once, one with no answer after `attempt_timeout`; any answer to this call's
-        requests will do, until `reply_timeout` (then TimeoutError)."""
+        """The newest reading. At the tick: ask and wait; a request whose answer came back
+        corrupted is sent again at once, one with no answer after `attempt_timeout`; any answer
+        to this read's requests will do, until `reply_timeout` (then TimeoutError). Pipelined:
+        the newest answer to the requests sent ahead, waiting for one up to `reply_timeout`."""
         self._require()
         if self.device_stopped:
             raise DeviceError(f"the device at {self.url!r} stopped: {self.device_stopped}")
         if self._session_lost:
             self._reconnect()
         start = time.perf_counter()
-        deadline = start + self.reply_timeout
-        requests: set[int] = set()
-        while True:
-            requests.add(self._send(MessageType.STATE_REQUEST))
-            attempt_end = min(deadline, time.perf_counter() + self.attempt_timeout)
-            bad_before = self.stats.crc_errors
+        timing = self.timing
+        if timing.pipelined and self._asked:
+            state = self._take_answer(start + timing.reply_timeout, newest=True)
+            if state is not None:
+                return state
+        else:
+            # A read not asked for ahead waits for one answer at least (the first, pipelined).
+            deadline = start + max(timing.reply_timeout, timing.attempt_timeout)
+            self._asked = set()
             while True:
-                for frame in self._receive(attempt_end):
-                    if frame.type != MessageType.STATE:
-                        continue
-                    try:
-                        state = State.from_payload(frame.payload)
-                    except ProtocolError:
-                        self.stats.crc_errors += 1
-                        continue
-                    if state.request_seq not in requests:
-                        self.stats.late_frames += 1
-                        continue
+                self._asked.add(self._send(MessageType.STATE_REQUEST))
+                bad_before = self.stats.crc_errors
+                attempt_end = min(deadline, time.perf_counter() + timing.attempt_timeout)
+                state = self._take_answer(attempt_end, stop_on_bad=bad_before)
+                if state is not None:
                     self.stats.round_trips_us.append((time.perf_counter() - start) * 1e6)
-                    self.status = state.status
-                    return RobotState(np.asarray(state.positions, dtype=float),
-                                      np.asarray(state.velocities, dtype=float),
-                                      state.device_time_us * 1e-6,
-                                      command_time=(state.command_time_us * 1e-6
-                                                    if state.command_time_us else np.nan))
-                if self.device_stopped:
-                    raise DeviceError(f"the device at {self.url!r} stopped: "
-                                      f"{self.device_stopped}")
-                if self.stats.crc_errors > bad_before or time.perf_counter() >= attempt_end:
-                    break  # the answer was lost: ask again while there is time
-            if time.perf_counter() >= deadline:
-                self.stats.timeouts += 1
-                raise TimeoutError(f"no STATE from {self.url!r} within "
-                                   f"{self.reply_timeout * 1e3:.1f} ms")
-            self.stats.retries += 1
+                    return state
+                if time.perf_counter() >= deadline:
+                    break
+                self.stats.retries += 1
+        self.stats.timeouts += 1
+        raise TimeoutError(f"no STATE from {self.url!r} within "
+                           f"{(time.perf_counter() - start) * 1e3:.1f} ms")
+
+    def _take_answer(self, until: float, newest: bool = False,
+                     stop_on_bad: int | None = None) -> RobotState | None:
+        """An answer to one of `_asked` until `until`: the first, or with `newest` every one
+        that has arrived by the first, the one sampled last (newer than the last returned).
+        `stop_on_bad`: give up early when the CRC error count passes it (a garbled answer)."""
+        best: State | None = None
+        while best is None:
+            for frame in self._receive(until):
+                if frame.type != MessageType.STATE:
+                    continue
+                try:
+                    state = State.from_payload(frame.payload)
+                except ProtocolError:
+                    self.stats.crc_errors += 1
+                    continue
+                self._acknowledge(state)
+                self._check_status(state.status)
+                if state.request_seq not in self._asked or (
+                        newest and state.device_time_us <= self._newest_time_us):
+                    self.stats.late_frames += 1
+                    continue
+                if best is None or state.device_time_us > best.device_time_us:
+                    best = state
+                if not newest:
+                    break
+            if self.device_stopped:
+                raise DeviceError(f"the device at {self.url!r} stopped: {self.device_stopped}")
+            if best is None and (time.perf_counter() >= until or (
+                    stop_on_bad is not None and self.stats.crc_errors > stop_on_bad)):
+                return None
+        if newest:
+            # Requests sent after the one answered may still bring newer readings (seq mod 2^16).
+            self._asked = {seq for seq in self._asked
+                           if 0 < (seq - best.request_seq) & 0xFFFF < 0x8000}
+        self._newest_time_us = best.device_time_us
+        self.status = best.status
+        return RobotState(np.asarray(best.positions, dtype=float),
+                          np.asarray(best.velocities, dtype=float), best.device_time_us * 1e-6,
+                          command_time=(best.command_time_us * 1e-6 if best.command_time_us
+                                        else np.nan))
+
+    def _check_status(self, status: int) -> None:
+        """A reading says whether the device still drives: its FAULT frame may have been lost."""
+        if status & (STATUS_WATCHDOG | STATUS_ESTOP):
+            if not self.device_stopped:
+                kind = "WATCHDOG" if status & STATUS_WATCHDOG else "ESTOP"
+                self.device_stopped = f"{kind}: the device's reading says it holds (status {status})"
+        elif not status & STATUS_DRIVING:
+            self._session_lost = True  # reset (its FAULT RESET lost): shake hands again
+
+    def _acknowledge(self, state: State) -> None:
+        """A reading names the last COMMAND the device applied: it and all sent before it are
+        settled (arrived, or lost for good)."""
+        if not state.command_time_us or not self._unconfirmed:
+            return
+        seqs = [seq for seq, _ in self._unconfirmed]
+        if state.command_seq not in seqs:
+            return  # an older acknowledgment, or one of a command already settled
+        position = seqs.index(state.command_seq)
+        self.stats.unacknowledged_commands += position
+        for _ in range(position):
+            self._unconfirmed.popleft()
+        self._acknowledged = self._unconfirmed.popleft()[1]
+
+    def command_window(self) -> list[np.ndarray]:
+        """The last command the device acknowledged and every one sent since: the device holds
+        one of them, and may receive any of the later ones next."""
+        known = [] if self._acknowledged is None else [self._acknowledged]
+        return known + [command for _, command in self._unconfirmed]
 
     def _write_command(self, command: np.ndarray) -> None:
         self._require()
-        self._send(MessageType.COMMAND, Command(self.mode, tuple(command.tolist())).to_payload())
+        messages = [(MessageType.COMMAND, Command(self.mode, tuple(command.tolist())).to_payload())]
+        self._lossy = self._lossy or bool(self.stats.crc_errors or self.stats.dropped_frames)
+        if self._lossy:
+            messages.append((MessageType.HEARTBEAT, b""))
+        self._unconfirmed.append((self._seq, command.copy()))  # before sending: it may arrive
+        self._send_all(messages)
 
     def estop(self) -> None:
         """Tell the device to stop and hold now (it answers FAULT ESTOP)."""
@@ -270,16 +497,23 @@ class SerialRobot(Robot):
         return self.port
 
     def _send(self, message_type: MessageType, payload: bytes = b"") -> int:
-        seq = self._seq
-        self._seq = (self._seq + 1) & 0xFFFF
+        return self._send_all([(message_type, payload)])[0]
+
+    def _send_all(self, messages: list[tuple[MessageType, bytes]]) -> list[int]:
+        """Frames in one write (one system call); their seqs."""
+        seqs, data = [], b""
+        for message_type, payload in messages:
+            seqs.append(self._seq)
+            data += encode_frame(message_type, self._seq, payload)
+            self._seq = (self._seq + 1) & 0xFFFF
         try:
-            self.port.write(encode_frame(message_type, seq, payload))
+            self.port.write(data)
         except serial.SerialTimeoutException:
             raise TimeoutError(f"writing to {self.url!r} timed out") from None
         except (serial.SerialException, OSError) as error:
             raise ConnectionError(f"the serial link {self.url!r} is gone: {error}") from None
-        self.stats.frames_sent += 1
-        return seq
+        self.stats.frames_sent += len(messages)
+        return seqs
 
     def _read_some(self, deadline: float) -> bytes:
         return read_arrived(self.port, deadline, self.url)
@@ -302,8 +536,10 @@ class SerialRobot(Robot):
                 except ValueError:  # a code of a newer firmware
                     name = str(code)
                 self.stats.faults[name] = self.stats.faults.get(name, 0) + 1
-                if code == FaultCode.RESET:
-                    self._session_lost = True  # a brown-out: shake hands again
+                if code in (FaultCode.RESET, FaultCode.NO_SESSION):
+                    # A brown-out, or one whose FAULT RESET was lost: shake hands again. (A
+                    # watchdog or e-stop whose FAULT was lost shows in the next reading's status.)
+                    self._session_lost = True
                 elif code in (FaultCode.WATCHDOG, FaultCode.ESTOP):
                     # The device holds until a new HELLO; resuming is a person's decision.
                     self.device_stopped = f"{name}: {parse_fault(frame.payload)[1]}"
@@ -314,4 +550,6 @@ class SerialRobot(Robot):
             raise DeviceError(f"the device at {self.url!r} lost its session (reset) more than "
                               f"{self.reconnects} times; check its power and cabling")
         self.stats.reconnects += 1
+        self._unconfirmed.clear()
+        self._acknowledged = None  # a reset device holds where it stood, not a command
         self._handshake()

@@ -60,7 +60,7 @@ def test_a_command_acts_after_the_pinned_delay(monkeypatch) -> None:
         action_latency={"low": 0.012, "high": 0.012}))
     emulator._start, emulator._session = 100.0, True
     target = np.full(6, 0.2)
-    emulator._command(Command(CommandMode.POSITION, tuple(target)).to_payload())
+    emulator._command(Command(CommandMode.POSITION, tuple(target)).to_payload(), 7)
     clock[0] = 100.010
     emulator._advance()
     assert np.allclose(emulator.sim.data.ctrl[emulator.sim.ctrl_at], 0.0)  # not yet
@@ -92,7 +92,7 @@ def test_the_hand_holds_the_pendulum_until_driven_and_catches_it_after_a_fall(mo
         """Send `volts` (if given) at 100 + `seconds`, then read the joints."""
         clock[0] = 100.0 + seconds
         if volts is not None:
-            emulator._command(Command(CommandMode.VOLTAGE, (volts,)).to_payload())
+            emulator._command(Command(CommandMode.VOLTAGE, (volts,)).to_payload(), 7)
         emulator._advance()
         state = emulator.sim.state()
         assert emulator.sim.data.time == pytest.approx(seconds, abs=2e-3)  # the clock runs on

@@ -33,7 +33,7 @@ from hardware.protocol import (
 from sim.furuta import FURUTA
 from sim.so_arm import SO_ARM
 
-STATE = State(request_seq=77, device_time_us=123_456_789, command_time_us=123_450_000,
+STATE = State(request_seq=77, command_seq=76, device_time_us=123_456_789, command_time_us=123_450_000,
               status=4,
               positions=(0.5, -0.25, 1.0), velocities=(0.0, 2.0, -3.5), efforts=(0.1, 0.2, 0.3),
               sensors=(9.81,))

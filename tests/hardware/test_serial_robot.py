@@ -95,10 +95,10 @@ def test_a_device_that_speaks_another_protocol() -> None:
 
 def test_a_device_of_another_protocol_version() -> None:
     def version_two(data: bytes) -> bytes:
-        return encode_frame(MessageType.DESCRIPTION, 0, b"{}", version=2)
+        return encode_frame(MessageType.DESCRIPTION, 0, b"{}", version=3)
 
     with Talker(version_two) as port:
-        with pytest.raises(DeviceError, match="speaks protocol version 2; this host speaks 1"):
+        with pytest.raises(DeviceError, match="speaks protocol version 3; this host speaks 2"):
             SerialRobot(port, SO_ARM, handshake_timeout=0.5).connect()
 
 
