@@ -76,11 +76,13 @@ class LinkTiming:
     most half a cycle; the loop's watchdog judges a run of them)."""
     attempt_timeout: float
     """Read at the tick: wait this long for an answer before asking again."""
+    wire_time: float = 0.0
+    """Seconds a request and its answer take on the wire at the port's baud rate."""
 
     @classmethod
     def of(cls, control_period: float, round_trip: float = 0.0, slowest: float | None = None,
-           reply_timeout: float | None = None,
-           attempt_timeout: float | None = None) -> LinkTiming:
+           reply_timeout: float | None = None, attempt_timeout: float | None = None,
+           wire_time: float = 0.0) -> LinkTiming:
         slowest = round_trip if slowest is None else slowest
         reply_timeout = reply_timeout or 0.5 * control_period
         # An answer is lost when it is later than the slowest ping by half as much again.
@@ -88,18 +90,22 @@ class LinkTiming:
         if reply_timeout <= 0 or attempt_timeout <= 0:
             raise ValueError("reply_timeout and attempt_timeout must be > 0 s, got "
                              f"{reply_timeout} and {attempt_timeout}")
-        return cls(control_period, round_trip, slowest, reply_timeout, attempt_timeout)
-
-    @property
-    def pipelined(self) -> bool:
-        return self.slowest > 0.25 * self.control_period
+        return cls(control_period, round_trip, slowest, reply_timeout, attempt_timeout,
+                   wire_time)
 
     @property
     def request_spacing(self) -> float:
         """Pipelined: seconds between requests. Eight a period: on a line that loses 3 in 4
         answers (1% of bytes corrupted, 10% of frames lost, a 100-byte STATE) a period still
-        has a fresh reading 9 times in 10."""
-        return self.control_period / 8
+        has a fresh reading 9 times in 10; never more than half the wire's capacity."""
+        return max(self.control_period / 8, 2 * self.wire_time)
+
+    @property
+    def pipelined(self) -> bool:
+        """The round trip takes more than a quarter period, and the wire has room for two
+        requests a period."""
+        return (self.slowest > 0.25 * self.control_period
+                and self.request_spacing <= 0.5 * self.control_period)
 
     def summary(self) -> dict:
         return {"round_trip_ms": round(self.round_trip * 1e3, 2),
@@ -302,6 +308,9 @@ class SerialRobot(Robot):
             what = (f"{bad} CRC errors and {len(chunks.missing()) if chunks.count else 'all'} "
                     "description chunks missing: the link is noisy. Check the cable (length, "
                     "shielding, a shared ground) and the baud rate's margin")
+        elif bad:
+            what = (f"{bad} CRC errors and no whole frame in {received} bytes: another protocol "
+                    "or baud rate, or a link too noisy for any frame to survive")
         elif received:
             what = (f"{received} bytes, no valid sim2real frame (another protocol or baud "
                     "rate?)")
@@ -356,8 +365,16 @@ class SerialRobot(Robot):
         trips.sort()
         self.round_trip = trips[len(trips) // 2]
         self.timing = LinkTiming.of(self.spec.control_period, self.round_trip, trips[-1],
-                                    *self._timeouts_asked)
+                                    *self._timeouts_asked, wire_time=self._wire_time())
         self.stats.timing = self.timing.summary()
+
+    def _wire_time(self) -> float:
+        """Seconds a STATE_REQUEST and its STATE take on the wire (8N1: ten bits a byte)."""
+        joints = self.spec.num_joints
+        zeros = (0.0,) * joints
+        answer = encode_frame(MessageType.STATE, 0, State(0, 0, 0, 0, 0, zeros, zeros,
+                                                          zeros).to_payload())
+        return (len(answer) + len(encode_frame(MessageType.STATE_REQUEST, 0))) * 10 / self.baudrate
 
     # -- the cycle -----------------------------------------------------------------------------
     def request_ahead(self, tick: float) -> None:

@@ -1,5 +1,5 @@
-"""The Feetech bus emulator served in a thread on a pty, and a "hand" that holds its limp arm in a
-pose, as a person does while calibrating."""
+"""The device emulator and the Feetech bus emulator served in a thread on a pty, and a "hand"
+that holds the bus's limp arm in a pose, as a person does while calibrating."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from hardware.emulator import DeviceEmulator
 from hardware.feetech.bus import FeetechBus
 from hardware.feetech.calibration import Calibration, JointCalibration, default_ids
 from hardware.feetech.emulator import FeetechBusEmulator
@@ -18,6 +19,23 @@ from hardware.transports import PtyTransport
 from sim.so_arm import SO_ARM
 
 COUNT = 2 * np.pi / COUNTS_PER_TURN
+
+
+class Running:
+    """An emulator serving in a thread for the duration of a `with`."""
+
+    def __init__(self, emulator: DeviceEmulator) -> None:
+        self.emulator, self.stop = emulator, threading.Event()
+        self.thread = threading.Thread(target=emulator.serve, kwargs={"stop": self.stop},
+                                       daemon=True)
+
+    def __enter__(self) -> DeviceEmulator:
+        self.thread.start()
+        return self.emulator
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(5)
 
 
 class ServoBus:

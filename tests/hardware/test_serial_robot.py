@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import Running
 
 from hardware.emulator import DeviceEmulator
 from hardware.faults import WireFaults
@@ -17,23 +18,6 @@ from hardware.serial_robot import DeviceError, SerialRobot
 from hardware.transports import PtyTransport, TcpTransport
 from sim.furuta import FURUTA
 from sim.so_arm import SO_ARM
-
-
-class Running:
-    """An emulator serving in a thread for the duration of a `with`."""
-
-    def __init__(self, emulator: DeviceEmulator) -> None:
-        self.emulator, self.stop = emulator, threading.Event()
-        self.thread = threading.Thread(target=emulator.serve, kwargs={"stop": self.stop},
-                                       daemon=True)
-
-    def __enter__(self) -> DeviceEmulator:
-        self.thread.start()
-        return self.emulator
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(5)
 
 
 @pytest.mark.parametrize("transport", [PtyTransport, lambda: TcpTransport(0)],

@@ -1,0 +1,81 @@
+"""The link's timing from the round trip measured at connect, and the handshake on a noisy line:
+SerialRobot against the device emulator in a thread, over a real pty."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from conftest import Running
+
+from hardware.emulator import DeviceEmulator
+from hardware.faults import WireFaults
+from hardware.serial_robot import DeviceError, LinkTiming, SerialRobot
+from hardware.transports import PtyTransport
+from sim.so_arm import SO_ARM
+
+ONE_MBAUD_EXCHANGE = 108 * 10 / 1e6
+"""A 6-joint STATE and its request on a 1 Mbit/s wire, s."""
+
+
+def test_a_slow_link_is_pipelined_where_the_wire_has_room() -> None:
+    # A USB adapter's 16 ms at 50 Hz: asked ahead, eight times a period.
+    usb = LinkTiming.of(0.02, 0.0165, 0.017, wire_time=ONE_MBAUD_EXCHANGE)
+    assert usb.pipelined and usb.request_spacing == pytest.approx(0.0025)
+    # A fast link is read at the tick; an answer is given up on after half as long again as
+    # the slowest ping, and at the latest after half a period.
+    fast = LinkTiming.of(0.02, 0.0004, 0.0006, wire_time=ONE_MBAUD_EXCHANGE)
+    assert not fast.pipelined
+    assert fast.reply_timeout == pytest.approx(0.01)
+    # 1 kHz on a 1 Mbit/s wire: one exchange takes most of the period, nothing to pipeline.
+    assert not LinkTiming.of(0.001, 0.0012, 0.0013, wire_time=ONE_MBAUD_EXCHANGE).pipelined
+    with pytest.raises(ValueError, match="reply_timeout"):
+        LinkTiming.of(0.02, reply_timeout=-1.0)
+
+
+def test_a_usb_adapters_16_ms_keeps_a_fresh_reading_every_cycle_at_50_hz() -> None:
+    wire = PtyTransport()
+    faults = WireFaults(latency_ms=16.0)
+    with Running(DeviceEmulator(SO_ARM, wire, faults=faults)), \
+            SerialRobot(wire.name, SO_ARM) as arm:
+        assert 0.015 < arm.round_trip < 0.03 and arm.timing.pipelined
+        assert arm.stats.timing["reads"].startswith("pipelined")
+        times, waits, tick = [], [], time.perf_counter()
+        for _ in range(50):
+            tick += SO_ARM.control_period
+            arm.request_ahead(tick)
+            while time.perf_counter() < tick:
+                pass
+            state = arm.read_state()
+            waits.append(time.perf_counter() - tick)
+            times.append(state.time)
+            arm.send_command(state.positions[:6])
+    steps = np.diff(times)
+    # The reading was waiting at the tick (not a 16 ms round trip after it), and fresh.
+    assert np.median(waits) < 0.25 * arm.round_trip
+    assert arm.stats.timeouts == 0
+    assert np.all(steps > 0) and np.median(steps) == pytest.approx(0.02, abs=0.003)
+    assert arm.command_window()  # the device acknowledged commands: the window is short
+    assert len(arm.command_window()) <= 3
+
+
+def test_a_noisy_line_still_shakes_hands() -> None:
+    # 1% of bytes corrupted: a 740-byte description arrives whole 0.06% of the time; in
+    # 32-byte chunks, each asked for again, the handshake takes a few round trips.
+    wire = PtyTransport()
+    faults = WireFaults(corrupt_byte_rate=0.01, drop_frame_rate=0.1, seed=3)
+    with Running(DeviceEmulator(SO_ARM, wire, faults=faults)), \
+            SerialRobot(wire.name, SO_ARM) as arm:
+        assert arm.description.robot == "so_arm"
+    assert faults.counts["corrupted_bytes"] > 0
+
+
+def test_a_line_too_noisy_to_connect_over_is_named_as_noisy() -> None:
+    wire = PtyTransport()
+    faults = WireFaults(corrupt_byte_rate=0.05, drop_frame_rate=0.3, latency_ms=30.0, seed=4)
+    robot = SerialRobot(wire.name, SO_ARM, handshake_timeout=0.5)
+    with Running(DeviceEmulator(SO_ARM, wire, faults=faults)):
+        with pytest.raises(DeviceError, match=r"\d+ CRC errors.* noisy"):
+            robot.connect()
+    assert robot.port is None
