@@ -199,8 +199,8 @@ class SerialRobot(Robot):
         self._seq = 0
         self._device_seq: int | None = None
         self._session_lost = False
-        self._asked: set[int] = set()
-        """STATE_REQUESTs sent ahead (pipelined) whose answers the next read may take."""
+        self._asked: dict[int, float] = {}
+        """STATE_REQUESTs (seq: when sent) whose answers the next read may take."""
         self._newest_time_us = -1
         """device_time of the last reading returned: a pipelined read takes only newer ones."""
         self._unconfirmed: deque[tuple[int, np.ndarray]] = deque(maxlen=64)
@@ -344,7 +344,7 @@ class SerialRobot(Robot):
         while len(trips) < PINGS and time.perf_counter() < deadline:
             seq = self._send_all([(MessageType.STATE_REQUEST, b""), (MessageType.HEARTBEAT, b"")])[0]
             sent_at[seq] = time.perf_counter()
-            self._asked = {seq}
+            self._asked = {seq: sent_at[seq]}
             wait_end = min(deadline, sent_at[seq] + PING_SPACING)
             while time.perf_counter() < wait_end:
                 for frame in self._receive(wait_end):
@@ -355,7 +355,7 @@ class SerialRobot(Robot):
                 if self.device_stopped:
                     raise DeviceError(f"the device at {self.url!r} stopped: "
                                       f"{self.device_stopped}")
-        self._asked = set()
+        self._asked = {}
         if not trips:
             raise DeviceError(f"the device at {self.url!r} described itself but answered none "
                               f"of {len(sent_at)} state requests within "
@@ -386,7 +386,7 @@ class SerialRobot(Robot):
         while time.perf_counter() < tick - 0.5 * spacing:
             seq, _ = self._send_all([(MessageType.STATE_REQUEST, b""),
                                      (MessageType.HEARTBEAT, b"")])
-            self._asked.add(seq)  # answers wait in the port's buffer for the read
+            self._asked[seq] = time.perf_counter()  # answers wait in the port's buffer
             time.sleep(max(0.0, min(spacing, tick - time.perf_counter() - 0.5 * spacing)))
 
     def read_state(self) -> RobotState:
@@ -402,15 +402,18 @@ class SerialRobot(Robot):
         start = time.perf_counter()
         timing = self.timing
         if timing.pipelined and self._asked:
-            state = self._take_answer(start + timing.reply_timeout, newest=True)
+            # Answers to requests sent over the last period are due; one sent just now (the
+            # first read) is given the time its answer takes.
+            due = min(self._asked.values()) + timing.attempt_timeout
+            state = self._take_answer(max(start + timing.reply_timeout, due), newest=True)
             if state is not None:
                 return state
         else:
             # A read not asked for ahead waits for one answer at least (the first, pipelined).
             deadline = start + max(timing.reply_timeout, timing.attempt_timeout)
-            self._asked = set()
+            self._asked = {}
             while True:
-                self._asked.add(self._send(MessageType.STATE_REQUEST))
+                self._asked[self._send(MessageType.STATE_REQUEST)] = time.perf_counter()
                 bad_before = self.stats.crc_errors
                 attempt_end = min(deadline, time.perf_counter() + timing.attempt_timeout)
                 state = self._take_answer(attempt_end, stop_on_bad=bad_before)
@@ -456,7 +459,7 @@ class SerialRobot(Robot):
                 return None
         if newest:
             # Requests sent after the one answered may still bring newer readings (seq mod 2^16).
-            self._asked = {seq for seq in self._asked
+            self._asked = {seq: sent for seq, sent in self._asked.items()
                            if 0 < (seq - best.request_seq) & 0xFFFF < 0x8000}
         self._newest_time_us = best.device_time_us
         self.status = best.status

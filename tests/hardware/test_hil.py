@@ -62,6 +62,23 @@ def test_the_loop_keeps_running_through_corruption_and_drops(tiny_policy, tmp_pa
     assert len(failures) == report.read_failures
 
 
+@pytest.mark.parametrize("faults", [
+    ("--latency-ms", "12"),
+    ("--latency-ms", "16", "--corrupt-byte-rate", "0.01", "--drop-frame-rate", "0.1")],
+    ids=["12 ms", "USB adapter's 16 ms on a noisy line"])
+def test_a_slow_link_holds_the_arm_at_its_rate(tiny_policy, faults) -> None:
+    """The latency of a USB-serial adapter's timer at its Linux default (16 ms) used to stop the
+    arm (8 ms: a watchdog stop; 12 ms: a TimeoutError out of the first read). Pipelined reads
+    keep it at 50 Hz, with the default safety settings, faults from the first byte on."""
+    with Emulator("so_arm", *faults, "--seed", "2") as device:
+        with SerialRobot(device.port, SO_ARM) as arm:
+            report = run(OnnxPolicy(tiny_policy), arm, seconds=4.0)
+    assert report.stopped == "", report.stopped
+    assert report.cycles >= 0.95 * 4.0 * 50 and report.deadline_misses <= 2
+    assert report.link["timing"]["reads"].startswith("pipelined")
+    assert report.read_failures <= 0.25 * report.cycles
+
+
 class ThreeVolts:
     """A pendulum balance "policy" that always asks for 3 V: it lets the pendulum fall."""
 
