@@ -22,7 +22,7 @@ from deploy.contract import METADATA_KEY, Contract
 from deploy.onnx_policy import OnnxPolicy
 from policies.algorithms import algorithm_by_name
 from policies.encoders import policy_inputs, stack_observations
-from policies.records import atomic_write_bytes, package_versions
+from policies.records import atomic_write_bytes, load_checkpoint, package_versions
 from sim.commands import CommandHistory
 
 OPSET = 17
@@ -65,7 +65,7 @@ def load_run(run_dir: Path, which: str = "checkpoint") -> tuple[dict, dict]:
         hint = ("no evaluation has run yet (eval_every)" if which == "best" else
                 "it is not a training run, or training stopped before its first checkpoint")
         raise FileNotFoundError(f"run dir {run_dir} has no {which}.pt; {hint}")
-    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    checkpoint = load_checkpoint(checkpoint_path)
     info_path = run_dir / "run.json"
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
     return checkpoint, info

@@ -22,6 +22,29 @@ class LoadedPolicy:
     image_shape: tuple[int, ...] | None
     """The camera image it sees beside the state (pixel policies)."""
     source: Path
+    obs_size: int
+    """Numbers in the observation vector it takes (the state beside the image of a pixel policy)."""
+    action_size: int
+
+    def check_fits(self, env: gym.Env, env_id: str) -> None:
+        """Refuse, naming both sizes, an env whose observations or actions are not this policy's
+        (an env of another task or robot), before onnxruntime or torch meet the wrong shape."""
+        space, actions = env.observation_space, env.action_space
+        if isinstance(space, gym.spaces.Dict):
+            space = space.spaces.get("state", gym.spaces.Box(0, 1, (0,)))
+        obs_size = int(np.prod(space.shape))
+        action_size = (int(np.prod(actions.shape)) if isinstance(actions, gym.spaces.Box)
+                       else self.action_size)  # an env's own discrete choices: the index itself
+        if (obs_size, action_size) == (self.obs_size, self.action_size):
+            return
+        sizes = (f"takes observations of {self.obs_size} numbers and gives {self.action_size} "
+                 f"actions, but {env_id} has {obs_size} and {action_size}")
+        if env_id == self.trained_on:  # the task's observation changed since
+            raise ValueError(f"{self.source} was trained on an earlier version of {env_id}: it "
+                             f"{sizes}; train it again to evaluate it (`sim2real deploy` runs it "
+                             "as its contract says)")
+        raise ValueError(f"{self.source} (trained on {self.trained_on}) {sizes}; evaluate it on "
+                         f"{self.trained_on} (leave out --env) or train a policy on {env_id}")
 
 
 def load_policy(source: Path) -> LoadedPolicy:
@@ -30,16 +53,17 @@ def load_policy(source: Path) -> LoadedPolicy:
         from deploy.onnx_policy import OnnxPolicy
 
         policy = OnnxPolicy(source)
-        shape = policy.contract.image_shape
-        return LoadedPolicy(policy, policy.contract.env_id, tuple(shape) if shape else None,
-                            source)
+        contract = policy.contract
+        shape = contract.image_shape
+        return LoadedPolicy(policy, contract.env_id, tuple(shape) if shape else None, source,
+                            contract.observation_size, contract.action_size)
     import torch
 
-    from deploy.export import load_run
     from policies.algorithms import algorithm_by_name
     from policies.encoders import policy_inputs, stack_observations
+    from policies.records import load_checkpoint
 
-    checkpoint, _ = load_run(source)
+    checkpoint = load_checkpoint(source / "checkpoint.pt")
     network = algorithm_by_name(checkpoint["algo"]).load_policy(checkpoint)
 
     def act(obs: np.ndarray | dict) -> np.ndarray:
@@ -48,7 +72,8 @@ def load_policy(source: Path) -> LoadedPolicy:
 
     shape = checkpoint.get("image_shape")
     return LoadedPolicy(act, checkpoint.get("metadata", {}).get("env_id"),
-                        tuple(shape) if shape else None, source)
+                        tuple(shape) if shape else None, source, int(checkpoint["obs_size"]),
+                        int(checkpoint["action_size"]))
 
 
 def run_episodes(env: gym.Env, act: Act, episodes: int, seed: int = 0) -> dict[str, Any]:
@@ -93,6 +118,7 @@ def evaluate_policy(source: Path, env_id: str | None, episodes: int, seed: int =
     check_env_id(env_id)
     env = make_env(env_id, pixels=policy.image_shape[0] if policy.image_shape else None)
     try:
+        policy.check_fits(env, env_id)
         return {"policy": str(source), "env": env_id, **run_episodes(env, policy.act, episodes,
                                                                       seed)}
     finally:

@@ -109,6 +109,7 @@ def robustness_map(policies: list[Path], env_id: str | None, axes: list[Axis], e
                     make_env(env_id, pixels=policy.image_shape[0] if policy.image_shape else None),
                     pinned_config(cell))
                 try:
+                    policy.check_fits(env, env_id)
                     result = run_episodes(env, policy.act, episodes, seed)
                 finally:
                     env.close()

@@ -43,6 +43,7 @@ def record_video(policy_path: Path, env_id: str | None, out: Path, episodes: int
         if domains:
             env = DomainRandomization(env, load_config(randomization, _robot_of(env)))
         envs.append(env)
+    policy.check_fits(envs[0], env_id)
     fps = int(envs[0].metadata.get("render_fps", 30))
     frames = []
     for episode in range(episodes):

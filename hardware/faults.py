@@ -36,11 +36,12 @@ class WireFaults:
     def __post_init__(self) -> None:
         for name in ("corrupt_byte_rate", "drop_frame_rate", "stale_rate"):
             value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
+            if not 0.0 <= value <= 1.0:  # NaN too
                 raise ValueError(f"fault {name} is a probability in [0, 1], got {value}")
         for name in ("latency_ms", "jitter_ms", "rates_from"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"fault {name} must be >= 0, got {getattr(self, name)}")
+            if not 0.0 <= getattr(self, name) < float("inf"):
+                raise ValueError(f"fault {name} must be a finite number >= 0, got "
+                                 f"{getattr(self, name)}")
         if self.jitter_ms > self.latency_ms:
             raise ValueError(f"fault jitter_ms {self.jitter_ms} exceeds latency_ms "
                              f"{self.latency_ms}: a frame cannot arrive before it was sent")

@@ -22,6 +22,7 @@ from policies.core import DeterministicPolicy, VectorEnvFactory
 from policies.onpolicy import OnPolicyRun, compute_gae, learning_rate_at, set_learning_rate
 from policies.onpolicy_networks import ActorCritic, load_actor_critic
 from policies.records import TrainingProgress
+from policies.settings import check_settings
 
 OPTIMIZERS = ("rmsprop", "adam")
 
@@ -52,6 +53,9 @@ class A2CConfig:
     seed: int = 0
     checkpoint_every: int = 500
     """Iterations between checkpoints (one is always written at the end)."""
+    checkpoint_seconds: float = 60.0
+    """Seconds of training after which a checkpoint is written too (0: none by time): a
+    killed run loses at most about this much."""
     eval_every: int = 500
     """Iterations between evaluations of the deterministic policy (0: none); the best is kept
     as best.pt."""
@@ -61,10 +65,13 @@ class A2CConfig:
     torch_threads: int = 1
     """Small MLPs run fastest on one thread; the other core is left to the envs."""
 
+    def __post_init__(self) -> None:
+        check_settings(self, optimizer=OPTIMIZERS)
+
 
 def make_optimizer(name: str, parameters: list[nn.Parameter], learning_rate: float,
                    ) -> torch.optim.Optimizer:
-    """`name` is one of OPTIMIZERS (train checks it before it makes any env or file)."""
+    """`name` is one of OPTIMIZERS (A2CConfig checks it)."""
     if name == "rmsprop":
         return torch.optim.RMSprop(parameters, lr=learning_rate, alpha=0.99, eps=1e-5,
                                    foreach=True)
@@ -76,9 +83,6 @@ def train(make_envs: VectorEnvFactory, config: A2CConfig, run_dir: Path,
           resume: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train A2C; write checkpoint.pt, best.pt, metrics.csv, episodes.jsonl and run.json into
     `run_dir`. `resume`: a checkpoint of this run to continue exactly where it was written."""
-    if config.optimizer not in OPTIMIZERS:  # before any env or file is made
-        raise ValueError(f"optimizer {config.optimizer!r} is unknown; use one of: "
-                         f"{', '.join(OPTIMIZERS)}")
     torch.set_num_threads(config.torch_threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)

@@ -27,9 +27,10 @@ from policies.core import (
     RunningNormalizer,
     VectorEnvFactory,
 )
-from policies.offpolicy import OffPolicyRun, ReplayBuffer, make_action_noise
+from policies.offpolicy import ACTION_NOISE, OffPolicyRun, ReplayBuffer, make_action_noise
 from policies.offpolicy_networks import Critics, relu_mlp, soft_update, use_matmul_precision
 from policies.records import TrainingProgress, config_of_checkpoint
+from policies.settings import check_settings
 
 
 @dataclass
@@ -71,6 +72,9 @@ class DDPGConfig:
     """Env steps between rows of metrics.csv."""
     checkpoint_every: int = 10_000
     """Env steps between checkpoints (one is always written at the end)."""
+    checkpoint_seconds: float = 60.0
+    """Seconds of training after which a checkpoint is written too (0: none by time): a
+    killed run loses at most about this much."""
     eval_every: int = 10_000
     """Env steps between evaluations of the deterministic policy (0: none); the best is kept
     as best.pt."""
@@ -87,6 +91,9 @@ class DDPGConfig:
     machine (DESIGN.md: 11 vs 6.5 ms an SAC update); one is the default because when another
     process keeps the second core busy, two threads wait on each other (measured: a critic step
     went from 2.5 ms to 380 ms)."""
+
+    def __post_init__(self) -> None:
+        check_settings(self, exploration_noise=tuple(ACTION_NOISE))
 
 
 class DDPGAgent(nn.Module):

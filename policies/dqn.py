@@ -34,6 +34,7 @@ from policies.core import RunningNormalizer, VectorEnvFactory
 from policies.offpolicy import OffPolicyRun, ReplayBuffer
 from policies.offpolicy_networks import relu_mlp, soft_update
 from policies.records import TrainingProgress, config_of_checkpoint
+from policies.settings import check_settings
 
 LOSSES = {"huber": F.smooth_l1_loss, "mse": F.mse_loss}
 """The TD error's loss. Huber (quadratic within +-1, linear beyond) is the Nature paper's
@@ -87,6 +88,9 @@ class DQNConfig:
     """Env steps between rows of metrics.csv."""
     checkpoint_every: int = 10_000
     """Env steps between checkpoints (one is always written at the end)."""
+    checkpoint_seconds: float = 60.0
+    """Seconds of training after which a checkpoint is written too (0: none by time): a
+    killed run loses at most about this much."""
     eval_every: int = 10_000
     """Env steps between evaluations of the greedy policy (0: none); the best is kept as
     best.pt."""
@@ -100,22 +104,7 @@ class DQNConfig:
     core busy, two threads wait on each other (policies/sac.py's note)."""
 
     def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss {self.loss!r} is unknown; use one of: {', '.join(LOSSES)}")
-        if not 0.0 < self.tau <= 1.0:
-            raise ValueError(f"tau must be in (0, 1] (1: a hard copy), got {self.tau}")
-        if not 0.0 < self.exploration_fraction <= 1.0:
-            raise ValueError(f"exploration_fraction must be in (0, 1], got "
-                             f"{self.exploration_fraction}")
-        for name in ("initial_epsilon", "final_epsilon"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} is a probability in [0, 1], got {getattr(self, name)}")
-        for name in ("target_update_interval", "train_freq", "gradient_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_grad_norm is not None and self.max_grad_norm <= 0:
-            raise ValueError(f"max_grad_norm must be > 0 or None (no clipping), got "
-                             f"{self.max_grad_norm}")
+        check_settings(self, loss=tuple(LOSSES))
 
 
 def epsilon(steps: int, config: DQNConfig) -> float:

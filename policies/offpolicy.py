@@ -172,7 +172,7 @@ class OffPolicyRun:
     Use: build it (it makes or restores the envs), build the agent for its sizes, `keep` what a
     checkpoint holds, then `begin()` gives the first observation (reset, or restored). The
     config's log_every, checkpoint_every and eval_every are in env steps, counted in vector
-    steps (the run's iterations, each num_envs env steps).
+    steps (the run's iterations, each num_envs env steps); checkpoint_seconds in seconds.
 
     `discrete`: the algorithm picks among choices (DQN), the envs' actions must be Discrete, and
     `action_table` says what its exported policy outputs for each choice: the row of continuous
@@ -190,7 +190,8 @@ class OffPolicyRun:
         self.run = TrainingRun(algo, config, make_envs, run_dir, metadata, resume, self._layout,
                                [*loss_names, "updates"], eval_every=self.every["eval_every"],
                                checkpoint_every=self.every["checkpoint_every"],
-                               rows_at_checkpoints=False, timing_columns=("update_ms",))
+                               rows_at_checkpoints=False, timing_columns=("update_ms",),
+                               checkpoint_seconds=config.checkpoint_seconds)
         self.envs, self.stats = self.run.envs, self.run.stats
         self.obs_size, self.action_size = self.run.sizes["obs_size"], self.run.sizes["action_size"]
         self.updates, self.first_iteration = 0, 1

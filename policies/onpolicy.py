@@ -135,8 +135,8 @@ class OnPolicyRun:
     Use: build it (it makes or restores the envs), build the agent (an ActorCritic) for its
     sizes, `keep` what a checkpoint holds, then `begin()` gives the first observation (reset, or
     restored). The config needs: total_steps, num_envs, gamma, seed, eval_every, eval_episodes,
-    checkpoint_every (the last two in iterations) and, if it logs less than every iteration,
-    log_every (in env steps)."""
+    checkpoint_every (the last two in iterations), checkpoint_seconds and, if it logs less than
+    every iteration, log_every (in env steps)."""
 
     def __init__(self, algo: str, config: Any, make_envs: VectorEnvFactory, run_dir: Path,
                  metadata: dict[str, Any] | None, loss_names: list[str],
@@ -145,7 +145,8 @@ class OnPolicyRun:
         self.run = TrainingRun(algo, config, make_envs, run_dir, metadata, resume,
                                actor_critic_layout, [*loss_names, "learning_rate", "action_std"],
                                eval_every=config.eval_every,
-                               checkpoint_every=config.checkpoint_every, rows_at_checkpoints=True)
+                               checkpoint_every=config.checkpoint_every, rows_at_checkpoints=True,
+                               checkpoint_seconds=config.checkpoint_seconds)
         self.envs, self.stats = self.run.envs, self.run.stats
         self.obs_size, self.image_shape, self.action_size = (
             self.run.sizes[name] for name in ("obs_size", "image_shape", "action_size"))

@@ -29,6 +29,7 @@ from policies.encoders import PixelPolicy
 from policies.onpolicy import OnPolicyRun, RewardScaler, compute_gae, learning_rate_at
 from policies.onpolicy_networks import ActorCritic, load_actor_critic
 from policies.records import TrainingProgress
+from policies.settings import check_settings
 
 __all__ = ["ActorCritic", "PPOConfig", "compute_gae", "load_policy", "train"]
 
@@ -65,6 +66,9 @@ class PPOConfig:
     seed: int = 0
     checkpoint_every: int = 20
     """Iterations between checkpoints (one is always written at the end)."""
+    checkpoint_seconds: float = 60.0
+    """Seconds of training after which a checkpoint is written too (0: none by time): a
+    killed run loses at most about this much."""
     eval_every: int = 10
     """Iterations between evaluations of the deterministic policy (0: none); the best is kept
     as best.pt."""
@@ -74,6 +78,9 @@ class PPOConfig:
     compile: str = "auto"
     """Compile the minibatch update into one graph: "auto" (from MIN_UPDATES_TO_COMPILE
     minibatch updates in the run), "always", "never" (policies/compiled.py)."""
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 MIN_UPDATES_TO_COMPILE = 8_000

@@ -26,6 +26,7 @@ from policies.core import DeterministicPolicy, VectorEnvFactory
 from policies.onpolicy import OnPolicyRun, compute_gae, learning_rate_at, set_learning_rate
 from policies.onpolicy_networks import ActorCritic, load_actor_critic
 from policies.records import TrainingProgress
+from policies.settings import check_settings
 
 
 @dataclass
@@ -56,12 +57,18 @@ class REINFORCEConfig:
     seed: int = 0
     checkpoint_every: int = 10
     """Iterations between checkpoints (one is always written at the end)."""
+    checkpoint_seconds: float = 60.0
+    """Seconds of training after which a checkpoint is written too (0: none by time): a
+    killed run loses at most about this much."""
     eval_every: int = 10
     """Iterations between evaluations of the deterministic policy (0: none); the best is kept
     as best.pt."""
     eval_episodes: int = 10
     torch_threads: int = 1
     """Small MLPs run fastest on one thread; the other core is left to the envs."""
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 def finished_steps(ends: np.ndarray) -> np.ndarray:
@@ -77,9 +84,6 @@ def train(make_envs: VectorEnvFactory, config: REINFORCEConfig, run_dir: Path,
           resume: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train REINFORCE; write checkpoint.pt, best.pt, metrics.csv, episodes.jsonl and run.json
     into `run_dir`. `resume`: a checkpoint of this run to continue exactly where it was written."""
-    if config.batch_steps < 1 or config.max_episode_steps < 1:
-        raise ValueError(f"batch_steps and max_episode_steps must be >= 1, got "
-                         f"{config.batch_steps} and {config.max_episode_steps}")
     torch.set_num_threads(config.torch_threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)

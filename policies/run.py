@@ -52,21 +52,23 @@ class TrainingRun:
 
     The config needs num_envs, eval_every (0: no evaluation) and eval_episodes; the schedule
     itself is given in iterations: `eval_every`, `checkpoint_every` (the last iteration always
-    does both). metrics.csv's columns: iteration, steps, seconds, steps_per_second,
-    `timing_columns`, mean_return, success_rate, the evaluation's, `columns`, then what the env
-    reports (its log_row()).
+    does both); and a checkpoint is due too once `checkpoint_seconds` have passed since the last
+    (0: never by time), so a killed run loses at most about that much. metrics.csv's columns:
+    iteration, steps, seconds, steps_per_second, `timing_columns`, mean_return, success_rate, the
+    evaluation's, `columns`, then what the env reports (its log_row()).
     """
 
     def __init__(self, algo: str, config: Any, make_envs: VectorEnvFactory, run_dir: Path,
                  metadata: dict[str, Any] | None, resume: dict[str, Any] | None,
                  layout: EnvLayout, columns: list[str], *, eval_every: int,
                  checkpoint_every: int, rows_at_checkpoints: bool,
-                 timing_columns: tuple[str, ...] = ()) -> None:
+                 timing_columns: tuple[str, ...] = (), checkpoint_seconds: float = 60.0) -> None:
         """rows_at_checkpoints: a checkpoint's iteration writes a row of metrics too, even
         when `after_iteration` is told no row is due."""
         self.algo, self.config, self.run_dir, self.resume = algo, config, run_dir, resume
         self.metadata = metadata or {}
         self.eval_every, self.checkpoint_every = eval_every, checkpoint_every
+        self.checkpoint_seconds = checkpoint_seconds
         self.rows_at_checkpoints = rows_at_checkpoints
         run_dir.mkdir(parents=True, exist_ok=True)
         self.envs = (record_episodes(make_envs(config.num_envs)) if resume is None
@@ -90,6 +92,7 @@ class TrainingRun:
         self.stats = EpisodeStats()
         self.evaluator = Evaluator(make_envs, config.eval_episodes) if config.eval_every else None
         self.start, self.earlier_seconds = time.perf_counter(), 0.0
+        self.last_checkpoint = self.start
         self.steps, self.first_iteration = 0, 1
         self.obs: Any = None
         """The observation the next action is for (kept by after_iteration for checkpoints)."""
@@ -164,7 +167,8 @@ class TrainingRun:
         checkpoint."""
         self.obs = obs
         evaluate = self.evaluator is not None and (last or iteration % self.eval_every == 0)
-        checkpoint = last or iteration % self.checkpoint_every == 0
+        checkpoint = (last or iteration % self.checkpoint_every == 0
+                      or 0 < self.checkpoint_seconds <= time.perf_counter() - self.last_checkpoint)
         if row_due or evaluate or (checkpoint and self.rows_at_checkpoints):
             evaluation = self.evaluate(policy()) if evaluate else {}
             elapsed = self.elapsed()
@@ -178,6 +182,7 @@ class TrainingRun:
         if checkpoint:
             save_checkpoint(self.run_dir / "checkpoint.pt",
                             {**self.payload(), "resume": self.resume_state(iteration)})
+            self.last_checkpoint = time.perf_counter()
 
     def evaluate(self, policy: nn.Module) -> dict[str, float]:
         """Evaluate `policy`; keep the run as best.pt if it is the best so far."""

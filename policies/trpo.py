@@ -29,6 +29,7 @@ from policies.core import DeterministicPolicy, VectorEnvFactory
 from policies.onpolicy import OnPolicyRun, compute_gae
 from policies.onpolicy_networks import ActorCritic, load_actor_critic
 from policies.records import TrainingProgress
+from policies.settings import check_settings
 
 
 @dataclass
@@ -60,12 +61,18 @@ class TRPOConfig:
     seed: int = 0
     checkpoint_every: int = 20
     """Iterations between checkpoints (one is always written at the end)."""
+    checkpoint_seconds: float = 60.0
+    """Seconds of training after which a checkpoint is written too (0: none by time): a
+    killed run loses at most about this much."""
     eval_every: int = 10
     """Iterations between evaluations of the deterministic policy (0: none); the best is kept
     as best.pt."""
     eval_episodes: int = 10
     torch_threads: int = 1
     """Small MLPs run fastest on one thread; the other core is left to the envs."""
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor,
@@ -158,9 +165,6 @@ def train(make_envs: VectorEnvFactory, config: TRPOConfig, run_dir: Path,
           resume: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train TRPO; write checkpoint.pt, best.pt, metrics.csv, episodes.jsonl and run.json into
     `run_dir`. `resume`: a checkpoint of this run to continue exactly where it was written."""
-    if config.target_kl <= 0 or not 0 < config.line_search_shrink < 1:
-        raise ValueError(f"target_kl must be > 0 and line_search_shrink in (0, 1), got "
-                         f"{config.target_kl} and {config.line_search_shrink}")
     torch.set_num_threads(config.torch_threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)

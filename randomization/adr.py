@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,12 @@ if TYPE_CHECKING:
     from randomization.term_spec import TermSpec
 
 SIDES = ("low", "high")
+
+
+def _is_number(value: Any) -> bool:
+    """A finite real number, not a bool (YAML's `yes`)."""
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and abs(value) <= sys.float_info.max)  # NaN and inf fail, a huge int too (exactly)
 HISTORY_FIELDS = ("step", "term", "side", "low", "high", "performance", "limit_low", "limit_high")
 """The keys of a history row, in order: the header for writing `history()` as CSV."""
 
@@ -92,6 +99,9 @@ class ADRConfig:
     """t_L: a full buffer whose mean performance is <= this moves the bound inward."""
 
     def __post_init__(self) -> None:
+        for key in ("boundary_probability", "widen_above", "narrow_below"):
+            if not _is_number(getattr(self, key)):
+                raise ValueError(f"ADR {key} {getattr(self, key)!r} must be a number in [0, 1]")
         if not 0.0 <= self.boundary_probability <= 1.0:
             raise ValueError(f"ADR boundary_probability {self.boundary_probability} must be in "
                              "[0, 1]")
@@ -321,11 +331,16 @@ def adr_from_config(config: Any, num_envs: int) -> AutomaticDomainRandomization:
     if unknown:
         raise ValueError(f"randomization adr: unknown keys {unknown}; use {', '.join(ADR_KEYS)}")
     chosen = settings.pop("terms", None)
-    if not chosen:
+    if not chosen or not isinstance(chosen, list | dict) or not all(
+            isinstance(name, str) for name in chosen):
         raise ValueError("randomization adr: list the terms it widens under `terms`, e.g. "
-                         "terms: [mass, actuator_kp]")
+                         f"terms: [mass, actuator_kp] (or {{mass: {{step: 0.05}}}}), got {chosen!r}")
     per_term = chosen if isinstance(chosen, dict) else dict.fromkeys(chosen, None)
-    for name in per_term:
+    for name, given in per_term.items():
+        if given is not None and not (isinstance(given, dict) and set(given) <= {"step"}
+                                      and _is_number(given.get("step", 1.0))):
+            raise ValueError(f"randomization adr: term {name!r} takes {{step: S}} (a number, "
+                             f"how far one move goes) or nothing, got {given!r}")
         if name not in config.terms:
             raise ValueError(f"randomization adr: term {name!r} is not in the config; add it "
                              "with its limits (low, high) first")
@@ -338,5 +353,5 @@ def adr_from_config(config: Any, num_envs: int) -> AutomaticDomainRandomization:
     step = {name: float(v["step"]) for name, v in per_term.items()
             if isinstance(v, dict) and "step" in v}
     ranges = adr_ranges_from_terms({name: config.terms[name] for name in per_term},
-                                   steps=int(settings.pop("steps", 10)), step=step)
+                                   steps=settings.pop("steps", 10), step=step)
     return AutomaticDomainRandomization(ranges, ADRConfig(**settings), num_envs)

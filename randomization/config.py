@@ -3,6 +3,7 @@ operation and schedule, plus the per-robot presets `none`, `default` and `wide`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,11 +54,18 @@ class RandomizationConfig:
             raise ValueError(f"{source}: expected a mapping of term -> settings, got "
                              f"{type(raw).__name__}")
         raw = dict(raw)
-        adr = raw.pop("adr", None) or {}
+        adr = raw.pop("adr", None)
+        adr = {} if adr is None else adr
+        if not isinstance(adr, dict):
+            raise ValueError(f"{source}: adr needs a mapping such as {{terms: [mass], steps: "
+                             f"10}}, got {adr!r}")
         terms = {term: _term_spec(term, spec, source) for term, spec in raw.items()}
         config = cls(terms, adr)
         if adr:
-            adr_from_config(config, 1)  # checks the section now, with the file's name
+            try:
+                adr_from_config(config, 1)  # checks the section now, with the file's name
+            except ValueError as error:
+                raise ValueError(f"{source}: {error}") from None
         return config
 
     def of_kind(self, names: tuple[str, ...]) -> dict[str, TermSpec]:
@@ -104,6 +112,14 @@ class RandomizationConfig:
         return out
 
 
+def _finite(value: Any) -> float:
+    """A number of a term's spec; True, NaN and infinity are not (ValueError)."""
+    number = float(value)
+    if isinstance(value, bool) or not math.isfinite(number):
+        raise ValueError(f"{value!r} is not a finite number")
+    return number
+
+
 def _term_spec(term: str, spec: Any, source: str) -> TermSpec:
     if term not in ALL_TERM_NAMES:
         raise ValueError(f"{source}: unknown randomization term {term!r}; known terms: "
@@ -115,13 +131,16 @@ def _term_spec(term: str, spec: Any, source: str) -> TermSpec:
     if unknown:
         raise ValueError(f"{source}: term {term!r} has unknown keys {sorted(unknown)}; use "
                          f"{', '.join(SPEC_KEYS)}")
+    if not isinstance(spec.get("choices", []), list):
+        raise ValueError(f"{source}: term {term!r} needs its choices as a list such as "
+                         f"[0, 1, 2], got {spec['choices']!r}")
     try:
-        numbers = {key: float(spec[key]) for key in ("low", "high", "mean", "std") if key in spec}
+        numbers = {key: _finite(spec[key]) for key in ("low", "high", "mean", "std") if key in spec}
         # Shapes are chosen by name; every other choice is a number.
-        choices = tuple(str(c) if term == "shape" else float(c) for c in spec.get("choices", ()))
-    except (TypeError, ValueError):
-        raise ValueError(f"{source}: term {term!r} has a value that is not a number: "
-                         f"{spec!r}") from None
+        choices = tuple(str(c) if term == "shape" else _finite(c) for c in spec.get("choices", ()))
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{source}: term {term!r} has a value that is not a number (or not "
+                         f"finite): {spec!r}") from None
     if term == "shape":
         unknown_shapes = [c for c in choices if c not in SHAPES]
         if not choices or unknown_shapes:
@@ -135,14 +154,14 @@ def _term_spec(term: str, spec: Any, source: str) -> TermSpec:
     operation = FIXED_OPERATIONS.get(term, str(spec.get("operation", "scale")))
     result = TermSpec(distribution=distribution, match=str(spec.get("match", ".*")),
                       operation=operation, when=spec.get("when", "reset"))
-    if term in STEP_TERM_NAMES:
-        # A step term sets its own operation; keep the spec as it will be used.
-        return StepTerm(term, result, 1, 1).spec
-    if term != "shape":
-        try:
+    try:
+        if term in STEP_TERM_NAMES:
+            # A step term sets its own operation; keep the spec as it will be used.
+            return StepTerm(term, result, 1, 1).spec
+        if term != "shape":
             result.check(term)
-        except ValueError as error:
-            raise ValueError(f"{source}: {error}") from None
+    except ValueError as error:
+        raise ValueError(f"{source}: {error}") from None
     return result
 
 
@@ -162,4 +181,12 @@ def load_config(source: str | Path | RandomizationConfig,
                              "or give the path of a YAML file")
     if not path.is_file():
         raise FileNotFoundError(f"randomization config {path} does not exist")
-    return RandomizationConfig.from_dict(yaml.safe_load(path.read_text()) or {}, str(path))
+    try:
+        raw = yaml.safe_load(path.read_bytes())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).strip().splitlines()[0]
+        raise ValueError(f"{path} is not valid YAML{where}: {problem}; write one mapping of "
+                         "term -> settings, e.g. mass: {low: 0.8, high: 1.2}") from None
+    return RandomizationConfig.from_dict({} if raw is None else raw, str(path))

@@ -97,8 +97,8 @@ class TermSpec:
     again every N control steps, and at every reset)."""
 
     def check(self, term: str) -> None:
-        if self.when not in ("start", "reset") and not (isinstance(self.when, int)
-                                                         and self.when >= 1):
+        if self.when not in ("start", "reset") and not (
+                isinstance(self.when, int) and not isinstance(self.when, bool) and self.when >= 1):
             raise ValueError(f"randomization {term}: when {self.when!r} is unknown; use start, "
                              "reset or a whole number N >= 1 (every N control steps)")
         self.distribution.check(term)

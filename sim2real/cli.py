@@ -2,7 +2,8 @@
 arguments, calls one library function per verb and prints: the work lives in the packages
 (sim2real/runs.py trains, evaluation/ evaluates, deploy/ exports and deploys, hardware/ opens and
 emulates robots). User mistakes (a bad id, a missing file, a contract that does not fit) end in
-one line on stderr and exit code 2; set SIM2REAL_DEBUG=1 to see the traceback."""
+one line on stderr and exit code 2 (sim2real/parsing.py); set SIM2REAL_DEBUG=1 to see the
+traceback."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ import sys
 import warnings
 from pathlib import Path
 
-# Import time matters for a CLI: heavy modules (torch, mujoco) load inside the verbs that use them.
+from sim2real.parsing import USER_ERRORS, OneLineParser, one_line, seed_number
 
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, ConnectionError)
+# Import time matters for a CLI: heavy modules (torch, mujoco) load inside the verbs that use them.
 FAULT_FLAGS = ("corrupt_byte_rate", "drop_frame_rate", "latency_ms", "jitter_ms", "stale_rate",
                "reset_at", "disconnect_at", "seed")
 
@@ -25,7 +26,7 @@ def _path(value: str | None) -> Path | None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from sim2real.runs import default_randomization, resume_run, train_run
+    from sim2real.runs import default_randomization, resume_run, settings_from_json, train_run
 
     if args.resume:
         print(resume_run(Path(args.resume), args.steps, args.env, args.algo, not args.quiet,
@@ -35,7 +36,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         raise ValueError(f"train needs {', '.join(missing)} (or --resume RUN_DIR)")
     print(train_run(args.env, args.algo or "ppo", args.steps, args.seed, Path(args.out),
                     args.randomization or default_randomization(args.env), args.overwrite,
-                    not args.quiet, json.loads(args.set) if args.set else None, args.pixels,
+                    not args.quiet, settings_from_json(args.set), args.pixels,
                     args.discrete_actions)["line"])
 
 
@@ -169,7 +170,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sim2real", description=(
+    parser = OneLineParser(prog="sim2real", description=(
         "Train robot policies in randomized MuJoCo, export them to ONNX with a contract, "
         "and run them on the robot."))
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -179,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub = verbs.add_parser(name, help=help)
         sub.set_defaults(func=func)
         if seed:
-            sub.add_argument("--seed", type=int, default=0)
+            sub.add_argument("--seed", type=seed_number, default=0)
         if json_help is not None:
             sub.add_argument("--json", action="store_true", help=json_help or None)
         if quiet:
@@ -217,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "sim:ROBOT, serial:URL, feetech:URL (a servo bus) or auto[:URL]")
     deploy.add_argument("--seconds", type=float, default=30.0)
     deploy.add_argument("--episodes", type=int, help="stop after this many episodes")
-    deploy.add_argument("--seed", type=int, default=0, help="seed of the goals")
+    deploy.add_argument("--seed", type=seed_number, default=0, help="seed of the goals")
     deploy.add_argument("--safety", metavar="FILE", help="YAML/JSON of SafetyConfig settings")
     deploy.add_argument("--log", metavar="FILE", help="telemetry log (default: beside the policy)")
     deploy.add_argument("--no-log", action="store_true", help="write no telemetry log")
@@ -252,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
         emulate.add_argument("--" + flag.replace("_", "-"), type=float, default=None)
     emulate.add_argument("--reset-at", type=float, nargs="+", metavar="S")
     emulate.add_argument("--disconnect-at", type=float, metavar="S")
-    emulate.add_argument("--seed", type=int, help="seed of the injected faults")
+    emulate.add_argument("--seed", type=seed_number, help="seed of the injected faults")
     emulate.add_argument("--pose", type=float, nargs="+", help="joint positions to start at (motors: held)")
     emulate.add_argument("--catch", type=float, metavar="S", help="put a --pose back after S s at 0 V")
     emulate.add_argument("--seconds", type=float, help="stop after (default: never)")
@@ -311,14 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    from deploy.contract import ContractError
-
     try:
         args.func(args)
-    except (*USER_ERRORS, ContractError, json.JSONDecodeError) as error:
+    except USER_ERRORS as error:
         if os.environ.get("SIM2REAL_DEBUG"):
             raise
-        print(f"sim2real {args.verb}: error: {error}", file=sys.stderr)
+        print(f"sim2real {args.verb}: error: {one_line(error)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print(f"sim2real {args.verb}: interrupted", file=sys.stderr)

@@ -4,8 +4,10 @@ demo, the benchmarks and the tests. One run composes an env (sim/), its randomiz
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 
 def prepare_run_dir(out: Path, overwrite: bool) -> None:
@@ -25,6 +27,42 @@ def default_randomization(env_id: str) -> str:
     return "default" if robot_of(env_id) else "none"
 
 
+def settings_from_json(text: str | None) -> dict | None:
+    """`sim2real train --set`'s algorithm settings: a JSON object such as '{"num_envs": 8}'."""
+    if text is None:
+        return None
+    try:
+        settings = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--set {text!r} is not JSON ({error}); give the settings as a JSON "
+                         """object, e.g. --set '{"num_envs": 8, "learning_rate": 0.001}'""") from None
+    return settings
+
+
+def training_config(algo: str, env_id: str, steps: int, seed: int,
+                    overrides: dict | None = None) -> Any:
+    """`algo`'s config for a run of `steps` on `env_id` from `seed`: the algorithm's defaults,
+    then those tuned for this env, then `overrides`; every value checked (policies/settings.py)."""
+    from policies.algorithms import algorithm_by_name
+    from policies.tuned import tuned_settings
+
+    config_type = algorithm_by_name(algo).config
+    if not isinstance(overrides, dict | None):
+        raise ValueError(f"{algo} settings must be a mapping of name -> value, e.g. "
+                         f"{{\"num_envs\": 8}}; got {type(overrides).__name__} {overrides!r}")
+    fields = config_type.__dataclass_fields__
+    unknown = sorted(map(str, set(overrides or {}) - set(fields)))
+    if unknown:
+        raise ValueError(f"unknown {algo} setting(s) {unknown}; known: {sorted(fields)}")
+    if given := sorted({"total_steps", "seed"} & set(overrides or {})):
+        raise ValueError(f"{' and '.join(given)} in the settings: give the steps with --steps "
+                         "and the seed with --seed, not in --set")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
+        raise ValueError(f"--steps must be a positive number of env steps, got {steps!r}")
+    return config_type(total_steps=steps, seed=seed,
+                       **{**tuned_settings(algo, env_id), **(overrides or {})})
+
+
 def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
               randomization: str | None, overwrite: bool = False, progress: bool = True,
               overrides: dict | None = None, pixels: int | None = None,
@@ -38,15 +76,13 @@ def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
     from policies.algorithms import algorithm_by_name
     from policies.plots import plot_learning_curve
     from policies.records import atomic_write_bytes
-    from policies.tuned import tuned_settings
     from randomization.config import load_config
     from randomization.envs import make_vector_env
     from sim.registration import check_env_id, robot_of
 
     check_env_id(env_id)
     algorithm = algorithm_by_name(algo)
-    if steps <= 0:
-        raise ValueError(f"--steps must be a positive number of env steps, got {steps}")
+    config = training_config(algo, env_id, steps, seed, overrides)
     if pixels is not None:
         from policies.encoders import MIN_IMAGE_SIZE
         from sim.registration import OUR_ENVS
@@ -64,18 +100,12 @@ def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
         raise ValueError(f"--discrete-actions {discrete_actions} turns continuous actions into "
                          f"choices for dqn; {algo} acts on the continuous actions themselves "
                          "(drop --discrete-actions or use --algo dqn)")
-    config_fields = algorithm.config.__dataclass_fields__
-    unknown = set(overrides or {}) - set(config_fields)
-    if unknown:
-        raise ValueError(f"unknown {algo} setting(s) {sorted(unknown)}; known: {sorted(config_fields)}")
     randomization_config = load_config(randomization, robot_of(env_id)) if randomization else None
     described = randomization_config.describe() if randomization_config else "none"
     if randomization_config is not None and not (randomization_config.terms or
                                                  randomization_config.adr):
         randomization_config = None  # `none`: the plain env, no wrapper
     prepare_run_dir(out, overwrite)
-    settings = {**tuned_settings(algo, env_id), **(overrides or {})}
-    config = algorithm.config(total_steps=steps, seed=seed, **settings)
     metadata = {"env_id": env_id, "randomization":
                 randomization_config.to_dict() if randomization_config else {}}
     if pixels is not None:
@@ -112,14 +142,13 @@ def resume_run(run_dir: Path, steps: int | None = None, env_id: str | None = Non
                discrete_actions: int | None = None) -> dict:
     """Continue a run from its checkpoint exactly as if it had never stopped (same envs
     mid-episode, same generators); `steps` may extend its budget."""
-    from deploy.export import load_run
     from policies.algorithms import algorithm_by_name
     from policies.plots import plot_learning_curve
-    from policies.records import config_of_checkpoint
+    from policies.records import config_of_checkpoint, load_checkpoint
     from randomization.config import RandomizationConfig
     from randomization.envs import make_vector_env
 
-    checkpoint, _ = load_run(run_dir)
+    checkpoint = load_checkpoint(run_dir / "checkpoint.pt")
     metadata = dict(checkpoint.get("metadata", {}))
     trained_on = metadata.get("env_id")
     if env_id is not None and env_id != trained_on:

@@ -35,11 +35,11 @@ def test_epsilon_falls_linearly_then_stays() -> None:
     assert epsilon(100, config) == pytest.approx(0.55)  # halfway through the 200 steps
     assert epsilon(200, config) == pytest.approx(0.1)
     assert epsilon(900, config) == pytest.approx(0.1)
-    with pytest.raises(ValueError, match="final_epsilon is a probability"):
+    with pytest.raises(ValueError, match=r"final_epsilon is 1.5; it must be a finite number in \[0, 1\]"):
         DQNConfig(final_epsilon=1.5)
-    with pytest.raises(ValueError, match="loss 'l1' is unknown"):
+    with pytest.raises(ValueError, match="loss is 'l1'; it must be one of huber, mse"):
         DQNConfig(loss="l1")
-    with pytest.raises(ValueError, match=r"tau must be in \(0, 1\]"):
+    with pytest.raises(ValueError, match=r"dqn setting tau is 0.0; it must be a finite number in \(0, 1\]"):
         DQNConfig(tau=0.0)
 
 

@@ -130,7 +130,7 @@ def test_reinforce_learns_from_whole_episodes_only(tmp_path) -> None:
 
 
 def test_a2c_refuses_an_unknown_optimizer_and_discrete_actions(tmp_path) -> None:
-    with pytest.raises(ValueError, match="optimizer 'sgd' is unknown; use one of: rmsprop, adam"):
+    with pytest.raises(ValueError, match="a2c setting optimizer is 'sgd'; it must be one of rmsprop, adam"):
         train_a2c(sync_vector_env(lambda: make_env("InvertedPendulum-v5")),
                   A2CConfig(optimizer="sgd"), tmp_path, progress=False)
     with pytest.raises(ValueError, match="A2C needs a continuous"):

@@ -5,6 +5,7 @@ import csv
 import json
 import subprocess
 import sys
+import time
 
 import gymnasium as gym
 import pytest
@@ -182,6 +183,36 @@ def test_export_of_best_needs_an_evaluation(tiny_run, tmp_path) -> None:
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "sim2real.cli", *args], capture_output=True,
                           text=True, timeout=120)
+
+
+@pytest.mark.slow  # about 15 s: two processes start torch and the envs
+def test_a_killed_run_resumes_from_its_checkpoint_by_time(tmp_path) -> None:
+    """Killed (SIGKILL, no chance to save) between checkpoints by iterations, a run has lost at
+    most checkpoint_seconds: `train --resume` goes on from the step its checkpoint by time
+    saved, and the logs continue from there."""
+    run_dir, seconds = tmp_path / "run", 3.0
+    settings = {"checkpoint_seconds": seconds, "checkpoint_every": 1000, "eval_every": 0}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sim2real.cli", "train", "--env", REACH, "--steps", "10000000",
+         "--out", str(run_dir), "--quiet", "--set", json.dumps(settings)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    checkpoint = run_dir / "checkpoint.pt"
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.kill()  # SIGKILL
+    _, err = process.communicate()
+    assert checkpoint.exists(), err
+    saved = torch.load(checkpoint, weights_only=False)
+    steps, iteration = saved["steps"], saved["resume"]["iteration"]
+    assert 0 < iteration < 1000 and saved["resume"]["seconds"] >= seconds  # written by time
+    out = run_cli("train", "--resume", str(run_dir), "--steps", str(steps + 1024), "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert f"resumed {run_dir}: {steps + 1024} steps" in out.stdout
+    rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
+    assert [int(r["iteration"]) for r in rows] == list(range(1, iteration + 2))
+    assert int(rows[-2]["steps"]) == steps and int(rows[-1]["steps"]) == steps + 1024
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
 
 
 @pytest.mark.slow

@@ -59,12 +59,13 @@ def layout(envs: gym.vector.VectorEnv, algo: str) -> dict[str, Any]:
     return {"obs_size": envs.single_observation_space.shape[0], "action_size": 1}
 
 
-def open_run(run_dir: Path, rows_at_checkpoints: bool,
-             resume: dict[str, Any] | None = None) -> tuple[TrainingRun, dict[str, int]]:
+def open_run(run_dir: Path, rows_at_checkpoints: bool, resume: dict[str, Any] | None = None,
+             checkpoint_seconds: float = 60.0) -> tuple[TrainingRun, dict[str, int]]:
     """A run of a linear "agent" and its optimizer, keeping a counter of its own."""
     run = TrainingRun("tiny", TinyConfig(), sync_vector_env(ActionIsReward), run_dir,
                       {"env_id": "ActionIsReward"}, resume, layout, ["loss", "counter"],
-                      eval_every=2, checkpoint_every=3, rows_at_checkpoints=rows_at_checkpoints)
+                      eval_every=2, checkpoint_every=3, rows_at_checkpoints=rows_at_checkpoints,
+                      checkpoint_seconds=checkpoint_seconds)
     torch.manual_seed(0)
     agent = nn.Linear(2, 1)
     counter = {"count": 0}
@@ -151,6 +152,27 @@ def test_a_resumed_run_writes_what_the_uninterrupted_one_did(tmp_path) -> None:
     assert ((cut / "episodes.jsonl").read_text()
             == (tmp_path / "whole" / "episodes.jsonl").read_text())
     assert torch.load(cut / "best.pt", weights_only=False)["steps"] == 8
+
+
+def test_a_checkpoint_falls_due_by_time_too_and_resumes_as_the_others(tmp_path) -> None:
+    """checkpoint_seconds: a checkpoint is written too once that long has passed since the last
+    (a nanosecond: after every iteration; 0: by iterations only); one written by time, between
+    the scheduled ones, resumes to what the uninterrupted run wrote."""
+    written = {}
+    for seconds in (1e-9, 0.0):
+        run, counter = open_run(tmp_path / str(seconds), rows_at_checkpoints=False,
+                                checkpoint_seconds=seconds)
+        written[seconds] = {}
+        train(run, counter, written[seconds])
+    assert [c["resume"]["iteration"] for c in written[1e-9].values()] == [1, 2, 3, 4, 5, 6, 7]
+    assert [i for i, c in written[0.0].items() if c["resume"]["iteration"] == i] == [3, 6, 7]
+    cut = tmp_path / "cut"
+    run, counter = open_run(cut, rows_at_checkpoints=False)
+    train(run, counter, {})
+    run, counter = open_run(cut, rows_at_checkpoints=False, resume=written[1e-9][2])
+    train(run, counter, {})
+    assert run.first_iteration == 3 and counter["count"] == 70
+    assert rows(cut) == rows(tmp_path / "0.0")
 
 
 def test_a_nan_loss_stops_the_run_naming_its_last_good_checkpoint(tmp_path) -> None:

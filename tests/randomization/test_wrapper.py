@@ -154,6 +154,17 @@ def test_presets_and_yaml(tmp_path) -> None:
     ({"mass": {"distribution": "gamma", "low": 1, "high": 2}}, "distribution 'gamma' is unknown"),
     ({"mass": {"low": 1, "high": 2, "operation": "multiply"}}, "operation 'multiply'"),
     ({"mass": {"low": "heavy", "high": 2}}, "not a number"),
+    ({"mass": {"low": float("nan"), "high": 2}}, "not a number \\(or not finite\\)"),
+    ({"gravity": {"low": 0, "high": float("inf"), "operation": "add"}}, "not finite"),
+    ({"mass": {"low": True, "high": 2}}, "not a number"),
+    ({"texture": {"distribution": "choice", "choices": 3}}, "choices as a list"),
+    ({"mass": {"low": 1, "high": 2, "when": True}}, "when True is unknown"),
+    ({"mass": {"low": 1, "high": 2}, "adr": 5}, "adr needs a mapping"),
+    ({"mass": {"low": 1, "high": 2}, "adr": {"terms": "mass"}}, "list the terms it widens"),
+    ({"mass": {"low": 1, "high": 2}, "adr": {"terms": {"mass": {"step": "x"}}}}, "takes {step: S}"),
+    ({"mass": {"low": 1, "high": 2}, "adr": {"terms": ["mass"], "steps": "ten"}}, "whole number"),
+    ({"mass": {"low": 1, "high": 2}, "adr": {"terms": ["mass"], "widen_above": "high"}},
+     "widen_above 'high' must be a number"),
 ])
 def test_bad_config_names_the_term_key_and_value(raw: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):

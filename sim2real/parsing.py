@@ -1,0 +1,37 @@
+"""How the command line answers bad input: in one line on stderr and exit code 2, whether
+argparse refuses an argument (it would print its usage block first), an argument type of ours does
+(a seed), or a verb's library function raises one of USER_ERRORS."""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, ConnectionError)
+"""What the library raises for bad input: a bad value (deploy's ContractError and
+json.JSONDecodeError are ValueErrors too), a missing or existing file, a robot that does not
+answer."""
+MAX_SEED = 2**32 - 1
+"""numpy's and gymnasium's seeds are whole numbers from 0 to this."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser (and, through add_subparsers, its verbs') whose errors are one line:
+    `sim2real train: error: argument --steps: invalid int value: 'x'; see sim2real train --help`."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {one_line(message)}; see `{self.prog} --help`\n")
+
+
+def one_line(message: object) -> str:
+    """`message` on one line, whatever the values in it hold (a path or argument with a line
+    break, a form feed, a record separator ...: every break str.splitlines knows)."""
+    return " ".join(str(message).splitlines())
+
+
+def seed_number(text: str) -> int:
+    """A --seed: a whole number from 0 to MAX_SEED."""
+    if not (text.isascii() and text.isdigit() and int(text) <= MAX_SEED):
+        raise argparse.ArgumentTypeError(f"a seed is a whole number from 0 to {MAX_SEED}, "
+                                         f"got {text!r}")
+    return int(text)
