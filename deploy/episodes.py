@@ -38,7 +38,11 @@ class EpisodeStep:
 
 
 class Episodes:
-    """Goals from `rng` in the task's order; an episode ends on the task's termination or after
+    """Goals from `rng` in the task's order, each drawn at its episode's first reading and never
+    one that reading already meets (`Task.sample_goal`'s start: a reach target within the
+    success distance of the start tip is drawn again); `rng` is the goals' own stream (the
+    loop's `default_rng(seed)`; the simulated robot draws its start poses from another,
+    `hardware.backends.episode_starts`). An episode ends on the task's termination or after
     its `max_steps` policy steps; the robot is never teleported, the next episode starts where
     the last one ended. A position-servo robot then holds its last command until it is at rest
     (training episodes start at rest) and, after a miss with `home_after_miss`, walks back to
@@ -64,7 +68,8 @@ class Episodes:
         self.joints = spec.actuated_joint_index
         self.home = np.asarray(spec.default_pose)[self.joints]
         self.home_step = 0.5 * np.asarray(spec.velocity_limit)[self.joints] * spec.control_period
-        self.goal = task.sample_goal(rng)
+        self.goal: np.ndarray | None = None
+        """The running episode's goal; None between episodes (the next is drawn at its start)."""
         self.history = CommandHistory(task.history_length, spec.num_actuators)
         """The last commands sent in the running episode, oldest first, as the task observes."""
         self.steps = 0
@@ -122,6 +127,8 @@ class Episodes:
         if self.steps == 0:
             self.episode_start = now
             self.history.reset(last_sent)
+            if self.goal is None:
+                self.goal = self.task.sample_goal(self.rng, state)
         else:
             self.history.push(last_sent)
         result = self.task.evaluate(state, self.goal, self.history.commands)
@@ -134,7 +141,7 @@ class Episodes:
         self.seconds.append(now - self.episode_start)
         if self.max_episodes is not None and self.count >= self.max_episodes:
             return EpisodeStep(None, ended, done=True)
-        self.goal = self.task.sample_goal(self.rng)
+        self.goal = None
         self.steps = 0
         if self.servo:
             # Hold the last goals: the servos stop where they were told to be.

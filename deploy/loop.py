@@ -82,8 +82,8 @@ class DeployReport:
     engage_seconds: float = 0.0
     """Time spent in those waits, the one running at the end included."""
     stopped: str = ""
-    """Why the run ended before its time, if it did (watchdog, a servo fault, e-stop, Ctrl-C,
-    ...)."""
+    """Why the run ended before its time, if it did (watchdog, a servo fault, e-stop, Ctrl-C, a
+    supervisor escalation: "supervisor nan_guard: ...", "supervisor oscillation: ...")."""
     stopped_after_s: float | None = None
     """For a watchdog stop: seconds from the last fresh state to the safe-stop command."""
     realtime: str = ""
@@ -190,20 +190,42 @@ class _Loop:
         spec = robot.spec
         period = spec.control_period
         self.report = DeployReport(target_rate_hz=1.0 / period)
-        first = robot.read_state()
-        self.supervisor = Supervisor(spec, safety, first)
+        watchdog_limit = safety.watchdog_period(period, robot.round_trip)
+        first = self._first_reading(watchdog_limit)
+        # A command acts a period after its reading, and the reading is a round trip old.
+        self.supervisor = Supervisor(spec, safety, first, delay=period + robot.round_trip)
         self.last_sent = self.supervisor.start_command
         self.episodes = Episodes(task, spec, np.random.default_rng(seed), home_after_miss,
                                  max_episodes, hold=self.last_sent)
         self.times = StageTimes(STAGES)
         start = time.perf_counter()
         self.schedule = Schedule(period, start)
-        self.watchdog = Watchdog(safety.watchdog_period(period), first, start)
+        self.watchdog = Watchdog(watchdog_limit, first, start)
         self.fault: RobotFault | None = None
+
+    def _first_reading(self, limit: float) -> RobotState:
+        """The robot's state before anything moves, read as every later one is: a read that
+        fails is tried again, for the watchdog's limit, before the run gives up."""
+        end = time.perf_counter() + limit
+        while True:
+            try:
+                self.robot.request_ahead(time.perf_counter() + self.robot.spec.control_period)
+                return self.robot.read_state()
+            except RobotFault:
+                raise
+            except (TimeoutError, OSError) as error:
+                self.report.read_failures += 1
+                if time.perf_counter() >= end:
+                    raise ConnectionError(
+                        f"no reading from the robot within the watchdog's {limit * 1e3:.0f} ms "
+                        f"of starting ({self.report.read_failures} reads failed, the last: "
+                        f"{error}); nothing was moved. Check the link (cable, latency, noise: "
+                        "`sim2real deploy --json` reports its counters)") from None
 
     def cycle(self, seconds: float) -> bool:
         """One control cycle; False when the run ends (its time is up, or it stopped)."""
-        # -- wait for the tick ------------------------------------------------------------------
+        # -- wait for the tick (a slow link asks for the reading ahead) -------------------------
+        self.robot.request_ahead(self.schedule.deadline)
         sleep_until(self.schedule.deadline)
         cycle_start = time.perf_counter()
         elapsed, late = self.schedule.begin(cycle_start)
@@ -239,7 +261,7 @@ class _Loop:
             t_infer = time.perf_counter()
         # -- supervise --------------------------------------------------------------------------
         command, mask = self.supervisor.filter(self.episodes.hold if wanted is None else wanted,
-                                               state, elapsed)
+                                               state, elapsed, self.robot.command_window())
         t_supervise = time.perf_counter()
         # -- command ----------------------------------------------------------------------------
         self._write(command, elapsed)
@@ -271,7 +293,8 @@ class _Loop:
 
     def _halts(self, now: float, elapsed: float) -> bool:
         """A safe stop for a fault the robot reported (at once, with no hold time: a faulted
-        servo is released) or when no fresh state came for the watchdog's limit."""
+        servo is released), when no fresh state came for the watchdog's limit, or when the
+        supervisor escalated a fault of the policy's (`Supervisor.escalation`)."""
         if self.fault is not None:
             self._stop(self.fault.reason, elapsed)
             return True
@@ -281,6 +304,11 @@ class _Loop:
         next_read = now + (starts[-1] - starts[-2] if len(starts) > 1 else self.schedule.period)
         if (waited := self.watchdog.waited(now, next_read)) is not None:
             self._stop(self.watchdog.reason(waited), elapsed, 0.0, waited)
+            return True
+        # A fault of the policy's that the supervisor escalated at the last cycle (whose
+        # command it had made safe): hold, then release, as for an e-stop.
+        if (reason := self.supervisor.escalation) is not None:
+            self._stop(reason, elapsed, self.safety.stop_hold_seconds)
             return True
         return False
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -34,9 +35,13 @@ def deploy_on_robot(policy_path: Path, robot_url: str, seconds: float,
     contract names. `calibration`: a servo bus's calibration file (feetech:). `say`: where the
     loop tells the person at the robot what it waits for, e.g. a pendulum to hold up (default:
     a line on stderr; None: nowhere)."""
+    if not 0 < seconds < math.inf:  # NaN too: it would never end
+        raise ValueError(f"--seconds must be a finite number of seconds > 0, got {seconds}; "
+                         "e.g. --seconds 30 (--episodes N stops sooner)")
+    if max_episodes is not None and max_episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {max_episodes}; leave it out to run "
+                         "for --seconds")
     policy = OnnxPolicy(policy_path)
-    if seconds <= 0:
-        raise ValueError(f"--seconds must be > 0, got {seconds}")
     safety_config = SafetyConfig.from_dict(read_settings(safety)) if safety else SafetyConfig()
     url = replace(RobotURL.parse(robot_url), calibration=calibration)
     contract = policy.contract
@@ -91,8 +96,11 @@ def timing_advice(report: DeployReport) -> str:
     if report.jitter_p99_us > 0.1 * period_us:
         late.append(f"jitter p99 {report.jitter_p99_us / 1e3:.1f} ms of a "
                     f"{period_us / 1e3:.0f} ms period")
-    if report.read_failures and not report.stopped.startswith("watchdog"):
-        # (Before a watchdog stop the reads failed because the robot stopped answering.)
+    link = report.link
+    lossy = link and (link["crc_errors"] or link["dropped_frames"])
+    if report.read_failures and not report.stopped.startswith("watchdog") and not lossy:
+        # (Before a watchdog stop the reads failed because the robot stopped answering; on a
+        # link that loses frames, because their answers were lost.)
         late.append(f"{report.read_failures} reads timed out")
     if not late:
         return ""
@@ -103,11 +111,14 @@ def timing_advice(report: DeployReport) -> str:
 
 def after_report(report: DeployReport) -> tuple[list[str], int]:
     """What `sim2real deploy` says on stderr after its report line (timing advice, why it
-    stopped), and its exit code: 3 when the robot stopped answering or faulted, else 0."""
+    stopped), and its exit code: 3 when the run ended in a safe stop nobody asked for (the
+    robot stopped answering or faulted; the supervisor escalated a policy's fault: nothing
+    but NaN, or bang-bang at the rate limit), else 0 (an e-stop and Ctrl-C are asked for)."""
     advice = timing_advice(report)
     lines = ([f"advice: {advice}"] if advice else []) + (
         [f"stopped: {report.stopped}"] if report.stopped else [])
-    return lines, 3 if report.stopped.startswith(("watchdog", "servo fault")) else 0
+    faults = ("watchdog", "servo fault", "supervisor")
+    return lines, 3 if report.stopped.startswith(faults) else 0
 
 
 def _link_line(link: dict) -> str:
@@ -115,5 +126,9 @@ def _link_line(link: dict) -> str:
     return (f"{link['frames_sent']} frames sent, {link['frames_received']} received, "
             f"{link['crc_errors']} CRC errors, {link['timeouts']} timeouts, "
             f"{link['dropped_frames']} dropped, {link['late_frames']} late, faults: {faults}, "
-            f"{link['reconnects']} reconnects, round trip p50 {link['round_trip_p50_us']} us / "
-            f"p99 {link['round_trip_p99_us']} us")
+            f"{link['reconnects']} reconnects"
+            + (f", round trip {timing['round_trip_ms']} ms at connect, reads {timing['reads']}"
+               f" (at the tick it would allow {timing['max_rate_hz_reading_at_the_tick']} Hz)"
+               if (timing := link.get("timing")) else "")
+            + (f", reads at the tick p50 {link['round_trip_p50_us']} us / p99 "
+               f"{link['round_trip_p99_us']} us" if link["round_trip_p50_us"] else ""))

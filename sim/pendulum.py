@@ -154,5 +154,6 @@ class PendulumTask:
         return np.array([rng.uniform(-spread, spread),
                          self.start_alpha + rng.uniform(-spread, spread)])
 
-    def sample_goal(self, rng: np.random.Generator) -> np.ndarray:
-        return np.zeros(0)
+    def sample_goal(self, rng: np.random.Generator,
+                    start: RobotState | None = None) -> np.ndarray:
+        return np.zeros(0)  # upright is the goal: no target to draw

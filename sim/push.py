@@ -127,8 +127,18 @@ class PushTask:
         bearing = rng.uniform(*self.config.bearing_range)
         return np.array([radius * np.cos(bearing), radius * np.sin(bearing), BLOCK_HALF_SIZE])
 
-    def sample_goal(self, rng: np.random.Generator) -> np.ndarray:
-        return self._table_point(rng)
+    def sample_goal(self, rng: np.random.Generator,
+                    start: RobotState | None = None) -> np.ndarray:
+        """A point of the table's reachable area; drawn again while it lies within
+        `success_distance` of the block where `start` sees it (a success for doing nothing)."""
+        block = None if start is None or start.objects is None else start.objects[0]
+        for _ in range(100):
+            goal = self._table_point(rng)
+            if block is None or np.linalg.norm((goal - block)[:2]) >= self.config.success_distance:
+                return goal
+        raise RuntimeError(f"PushConfig: 100 targets in a row lay within success_distance "
+                           f"{self.config.success_distance} m of the block at {block.tolist()}; "
+                           "widen radius_range or bearing_range")
 
     def sample_objects(self, rng: np.random.Generator, goal: np.ndarray) -> np.ndarray:
         """The block's start: `push_range` from the target, inside the same reachable area."""

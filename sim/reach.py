@@ -249,6 +249,16 @@ class ReachTask:
                            " meets min_goal_height, min_goal_reach and max_goal_extension; widen "
                            "the range")
 
-    def sample_goal(self, rng: np.random.Generator) -> np.ndarray:
-        pose = self.sample_pose(rng)
-        return self.robot.chain.tip_position(pose[self.chain_index])
+    def sample_goal(self, rng: np.random.Generator,
+                    start: RobotState | None = None) -> np.ndarray:
+        """The tip position of a pose `sample_pose` draws; drawn again while it lies within
+        `success_distance` of `start`'s tip (a success for doing nothing)."""
+        tip = None if start is None else self.tip_position(start)
+        for _ in range(100):
+            pose = self.sample_pose(rng)
+            goal = self.robot.chain.tip_position(pose[self.chain_index])
+            if tip is None or np.linalg.norm(goal - tip) >= self.config.success_distance:
+                return goal
+        raise RuntimeError(f"ReachConfig: 100 targets in a row lay within success_distance "
+                           f"{self.config.success_distance} m of the start tip {tip.tolist()}; "
+                           "widen the goal range or lower success_distance")

@@ -72,15 +72,21 @@ class Task(Protocol):
         """What `ready` waits for, one line for the person at the robot."""
         ...
 
-    def sample_goal(self, rng: np.random.Generator) -> np.ndarray: ...
+    def sample_goal(self, rng: np.random.Generator,
+                    start: RobotState | None = None) -> np.ndarray:
+        """A goal for an episode that starts at the reading `start` (None: from anywhere):
+        never one `start` already meets, which would be a success for doing nothing (reach:
+        a target within the success distance of the start's tip is drawn again)."""
+        ...
 
 
 def sample_episode(task: Task, rng: np.random.Generator
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Start pose, goal and object positions of a new simulated episode, drawn in this order from
-    `rng` (the single env and the batch env both call this, so equal seeds give equal episodes)."""
+    `rng` (the single env and the batch env both call this, so equal seeds give equal episodes);
+    the goal is never met at the start pose, at rest, as the deploy runtime draws it."""
     pose = task.sample_pose(rng)
-    goal = task.sample_goal(rng)
+    goal = task.sample_goal(rng, RobotState(pose, np.zeros_like(pose)))
     objects = task.sample_objects(rng, goal) if task.objects else None
     return pose, goal, objects
 

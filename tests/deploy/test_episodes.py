@@ -30,7 +30,8 @@ class ScriptedTask:
     def ready_hint(self) -> str:
         return "hold joint 0 still"
 
-    def sample_goal(self, rng: np.random.Generator) -> np.ndarray:
+    def sample_goal(self, rng: np.random.Generator,
+                    start: RobotState | None = None) -> np.ndarray:
         goal = np.array([float(self.goals)])
         self.goals += 1
         return goal
@@ -63,8 +64,9 @@ def test_a_missed_episode_ends_after_max_steps_then_settles_and_walks_home() -> 
     step = book.observe(at(SO_ARM, 0.5), now=3.0, last_sent=last_sent)
     assert step.ended == (False, 3) and step.observation is None and not step.done
     assert (book.count, book.successes, book.seconds) == (1, 0, [3.0])
-    # Settling holds the last command sent, until the arm is at rest.
-    assert book.phase == "settle" and book.hold is last_sent and book.goal.tolist() == [1.0]
+    # Settling holds the last command sent, until the arm is at rest; the next goal is drawn
+    # where the next episode starts.
+    assert book.phase == "settle" and book.hold is last_sent and book.goal is None
     book.pause(at(SO_ARM, 0.5, speed=1.0), now=3.5)
     assert book.phase == "settle"
     book.pause(at(SO_ARM, 0.5, speed=0.1), now=3.6)
@@ -76,9 +78,9 @@ def test_a_missed_episode_ends_after_max_steps_then_settles_and_walks_home() -> 
     assert np.allclose(book.hold, expected)
     book.pause(at(SO_ARM, HOME_TOLERANCE / 2), now=3.7)
     assert book.running and book.homings == 1
-    # The next episode starts (and is timed) at its first policy cycle.
+    # The next episode starts (and is timed) at its first policy cycle, with the next goal.
     assert book.observe(at(SO_ARM, 0.0), now=4.0, last_sent=last_sent).observation[0] == 1.0
-    assert book.episode_start == 4.0 and book.steps == 1
+    assert book.episode_start == 4.0 and book.steps == 1 and book.goal.tolist() == [1.0]
 
 
 def test_a_reached_goal_ends_the_episode_and_needs_no_homing() -> None:
@@ -105,6 +107,7 @@ def test_the_last_episode_ends_the_run() -> None:
     book.observe(at(SO_ARM, 1.0), now=0.0, last_sent=np.zeros(6))
     step = book.observe(at(SO_ARM, 1.0), now=0.25, last_sent=np.zeros(6))
     assert step.done and step.ended == (True, 1) and book.goal.tolist() == [0.0]
+    assert book.task.goals == 1  # no goal drawn for an episode that never comes
 
 
 def test_a_servo_robot_never_engages() -> None:
@@ -139,11 +142,11 @@ def test_a_motor_robot_engages_before_its_first_episode_and_after_a_fall() -> No
     step = book.observe(at(FURUTA, 0.5, speed=3.0), now=11.1, last_sent=np.zeros(1))
     assert step.ended == (False, 1) and step.observation is None and not step.done
     assert book.phase == "engage" and (book.waits, book.wait_start) == (2, 11.1)
-    assert book.goal.tolist() == [1.0] and book.count == 1
+    assert book.goal is None and book.count == 1
     book.pause(at(FURUTA, 0.5), now=12.1)
     assert book.running and book.engage_seconds(20.0) == pytest.approx(2.0)
+    assert book.observe(at(FURUTA, 0.5), now=12.1, last_sent=np.zeros(1)).observation[0] == 1.0
     # Only real episodes count towards max_episodes: the second ends the run.
-    book.observe(at(FURUTA, 1.2), now=12.1, last_sent=np.zeros(1))
     step = book.observe(at(FURUTA, 1.2), now=12.2, last_sent=np.zeros(1))
     assert step.done and step.ended == (True, 1) and book.count == 2
 
@@ -177,3 +180,51 @@ def test_the_runtime_history_equals_the_envs_over_an_episode(robot, task, config
         if terminated:
             break
     assert cycle > 10
+
+
+def test_a_goal_the_start_already_meets_is_drawn_again() -> None:
+    """The start pose and the first goal once drew the same random numbers on `--robot sim`, so
+    the first target was the start tip itself: a success for doing nothing. Here the goal
+    stream is made to do exactly that; the goal drawn must lie outside the success distance."""
+    from sim.reach import ReachTask
+
+    task = ReachTask(SO_ARM)
+    start_pose = task.sample_pose(np.random.default_rng(3))
+    start = RobotState(start_pose, np.zeros(SO_ARM.num_joints))
+    # Without the start, the goal stream's first draw is the start tip itself.
+    assert np.allclose(task.sample_goal(np.random.default_rng(3)), task.tip_position(start))
+    book = Episodes(task, SO_ARM, np.random.default_rng(3), home_after_miss=True,
+                    max_episodes=None, hold=start_pose.copy())
+    assert book.goal is None  # drawn where the episode starts
+    step = book.observe(start, now=0.0, last_sent=start_pose.copy())
+    distance = np.linalg.norm(book.goal - task.tip_position(start))
+    assert distance >= task.config.success_distance and step.ended is None
+    # The same trap for 300 seeds: never a goal within the success distance.
+    for seed in range(300):
+        start = RobotState(task.sample_pose(np.random.default_rng(seed)), np.zeros(6))
+        goal = task.sample_goal(np.random.default_rng(seed), start)
+        assert np.linalg.norm(goal - task.tip_position(start)) >= task.config.success_distance
+
+
+def test_a_push_target_where_the_block_already_is_is_drawn_again() -> None:
+    from sim.push import PushTask
+
+    task = PushTask(SO_ARM)
+    first = task.sample_goal(np.random.default_rng(4))
+    block_there = RobotState(np.zeros(6), np.zeros(6), objects=first[None])
+    goal = task.sample_goal(np.random.default_rng(4), block_there)
+    assert np.linalg.norm((goal - first)[:2]) >= task.config.success_distance
+
+
+def test_a_simulated_episodes_goal_is_never_met_at_its_start() -> None:
+    """Training and evaluation draw alike (`sim.task.sample_episode`): over 2000 episodes no
+    target lies within the success distance of the start pose's tip."""
+    from sim.reach import ReachTask
+    from sim.task import sample_episode
+
+    task = ReachTask(SO_ARM)
+    rng = np.random.default_rng(11)
+    for _ in range(2000):
+        pose, goal, _ = sample_episode(task, rng)
+        tip = task.tip_position(RobotState(pose, np.zeros(6)))
+        assert np.linalg.norm(goal - tip) >= task.config.success_distance

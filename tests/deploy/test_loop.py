@@ -92,9 +92,9 @@ def test_the_success_rate_is_that_of_the_episodes_that_succeeded(tiny_policy,
         evaluate, sample_goal = task.evaluate, task.sample_goal
         episode, steps = [0], [0]
 
-        def new_goal(rng):
+        def new_goal(rng, start=None):
             episode[0], steps[0] = episode[0] + 1, 0
-            return sample_goal(rng)
+            return sample_goal(rng, start)
 
         def scripted(state, goal, history):
             steps[0] += 1

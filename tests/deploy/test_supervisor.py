@@ -62,7 +62,9 @@ def test_no_command_leaves_the_limits_and_every_intervention_is_counted(
     # The loop runs lockstep, as fast as it can: a whole episode may take less wall time than a
     # soft start of 0.1 s (it did on a fast CI machine), and with the ramp never over no command
     # would be rate-limited. A ramp of 1 ms is over within the first few cycles on any machine.
-    safety = SafetyConfig(soft_start_seconds=1e-3)
+    # No escalation: the whole episode's garbage goes through the checks (the stops have their
+    # own tests below).
+    safety = SafetyConfig(soft_start_seconds=1e-3, nan_stop_seconds=0, oscillation_seconds=0)
     log = tmp_path / "garbage.s2rlog"
     sent: list[np.ndarray] = []
     with SimRobot(SO_ARM, realtime=False) as robot:
@@ -166,7 +168,7 @@ def test_bad_safety_settings_are_named() -> None:
                                     SafetyConfig(velocity_limit_scale=0, soft_limit_margin=0)])
 def test_the_fast_path_gives_what_every_check_gives(config) -> None:
     """`filter` skips the checks when none would change the command; over random commands and
-    readings (in range, at and past the limits, NaN, fast joints) it must give the same commands,
+    readings (in range, at and past the limits, NaN, fast joints, NaN speeds) it must give the same commands,
     masks and counts as a supervisor that runs every check every cycle."""
     rng = np.random.default_rng(0)
     start = RobotState(np.zeros(6), np.zeros(6))
@@ -177,19 +179,25 @@ def test_the_fast_path_gives_what_every_check_gives(config) -> None:
     for cycle in range(3000):
         positions = np.clip(every_check.last_safe + rng.normal(0, 0.02, 6), low, high)
         velocities = rng.normal(0, 2.0 if cycle % 7 == 0 else 0.5, 6)
+        if cycle % 13 == 0:
+            velocities[rng.integers(6)] = np.nan
         state = RobotState(positions, velocities)
         kind = cycle % 4
-        if kind == 0:  # a small step: usually untouched
-            command = every_check.last_safe + rng.uniform(-0.1, 0.1, 6)
+        if kind == 0:  # a small step, inside the soft limits at any speed: usually untouched
+            command = np.clip(every_check.last_safe, fast.braking_low + 0.1,
+                              fast.braking_high - 0.1) + rng.uniform(-0.1, 0.1, 6)
         elif kind == 1:  # anywhere in and somewhat past the range
             command = rng.uniform(1.2 * low, 1.2 * high)
-        elif kind == 2:  # exactly on a limit
-            command = np.where(rng.random(6) < 0.5, fast.soft_low, fast.soft_high)
+        elif kind == 2:  # exactly on a limit: at rest, or at the velocity limit
+            on_low, on_high = ((fast.soft_low, fast.soft_high) if cycle % 8 == 2
+                               else (fast.braking_low, fast.braking_high))
+            command = np.where(rng.random(6) < 0.5, on_low, on_high)
         else:
             command = every_check.last_safe + rng.uniform(-0.1, 0.1, 6)
             command[rng.integers(6)] = [np.nan, np.inf, 0.0][cycle % 3]
         seconds = 0.02 * cycle
-        skipped += fast._untouched(np.asarray(command, float), state, seconds)
+        _, speeds, _, held = fast._motion(state)
+        skipped += fast._untouched(np.asarray(command, float), speeds, held, seconds)
         ours, ours_mask = fast.filter(command, state, seconds)
         reference, reference_mask = every_check.filter(command, state, seconds)
         assert np.array_equal(ours, reference) and ours_mask == reference_mask, cycle
