@@ -41,7 +41,10 @@ from sim.spec import RobotSpec, RobotState, robot_differences
 POLL_SECONDS = 0.002
 HELLO_RETRY_SECONDS = 0.1
 CHUNK_RETRY_SECONDS = 0.03
-"""Ask for missing description chunks after this long without one (and feed the watchdog)."""
+"""Ask for missing description chunks after this long without one."""
+HEARTBEAT_SECONDS = 0.02
+"""While the description comes: a HEARTBEAT this often keeps the device's watchdog fed (its
+session, and watchdog, began with the HELLO; 100 ms is a common watchdog)."""
 PINGS = 8
 """Answered state requests timed at connect: the round trip that sets the link's timing."""
 PING_SPACING = 0.005
@@ -78,11 +81,13 @@ class LinkTiming:
     """Read at the tick: wait this long for an answer before asking again."""
     wire_time: float = 0.0
     """Seconds a request and its answer take on the wire at the port's baud rate."""
+    answered: float = 1.0
+    """The share of the pings at connect that were answered."""
 
     @classmethod
     def of(cls, control_period: float, round_trip: float = 0.0, slowest: float | None = None,
            reply_timeout: float | None = None, attempt_timeout: float | None = None,
-           wire_time: float = 0.0) -> LinkTiming:
+           wire_time: float = 0.0, answered: float = 1.0) -> LinkTiming:
         slowest = round_trip if slowest is None else slowest
         reply_timeout = reply_timeout or 0.5 * control_period
         # An answer is lost when it is later than the slowest ping by half as much again.
@@ -91,7 +96,7 @@ class LinkTiming:
             raise ValueError("reply_timeout and attempt_timeout must be > 0 s, got "
                              f"{reply_timeout} and {attempt_timeout}")
         return cls(control_period, round_trip, slowest, reply_timeout, attempt_timeout,
-                   wire_time)
+                   wire_time, answered)
 
     @property
     def request_spacing(self) -> float:
@@ -102,14 +107,16 @@ class LinkTiming:
 
     @property
     def pipelined(self) -> bool:
-        """The round trip takes more than a quarter period, and the wire has room for two
-        requests a period."""
-        return (self.slowest > 0.25 * self.control_period
-                and self.request_spacing <= 0.5 * self.control_period)
+        """The wire has room for two requests a period, and the round trip takes more than a
+        quarter period or a tenth of the pings went unanswered: asking again at the tick would
+        cost a round trip each time, where requests ahead are already on their way."""
+        return (self.request_spacing <= 0.5 * self.control_period
+                and (self.slowest > 0.25 * self.control_period or self.answered < 0.9))
 
     def summary(self) -> dict:
         return {"round_trip_ms": round(self.round_trip * 1e3, 2),
                 "slowest_ping_ms": round(self.slowest * 1e3, 2),
+                "pings_answered": round(self.answered, 2),
                 "reads": (f"pipelined, asked every {self.request_spacing * 1e3:.1f} ms"
                           if self.pipelined else "at the tick"),
                 "max_rate_hz_reading_at_the_tick": round(1.0 / (self.slowest + 0.001), 1),
@@ -263,19 +270,26 @@ class SerialRobot(Robot):
         start = time.perf_counter()
         deadline = start + self.handshake_timeout
         chunks = DescriptionChunks()
-        received, ask_at, frames, in_session = 0, 0.0, 0, False
+        received, ask_at, frames, in_session, beat_at, silent = 0, 0.0, 0, False, 0.0, 0
         while time.perf_counter() < deadline:
-            if time.perf_counter() >= ask_at:
-                # Again after a silence: a noisy line loses some of either side's frames. The
-                # HEARTBEAT keeps the device's watchdog (it started with the session) fed.
+            now = time.perf_counter()
+            if in_session and now >= beat_at:
+                # The device's watchdog started with the session: feed it while chunks come.
+                self._send(MessageType.HEARTBEAT)
+                beat_at = now + HEARTBEAT_SECONDS
+            if now >= ask_at:
+                # Again after a silence: a noisy line loses some of either side's frames.
+                # Three requests unanswered: the session may be gone (its watchdog, a FAULT
+                # lost): HELLO opens a new one, and the chunks come again.
+                in_session = in_session and silent < 3
                 if in_session:
                     self._send_all([(MessageType.DESCRIPTION_REQUEST, bytes([index]))
-                                    for index in chunks.missing()] + [(MessageType.HEARTBEAT, b"")])
-                    ask_at = time.perf_counter() + CHUNK_RETRY_SECONDS
+                                    for index in chunks.missing()])
+                    ask_at, silent = now + CHUNK_RETRY_SECONDS, silent + 1
                 else:
                     self._send(MessageType.HELLO, hello_payload())
-                    ask_at = time.perf_counter() + HELLO_RETRY_SECONDS
-            data = self._read_some(min(deadline, ask_at))
+                    ask_at = now + HELLO_RETRY_SECONDS
+            data = self._read_some(min(deadline, ask_at, beat_at if in_session else ask_at))
             received += len(data)
             for frame in self._reader.feed(data):
                 frames += 1
@@ -297,7 +311,7 @@ class SerialRobot(Robot):
                     chunks.add(frame.payload)
                 except ProtocolError:
                     continue
-                in_session = True
+                in_session, silent = True, 0
                 ask_at = time.perf_counter() + CHUNK_RETRY_SECONDS  # more may be on the way
                 self._device_seq = frame.seq
                 if (payload := chunks.joined()) is not None:
@@ -363,9 +377,13 @@ class SerialRobot(Robot):
                               f"errors, {self.stats.dropped_frames} frames lost): the link is "
                               "too noisy to control a robot over")
         trips.sort()
+        # Unanswered: the pings still unanswered that had time to be (a slow link has the
+        # last few in flight).
+        lost = sum(sent < time.perf_counter() - 1.5 * trips[-1] for sent in sent_at.values())
         self.round_trip = trips[len(trips) // 2]
         self.timing = LinkTiming.of(self.spec.control_period, self.round_trip, trips[-1],
-                                    *self._timeouts_asked, wire_time=self._wire_time())
+                                    *self._timeouts_asked, wire_time=self._wire_time(),
+                                    answered=len(trips) / (len(trips) + lost))
         self.stats.timing = self.timing.summary()
 
     def _wire_time(self) -> float:
@@ -402,10 +420,10 @@ class SerialRobot(Robot):
         start = time.perf_counter()
         timing = self.timing
         if timing.pipelined and self._asked:
-            # Answers to requests sent over the last period are due; one sent just now (the
-            # first read) is given the time its answer takes.
-            due = min(self._asked.values()) + timing.attempt_timeout
-            state = self._take_answer(max(start + timing.reply_timeout, due), newest=True)
+            # Waiting longer would make the loop late: a read that finds none fails, and the
+            # loop's watchdog judges a run of such (the first reading is tried again, asked
+            # ahead each time, until its limit).
+            state = self._take_answer(start + timing.reply_timeout, newest=True)
             if state is not None:
                 return state
         else:
