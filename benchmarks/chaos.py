@@ -11,9 +11,9 @@ serial adapter's latency timer does (16 ms at the Linux default of an FTDI chip)
 
 Goal: at 16 ms latency, 10 % drops and 1 % corruption the arm is held at 50 Hz; no cell crashes.
 
-Usage: python benchmarks/chaos.py [--seconds 8] [--only arm|pendulum]
-Writes benchmarks/results/chaos.{json,md}. The policies are the transfer benchmark's `default`
-ones (trained there if missing).
+Usage: python benchmarks/chaos.py [--seconds 8] [--only arm|pendulum] [--save]
+Prints the table; `--save` writes benchmarks/results/chaos.{json,md}. The policies are the
+transfer benchmark's `default` ones (trained there if missing).
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from processes import Emulator
+from published import add_save_flag, publish, saved_results
 from transfer import ARM, PENDULUM, WORK, train
 
-RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
 LATENCY_MS = (0, 8, 16, 30)
 DROPS = (0.0, 0.1, 0.3)
@@ -118,10 +118,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--only", choices=("arm", "pendulum"))
+    add_save_flag(parser)
     args = parser.parse_args()
     panels = {"arm": ARM, "pendulum": PENDULUM}
-    saved = RESULTS / "chaos.json"
-    results = json.loads(saved.read_text()) if args.only and saved.is_file() else {"robots": {}}
+    # A run of one robot (--only) replaces that robot's figures, keeps the other's.
+    results = (saved_results("chaos") if args.only else None) or {"robots": {}}
     results["seconds"] = args.seconds
     for name, panel in panels.items():
         if args.only not in (None, name):
@@ -141,10 +142,7 @@ def main() -> None:
                                if (c["latency_ms"], c["drops"], c["corruption"]) == GOAL)
     results["crashes"] = sum(c["crashed"] for panel in results["robots"].values()
                              for c in panel["cells"])
-    RESULTS.mkdir(exist_ok=True)
-    saved.write_text(json.dumps(results, indent=2))
-    (RESULTS / "chaos.md").write_text(markdown(results))
-    print(markdown(results))
+    publish("chaos", results, markdown(results), args.save)
 
 
 if __name__ == "__main__":

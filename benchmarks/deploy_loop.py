@@ -9,25 +9,24 @@
    it runs at 2 ms here (its spec says 4 ms): the same robot and policy, retimed.
 
 Usage: python benchmarks/deploy_loop.py [--seconds 30] [--cycles 3000] [--rounds 3]
-Writes benchmarks/results/deploy_loop.{json,md}.
+Prints its table; `--save` writes benchmarks/results/deploy_loop.{json,md}.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from published import add_save_flag, publish
 
 from deploy.realtime import request_realtime
 from sim.commands import CommandHistory
 
-RESULTS = Path(__file__).parent / "results"
 HIDDEN = (256, 256)
 TARGETS = {"compute_p99_us": 100.0, "miss_rate_percent": 0.1, "jitter_p99_us": 500.0}
 
@@ -137,9 +136,7 @@ def realtime_run(onnx_path: Path, seconds: float, period: float, log: Path) -> d
             "interventions": report.interventions}
 
 
-def write(results: dict) -> None:
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "deploy_loop.json").write_text(json.dumps(results, indent=2) + "\n")
+def write(results: dict, save: bool) -> None:
     latency, loop = results["compute"], results["realtime"]
     ours, reference = latency["onnxruntime"], latency["torch eager"]
     lines = ["# Deploy loop timing", "",
@@ -174,8 +171,7 @@ def write(results: dict) -> None:
               f"{loop['miss_rate_percent']} % | <= {TARGETS['miss_rate_percent']} % | "
               f"{loop['jitter_p99_us']} us | <= {TARGETS['jitter_p99_us']:.0f} us | "
               f"{loop['compute_p50_us']} / {loop['compute_p99_us']} us |"]
-    (RESULTS / "deploy_loop.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    publish("deploy_loop", results, "\n".join(lines), save)
 
 
 def main() -> None:
@@ -184,6 +180,7 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=float, default=500.0, help="real-time run rate, Hz")
+    add_save_flag(parser)
     args = parser.parse_args()
     # The shared machine's load when the run began: p99 rises with the neighbours' work.
     load = round(os.getloadavg()[0], 2)
@@ -204,7 +201,7 @@ def main() -> None:
                "compute_realtime": {"scheduling": granted, **compute_rt},
                "realtime": realtime, "targets": TARGETS,
                "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    write(results)
+    write(results, args.save)
 
 
 if __name__ == "__main__":

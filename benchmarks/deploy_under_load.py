@@ -15,7 +15,7 @@ each emulator in its own process simulating 1 Mbit/s wire time:
    safe-stop command, against the watchdog period.
 
 Usage: python benchmarks/deploy_under_load.py [--seconds 120] [--policy reach.onnx]
-Writes benchmarks/results/deploy_under_load.{json,md}.
+Prints its table; `--save` writes benchmarks/results/deploy_under_load.{json,md}.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from feetech_bus import nominal_calibration
 from processes import BAUD, SIM2REAL, Emulator, Trainer, hardware_like
+from published import add_save_flag, publish
 
-RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
 WORK = Path("/tmp/s2r_deploy_under_load")
 WIRES = {"serial": ("--baud", str(BAUD)), "feetech": ("--bus", "feetech", "--baud", str(BAUD))}
@@ -140,9 +140,7 @@ def row(wire: str, load: str, out: subprocess.CompletedProcess, wall: float,
     return result
 
 
-def write(results: dict) -> None:
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "deploy_under_load.json").write_text(json.dumps(results, indent=2) + "\n")
+def write(results: dict, save: bool) -> None:
     lines = ["# Deploy under load", "",
              f"`sim2real deploy` of the demo's reach policy ({results['seconds']:.0f} s each, seed 3, "
              "default settings, normal scheduling) through each wire's emulator in its own process "
@@ -171,14 +169,14 @@ def write(results: dict) -> None:
     advice = sorted({line for r in results["runs"] + results["frozen"] for line in r["advice"]})
     if advice:
         lines += ["", "What the deploy advised:", "", *[f"- {line}" for line in advice]]
-    (RESULTS / "deploy_under_load.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    publish("deploy_under_load", results, "\n".join(lines), save)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=120.0, help="each deploy's length")
     parser.add_argument("--policy", type=Path, help="an exported reach policy (default: train one)")
+    add_save_flag(parser)
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     policy = reach_policy(args.policy)
@@ -195,7 +193,7 @@ def main() -> None:
             results["frozen"].append(frozen(policy, wire, trainer))
     finally:
         trainer.stop()
-    write(results)
+    write(results, args.save)
 
 
 if __name__ == "__main__":

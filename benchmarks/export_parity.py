@@ -12,17 +12,19 @@ images; DQN 2,000 steps on the Furuta pendulum with 5 discrete voltages (its gra
 choice and outputs that voltage).
 
 Usage: python benchmarks/export_parity.py
-Writes benchmarks/results/export_parity.{json,md}.
+Prints its table; `--save` writes benchmarks/results/export_parity.{json,md}.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
+from published import add_save_flag, publish
+
 ENV = "sim2real/ArmReach-v0"
 FURUTA = "sim2real/FurutaBalance-v0"
 # (algorithm, env, steps, settings, camera pixels, discrete choices per action)
@@ -41,6 +43,9 @@ CASES = [
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_save_flag(parser)
+    args = parser.parse_args()
     from deploy.export import PIPELINE_TOLERANCE, TOLERANCE, export
     from sim2real.runs import train_run
 
@@ -59,8 +64,6 @@ def main() -> None:
                          "pipeline_steps": result.pipeline_steps,
                          "export_seconds": round(time.perf_counter() - start, 2)})
             print(json.dumps(rows[-1]), flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "export_parity.json").write_text(json.dumps(rows, indent=2) + "\n")
     lines = ["# Export parity", "",
              f"Short runs on {ENV} (DQN: {FURUTA}, 5 voltages), exported with `sim2real "
              "export`'s checks. onnxruntime vs "
@@ -74,8 +77,7 @@ def main() -> None:
         lines.append(f"| {row['policy']} | {row['env']} | {row['onnx_error']:.2e} | "
                      f"{row['pipeline_error']:.2e} "
                      f"| {row['pipeline_steps']} | {row['export_seconds']} |")
-    (RESULTS / "export_parity.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    publish("export_parity", rows, "\n".join(lines), args.save)
 
 
 if __name__ == "__main__":

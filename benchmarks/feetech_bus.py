@@ -12,13 +12,12 @@ simulates the wire time of a 1 Mbit/s line both ways and each servo's return del
    (`sim2real train` runs in the background, one per CPU, killed after) unless --no-load.
 
 Usage: python benchmarks/feetech_bus.py [--cycles 2000] [--seconds 3] [--no-load]
-Writes benchmarks/results/feetech_bus.{json,md}.
+Prints its table; `--save` writes benchmarks/results/feetech_bus.{json,md}.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -28,8 +27,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from processes import BAUD, Emulator, Trainer, hardware_like
+from published import add_save_flag, publish
 
-RESULTS = Path(__file__).parent / "results"
 RATES = (50, 100, 200, 300, 500)
 MISS_TARGET_PERCENT = 0.1
 READ_ADDRESS, READ_LENGTH = 56, 11
@@ -150,9 +149,7 @@ def passes(row: dict) -> bool:
     return row["miss_rate_percent"] <= MISS_TARGET_PERCENT and not row["read_timeouts"]
 
 
-def write(results: dict) -> None:
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "feetech_bus.json").write_text(json.dumps(results, indent=2) + "\n")
+def write(results: dict, save: bool) -> None:
     lines = ["# SO-101 Feetech bus through the bus emulator", "",
              "FeetechBusEmulator in its own process (`sim2real emulate so_arm --bus feetech --pty "
              "--baud 1000000`) behind a pty, simulating 1 Mbit/s wire time (10 us a byte) both "
@@ -210,8 +207,7 @@ def write(results: dict) -> None:
                      f"{results['training_cores']} cores busy over the measurement.")
     if results.get("skipped"):
         lines.append(f"\nSkipped: {results['skipped']}")
-    (RESULTS / "feetech_bus.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    publish("feetech_bus", results, "\n".join(lines), save)
 
 
 def main() -> None:
@@ -219,6 +215,7 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--no-load", action="store_true", help="skip the run beside training")
+    add_save_flag(parser)
     args = parser.parse_args()
     results = {"seconds": args.seconds, "measured": time.strftime("%Y-%m-%dT%H:%M:%S"),
                "load_average_start": [round(x, 2) for x in os.getloadavg()],
@@ -243,7 +240,7 @@ def main() -> None:
                 results["training_cores"] = trainer.cores_used()
             finally:
                 trainer.stop()
-    write(results)
+    write(results, args.save)
 
 
 if __name__ == "__main__":

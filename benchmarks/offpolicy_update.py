@@ -10,13 +10,12 @@ TD3's and SB3's TD3 time is the mean over its policy_delay cycle (the actor move
 
 Usage: python benchmarks/offpolicy_update.py [--rounds 5] [--updates 1000] [--threads 2]
 Needs the benchmark extra: pip install -c constraints.txt -e ".[bench]".
-Writes benchmarks/results/offpolicy_update.{json,md}.
+Prints its table; `--save` writes benchmarks/results/offpolicy_update.{json,md}.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -27,10 +26,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from published import add_save_flag, publish
+
 from policies.algorithms import algorithm_by_name
 from randomization.envs import make_env, make_vector_env
 
-RESULTS = Path(__file__).parent / "results"
 ENV = "HalfCheetah-v5"
 RANDOM_STEPS = 1_000
 
@@ -81,6 +81,7 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=1_000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--algos", nargs="+", default=["sac", "td3", "ddpg"])
+    add_save_flag(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
@@ -101,12 +102,10 @@ def main() -> None:
                      "compiled_ratio": medians["ours_compiled"] / medians["sb3"],
                      "bf16_ratio": medians["ours_bf16"] / medians["sb3"],
                      "eager_ratio": medians["ours_eager"] / medians["sb3"]})
-    write(rows)
+    write(rows, args.save)
 
 
-def write(rows: list[dict]) -> None:
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "offpolicy_update.json").write_text(json.dumps(rows, indent=2) + "\n")
+def write(rows: list[dict], save: bool) -> None:
     lines = ["# One off-policy gradient update: ours vs Stable-Baselines3 2.9.2", "",
              f"Batch 256, 2x256 MLPs, {ENV} sizes, {rows[0]['threads']} torch threads; "
              f"{rows[0]['rounds']} alternating rounds of {rows[0]['updates']} updates, medians "
@@ -119,8 +118,7 @@ def write(rows: list[dict]) -> None:
         lines.append(f"| {row['algo']} | {m['ours_compiled']:.2f} | {m['ours_bf16']:.2f} | "
                      f"{m['ours_eager']:.2f} | {m['sb3']:.2f} | {row['compiled_ratio']:.2f}x | "
                      f"{row['bf16_ratio']:.2f}x | {row['eager_ratio']:.2f}x |")
-    (RESULTS / "offpolicy_update.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    publish("offpolicy_update", rows, "\n".join(lines), save)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 on physics none of them saw exactly: heavier links, weaker servos, a 2-step action delay.
 
 Usage: python benchmarks/randomization_robustness.py RUN_DIR [RUN_DIR ...] [--episodes 200]
-Writes benchmarks/results/randomization_robustness.{json,md}.
+Prints its table; `--save` writes benchmarks/results/randomization_robustness.{json,md}.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
+from published import add_save_flag, publish
 
 from deploy.export import load_run
 from policies.algorithms import algorithm_by_name
@@ -20,7 +20,6 @@ from randomization.config import RandomizationConfig
 from randomization.envs import make_env
 from randomization.wrapper import DomainRandomization
 
-RESULTS = Path(__file__).parent / "results"
 CONDITIONS = {
     "nominal": {},
     "heavier links x1.3": {"mass": {"distribution": "choice", "choices": [1.3]}},
@@ -61,6 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--episodes", type=int, default=200)
+    add_save_flag(parser)
     args = parser.parse_args()
     rows = []
     for run in args.runs:
@@ -74,8 +74,6 @@ def main() -> None:
             row[name] = success_rate(run, condition, args.episodes)
         rows.append(row)
         print(row)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "randomization_robustness.json").write_text(json.dumps(rows, indent=2) + "\n")
     lines = ["# Success rate under physics the policy did not train on", "",
              f"{args.episodes} deterministic episodes per cell, same seeds for every run.", "",
              "| run | trained with | steps | " + " | ".join(CONDITIONS) + " |",
@@ -83,8 +81,7 @@ def main() -> None:
     for row in rows:
         lines.append(f"| {row['run']} | {row['trained_with']} | {row['steps']:,} | "
                      + " | ".join(f"{row[c]:.2f}" for c in CONDITIONS) + " |")
-    (RESULTS / "randomization_robustness.md").write_text("\n".join(lines) + "\n")
-    print(np.array([[row[c] for c in CONDITIONS] for row in rows]))
+    publish("randomization_robustness", rows, "\n".join(lines), args.save)
 
 
 if __name__ == "__main__":

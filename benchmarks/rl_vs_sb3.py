@@ -24,7 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
+sys.path.insert(0, str(Path(__file__).parent))  # also when a test loads this file
+from published import add_save_flag, publish, saved_results
+
 EVAL_EPISODES = 10
 """Deterministic evaluation episodes per trained model, unless --eval-episodes says otherwise."""
 
@@ -307,6 +309,7 @@ def main() -> None:
                         help="deterministic evaluation episodes per trained model")
     parser.add_argument("--one", nargs=5, metavar=("LIBRARY", "ALGO", "ENV", "SEED", "START"),
                         help=argparse.SUPPRESS)
+    add_save_flag(parser)
     args = parser.parse_args()
     if args.seeds < 2 or args.eval_episodes < 1:
         parser.error(f"--seeds {args.seeds} --eval-episodes {args.eval_episodes}: the comparison "
@@ -319,9 +322,7 @@ def main() -> None:
     cases = [(a, e) for a, e in CASES if a in args.algos and (args.envs is None or e in args.envs)]
     # Results of other cases from earlier runs are kept; the table is rewritten after each run
     # so a long benchmark that stops keeps what it measured.
-    earlier = RESULTS / "rl_vs_sb3.json"
-    rows = [r for r in (json.loads(earlier.read_text()) if earlier.exists() else [])
-            if (r["algo"], r["env"]) not in cases]
+    rows = [r for r in saved_results("rl_vs_sb3") or [] if (r["algo"], r["env"]) not in cases]
     for algo, env_id in cases:
         for seed in range(args.seeds):
             libraries = ("ours", "sb3") if library_algo(algo) in IN_SB3 else ("ours",)
@@ -337,7 +338,7 @@ def main() -> None:
                 rows.append(row)
                 print(f"{library:4} {algo} {env_id} seed {seed}: {row['seconds']:.1f} s, "
                       f"return {row['return']:.1f}, update {row['update_ms']} ms", flush=True)
-                write(rows)
+                write(rows, args.save)
 
 
 def permutation_p(ours: list[float], theirs: list[float]) -> float:
@@ -363,9 +364,7 @@ def permutation_p(ours: list[float], theirs: list[float]) -> float:
     return float(np.mean(gaps >= observed * (1 - 1e-9)))
 
 
-def write(rows: list[dict]) -> None:
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "rl_vs_sb3.json").write_text(json.dumps(rows, indent=2) + "\n")
+def write(rows: list[dict], save: bool) -> None:
     lines = ["# Ours vs Stable-Baselines3 2.9.2", "",
              f"Same env, hyperparameters, step budget and torch threads ({THREADS}); each "
              "library's runs taken in turns, seed by seed; wall time from "
@@ -430,8 +429,7 @@ def write(rows: list[dict]) -> None:
                      f"{seconds:.1f} | "
                      f"{runs[0]['steps'] / seconds:.0f} | {statistics.mean(returns):.1f} +- "
                      f"{statistics.pstdev(returns):.1f} |")
-    (RESULTS / "rl_vs_sb3.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    publish("rl_vs_sb3", rows, "\n".join(lines), save)
 
 
 if __name__ == "__main__":

@@ -10,13 +10,12 @@
    the wire time of a 1 Mbit/s bus.
 
 Usage: python benchmarks/serial_link.py [--exchanges 3000] [--seconds 10]
-Writes benchmarks/results/serial_link.{json,md}.
+Prints its table; `--save` writes benchmarks/results/serial_link.{json,md}.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -25,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 from deploy_loop import RetimedPolicy, exported_policy
+from published import add_save_flag, publish
 
-RESULTS = Path(__file__).parent / "results"
 RATES = (250, 500, 1000)
 MISS_TARGET_PERCENT = 0.1
 EMULATOR = """
@@ -126,9 +125,7 @@ def control_rate(onnx_path: Path, rate: int, seconds: float, baud: int,
             "timeouts": report.link.get("timeouts"), "stopped": report.stopped}
 
 
-def write(results: dict) -> None:
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "serial_link.json").write_text(json.dumps(results, indent=2) + "\n")
+def write(results: dict, save: bool) -> None:
     lines = ["# Serial link through the device emulator", "",
              "The emulator runs in its own process behind a pty; the host is SerialRobot "
              "(pyserial). Wire time: none (a pty has none), or emulated for a 1 Mbit/s bus "
@@ -158,14 +155,14 @@ def write(results: dict) -> None:
         wire = f"{baud:,} baud" if baud else "pty"
         how = "real-time priority, pinned" if realtime else "normal scheduling"
         lines.append(f"\nHighest rate sustained ({wire}, {how}): {max(ok) if ok else 'none'} Hz")
-    (RESULTS / "serial_link.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    publish("serial_link", results, "\n".join(lines), save)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--exchanges", type=int, default=3000)
     parser.add_argument("--seconds", type=float, default=10.0)
+    add_save_flag(parser)
     args = parser.parse_args()
     results = {"seconds": args.seconds, "round_trips": [], "rates": [],
                "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
@@ -179,7 +176,7 @@ def main() -> None:
                 results["rates"].append(control_rate(policy, rate, args.seconds, baud,
                                                      realtime))
                 print(results["rates"][-1], flush=True)
-    write(results)
+    write(results, args.save)
 
 
 if __name__ == "__main__":

@@ -17,25 +17,22 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import platform
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import mujoco
 import numpy as np
+from published import add_save_flag, publish
 
 from randomization.config import RandomizationConfig, load_config
 from randomization.envs import make_env, make_vector_env
 from sim.pixels import PixelObservation
 from sim.registration import OUR_ENVS, robot_of
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def rate(run_once: Callable[[], int], seconds: float, repeats: int) -> float:
@@ -153,6 +150,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=1.0, help="per measurement")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--num-envs", type=int, default=16)
+    add_save_flag(parser)
     args = parser.parse_args()
     s, r, n = args.seconds, args.repeats, args.num_envs
 
@@ -208,8 +206,6 @@ def main() -> None:
     results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                            "mujoco": mujoco.__version__},
                "settings": vars(args), "tasks": tasks, "vector_envs": vectors, "render": renders}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "sim_throughput.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = [
         "# Simulation throughput",
         "",
@@ -242,8 +238,7 @@ def main() -> None:
               for v in vectors]
     lines += ["", "| render 84x84 (target >= 300) | frames/s |", "|---|---:|"]
     lines += [f"| {x['env']} | {x['fps_84x84']:,.0f} |" for x in renders]
-    (RESULTS / "sim_throughput.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {RESULTS / 'sim_throughput.json'} and .md")
+    publish("sim_throughput", results, "\n".join(lines), args.save)
 
 
 if __name__ == "__main__":

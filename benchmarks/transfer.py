@@ -17,7 +17,8 @@ The panels (figures and sources in ../shared/ROBOT_FACTS.md and the presets' com
   damping x0-5 and more, 0-5 steps of delay).
 
 Usage: python benchmarks/transfer.py [--episodes 30] [--jobs 4] [--only arm|pendulum]
-Writes benchmarks/results/transfer.{json,md}: success per robot and policy, and the mean.
+Prints its table; `--save` writes benchmarks/results/transfer.{json,md}: success per robot and
+policy, and the mean.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 from processes import Emulator
+from published import add_save_flag, publish, saved_results
 
-RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
 WORK = Path("/tmp/s2r_transfer")
 SEED = 3
@@ -192,6 +193,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=30)
     parser.add_argument("--jobs", type=int, default=4, help="deploys running at once")
     parser.add_argument("--only", choices=("arm", "pendulum"))
+    add_save_flag(parser)
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     for panel in (ARM, PENDULUM):
@@ -199,16 +201,12 @@ def main() -> None:
     panels = {"arm": ARM, "pendulum": PENDULUM}
     chosen = {name: panel for name, panel in panels.items() if args.only in (None, name)}
     # One results file: a run of one panel (--only) replaces that panel's figures, keeps the other's.
-    saved = RESULTS / "transfer.json"
-    results = json.loads(saved.read_text()) if args.only and saved.is_file() else {"panels": {}}
+    results = (saved_results("transfer") if args.only else None) or {"panels": {}}
     for panel in chosen.values():
         results["panels"][panel.robot] = {**run_panel(panel, args.episodes, args.jobs),
                                           "episodes": args.episodes,
                                           "date": time.strftime("%Y-%m-%d")}
-    RESULTS.mkdir(exist_ok=True)
-    saved.write_text(json.dumps(results, indent=2))
-    (RESULTS / "transfer.md").write_text(markdown(results))
-    print(markdown(results))
+    publish("transfer", results, markdown(results), args.save)
 
 if __name__ == "__main__":
     main()

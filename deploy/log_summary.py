@@ -50,6 +50,16 @@ def summarize(log: TelemetryLog) -> dict[str, Any]:
     return summary
 
 
+def summary_text(summary: dict[str, Any]) -> str:
+    """`summarize`'s result as `sim2real log show` prints it: one aligned line a field, the
+    interventions as "kind count" (those that happened), a run that ran its time said so."""
+    shown = dict(summary)
+    shown["interventions"] = ", ".join(f"{kind} {count}" for kind, count in
+                                       summary["interventions"].items() if count) or "none"
+    shown["stopped"] = summary["stopped"] or "no: ran its time"
+    return "\n".join(f"{key:>22}: {value}" for key, value in shown.items())
+
+
 def plot_log(log: TelemetryLog, out: Path) -> Path:
     """Joint positions against their commands, velocities, and the loop's timing, over time."""
     import matplotlib

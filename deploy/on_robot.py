@@ -17,6 +17,7 @@ from deploy.supervisor import SafetyConfig
 from hardware.backends import RobotURL, episode_starts, open_robot
 from hardware.settings import read_settings
 from sim.catalog import robot_by_name
+from sim.words import counted
 
 
 def tell_stderr(line: str) -> None:
@@ -72,13 +73,15 @@ def report_line(report: DeployReport) -> str:
     summary = report.summary()
     interventions = ", ".join(f"{kind} {count}" for kind, count in
                               summary["interventions"].items() if count) or "none"
-    return (f"deploy: {summary['episodes']} episodes, success rate {summary['success_rate']:.2f}, "
-            f"loop {summary['loop_rate_hz']:.1f} Hz (target {summary['target_rate_hz']:.0f}), "
-            f"{summary['deadline_misses']} deadline misses in {summary['cycles']} cycles, "
+    return (f"deploy: {counted(summary['episodes'], 'episode')}, success rate "
+            f"{summary['success_rate']:.2f}, loop {summary['loop_rate_hz']:.1f} Hz (target "
+            f"{summary['target_rate_hz']:.0f}), {counted(summary['deadline_misses'], 'deadline miss')}"
+            f" in {counted(summary['cycles'], 'cycle')}, "
             f"jitter p99 {summary['jitter_p99_us']:.0f} us, compute p50 "
             f"{summary['compute_p50_us']:.0f} us / p99 {summary['compute_p99_us']:.0f} us, "
-            f"supervisor interventions: {interventions}, {summary['homings']} homings"
-            + (f", {summary['engage_waits']} engage waits ({summary['engage_seconds']:.1f} s)"
+            f"supervisor interventions: {interventions}, {counted(summary['homings'], 'homing')}"
+            + (f", {counted(summary['engage_waits'], 'engage wait')} "
+               f"({summary['engage_seconds']:.1f} s)"
                if summary["engage_waits"] else "")
             + f"; {summary['realtime']}"
             + (f"; log {summary['log']}" if summary["log"] else "")

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from evaluation.outputs import beside
+
 GRID_POINTS = 200
 
 
@@ -73,7 +75,9 @@ def _band(runs: list[dict], x_key: str, y_key: str) -> tuple[np.ndarray, ...] | 
     return grid, values.mean(0), values.min(0), values.max(0)
 
 
-def plot_runs(run_dirs: list[Path], out: Path) -> Path:
+def plot_runs(run_dirs: list[Path], out: Path | None = None) -> Path:
+    """The learning curves of `run_dirs` in one PNG at `out` (default: learning_curves.png in
+    the folder holding the first run, e.g. runs/)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -108,6 +112,7 @@ def plot_runs(run_dirs: list[Path], out: Path) -> Path:
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8, title="mean over seeds; band: min to max")
     figure.tight_layout()
+    out = out or beside(run_dirs[0].resolve().parent, "learning_curves.png")
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=100)
     plt.close(figure)

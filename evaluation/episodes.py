@@ -11,6 +11,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from sim.words import counted
+
 Act = Callable[[Any], np.ndarray]
 
 
@@ -129,5 +131,5 @@ def evaluation_line(report: dict) -> str:
     """`evaluate_policy`'s report in one line, as `sim2real eval` prints it."""
     success = "" if report["success_rate"] is None else f", success {report['success_rate']:.0%}"
     return (f"{report['policy']} on {report['env']}: return {report['mean_return']:.2f} +- "
-            f"{report['std_return']:.2f} over {report['episodes']} episodes{success}, "
+            f"{report['std_return']:.2f} over {counted(report['episodes'], 'episode')}{success}, "
             f"{report['mean_length']:.0f} steps each")

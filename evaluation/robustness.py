@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from evaluation.episodes import load_policy, run_episodes
+from evaluation.outputs import beside
 
 UNITS = {"action_delay": "control steps", "action_latency": "s", "gravity": "m/s^2",
          "control_period_jitter": "fraction of the period", "action_latency_jitter": "s"}
@@ -77,9 +78,11 @@ def pinned_config(cell: dict[str, float]) -> Any:
 
 
 def robustness_map(policies: list[Path], env_id: str | None, axes: list[Axis], episodes: int,
-                   out: Path, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+                   out: Path | None = None, seed: int = 0,
+                   progress: bool = True) -> dict[str, Any]:
     """Evaluate every policy on every cell of the grid; write robustness.csv, the heatmaps and
-    robustness.md into `out`. Returns the rows and the paths written."""
+    robustness.md into `out` (default: robustness/ beside the first policy). Returns the rows
+    and the paths written."""
     from randomization.envs import make_env
     from randomization.wrapper import DomainRandomization
     from sim.registration import check_env_id
@@ -115,6 +118,7 @@ def robustness_map(policies: list[Path], env_id: str | None, axes: list[Axis], e
                     env.close()
                 rows.append({"policy": name, **cell, **result})
                 bar.advance(task)
+    out = out or beside(policies[0], "robustness")
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "robustness.csv"
     with csv_path.open("w", newline="") as handle:

@@ -31,6 +31,7 @@ import numpy as np
 
 from deploy.episodes import PHASES
 from deploy.telemetry import TelemetryLog
+from evaluation.outputs import beside
 
 DEFAULT_TERMS = {"position": ("mass", "actuator_kp"), "voltage": ("mass", "motor_resistance")}
 """What is fitted by default per actuator kind: what most changes how a robot answers commands."""
@@ -391,10 +392,11 @@ def plot_fit(log: TelemetryLog, fit: Fit, out: Path, terms: tuple[str, ...] | No
     return out
 
 
-def identify(log_path: Path, out: Path, terms: tuple[str, ...] | None = None,
+def identify(log_path: Path, out: Path | None = None, terms: tuple[str, ...] | None = None,
              max_delay: int = MAX_DELAY_STEPS, robot: str | None = None) -> dict[str, Any]:
     """`sim2real sysid`: fit the log at `log_path`, write the suggested randomization config, the
-    plot and `sysid.json` into `out`; returns the report with where they went."""
+    plot and `sysid.json` into `out` (default: sysid/ beside the log); returns the report with
+    where they went."""
     import json
 
     from deploy.telemetry import read_log
@@ -405,6 +407,7 @@ def identify(log_path: Path, out: Path, terms: tuple[str, ...] | None = None,
                          f"{robot!r}; fit it without --robot or give the right log")
     fit = fit_log(log, terms, max_delay)
     summary = report(log, fit)
+    out = out or beside(log_path, "sysid")
     out.mkdir(parents=True, exist_ok=True)
     config = write_config(suggested_config(fit), out / "suggested_randomization.yaml")
     picture = plot_fit(log, fit, out / "sysid_fit.png")

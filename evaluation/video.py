@@ -11,15 +11,17 @@ from pathlib import Path
 import numpy as np
 
 from evaluation.episodes import load_policy
+from evaluation.outputs import beside
 
 FORMATS = (".mp4", ".gif")
 
 
-def record_video(policy_path: Path, env_id: str | None, out: Path, episodes: int = 1,
+def record_video(policy_path: Path, env_id: str | None, out: Path | None, episodes: int = 1,
                  seed: int = 0, domains: int = 0, randomization: str = "default",
                  size: int = 240, max_steps: int = 1000) -> dict:
     """Write the video; returns its path, frames and fps. `domains` > 0: a montage of that
-    many randomized copies (`randomization`: a preset name or YAML path)."""
+    many randomized copies (`randomization`: a preset name or YAML path). `out`: .mp4 or .gif
+    (default: policy.mp4 beside the policy, or in its run dir)."""
     import imageio.v2 as imageio
 
     from randomization.config import load_config
@@ -27,6 +29,7 @@ def record_video(policy_path: Path, env_id: str | None, out: Path, episodes: int
     from randomization.wrapper import DomainRandomization
     from sim.registration import check_env_id
 
+    out = out or beside(policy_path, "policy.mp4")
     if out.suffix.lower() not in FORMATS:
         raise ValueError(f"video {out}: write .mp4 or .gif, not {out.suffix or 'no suffix'}")
     if episodes < 1 or domains < 0 or size < 32:
@@ -100,8 +103,18 @@ def _with_caption(image: np.ndarray, caption: str) -> np.ndarray:
 
     canvas = Image.fromarray(image)
     draw = ImageDraw.Draw(canvas)
-    draw.rectangle((0, image.shape[0] - 14, image.shape[1], image.shape[0]), fill=(0, 0, 0))
-    draw.text((3, image.shape[0] - 13), caption, fill=(255, 255, 255))
+    # One line per what fits, broken between "term value" parts, never inside one.
+    lines: list[str] = []
+    for part in caption.split(", "):
+        joined = f"{lines[-1]}, {part}" if lines else part
+        if lines and draw.textlength(joined) <= image.shape[1] - 6:
+            lines[-1] = joined
+        else:
+            lines.append(part)
+    top = image.shape[0] - 12 * len(lines) - 2
+    draw.rectangle((0, top, image.shape[1], image.shape[0]), fill=(0, 0, 0))
+    for k, line in enumerate(lines):
+        draw.text((3, top + 1 + 12 * k), line, fill=(255, 255, 255))
     return np.asarray(canvas)
 
 

@@ -22,6 +22,7 @@ layers alone is the opt-in `matmul_precision: bf16` (policies/offpolicy_networks
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -160,6 +161,9 @@ def compile_update(update: Callable[..., Any], enabled: bool) -> Callable[..., A
     seen: set[tuple] = set()
 
     def call(*args: Any) -> Any:
+        if not seen:  # the one-off compile is a long pause: say what it is (above the bar)
+            print(f"compiling the {getattr(update, '__name__', 'update')} (once, 5-30 s; "
+                  "--set '{\"compile\": \"never\"}' skips it)", file=sys.stderr, flush=True)
         # Once inputs of these shapes have been through, skip re-checking the guards (that the
         # parameters, optimizer states and config constants the graph closed over are still
         # what they were): they cannot change during a run, and checking them cost ~1 ms an

@@ -18,7 +18,7 @@ import cloudpickle
 import gymnasium as gym
 import numpy as np
 import torch
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
 from policies.core import VectorEnvFactory
@@ -198,6 +198,10 @@ class Evaluator:
         return False
 
 
+MIN_EPISODES = 10
+"""Episodes a success rate is reported over, at the least (progress bar, metrics, curves)."""
+
+
 class EpisodeStats:
     """Returns, lengths and successes of the episodes that ended, over a recent window."""
 
@@ -223,7 +227,11 @@ class EpisodeStats:
 
     @property
     def success_rate(self) -> float:
-        return float(np.mean(self.successes)) if self.successes else float("nan")
+        """Over the window, once it holds MIN_EPISODES (NaN before: one lucky first episode is
+        not a success rate of 100 %)."""
+        if len(self.successes) < MIN_EPISODES:
+            return float("nan")
+        return float(np.mean(self.successes))
 
 
 class EpisodeLog:
@@ -277,16 +285,18 @@ class TrainingProgress:
     def __init__(self, total_steps: int, title: str, enabled: bool = True) -> None:
         self.enabled = enabled
         self.start = time.perf_counter()
+        # All of it fits 80 columns, ETA included: the bar takes what the text leaves.
+        self.total = total_steps
         self._progress = Progress(
-            TextColumn(f"[bold]{title}"), BarColumn(),
-            TextColumn("{task.completed:>9,.0f}/{task.total:,.0f} steps"),
-            TextColumn("{task.fields[rate]:>7,.0f} steps/s"),
-            TextColumn("return {task.fields[ret]:>8.2f}"),
+            TextColumn(f"[bold]{title}"), BarColumn(bar_width=None),
+            TextColumn("{task.fields[steps]} steps {task.fields[rate]}/s"),
+            TextColumn("return {task.fields[ret]:.1f}"),
             TextColumn("{task.fields[success]}"),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            TextColumn("ETA"), TimeRemainingColumn(),
             disable=not enabled,
         )
-        self._task = self._progress.add_task(title, total=total_steps, rate=0.0,
+        self._task = self._progress.add_task(title, total=total_steps, rate="0",
+                                             steps=f"0/{compact(total_steps)}",
                                              ret=float("nan"), success="")
 
     def __enter__(self) -> TrainingProgress:
@@ -298,9 +308,19 @@ class TrainingProgress:
 
     def update(self, steps: int, stats: EpisodeStats) -> None:
         elapsed = time.perf_counter() - self.start
-        success = "" if np.isnan(stats.success_rate) else f"success {stats.success_rate:4.0%}"
-        self._progress.update(self._task, completed=steps, rate=steps / max(elapsed, 1e-9),
+        success = "" if np.isnan(stats.success_rate) else f"success {stats.success_rate:.0%}"
+        self._progress.update(self._task, completed=steps,
+                              steps=f"{compact(steps)}/{compact(self.total)}",
+                              rate=compact(steps / max(elapsed, 1e-9)),
                               ret=stats.mean_return, success=success)
+
+
+def compact(number: float) -> str:
+    """A count in at most 5 characters: 950, 12.3k, 250k, 1.25M."""
+    for size, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(number) >= 0.9995 * size:  # 999,999 is 1M, not 1e+03k
+            return f"{number / size:.3g}{unit}"
+    return f"{number:.0f}"
 
 
 def config_of_checkpoint(config_type: type, checkpoint: dict, **changes) -> Any:

@@ -176,7 +176,8 @@ def load_config(source: str | Path | RandomizationConfig,
         own = PRESETS / str(robot) / f"{source}.yaml"
         path = own if robot and own.is_file() else PRESETS / f"{source}.yaml"
         if not path.is_file():
-            known = ", ".join(sorted(p.stem for p in PRESETS.glob("*.yaml")))
+            known = ", ".join(sorted({p.stem for p in PRESETS.glob("*.yaml")}
+                                     | {p.stem for p in (PRESETS / str(robot)).glob("*.yaml")}))
             raise ValueError(f"unknown randomization preset {str(source)!r}; presets: {known}; "
                              "or give the path of a YAML file")
     if not path.is_file():

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
+from sim.words import plural
+
 DISTRIBUTIONS = ("uniform", "loguniform", "normal", "truncnormal", "choice")
 OPERATIONS = ("scale", "add", "set")
 
@@ -126,7 +128,7 @@ def matching(model: mujoco.MjModel, kind: mujoco.mjtObj, count: int, term: str, 
     if not ids:
         known = ", ".join(n for n in names if n) or ("(none are named)" if count else "(none)")
         raise ValueError(f"randomization {term}: match {spec.match!r} names no {what} in the "
-                         f"model; {what}s there: {known}")
+                         f"model; {plural(what)} there: {known}")
     return ids, [names[i] for i in ids]
 
 

@@ -12,6 +12,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from sim.words import counted
+
 _IDENTITY = np.eye(3)
 
 
@@ -170,7 +172,7 @@ class RobotSpec:
             for key in keys:
                 if len(getattr(self, key)) != len(names):
                     raise ValueError(f"RobotSpec {self.name!r}: {key} has {len(getattr(self, key))} "
-                                     f"values for {len(names)} {what}s; give one per {what}")
+                                     f"values for {counted(len(names), what)}; give one per {what}")
         if self.encoder_counts_per_rev and len(self.encoder_counts_per_rev) != len(self.joint_names):
             raise ValueError(f"RobotSpec {self.name!r}: encoder_counts_per_rev needs one value per joint")
         for name in self.actuator_names:

@@ -14,7 +14,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from sim2real.parsing import USER_ERRORS, OneLineParser, one_line, seed_number
+from sim2real.parsing import USER_ERRORS, DefaultsShown, OneLineParser, one_line, seed_number, show_defaults
 
 # Import time matters for a CLI: heavy modules (torch, mujoco) load inside the verbs that use them.
 FAULT_FLAGS = ("corrupt_byte_rate", "drop_frame_rate", "latency_ms", "jitter_ms", "stale_rate",
@@ -110,11 +110,10 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
 
 
 def cmd_log_show(args: argparse.Namespace) -> None:
-    from deploy.log_summary import show_log
+    from deploy.log_summary import show_log, summary_text
 
     summary = show_log(Path(args.log), _path(args.plot))
-    print(json.dumps(summary) if args.json else
-          "\n".join(f"{key:>22}: {value}" for key, value in summary.items()))
+    print(json.dumps(summary) if args.json else summary_text(summary))
 
 
 def cmd_robustness(args: argparse.Namespace) -> None:
@@ -122,30 +121,30 @@ def cmd_robustness(args: argparse.Namespace) -> None:
 
     print(robustness_map([Path(p) for p in args.policies], args.env,
                          [Axis.parse(text) for text in args.vary], args.episodes,
-                         Path(args.out), args.seed, progress=not args.quiet)["text"])
+                         _path(args.out), args.seed, progress=not args.quiet)["text"])
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
     from evaluation.curves import plot_runs
 
-    print(f"wrote {plot_runs([Path(r) for r in args.runs], Path(args.out))}")
+    print(f"wrote {plot_runs([Path(r) for r in args.runs], _path(args.out))}")
 
 
 def cmd_video(args: argparse.Namespace) -> None:
     from evaluation.video import record_video
 
-    print(record_video(Path(args.policy), args.env, Path(args.out), args.episodes, args.seed,
+    print(record_video(Path(args.policy), args.env, _path(args.out), args.episodes, args.seed,
                        args.montage, args.randomization, args.size)["line"])
 
 
 def cmd_sysid(args: argparse.Namespace) -> None:
     from evaluation.sysid import identify, summary_lines
 
-    summary = identify(Path(args.log), Path(args.out), tuple(args.terms) if args.terms else None,
+    summary = identify(Path(args.log), _path(args.out), tuple(args.terms) if args.terms else None,
                        args.max_delay, args.robot)
     print(json.dumps(summary, default=float) if args.json else "\n".join([
         *summary_lines(summary), f"wrote {summary['suggested_config']}, {summary['plot']}, "
-        f"{Path(args.out) / 'sysid.json'}"]))
+        f"{Path(summary['plot']).parent / 'sysid.json'}"]))
 
 
 def cmd_adapt(args: argparse.Namespace) -> None:
@@ -177,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def verb(name: str, func, help: str, seed: bool = False, json_help: str | None = None,
              quiet: bool = False) -> argparse.ArgumentParser:
-        sub = verbs.add_parser(name, help=help)
+        sub = verbs.add_parser(name, help=help, formatter_class=DefaultsShown)
         sub.set_defaults(func=func)
         if seed:
             sub.add_argument("--seed", type=seed_number, default=0)
@@ -193,8 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=int, help="env steps to train for")
     train.add_argument("--out", help="run dir for checkpoint, metrics, run.json")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a run exactly (--steps extends it)")
-    train.add_argument("--randomization", help="preset (default, wide, none) or YAML; default: "
-                       "the robot's `default` preset for our envs, none for gymnasium's")
+    train.add_argument("--randomization", help="preset (none, default, wide; so_arm also adr) "
+                       "or YAML; default: the robot's `default` for our envs, none for gymnasium's")
     train.add_argument("--pixels", type=int, metavar="N", help="N x N camera images too (ppo; e.g. 84)")
     train.add_argument("--discrete-actions", type=int, metavar="N", help="N choices per action (dqn)")
     train.add_argument("--set", help='algorithm settings as JSON, e.g. \'{"num_envs": 8}\'')
@@ -251,8 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     emulate.add_argument("--faults", metavar="FILE", help="YAML/JSON of WireFaults settings")
     for flag in FAULT_FLAGS[:5]:
         emulate.add_argument("--" + flag.replace("_", "-"), type=float, default=None)
-    emulate.add_argument("--reset-at", type=float, nargs="+", metavar="S")
-    emulate.add_argument("--disconnect-at", type=float, metavar="S")
+    emulate.add_argument("--reset-at", type=float, nargs="+", metavar="S", help="brown out at S s")
+    emulate.add_argument("--disconnect-at", type=float, metavar="S", help="close the port at S s")
     emulate.add_argument("--seed", type=seed_number, help="seed of the injected faults")
     emulate.add_argument("--pose", type=float, nargs="+", help="joint positions to start at (motors: held)")
     emulate.add_argument("--catch", type=float, metavar="S", help="put a --pose back after S s at 0 V")
@@ -264,16 +263,17 @@ def build_parser() -> argparse.ArgumentParser:
     robustness.add_argument("--vary", action="append", default=[], metavar="TERM=LOW:HIGH:N",
                             help="a term at N values (or TERM=V1,V2,...); repeat for a grid")
     robustness.add_argument("--episodes", type=int, default=20, help="episodes per cell")
-    robustness.add_argument("--out", default="robustness", help="folder for CSV, PNGs, summary")
+    robustness.add_argument("--out", help="folder for CSV, PNGs, summary (default: robustness/ "
+                            "beside the first policy)")
 
     plot = verb("plot", cmd_plot, "learning curves of runs, mean and spread over seeds")
     plot.add_argument("runs", nargs="+", help="run dirs (runs differing only in seed are grouped)")
-    plot.add_argument("--out", default="learning_curves.png")
+    plot.add_argument("--out", help="PNG (default: learning_curves.png beside the runs)")
 
     video = verb("video", cmd_video, "render a policy to MP4 or GIF", seed=True)
     video.add_argument("policy", help="run dir or policy.onnx")
     video.add_argument("--env", help="env id (default: the one it trained on)")
-    video.add_argument("--out", default="policy.mp4", help=".mp4 or .gif")
+    video.add_argument("--out", help=".mp4 or .gif (default: policy.mp4 beside the policy)")
     video.add_argument("--episodes", type=int, default=1)
     video.add_argument("--montage", type=int, default=0, metavar="N", help="N randomized domains")
     video.add_argument("--randomization", default="default", help="what the montage draws from")
@@ -284,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     sysid.add_argument("--terms", nargs="+", help="terms to fit (default: mass, actuator_kp/R)")
     sysid.add_argument("--max-delay", type=int, default=4, help="largest delay tried, steps")
     sysid.add_argument("--robot", help="refuse a log of another robot")
-    sysid.add_argument("--out", default="sysid", help="folder for the config, plot and JSON")
+    sysid.add_argument("--out", help="folder for the config, plot, JSON (default: beside the log)")
     adapt = verb("adapt", cmd_adapt, "fit a deploy log, retrain on ranges centred on the fit, "
                  "export", seed=True, quiet=True)
     adapt.add_argument("log", help="a .s2rlog written by `sim2real deploy`")
@@ -306,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--steps", type=int, help="training steps (default tuned)")
     demo.add_argument("--episodes", type=int, default=100, help="deploy episodes")
+    show_defaults(verbs)
     return parser
 
 
