@@ -136,12 +136,13 @@ class DeviceEmulator:
         self._send(MessageType.FAULT, fault_payload(FaultCode.RESET, "powered up"))
         try:
             while stop is None or not stop.is_set():
-                elapsed = time.perf_counter() - self._start
-                if seconds is not None and elapsed >= seconds:
+                now = time.perf_counter()
+                if seconds is not None and now - self._start >= seconds:
                     break
-                if self.faults.disconnect_due(elapsed):
+                connected = self.faults.since_connected(now)
+                if self.faults.disconnect_due(connected):
                     break
-                if self.faults.reset_due(elapsed):
+                if self.faults.reset_due(connected):
                     self._reset()
                 data = self.transport.read(0.0005)
                 if data:
@@ -160,6 +161,7 @@ class DeviceEmulator:
 
     def _feed(self, data: bytes) -> None:
         for frame in self._reader.feed(data):
+            self.faults.connect(time.perf_counter())
             if self._wire().drop():
                 self.counters.dropped_in += 1
                 continue

@@ -1,7 +1,7 @@
 """Fault injection on the wire: what a flaky cable, a busy bus or a brown-out does to the frames
 between host and device. The device emulator applies a `WireFaults` to every frame it sends and
-receives; each fault has a rate (per byte, per frame) or a schedule (seconds after start).
-standard library only."""
+receives; each fault has a rate (per byte, per frame) or a schedule (seconds after the host's
+first frame). Standard library only."""
 
 from __future__ import annotations
 
@@ -24,9 +24,11 @@ class WireFaults:
     stale_rate: float = 0.0
     """Probability that a STATE repeats the previous reading (a sensor that did not update)."""
     reset_at: tuple[float, ...] = ()
-    """Seconds after start at which the device resets (its session is lost; it says FAULT RESET)."""
+    """Seconds after the host's first frame at which the device resets (its session is lost; it
+    says FAULT RESET)."""
     disconnect_at: float | None = None
-    """Seconds after start at which the device goes away for good (the port closes)."""
+    """Seconds after the host's first frame at which the device goes away for good (the port
+    closes)."""
     rates_from: float = 0.0
     """Seconds after start from which the rates (corruption, drops, latency, stale readings)
     apply: a handshake before then is clean. A 1% byte error rate garbles a 600-byte
@@ -47,6 +49,7 @@ class WireFaults:
                              f"{self.latency_ms}: a frame cannot arrive before it was sent")
         self.reset_at = tuple(sorted(float(t) for t in self.reset_at))
         self._rng = random.Random(self.seed)
+        self._connected_at: float | None = None
         self.counts = {"corrupted_bytes": 0, "dropped_frames": 0, "stale_states": 0,
                        "resets": 0}
 
@@ -110,6 +113,16 @@ class WireFaults:
             self.counts["stale_states"] += 1
             return True
         return False
+
+    def connect(self, now: float) -> None:
+        """A frame from the host arrived at `now` (time.perf_counter s): the first one starts the
+        clock of reset_at and disconnect_at."""
+        if self._connected_at is None:
+            self._connected_at = now
+
+    def since_connected(self, now: float) -> float:
+        """Seconds since the host's first frame; -1 before it (nothing scheduled is due)."""
+        return -1.0 if self._connected_at is None else now - self._connected_at
 
     def reset_due(self, seconds: float) -> bool:
         """Whether a scheduled reset falls due at `seconds` (each fires once)."""

@@ -250,8 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     emulate.add_argument("--faults", metavar="FILE", help="YAML/JSON of WireFaults settings")
     for flag in FAULT_FLAGS[:5]:
         emulate.add_argument("--" + flag.replace("_", "-"), type=float, default=None)
-    emulate.add_argument("--reset-at", type=float, nargs="+", metavar="S", help="brown out at S s")
-    emulate.add_argument("--disconnect-at", type=float, metavar="S", help="close the port at S s")
+    emulate.add_argument("--reset-at", type=float, nargs="+", metavar="S", help="brown out S s after connect")
+    emulate.add_argument("--disconnect-at", type=float, metavar="S", help="close the port S s after connect")
     emulate.add_argument("--seed", type=seed_number, help="seed of the injected faults")
     emulate.add_argument("--pose", type=float, nargs="+", help="joint positions to start at (motors: held)")
     emulate.add_argument("--catch", type=float, metavar="S", help="put a --pose back after S s at 0 V")

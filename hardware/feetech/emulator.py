@@ -318,12 +318,12 @@ class FeetechBusEmulator:
         self._start = time.perf_counter()
         try:
             while stop is None or not stop.is_set():
-                elapsed = self._now()
-                if seconds is not None and elapsed >= seconds:
+                if seconds is not None and self._now() >= seconds:
                     break
-                if self.faults.disconnect_due(elapsed):
+                connected = self.faults.since_connected(time.perf_counter())
+                if self.faults.disconnect_due(connected):
                     break
-                if self.faults.reset_due(elapsed):
+                if self.faults.reset_due(connected):
                     self._brown_out()
                 data = self.transport.read(0.0005)
                 if data:
@@ -340,6 +340,7 @@ class FeetechBusEmulator:
 
     def _feed(self, data: bytes) -> None:
         for packet in self._reader.feed(data):
+            self.faults.connect(time.perf_counter())
             if self._wire().drop():
                 self.counters.dropped_in += 1
                 continue

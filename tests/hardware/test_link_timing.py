@@ -79,3 +79,17 @@ def test_a_line_too_noisy_to_connect_over_is_named_as_noisy() -> None:
         with pytest.raises(DeviceError, match=r"\d+ CRC errors.* noisy"):
             robot.connect()
     assert robot.port is None
+
+
+def test_scheduled_faults_count_from_the_hosts_first_frame() -> None:
+    """`emulate --reset-at 1` resets 1 s after the host connected, however long the emulator
+    waited for it."""
+    faults = WireFaults(reset_at=(1.0,), disconnect_at=2.0)
+    assert faults.since_connected(500.0) == -1.0
+    assert not faults.reset_due(faults.since_connected(500.0))
+    faults.connect(100.0)
+    faults.connect(100.5)  # later frames do not move the clock
+    assert not faults.reset_due(faults.since_connected(100.9))
+    assert faults.reset_due(faults.since_connected(101.0))
+    assert not faults.disconnect_due(faults.since_connected(101.5))
+    assert faults.disconnect_due(faults.since_connected(102.0))
