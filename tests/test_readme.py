@@ -1,4 +1,5 @@
-"""The README is a test: every ```bash block of README.md runs, in order, in one shell, in a scratch
+"""The README is a test: every ```bash block of README.md (then of docs/*.md) runs, in order, in one
+shell, in a scratch
 clone of the repository, as typed but for the budgets in SCALED (training steps, episodes, seconds:
 the README shows the real command). A block after `<!-- readme-test: not run: REASON -->` is
 skipped for that reason. A block that fails fails the test, named by its line in README.md and its
@@ -26,18 +27,19 @@ SCALED = ((r"--steps \d+", "--steps 2048"), (r"--episodes \d+", "--episodes 2"),
 
 @dataclass(frozen=True)
 class Block:
+    file: str
     line: int
     body: str
     skipped: str | None
 
     @property
     def name(self) -> str:
-        return f"README.md line {self.line}: {self.body.strip().splitlines()[0]}"
+        return f"{self.file} line {self.line}: {self.body.strip().splitlines()[0]}"
 
 
-def blocks(text: str) -> list[Block]:
-    return [Block(text.count("\n", 0, m.start("body")) + 1, m.group("body"), m.group("reason"))
-            for m in BLOCK.finditer(text)]
+def blocks(text: str, file: str = "README.md") -> list[Block]:
+    return [Block(file, text.count("\n", 0, m.start("body")) + 1, m.group("body"),
+                  m.group("reason")) for m in BLOCK.finditer(text)]
 
 
 def scaled(command: str) -> str:
@@ -46,9 +48,12 @@ def scaled(command: str) -> str:
     return command
 
 
-def run_blocks(text: str, workdir: Path, timeout: float = 900) -> tuple[Block | None, str]:
-    """Run `text`'s blocks in one bash in `workdir`: (the block that failed or None, output)."""
-    runnable = [block for block in blocks(text) if block.skipped is None]
+def run_blocks(documents: dict[str, str], workdir: Path,
+               timeout: float = 900) -> tuple[Block | None, str]:
+    """Run the blocks of `documents` (file name: text), in order, in one bash in `workdir`:
+    (the block that failed or None, the output)."""
+    runnable = [block for file, text in documents.items() for block in blocks(text, file)
+                if block.skipped is None]
     marks = workdir.parent / f"{workdir.name}.readme_block"  # outside: git status is checked
     script = ["set -eo pipefail", "trap 'kill $(jobs -p) 2>/dev/null || true' EXIT"]
     for index, block in enumerate(runnable):
@@ -72,21 +77,24 @@ def git_status(repo: Path) -> str:
 def test_every_command_in_the_readme_runs_as_typed(tmp_path) -> None:
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
-    readme = (ROOT / "README.md").read_text()  # the one being written, committed or not
-    (clone / "README.md").write_text(readme)
+    # The documents being written, committed or not.
+    documents = {str(path.relative_to(ROOT)): path.read_text()
+                 for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]}
+    for file, text in documents.items():
+        (clone / file).write_text(text)
     before = git_status(clone)
     (clone / "runs").mkdir()
-    failed, output = run_blocks(readme, clone)
+    failed, output = run_blocks(documents, clone)
     assert failed is None, f"{failed.name} failed:\n{output[-3000:]}"
     assert git_status(clone) == before, "README commands wrote outside runs/"
-    assert sum(block.skipped is None for block in blocks(readme)) >= 8
+    assert sum(block.skipped is None for block in blocks(documents["README.md"])) >= 8
 
 
 def test_a_broken_readme_command_fails_naming_its_block(tmp_path) -> None:
     readme = ("# A README\n\n```bash\ntrue\n```\n\n"
               "<!-- readme-test: not run: shows the skip -->\n```bash\nfalse\n```\n\n"
               "Then:\n\n```bash\nsim2real trian --env sim2real/ArmReach-v0\n```\n")
-    failed, output = run_blocks(readme, tmp_path, timeout=120)
+    failed, output = run_blocks({"README.md": readme}, tmp_path, timeout=120)
     assert failed is not None and failed.name == (
         "README.md line 15: sim2real trian --env sim2real/ArmReach-v0")
     assert "invalid choice: 'trian'" in output
