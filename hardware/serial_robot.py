@@ -206,8 +206,8 @@ class SerialRobot(Robot):
         self._seq = 0
         self._device_seq: int | None = None
         self._session_lost = False
-        self._asked: dict[int, float] = {}
-        """STATE_REQUESTs (seq: when sent) whose answers the next read may take."""
+        self._asked: set[int] = set()
+        """STATE_REQUESTs whose answers the next read may take."""
         self._newest_time_us = -1
         """device_time of the last reading returned: a pipelined read takes only newer ones."""
         self._unconfirmed: deque[tuple[int, np.ndarray]] = deque(maxlen=64)
@@ -218,10 +218,6 @@ class SerialRobot(Robot):
         watchdog is fed while some commands are lost."""
         self.device_stopped = ""
         """Why the device stopped on its own (its watchdog, its e-stop); it drives no more."""
-
-    @property
-    def reply_timeout(self) -> float:
-        return self.timing.reply_timeout
 
     # -- lifecycle -----------------------------------------------------------------------------
     def connect(self) -> None:
@@ -358,7 +354,6 @@ class SerialRobot(Robot):
         while len(trips) < PINGS and time.perf_counter() < deadline:
             seq = self._send_all([(MessageType.STATE_REQUEST, b""), (MessageType.HEARTBEAT, b"")])[0]
             sent_at[seq] = time.perf_counter()
-            self._asked = {seq: sent_at[seq]}
             wait_end = min(deadline, sent_at[seq] + PING_SPACING)
             while time.perf_counter() < wait_end:
                 for frame in self._receive(wait_end):
@@ -369,7 +364,6 @@ class SerialRobot(Robot):
                 if self.device_stopped:
                     raise DeviceError(f"the device at {self.url!r} stopped: "
                                       f"{self.device_stopped}")
-        self._asked = {}
         if not trips:
             raise DeviceError(f"the device at {self.url!r} described itself but answered none "
                               f"of {len(sent_at)} state requests within "
@@ -404,7 +398,7 @@ class SerialRobot(Robot):
         while time.perf_counter() < tick - 0.5 * spacing:
             seq, _ = self._send_all([(MessageType.STATE_REQUEST, b""),
                                      (MessageType.HEARTBEAT, b"")])
-            self._asked[seq] = time.perf_counter()  # answers wait in the port's buffer
+            self._asked.add(seq)  # answers wait in the port's buffer for the read
             time.sleep(max(0.0, min(spacing, tick - time.perf_counter() - 0.5 * spacing)))
 
     def read_state(self) -> RobotState:
@@ -429,9 +423,9 @@ class SerialRobot(Robot):
         else:
             # A read not asked for ahead waits for one answer at least (the first, pipelined).
             deadline = start + max(timing.reply_timeout, timing.attempt_timeout)
-            self._asked = {}
+            self._asked = set()
             while True:
-                self._asked[self._send(MessageType.STATE_REQUEST)] = time.perf_counter()
+                self._asked.add(self._send(MessageType.STATE_REQUEST))
                 bad_before = self.stats.crc_errors
                 attempt_end = min(deadline, time.perf_counter() + timing.attempt_timeout)
                 state = self._take_answer(attempt_end, stop_on_bad=bad_before)
@@ -477,7 +471,7 @@ class SerialRobot(Robot):
                 return None
         if newest:
             # Requests sent after the one answered may still bring newer readings (seq mod 2^16).
-            self._asked = {seq: sent for seq, sent in self._asked.items()
+            self._asked = {seq for seq in self._asked
                            if 0 < (seq - best.request_seq) & 0xFFFF < 0x8000}
         self._newest_time_us = best.device_time_us
         self.status = best.status

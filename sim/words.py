@@ -3,14 +3,8 @@ library only: the robot's computer prints these too."""
 
 from __future__ import annotations
 
-IRREGULAR = {"body": "bodies", "homing": "homings", "miss": "misses", "deadline miss":
-             "deadline misses", "engage wait": "engage waits"}
-
-
 def plural(noun: str) -> str:
-    """`noun` for more than one."""
-    if noun in IRREGULAR:
-        return IRREGULAR[noun]
+    """`noun` for more than one (English's regular rules: the nouns we count follow them)."""
     if noun.endswith(("s", "x", "sh", "ch")):
         return noun + "es"
     if noun.endswith("y") and noun[-2:-1] not in "aeiou":

@@ -14,7 +14,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from sim2real.parsing import USER_ERRORS, DefaultsShown, OneLineParser, one_line, seed_number, show_defaults
+from sim2real.parsing import USER_ERRORS, OneLineParser, one_line, seed_number, show_defaults
 
 # Import time matters for a CLI: heavy modules (torch, mujoco) load inside the verbs that use them.
 FAULT_FLAGS = ("corrupt_byte_rate", "drop_frame_rate", "latency_ms", "jitter_ms", "stale_rate",
@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def verb(name: str, func, help: str, seed: bool = False, json_help: str | None = None,
              quiet: bool = False) -> argparse.ArgumentParser:
-        sub = verbs.add_parser(name, help=help, formatter_class=DefaultsShown)
+        sub = verbs.add_parser(name, help=help)
         sub.set_defaults(func=func)
         if seed:
             sub.add_argument("--seed", type=seed_number, default=0)

@@ -37,24 +37,14 @@ def seed_number(text: str) -> int:
     return int(text)
 
 
-class DefaultsShown(argparse.HelpFormatter):
-    """`--help` with each option's default where it has one to tell (not None, not a flag's
-    False) and its help does not already say it."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        help_text = action.help or ""
-        if action.option_strings and _tells(action.default) and "default" not in help_text:
-            help_text += (" " if help_text else "") + "(default: %(default)s)"
-        return help_text
-
-
 def show_defaults(verbs: argparse._SubParsersAction) -> None:
-    """Give every verb's options with a default and no help a help line, so DefaultsShown can
-    print the default (argparse prints nothing for an option without help)."""
+    """`--help` with each option's default, where it has one to tell (not None, not a flag's
+    False) and its help does not already say it."""
     for sub in verbs.choices.values():
         for action in sub._actions:
-            if action.help is None and action.option_strings and _tells(action.default):
-                action.help = "(default: %(default)s)"
+            help_text = action.help or ""
+            if action.option_strings and _tells(action.default) and "default" not in help_text:
+                action.help = (help_text + " " if help_text else "") + "(default: %(default)s)"
 
 
 def _tells(default: object) -> bool:
