@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -140,3 +141,28 @@ def combine(operation: str, nominal: np.ndarray, values: np.ndarray) -> np.ndarr
     if operation == "add":
         return nominal + values
     return np.broadcast_to(values, nominal.shape).copy()
+
+
+def per_channel(names: list[str], keys: str | tuple[str, ...]) -> list[str]:
+    """One value name per element and channel: light0.r, light0.g, ..."""
+    return [f"{name}.{key}" for name in names for key in keys]
+
+
+def check_scale_changes(term: str, spec: TermSpec, nominal: np.ndarray,
+                        names: list[str]) -> None:
+    """Refuse operation scale on values that are all 0: it would change nothing."""
+    if spec.operation == "scale" and not np.any(nominal):
+        raise ValueError(f"randomization {term}: the nominal values of {', '.join(names)} are all 0, "
+                         "so operation 'scale' changes nothing; use add or set")
+
+
+def whole_draws(term: str, spec: TermSpec, low: int, high: int, what: str) -> int:
+    """Check that a draw of `what` is a whole number in [low, high]; return the largest."""
+    support = spec.distribution.support
+    if not all(math.isfinite(v) and float(v).is_integer() for v in support):
+        raise ValueError(f"randomization {term}: {what} is a whole number, but the distribution "
+                         f"reaches {support}; use e.g. choice with whole numbers")
+    if support[0] < low or support[1] > high:
+        raise ValueError(f"randomization {term}: {what} must stay in {low}..{high}, the "
+                         f"distribution reaches {support}")
+    return int(support[1])
