@@ -27,7 +27,8 @@ from policies.core import (
     RunningNormalizer,
     VectorEnvFactory,
 )
-from policies.offpolicy import ACTION_NOISE, OffPolicyRun, ReplayBuffer, make_action_noise
+from policies.hindsight import make_replay_buffer
+from policies.offpolicy import ACTION_NOISE, OffPolicyRun, make_action_noise
 from policies.offpolicy_networks import Critics, relu_mlp, soft_update, use_matmul_precision
 from policies.records import TrainingProgress, config_of_checkpoint
 from policies.settings import check_settings
@@ -41,6 +42,10 @@ class DDPGConfig:
     """Envs stepped together; each vector step adds num_envs transitions to the buffer."""
     buffer_size: int = 1_000_000
     """Transitions the replay buffer holds; the oldest are overwritten."""
+    hindsight_goals: int = 0
+    """k of hindsight experience replay (policies/hindsight.py): k relabelled transitions for
+    each real one, their goals achieved later in the same episode ("future"); 4 in the HER paper.
+    Needs a goal-conditioned env (our reach and push, the Fetch tasks). 0: off."""
     batch_size: int = 256
     learning_starts: int = 1_000
     """Env steps of uniformly random actions before the first update. The TD3 paper's 1,000
@@ -130,7 +135,7 @@ def train(make_envs: VectorEnvFactory, config: DDPGConfig, run_dir: Path,
     actor_params, critic_params = parameters_of(agent.actor), parameters_of(agent.critic)
     actor_optimizer = Adam(actor_params, lr=config.actor_learning_rate)
     critic_optimizer = Adam(critic_params, lr=config.critic_learning_rate)
-    buffer = ReplayBuffer(config.buffer_size, obs_size, action_size)
+    buffer = make_replay_buffer(config, envs, obs_size, action_size)
     noise = make_action_noise(config.exploration_noise, (config.num_envs, action_size),
                               config.exploration_noise_std, rng)
 

@@ -27,7 +27,8 @@ from policies.core import (
     RunningNormalizer,
     VectorEnvFactory,
 )
-from policies.offpolicy import OffPolicyRun, ReplayBuffer
+from policies.hindsight import make_replay_buffer
+from policies.offpolicy import OffPolicyRun
 from policies.offpolicy_networks import Critics, relu_mlp, soft_update, use_matmul_precision
 from policies.records import TrainingProgress, config_of_checkpoint
 from policies.settings import check_settings
@@ -41,6 +42,10 @@ class SACConfig:
     """Envs stepped together; each vector step adds num_envs transitions to the buffer."""
     buffer_size: int = 1_000_000
     """Transitions the replay buffer holds; the oldest are overwritten."""
+    hindsight_goals: int = 0
+    """k of hindsight experience replay (policies/hindsight.py): k relabelled transitions for
+    each real one, their goals achieved later in the same episode ("future"); 4 in the HER paper.
+    Needs a goal-conditioned env (our reach and push, the Fetch tasks). 0: off."""
     batch_size: int = 256
     learning_starts: int = 100
     """Env steps of uniformly random actions before the first update."""
@@ -159,7 +164,7 @@ def train(make_envs: VectorEnvFactory, config: SACConfig, run_dir: Path,
     alpha_optimizer = Adam({"log_alpha": agent.log_alpha}, lr=config.alpha_learning_rate)
     target_entropy = (-float(action_size) if config.target_entropy is None
                       else config.target_entropy)
-    buffer = ReplayBuffer(config.buffer_size, obs_size, action_size)
+    buffer = make_replay_buffer(config, envs, obs_size, action_size)
 
     # -- the update step -----------------------------------------------------------------------
     @torch.no_grad()  # gradients come from compiled.gradients, only for the parameters being trained

@@ -71,6 +71,7 @@ RANGES: dict[str, Range] = {
         "target_kl"), POSITIVE),
     **dict.fromkeys((
         "learning_starts", "eval_every", "checkpoint_seconds", "entropy_coef", "value_coef",
+        "hindsight_goals",
         "exploration_noise_std", "target_policy_noise", "target_noise_clip", "cg_damping"),
         NOT_NEGATIVE),
     **dict.fromkeys(("gamma", "tau", "exploration_fraction"), UNIT),

@@ -12,7 +12,7 @@ import numpy as np
 from sim.commands import check_history_length, command_features
 from sim.reach import VELOCITY_SCALE, ReachConfig, ReachTask
 from sim.spec import RobotSpec, RobotState
-from sim.task import TaskStep, config_to_json
+from sim.task import TaskStep, config_to_json, observation_slots
 
 BLOCK_HALF_SIZE = 0.015
 
@@ -65,6 +65,7 @@ class PushTask:
             min_goal_height=0.0, command_history=0, action_base="measured"))
         self.history_length = check_history_length("PushConfig", config.command_history)
         self.max_steps = round(config.episode_seconds / robot.control_period)
+        self.slots = observation_slots(self.observation_layout())
 
     @property
     def action_size(self) -> int:
@@ -98,13 +99,32 @@ class PushTask:
             raise ValueError("push needs the block's position in RobotState.objects (a tracker)")
         tip = self.arm.tip_position(state)
         block = state.objects[..., 0, :]
-        to_target = np.linalg.norm((goal - block)[..., :2], axis=-1)
-        to_block = np.linalg.norm(block - tip, axis=-1)
         parts = [state.positions, state.velocities * VELOCITY_SCALE, tip, block, goal,
                  block - tip, goal - block]
         if self.history_length:
             parts.append(command_features(history, self.history_length, self.arm.actuated))
-        observation = np.concatenate(parts, axis=-1).astype(np.float32)
+        return self.outcome(np.concatenate(parts, axis=-1).astype(np.float32))
+
+    # -- the goal, as hindsight experience replay swaps it (sim/goals.py) ---------------------
+    def achieved_goal(self, observation: np.ndarray) -> np.ndarray:
+        return observation[..., self.slots["block_position"]]
+
+    def desired_goal(self, observation: np.ndarray) -> np.ndarray:
+        return observation[..., self.slots["target_position"]]
+
+    def with_goal(self, observation: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        relabelled = observation.copy()
+        relabelled[..., self.slots["target_position"]] = goal
+        relabelled[..., self.slots["target_minus_block"]] = (
+            goal - observation[..., self.slots["block_position"]])
+        return relabelled
+
+    def outcome(self, observation: np.ndarray) -> TaskStep:
+        """The one reward of push (`evaluate` and the replay buffer's relabelling call it)."""
+        to_target = np.linalg.norm(observation[..., self.slots["target_minus_block"]][..., :2]
+                                   .astype(np.float64), axis=-1)
+        to_block = np.linalg.norm(observation[..., self.slots["block_minus_tip"]]
+                                  .astype(np.float64), axis=-1)
         success = to_target < self.config.success_distance
         return TaskStep(observation=observation, reward=-to_target - 0.5 * to_block,
                         success=success, terminated=success, distance=to_target)

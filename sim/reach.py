@@ -13,7 +13,7 @@ import numpy as np
 
 from sim.commands import check_history_length, command_features
 from sim.spec import RobotSpec, RobotState
-from sim.task import TaskStep, column_index, config_to_json
+from sim.task import TaskStep, column_index, config_to_json, observation_slots
 
 # Joint speeds are scaled into roughly [-1, 1] before the policy's own normalizer sees them.
 VELOCITY_SCALE = 0.2
@@ -117,6 +117,7 @@ class ReachTask:
         if self.from_last_goal and not self.history_length:
             raise ValueError("ReachConfig.action_base 'last_goal' steps from the last goal sent, "
                              "which the command history keeps: set command_history >= 1")
+        self.slots = observation_slots(self.observation_layout())
         offsets = np.asarray(robot.chain.offsets)
         self._full_extension = float(np.linalg.norm(offsets[2:], axis=1).sum()
                                      + np.linalg.norm(robot.chain.tip_offset))
@@ -186,19 +187,41 @@ class ReachTask:
         """Observation, reward and success for one reading of the robot, or for a batch of
         readings (positions of shape (n, joints), goals (n, 3), history (n, k, actuators))."""
         tip = self.tip_position(state)
-        to_goal = goal - tip
-        distance = np.sqrt(np.square(to_goal).sum(axis=-1))  # np.linalg.norm: 1 us more
-        success = distance < self.config.success_distance
-        if self.config.settle_speed is not None:
-            success &= np.max(np.abs(state.velocities), axis=-1) < self.config.settle_speed
-        parts = [state.positions, state.velocities * VELOCITY_SCALE, tip, goal, to_goal]
+        parts = [state.positions, state.velocities * VELOCITY_SCALE, tip, goal, goal - tip]
         if self.history_length:
             parts.append(self.history_features(history))
         if self.from_last_goal:
             goal_tip = self.last_goal_tip(state, history)
             parts += [goal_tip, goal - goal_tip]
-        observation = np.concatenate(parts, axis=-1, dtype=np.float32)
-        # Negative distance, with the episode ending on success: reaching fast pays most.
+        return self.outcome(np.concatenate(parts, axis=-1, dtype=np.float32))
+
+    # -- the goal, as hindsight experience replay swaps it (sim/goals.py) ---------------------
+    def achieved_goal(self, observation: np.ndarray) -> np.ndarray:
+        return observation[..., self.slots["tip_position"]]
+
+    def desired_goal(self, observation: np.ndarray) -> np.ndarray:
+        return observation[..., self.slots["target_position"]]
+
+    def with_goal(self, observation: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        slots, relabelled = self.slots, observation.copy()
+        relabelled[..., slots["target_position"]] = goal
+        relabelled[..., slots["target_minus_tip"]] = goal - observation[..., slots["tip_position"]]
+        if self.from_last_goal:
+            relabelled[..., slots["target_minus_last_goal_tip"]] = (
+                goal - observation[..., slots["last_goal_tip_position"]])
+        return relabelled
+
+    def outcome(self, observation: np.ndarray) -> TaskStep:
+        """Reward -distance, success within `success_distance` (and slower than
+        `settle_speed`), the episode ending on success: reaching fast pays most. The one
+        reward of reach: `evaluate` and the replay buffer's relabelling both call it."""
+        to_goal = (observation[..., self.slots["target_position"]]
+                   - observation[..., self.slots["tip_position"]]).astype(np.float64)
+        distance = np.sqrt(np.square(to_goal).sum(axis=-1))  # np.linalg.norm: 1 us more
+        success = distance < self.config.success_distance
+        if self.config.settle_speed is not None:
+            speeds = np.abs(observation[..., self.slots["joint_velocities_x0.2"]])
+            success &= np.max(speeds, axis=-1) < self.config.settle_speed * VELOCITY_SCALE
         return TaskStep(observation=observation, reward=-distance, success=success,
                         terminated=success, distance=distance)
 

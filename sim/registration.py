@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 
 from sim.catalog import make_task, robot_by_name
+from sim.goals import FetchGoals, GoalConditioned
 
 if TYPE_CHECKING:
     from sim.batch_env import RandomizerFactory
@@ -104,6 +105,17 @@ def envs_table(rows: list[dict]) -> list[str]:
         f"{row['action_size']} {row['action']}" for row in rows]
 
 
+def goals_of(env_id: str) -> GoalConditioned | None:
+    """The goal functions of `env_id`'s task (sim/goals.py), or None when it has no goal to
+    relabel."""
+    check_env_id(env_id)
+    if env_id in OUR_ENVS:
+        kwargs = OUR_ENVS[env_id]
+        task = make_task(kwargs["task"], robot_by_name(kwargs["robot"]), kwargs.get("task_config"))
+        return task if isinstance(task, GoalConditioned) else None
+    return FetchGoals(env_id) if env_id in FETCH else None
+
+
 def make_env(env_id: str, *, pixels: int | None = None, discrete_actions: int | None = None,
              randomize: Callable[[gym.Env], gym.Env] | None = None, **kwargs) -> gym.Env:
     """Build `env_id` with actions in [-1, 1], wrapped by `randomize` (e.g. domain
@@ -157,11 +169,16 @@ def make_vector_env(env_id: str, num_envs: int, *, mode: str = "auto", pixels: i
     envs, sync otherwise (and for pixels). benchmarks/sim_throughput.py measures which is faster
     here. `pixels`: camera images beside the state, as in `make_env`. `discrete_actions`: that
     many choices per action dimension (one MultiDiscrete action per copy), as in `make_env`.
+    Its metadata["goals"] holds the goal functions of a goal-conditioned task (sim/goals.py;
+    None for others and with pixels).
     Randomization, as randomization.envs.make_vector_env gives it: `randomize` wraps each copy
     of a sync or async vector env (as in `make_env`; picklable for async, e.g. a
     functools.partial), `make_randomizer` builds the batch env's randomizer (sim.batch_env).
     """
     envs = _make_vector_env(env_id, num_envs, mode, pixels, randomize, make_randomizer)
+    if pixels is None:
+        # What hindsight experience replay relabels with (policies/hindsight.py), if anything.
+        envs.metadata = {**envs.metadata, "goals": goals_of(env_id)}
     if discrete_actions is None:
         return envs
     from sim.discrete_actions import DiscreteVectorActions, check_unit_box

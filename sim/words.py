@@ -3,6 +3,7 @@ library only: the robot's computer prints these too."""
 
 from __future__ import annotations
 
+
 def plural(noun: str) -> str:
     """`noun` for more than one (English's regular rules: the nouns we count follow them)."""
     if noun.endswith(("s", "x", "sh", "ch")):
