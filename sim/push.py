@@ -15,6 +15,9 @@ from sim.spec import RobotSpec, RobotState
 from sim.task import TaskStep, config_to_json, observation_slots
 
 BLOCK_HALF_SIZE = 0.015
+PUSH_STANDOFF = 0.03
+"""Distance (m) on the table from the block's centre back to the pushing point, where the
+reward draws the tip: the block's half size and the finger's half width (1 cm), and a little."""
 
 
 @dataclass(frozen=True)
@@ -120,13 +123,21 @@ class PushTask:
         return relabelled
 
     def outcome(self, observation: np.ndarray) -> TaskStep:
-        """The one reward of push (`evaluate` and the replay buffer's relabelling call it)."""
-        to_target = np.linalg.norm(observation[..., self.slots["target_minus_block"]][..., :2]
-                                   .astype(np.float64), axis=-1)
-        to_block = np.linalg.norm(observation[..., self.slots["block_minus_tip"]]
-                                  .astype(np.float64), axis=-1)
+        """The one reward of push (`evaluate` and the replay buffer's relabelling call it):
+        -(block-to-target distance on the table) - 0.5 (tip-to-pushing-point distance), the
+        pushing point lying `PUSH_STANDOFF` behind the block, away from the target, at its
+        height: where the tip must be to push it towards the target."""
+        to_target_xy = observation[..., self.slots["target_minus_block"]][..., :2].astype(np.float64)
+        to_target = np.linalg.norm(to_target_xy, axis=-1)
+        # Within a millimetre of the target the heading shrinks to nothing: no direction is
+        # drawn from rounding noise (a relabelled goal is often exactly where the block is).
+        heading = to_target_xy / np.maximum(to_target, 1e-3)[..., None]
+        block_minus_tip = observation[..., self.slots["block_minus_tip"]].astype(np.float64)
+        behind = block_minus_tip.copy()
+        behind[..., :2] -= PUSH_STANDOFF * heading
+        to_pushing_point = np.linalg.norm(behind, axis=-1)
         success = to_target < self.config.success_distance
-        return TaskStep(observation=observation, reward=-to_target - 0.5 * to_block,
+        return TaskStep(observation=observation, reward=-to_target - 0.5 * to_pushing_point,
                         success=success, terminated=success, distance=to_target)
 
     def action_to_command(self, action: np.ndarray, state: RobotState,

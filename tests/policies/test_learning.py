@@ -97,3 +97,25 @@ def test_sac_reaches_the_arm_target(tmp_path) -> None:
                                 dict(total_steps=30_000, gamma=0.95, eval_every=0, torch_threads=2),
                                 tmp_path, "checkpoint", 100)
     assert result["eval_success_rate"] >= 0.9, result
+
+
+FETCH_REACH_HER = dict(total_steps=3_000, gamma=0.95, actor_learning_rate=1e-3,
+                       critic_learning_rate=1e-3, learning_starts=1_000, eval_every=0,
+                       compile="never")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo,hindsight_goals,least,most", [
+    ("sac", 4, 0.9, 1.0), ("td3", 4, 0.9, 1.0), ("ddpg", 4, 0.9, 1.0), ("td3", 0, 0.0, 0.3)])
+def test_hindsight_replay_solves_fetch_reach(algo: str, hindsight_goals: int, least: float,
+                                             most: float, tmp_path) -> None:
+    """FetchReach-v4, sparse rewards, RL Zoo's settings (hyperparams/her.yml), 3,000 steps of
+    which 1,000 random: with hindsight replay (k = 4) each of SAC, TD3 and DDPG evaluated 1.00
+    success from 2,000 steps on (20 episodes, seed 0, 35-70 s a run on a busy machine); TD3
+    without it 0.00-0.05 over the same 3,000 steps."""
+    settings = dict(FETCH_REACH_HER, hindsight_goals=hindsight_goals)
+    if algo == "sac":
+        settings["alpha_learning_rate"] = 1e-3
+    result = train_and_evaluate(algo, lambda n: make_vector_env("FetchReach-v4", n), settings,
+                                tmp_path, "checkpoint", 20)
+    assert least <= result["eval_success_rate"] <= most, result
