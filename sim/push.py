@@ -113,7 +113,10 @@ class PushTask:
                  block - tip, goal - block]
         if self.history_length:
             parts.append(command_features(history, self.history_length, self.arm.actuated))
-        return self.outcome(np.concatenate(parts, axis=-1).astype(np.float32))
+        # Judged in float64 as the reading is, then handed to the policy in float32.
+        step = self.outcome(np.concatenate(parts, axis=-1))
+        step.observation = step.observation.astype(np.float32)
+        return step
 
     # -- the goal, as hindsight experience replay swaps it (sim/goals.py) ---------------------
     def achieved_goal(self, observation: np.ndarray) -> np.ndarray:

@@ -193,7 +193,10 @@ class ReachTask:
         if self.from_last_goal:
             goal_tip = self.last_goal_tip(state, history)
             parts += [goal_tip, goal - goal_tip]
-        return self.outcome(np.concatenate(parts, axis=-1, dtype=np.float32))
+        # Judged in float64 as the reading is, then handed to the policy in float32.
+        step = self.outcome(np.concatenate(parts, axis=-1))
+        step.observation = step.observation.astype(np.float32)
+        return step
 
     # -- the goal, as hindsight experience replay swaps it (sim/goals.py) ---------------------
     def achieved_goal(self, observation: np.ndarray) -> np.ndarray:
