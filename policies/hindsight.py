@@ -45,9 +45,8 @@ class HindsightReplayBuffer(ReplayBuffer):
         self.relabel_share = goals_per_transition / (goals_per_transition + 1)
         self.steps_left = np.full(capacity, -1, np.int64)
         """Steps of the row's episode after it, known once the episode has ended; -1 before."""
-        self.episode_start = np.full(num_envs, -1, np.int64)
-        """Row of each copy's current episode's first step (-1: it has none stored yet)."""
         self.episode_steps = np.zeros(num_envs, np.int64)
+        """Steps of each copy's current episode held in the ring (its rows end at the newest)."""
 
     def add(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray,
             terminated: np.ndarray, truncated: np.ndarray, info: dict[str, Any]) -> None:
@@ -57,19 +56,13 @@ class HindsightReplayBuffer(ReplayBuffer):
         rows = (self.position + np.arange(self.num_envs)) % self.capacity
         super().add(obs, action, reward, next_obs, terminated, truncated, info)
         self.steps_left[rows] = -1
-        starting = self.episode_start < 0
-        self.episode_start[starting] = rows[starting]
-        self.episode_steps += 1
-        # An episode longer than the ring has lost its first rows: it starts where the ring is.
-        too_long = self.episode_steps * self.num_envs > self.capacity
-        self.episode_steps[too_long] = self.capacity // self.num_envs
-        self.episode_start[too_long] = (rows[too_long] + self.num_envs) % self.capacity
+        # An episode longer than the ring has lost its first rows: count the ones still held.
+        self.episode_steps = np.minimum(self.episode_steps + 1, self.capacity // self.num_envs)
         for copy in np.flatnonzero(np.asarray(terminated) | np.asarray(truncated)):
             steps = self.episode_steps[copy]
-            episode_rows = (self.episode_start[copy]
-                            + self.num_envs * np.arange(steps)) % self.capacity
-            self.steps_left[episode_rows] = np.arange(steps - 1, -1, -1)
-            self.episode_start[copy], self.episode_steps[copy] = -1, 0
+            left = np.arange(steps - 1, -1, -1)
+            self.steps_left[(rows[copy] - self.num_envs * left) % self.capacity] = left
+            self.episode_steps[copy] = 0
 
     def relabelled(self, rows: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """The transitions at `rows`, a share of those of finished episodes with a future goal:
@@ -102,7 +95,6 @@ class HindsightReplayBuffer(ReplayBuffer):
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "steps_left": self.steps_left[:self.size].copy(),
-                "episode_start": self.episode_start.copy(),
                 "episode_steps": self.episode_steps.copy()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -111,17 +103,18 @@ class HindsightReplayBuffer(ReplayBuffer):
                              "trained without hindsight_goals; resume it with the same setting")
         super().load_state_dict(state)
         self.steps_left[:state["size"]] = state["steps_left"]
-        self.episode_start[...] = state["episode_start"]
         self.episode_steps[...] = state["episode_steps"]
 
 
 def make_replay_buffer(config: Any, envs: Any, obs_size: int,
                        action_size: int) -> ReplayBuffer:
     """The replay buffer `config` asks for: with `hindsight_goals` k > 0 a hindsight one that
-    relabels with the goal functions of `envs`' task (metadata["goals"], sim/registration.py)."""
+    relabels with the goal functions of `envs`' task (metadata["goals"] makes them,
+    sim/registration.py)."""
     if not config.hindsight_goals:
         return ReplayBuffer(config.buffer_size, obs_size, action_size)
-    goals = envs.metadata.get("goals")
+    make_goals = envs.metadata.get("goals")
+    goals = make_goals() if make_goals is not None else None
     if goals is None:
         raise ValueError(f"hindsight_goals {config.hindsight_goals} relabels goals, and this env "
                          "has none in its observations; use a goal-conditioned env "

@@ -12,7 +12,7 @@ import numpy as np
 from sim.commands import check_history_length, command_features
 from sim.reach import VELOCITY_SCALE, ReachConfig, ReachTask
 from sim.spec import RobotSpec, RobotState
-from sim.task import TaskStep, config_to_json, observation_slots
+from sim.task import TaskStep, config_to_json, judged, observation_slots
 
 BLOCK_HALF_SIZE = 0.015
 PUSH_STANDOFF = 0.03
@@ -113,10 +113,7 @@ class PushTask:
                  block - tip, goal - block]
         if self.history_length:
             parts.append(command_features(history, self.history_length, self.arm.actuated))
-        # Judged in float64 as the reading is, then handed to the policy in float32.
-        step = self.outcome(np.concatenate(parts, axis=-1))
-        step.observation = step.observation.astype(np.float32)
-        return step
+        return judged(self.outcome, parts)
 
     # -- the goal, as hindsight experience replay swaps it (sim/goals.py) ---------------------
     def achieved_goal(self, observation: np.ndarray) -> np.ndarray:

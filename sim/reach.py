@@ -13,7 +13,7 @@ import numpy as np
 
 from sim.commands import check_history_length, command_features
 from sim.spec import RobotSpec, RobotState
-from sim.task import TaskStep, column_index, config_to_json, observation_slots
+from sim.task import TaskStep, column_index, config_to_json, judged, observation_slots
 
 # Joint speeds are scaled into roughly [-1, 1] before the policy's own normalizer sees them.
 VELOCITY_SCALE = 0.2
@@ -193,10 +193,7 @@ class ReachTask:
         if self.from_last_goal:
             goal_tip = self.last_goal_tip(state, history)
             parts += [goal_tip, goal - goal_tip]
-        # Judged in float64 as the reading is, then handed to the policy in float32.
-        step = self.outcome(np.concatenate(parts, axis=-1))
-        step.observation = step.observation.astype(np.float32)
-        return step
+        return judged(self.outcome, parts)
 
     # -- the goal, as hindsight experience replay swaps it (sim/goals.py) ---------------------
     def achieved_goal(self, observation: np.ndarray) -> np.ndarray:

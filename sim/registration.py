@@ -169,16 +169,17 @@ def make_vector_env(env_id: str, num_envs: int, *, mode: str = "auto", pixels: i
     envs, sync otherwise (and for pixels). benchmarks/sim_throughput.py measures which is faster
     here. `pixels`: camera images beside the state, as in `make_env`. `discrete_actions`: that
     many choices per action dimension (one MultiDiscrete action per copy), as in `make_env`.
-    Its metadata["goals"] holds the goal functions of a goal-conditioned task (sim/goals.py;
-    None for others and with pixels).
+    Its metadata["goals"] makes the goal functions of a goal-conditioned task (sim/goals.py;
+    None for others; absent with pixels).
     Randomization, as randomization.envs.make_vector_env gives it: `randomize` wraps each copy
     of a sync or async vector env (as in `make_env`; picklable for async, e.g. a
     functools.partial), `make_randomizer` builds the batch env's randomizer (sim.batch_env).
     """
     envs = _make_vector_env(env_id, num_envs, mode, pixels, randomize, make_randomizer)
     if pixels is None:
-        # What hindsight experience replay relabels with (policies/hindsight.py), if anything.
-        envs.metadata = {**envs.metadata, "goals": goals_of(env_id)}
+        # What hindsight experience replay relabels with (policies/hindsight.py), made only
+        # when asked for: a Fetch task's takes an env of its own.
+        envs.metadata = {**envs.metadata, "goals": functools.partial(goals_of, env_id)}
     if discrete_actions is None:
         return envs
     from sim.discrete_actions import DiscreteVectorActions, check_unit_box

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
@@ -95,6 +96,14 @@ def config_to_json(config: object) -> dict:
     """A task config dataclass as the contract stores it (tuples become lists);
     `sim.catalog.make_task` turns the lists back."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}
+
+
+def judged(outcome: Callable[[np.ndarray], TaskStep], parts: list[np.ndarray]) -> TaskStep:
+    """`outcome` of the observation made of `parts`, judged in float64 as the reading is, the
+    observation then handed on in float32 as the policy takes it."""
+    step = outcome(np.concatenate(parts, axis=-1))
+    step.observation = step.observation.astype(np.float32)
+    return step
 
 
 def observation_slots(layout: list[tuple[str, int]]) -> dict[str, slice]:
