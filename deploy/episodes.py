@@ -45,8 +45,10 @@ class Episodes:
     `hardware.backends.episode_starts`). An episode ends on the task's termination or after
     its `max_steps` policy steps; the robot is never teleported, the next episode starts where
     the last one ended. A position-servo robot then holds its last command until it is at rest
-    (training episodes start at rest) and, after a miss with `home_after_miss`, walks back to
-    its default pose at half its speed limit. Any other robot cannot hold a pose by itself: it
+    (training episodes start at rest) and, after a miss with `home_after_miss` or where the task
+    is not ready to start (`Task.ready`: push starts at home), walks back to its default pose at
+    half its speed limit; home and still not ready (push: the block off its area), it holds
+    there until a person makes it so. Any other robot cannot hold a pose by itself: it
     engages, before the first episode and after each, as such a rig is run: the motors get the
     hold command (0 V) until the task is ready (`Task.ready`, e.g. a person holds the pendulum
     upright), and the episode starts from that reading; a ready reading starts it at once.
@@ -112,12 +114,15 @@ class Episodes:
         if self.phase == "settle":
             resting = np.max(np.abs(state.velocities)) < SETTLE_SPEED
             if resting or now - self.pause_start > SETTLE_SECONDS:
-                self.phase = "home" if self.missed and self.home_after_miss else None
+                # Home after a miss (as asked), and whenever the task would not start here.
+                self.phase = ("home" if (self.missed and self.home_after_miss)
+                              or not self.task.ready(state) else None)
                 self.homings += self.phase == "home"
         if self.phase == "home":
             current = state.positions[self.joints]
             if np.max(np.abs(self.home - current)) < HOME_TOLERANCE:
-                self.phase = None
+                # Home; an episode starts once the task is ready (push: its block put back).
+                self.phase = None if self.task.ready(state) else "engage"
             self.hold = current + np.clip(self.home - current, -self.home_step, self.home_step)
 
     def observe(self, state: RobotState, now: float, last_sent: np.ndarray) -> EpisodeStep:

@@ -329,7 +329,8 @@ class _Loop:
         if self.telemetry:
             self.telemetry.event(elapsed, "engage_wait", waits_for=hint)
         if self.say is not None and self.episodes.waits == 1:
-            self.say(f"waiting to start an episode: {hint} (the motor gets 0 V until then)")
+            holding = "the servos hold still" if self.episodes.servo else "the motor gets 0 V"
+            self.say(f"waiting to start an episode: {hint} ({holding} until then)")
 
     def _write(self, command: np.ndarray, elapsed: float) -> None:
         try:

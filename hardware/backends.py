@@ -20,6 +20,10 @@ from hardware.robot import Robot
 from sim.spec import RobotSpec
 
 AUTO_PORTS = ("/dev/ttyUSB0", "/dev/ttyACM0")
+SIM_TIDY_SECONDS = 1.5
+"""The simulated arm's table hand (`TableHand`) puts the objects at a new episode's start after
+the arm's command has held still this long: longer than an arm settles after an episode
+(deploy.episodes.SETTLE_SECONDS, 1 s), so only a deploy waiting for them sees them put back."""
 SIM_CATCH_SECONDS = 0.5
 """The simulated motor robot's hand (`Hand`) puts the joints at a new episode's start after the
 motor has been at 0 V this long. The deploy sends 0 V between episodes only (engage), so this is
@@ -97,13 +101,17 @@ def open_robot(url: RobotURL, spec: RobotSpec, start: Callable[[], Episode]) -> 
 
 
 def _simulated(url: RobotURL, spec: RobotSpec, start: Callable[[], Episode]) -> Robot:
-    from hardware.emulation import Hand
+    from hardware.emulation import Hand, TableHand
     from hardware.sim_robot import SimRobot
 
     episode = start()
     if spec.actuator_kind == "position" or episode.pose is None:
+        # Objects on the table (push): a person puts them back when the deploy waits for them.
+        table = (TableHand(lambda: start().initial_objects, SIM_TIDY_SECONDS)
+                 if episode.objects else None)
         return SimRobot(spec, initial_pose=episode.pose, scene=episode.scene,
-                        objects=episode.objects, initial_objects=episode.initial_objects)
+                        objects=episode.objects, initial_objects=episode.initial_objects,
+                        table=table)
     # A motor cannot hold a pose: between episodes the deploy waits at 0 V for its task to be
     # ready (a pendulum held up), as a person at the rig gets it ready; here a hand does.
     hand = Hand(episode.pose, SIM_CATCH_SECONDS, next_pose=lambda: start().pose)

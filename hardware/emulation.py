@@ -2,7 +2,8 @@
 (hardware/emulator.py), the Feetech servo bus emulator (hardware/feetech/emulator.py) and
 SimRobot (hardware/sim_robot.py). The physics a randomization config pins (`sim2real emulate
 --physics`), the clean wire before faults begin, sleeping to the wire time of a baud rate, and
-the hand of the person at a motor-driven rig (`Hand`). Runs on the host: applying physics
+the hand of the person at a motor-driven rig (`Hand`) and at a servo arm's table (`TableHand`).
+Runs on the host: applying physics
 imports MuJoCo.
 """
 
@@ -135,4 +136,43 @@ class Hand:
         clock = sim.data.time
         sim.reset(self.pose)
         sim.data.time = clock
+        return True
+
+
+@dataclass
+class TableHand:
+    """A person at a servo arm's table, for the simulated one (`deploy --robot sim` of push):
+    once the arm's command has not changed for `wait_seconds` (the deploy waits at home because
+    its task is not ready: the block lies off the area the task works in), puts the objects
+    back, at rest, where `next_objects` says (a new episode's start), and waits again. A running
+    episode's commands change every cycle; a settling arm holds still for at most
+    deploy.episodes.SETTLE_SECONDS, so the wait is longer. Times are the simulation's, in s.
+
+    Example, in a simulated robot's body:
+        >>> table.drive(command, now)           # each command written
+        >>> table.tidy(sim, now)                # each reading: put the block back if waiting
+    """
+
+    next_objects: Callable[[], np.ndarray]
+    wait_seconds: float
+    last_command: np.ndarray | None = None
+    still_since: float = 0.0
+    placed: int = 0
+    """Times the objects were put back."""
+
+    def __post_init__(self) -> None:
+        if not self.wait_seconds > 0:
+            raise ValueError(f"TableHand wait_seconds must be > 0, got {self.wait_seconds}")
+
+    def drive(self, command: np.ndarray, when: float) -> None:
+        if self.last_command is None or not np.array_equal(command, self.last_command):
+            self.last_command, self.still_since = command.copy(), when
+
+    def tidy(self, sim: RobotSimulation, now: float) -> bool:
+        """Put the objects back if the command has held still `wait_seconds` at `now`; True
+        when it did."""
+        if self.last_command is None or now - self.still_since < self.wait_seconds:
+            return False
+        sim.place_objects(self.next_objects())
+        self.still_since, self.placed = now, self.placed + 1
         return True

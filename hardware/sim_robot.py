@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from hardware.emulation import Hand
+from hardware.emulation import Hand, TableHand
 from hardware.robot import Robot
 from sim.physics import RobotSimulation
 from sim.spec import RobotSpec, RobotState
@@ -25,12 +25,13 @@ class SimRobot(Robot):
     the real one up before a run; `scene`, `objects` and `initial_objects` add a task's props
     (a block to push) as `RobotSimulation` takes them. A motor-driven robot's `hand` holds the
     joints at its pose (the start: give no `initial_pose`) until the first nonzero command, and
-    puts them back after a fall (`Hand`): a pendulum cannot be held by its motor."""
+    puts them back after a fall (`Hand`): a pendulum cannot be held by its motor. A servo
+    arm's `table` hand puts its objects back while the deploy waits for them (`TableHand`)."""
 
     def __init__(self, spec: RobotSpec, realtime: bool = True,
                  initial_pose: np.ndarray | None = None, scene: str | None = None,
                  objects: tuple[str, ...] = (), initial_objects: np.ndarray | None = None,
-                 hand: Hand | None = None) -> None:
+                 hand: Hand | None = None, table: TableHand | None = None) -> None:
         self.spec = spec
         self.scene, self.objects, self.initial_objects = scene, objects, initial_objects
         self.realtime = realtime
@@ -40,7 +41,9 @@ class SimRobot(Robot):
         if hand is not None and initial_pose is not None:
             raise ValueError("a SimRobot with a hand starts at the hand's pose: give the start "
                              "once, as Hand(pose), not also as initial_pose")
-        self.hand = hand
+        if table is not None and not objects:
+            raise ValueError("a table hand puts objects back: give the scene's objects too")
+        self.hand, self.table = hand, table
         if hand is not None:
             initial_pose = hand.pose
         self.initial_pose = np.asarray(spec.default_pose if initial_pose is None else initial_pose,
@@ -72,6 +75,8 @@ class SimRobot(Robot):
             self._step(sim, behind)
         if self.hand is not None:
             self.hand.catch(sim, sim.data.time)
+        if self.table is not None:
+            self.table.tidy(sim, sim.data.time)
         state = sim.state()
         state.command_time = self._command_time
         return state
@@ -82,6 +87,8 @@ class SimRobot(Robot):
         self._command_time = float(sim.data.time)
         if self.hand is not None:
             self.hand.drive(command, self._command_time)
+        if self.table is not None:
+            self.table.drive(command, self._command_time)
         if not self.realtime:
             self._step(sim, sim.substeps)
 

@@ -49,7 +49,9 @@ class RobotSimulation:
         self.robot = robot
         self.model = load_model(ASSETS / (scene or robot.mjcf))
         self.data = mujoco.MjData(self.model)
-        self.object_qpos = np.array([self._free_joint_of(name) for name in objects], dtype=int)
+        object_joints = [self._free_joint_of(name) for name in objects]
+        self.object_qpos = np.array(self.model.jnt_qposadr[object_joints], dtype=int)
+        self.object_dof = np.array(self.model.jnt_dofadr[object_joints], dtype=int)
         self.qpos_index = np.array([self._element("joint", j).qposadr[0] for j in robot.joint_names])
         self.qvel_index = np.array([self._element("joint", j).dofadr[0] for j in robot.joint_names])
         self.actuator_index = np.array([self._element("actuator", a).id
@@ -97,7 +99,7 @@ class RobotSimulation:
             raise ValueError(f"the scene has no body {body!r} to track") from None
         if joint < 0 or self.model.jnt_type[joint] != mujoco.mjtJoint.mjJNT_FREE:
             raise ValueError(f"body {body!r} has no free joint; only free bodies are tracked")
-        return int(self.model.jnt_qposadr[joint])
+        return int(joint)
 
     def _element(self, kind: str, name: str):
         """The model's joint or actuator called `name`, or an error naming the file."""
@@ -117,12 +119,19 @@ class RobotSimulation:
         mujoco.mj_resetData(self.model, self.data)
         self.data.qpos[self.qpos_index] = positions
         if objects is not None:
-            for address, position in zip(self.object_qpos, objects, strict=True):
-                self.data.qpos[address:address + 7] = (*position, 1.0, 0.0, 0.0, 0.0)
+            self.place_objects(objects)
         hold = positions[self.robot.actuated_joint_index] if self.is_servo else 0.0
         self.data.ctrl[self.actuator_index] = hold
         mujoco.mj_forward(self.model, self.data)
         self.gain_phase = 0
+
+    def place_objects(self, objects: np.ndarray) -> None:
+        """Put the tracked objects, upright and at rest, at `objects` (one position each); the
+        robot and the clock go on as they were."""
+        for address, dof, position in zip(self.object_qpos, self.object_dof, objects, strict=True):
+            self.data.qpos[address:address + 7] = (*position, 1.0, 0.0, 0.0, 0.0)
+            self.data.qvel[dof:dof + 6] = 0.0  # a free joint: 7 position, 6 velocity coordinates
+        mujoco.mj_forward(self.model, self.data)
 
     def held_command(self) -> np.ndarray:
         """The command the actuators hold now; after `reset`, the start pose's servo goals or

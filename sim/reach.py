@@ -35,6 +35,11 @@ class ReachConfig:
     max_step: float = 0.15
     """Largest change of a joint's position target per control period (rad); 0.15 rad in
     20 ms is about the STS3215's no-load speed."""
+    limit_margin: float = 0.0
+    """The actuated joints' goals stop this far (rad) inside the command limits. The deploy
+    supervisor cuts a goal nearer a hard limit than the room the joint needs to stop there
+    (`deploy.supervisor.SafetyConfig`: up to 0.29 rad on the SO arm at its velocity limit); a
+    task whose policy works near the limits trains with that room, so no goal it sends is cut."""
     episode_seconds: float = 2.0
     """Time to reach before the episode is cut off."""
     goal_low: tuple[float, ...] = (-1.2, -0.4, -1.0)
@@ -104,8 +109,16 @@ class ReachTask:
         self.actuated = column_index([robot.actuator_names.index(j) for j in config.actuated_joints])
         self.actuated_joints = column_index([robot.joint_index(j) for j in config.actuated_joints])
         self.chain_index = column_index([robot.joint_index(j) for j in robot.chain.joint_names])
-        self.low = np.asarray(robot.command_low, dtype=np.float64)
-        self.high = np.asarray(robot.command_high, dtype=np.float64)
+        if not (np.isfinite(config.limit_margin) and config.limit_margin >= 0):
+            raise ValueError(f"ReachConfig.limit_margin must be a finite number of rad >= 0, got "
+                             f"{config.limit_margin!r}")
+        self.low = np.asarray(robot.command_low, dtype=np.float64).copy()
+        self.high = np.asarray(robot.command_high, dtype=np.float64).copy()
+        self.low[self.actuated] += config.limit_margin
+        self.high[self.actuated] -= config.limit_margin
+        if np.any(self.low > self.high):
+            raise ValueError(f"ReachConfig.limit_margin {config.limit_margin} rad leaves no range "
+                             f"between {robot.name!r}'s command limits; make it smaller")
         self.default_pose = np.asarray(robot.default_pose, dtype=np.float64)
         self.default_command = self.default_pose[robot.actuated_joint_index]
         self.max_steps = round(config.episode_seconds / robot.control_period)

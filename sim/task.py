@@ -66,7 +66,8 @@ class Task(Protocol):
     def ready(self, state: RobotState) -> bool:
         """Whether an episode may start from this reading: the deploy of a robot that cannot hold
         a pose by itself (a motor) holds 0 V until it is, e.g. until a person holds a pendulum
-        upright. Every state `sample_pose` draws, at rest, is ready."""
+        upright; a servo robot walks home first (push starts from home). Every state
+        `sample_pose` draws, at rest, is ready."""
         ...
 
     def ready_hint(self) -> str:

@@ -92,6 +92,23 @@ def test_a_reached_goal_ends_the_episode_and_needs_no_homing() -> None:
     assert book.running and book.homings == 0
 
 
+class StartsAtHome(ScriptedTask):
+    """Ready only near the default pose, as push (its episodes start at home)."""
+
+    def ready(self, state: RobotState) -> bool:
+        return bool(abs(state.positions[0]) < 0.1)
+
+
+def test_a_task_that_starts_at_home_walks_home_after_a_success_too() -> None:
+    book = episodes(task=StartsAtHome())
+    book.observe(at(SO_ARM, 1.2), now=0.0, last_sent=np.zeros(6))
+    assert book.observe(at(SO_ARM, 1.2), now=0.5, last_sent=np.zeros(6)).ended == (True, 1)
+    book.pause(at(SO_ARM, 1.2), now=0.6)
+    assert book.phase == "home" and book.homings == 1
+    book.pause(at(SO_ARM, HOME_TOLERANCE / 2), now=0.7)
+    assert book.running
+
+
 def test_settling_gives_up_after_settle_seconds() -> None:
     book = episodes()
     for now in (0.0, 1.0, 2.0, 3.0):

@@ -12,6 +12,7 @@ from deploy.supervisor import INTERVENTIONS, SafetyConfig, Supervisor, mask_name
 from deploy.telemetry import read_log
 from hardware.sim_robot import SimRobot
 from sim.furuta import FURUTA
+from sim.push import PushTask
 from sim.so_arm import SO_ARM
 from sim.spec import RobotState
 
@@ -210,3 +211,17 @@ def test_turning_the_velocity_check_off_keeps_the_default_rate_limit() -> None:
     on = Supervisor(SO_ARM, SafetyConfig(), still)
     off = Supervisor(SO_ARM, SafetyConfig(velocity_limit_scale=0), still)
     assert np.array_equal(off.max_change, on.max_change) and np.all(off.max_change > 0)
+
+
+def test_push_goals_stay_where_the_supervisor_never_cuts_them() -> None:
+    """A push folds the arm to the table and its policy drives joints to the limits: its goals
+    stop inside the supervisor's soft limits at any speed (with the default settings and the
+    sim robot's delay), so `deploy --robot sim` runs the policy `eval` measured."""
+    arm = PushTask(SO_ARM).arm
+    rest = RobotState(np.zeros(6), np.zeros(6))
+    supervisor = Supervisor(SO_ARM, SafetyConfig(), rest)
+    joints = arm.actuated
+    assert np.all(arm.low[joints] >= supervisor.braking_low[joints])
+    assert np.all(arm.high[joints] <= supervisor.braking_high[joints])
+    # and the margin is no wider than it must be (0.29 rad of 0.3)
+    assert np.all(arm.low[joints] - supervisor.braking_low[joints] < 0.02)

@@ -3,7 +3,7 @@ import time
 import numpy as np
 import pytest
 
-from hardware.emulation import Hand
+from hardware.emulation import Hand, TableHand
 from hardware.sim_robot import SimRobot
 from sim.so_arm import SO_ARM
 from sim.spec import RobotState
@@ -86,3 +86,39 @@ def test_the_simulated_backend_gives_a_motor_robot_a_hand_and_servos_none() -> N
     with pytest.raises(ValueError, match="so_arm's servos hold their own pose: a hand is for"):
         SimRobot(SO_ARM, hand=Hand(np.zeros(6)))
 
+    assert arm.table is None  # nothing on the table to put back
+
+
+def test_a_table_hand_puts_the_block_back_only_when_the_arm_has_held_still() -> None:
+    """The simulated arm's table (deploy of push): a block off the task's area is put back at a
+    new start once the deploy has waited, holding, longer than an arm settles; the arm itself
+    is left where it is."""
+    from hardware.backends import SIM_TIDY_SECONDS, RobotURL, episode_starts, open_robot
+    from sim.push import PushTask
+
+    task = PushTask(SO_ARM)
+    starts = episode_starts("push", None, SO_ARM, seed=0)
+    robot = open_robot(RobotURL.parse("sim"), SO_ARM, starts)
+    assert robot.table.wait_seconds == SIM_TIDY_SECONDS > 1.0  # deploy.episodes.SETTLE_SECONDS
+    robot.realtime = False
+    with robot:
+        off = np.array([[0.4, 0.0, 0.015]])
+        robot.sim.place_objects(off)
+        hold = robot.read_state().positions.copy()
+        for _ in range(round(1.0 / SO_ARM.control_period)):  # a second's settle: left alone
+            robot.send_command(hold)
+            state = robot.read_state()
+        assert np.allclose(state.objects, off, atol=1e-3) and robot.table.placed == 0
+        for _ in range(round(SIM_TIDY_SECONDS / SO_ARM.control_period)):
+            robot.send_command(hold)
+            state = robot.read_state()
+        assert robot.table.placed == 1 and task._on_table(state.objects[0])
+        assert np.allclose(state.positions, hold, atol=0.02)
+        # An arm whose command changes every cycle (an episode running) is never tidied after.
+        robot.sim.place_objects(off)
+        for k in range(round(2 * SIM_TIDY_SECONDS / SO_ARM.control_period)):
+            robot.send_command(hold + 0.002 * (k % 2))
+            robot.read_state()
+        assert robot.table.placed == 1
+    with pytest.raises(ValueError, match="a table hand puts objects back: give the scene's"):
+        SimRobot(SO_ARM, table=TableHand(lambda: off, 1.0))

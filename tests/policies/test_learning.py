@@ -99,7 +99,6 @@ def test_sac_reaches_the_arm_target(tmp_path) -> None:
     assert result["eval_success_rate"] >= 0.9, result
 
 
-PUSH_STEPS = 120_000
 PUSH_LEAST = 0.25
 FETCH_REACH_HER = dict(total_steps=3_000, gamma=0.95, actor_learning_rate=1e-3,
                        critic_learning_rate=1e-3, learning_starts=1_000, eval_every=0,
@@ -124,22 +123,13 @@ def test_hindsight_replay_solves_fetch_reach(algo: str, hindsight_goals: int, le
 
 
 @pytest.mark.slow
-def test_sac_with_hindsight_replay_pushes_the_block(tmp_path) -> None:
+def test_sac_with_hindsight_replay_pushes_the_block(push_policy) -> None:
     """The push task with its tuned settings (policies/hyperparams/sac.yaml: SAC, hindsight
-    replay, 8 copies, `default` randomization) for PUSH_STEPS of their 1.1M steps, judged on the
-    deterministic policy over 50 nominal episodes, as `sim2real eval` judges it. Seed 0: 0.36
-    after 146 s on 2 cores (0.96 after the whole budget, 25 min); the tip-to-block reward the
-    task had before got 0.26 at 120k steps."""
-    from sim2real.runs import training_config
+    replay, 8 copies, `default` randomization) for a tenth of their 1.1M steps (the session's
+    push policy, tests/conftest.py), its ONNX export judged over 50 nominal episodes as `sim2real
+    eval` judges it. Seed 0: MEASURED (0.96 after the whole budget, 25 min)."""
+    from evaluation.episodes import evaluate_policy
 
-    push = "sim2real/ArmPush-v0"
-    config = training_config("sac", push, PUSH_STEPS, 0, {"eval_every": 0})
-    algorithm = algorithm_by_name("sac")
-    start = time.perf_counter()
-    algorithm.train(lambda n: make_vector_env(push, n, "default"), config, tmp_path,
-                    progress=False)
-    seconds = time.perf_counter() - start
-    policy = algorithm.load_policy(torch.load(tmp_path / "checkpoint.pt", weights_only=False))
-    result = Evaluator(lambda n: make_vector_env(push, n), episodes=50, seed=7).evaluate(policy)
-    print(f"push: {PUSH_STEPS} steps in {seconds:.0f} s, success {result['eval_success_rate']:.2f}")
-    assert result["eval_success_rate"] >= PUSH_LEAST, result
+    result = evaluate_policy(push_policy, None, 50, seed=7)
+    print(f"push: success {result['success_rate']:.2f}")
+    assert result["success_rate"] >= PUSH_LEAST, result

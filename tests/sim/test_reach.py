@@ -61,6 +61,21 @@ def test_action_moves_targets_by_at_most_max_step_and_holds_other_joints() -> No
     assert np.all(task.action_to_command(np.ones(3), at_limit, none) <= np.array(SO_ARM.command_high))
 
 
+def test_goals_stop_the_limit_margin_inside_the_command_limits() -> None:
+    margin = 0.3
+    task = ReachTask(SO_ARM, ReachConfig(command_history=0, action_base="measured",
+                                         limit_margin=margin))
+    none = np.zeros((0, 6))
+    high, low = np.array(SO_ARM.command_high), np.array(SO_ARM.command_low)
+    up = task.action_to_command(np.ones(3), RobotState(high.copy(), np.zeros(6)), none)
+    down = task.action_to_command(-np.ones(3), RobotState(low.copy(), np.zeros(6)), none)
+    assert np.allclose(up[:3], high[:3] - margin) and np.allclose(down[:3], low[:3] + margin)
+    assert np.allclose(up[3:], SO_ARM.default_pose[3:])  # held joints: untouched by the margin
+    assert task.contract()["action"]["high"] == pytest.approx((high[:3] - margin).tolist())
+    inside = RobotState(np.zeros(6), np.zeros(6))
+    assert np.allclose(task.action_to_command(np.ones(3), inside, none)[:3], task.config.max_step)
+
+
 def test_success_needs_the_tip_within_the_distance() -> None:
     task = ReachTask(SO_ARM)
     state, past = RobotState(np.zeros(6), np.zeros(6)), CommandHistory.for_task(task).commands
@@ -77,6 +92,10 @@ def test_bad_config_is_rejected() -> None:
         ReachTask(SO_ARM, ReachConfig(actuated_joints=("elbow",), goal_low=(0,), goal_high=(1,)))
     with pytest.raises(ValueError, match="one value per actuated joint"):
         ReachTask(SO_ARM, ReachConfig(goal_low=(0.0,)))
+    with pytest.raises(ValueError, match="limit_margin must be a finite number of rad >= 0"):
+        ReachTask(SO_ARM, ReachConfig(limit_margin=-0.1))
+    with pytest.raises(ValueError, match="limit_margin 2.0 rad leaves no range"):
+        ReachTask(SO_ARM, ReachConfig(limit_margin=2.0))
 
 
 def test_a_last_goal_action_steps_from_the_goal_last_sent_and_observes_where_it_leads() -> None:

@@ -58,3 +58,13 @@ def test_swingup_is_ready_hanging_at_rest_not_swinging() -> None:
         readings.append(task.ready(sim.state()))
     assert not any(readings)
     assert task.ready_hint().startswith("let the pendulum hang still")
+
+
+def test_push_is_ready_at_home_only() -> None:
+    """A push ends with the arm down at the block: the deploy walks it home before the next
+    (training starts every push within start_spread of the default pose)."""
+    task = make_task("push", SO_ARM, None)
+    assert task.ready(still(np.zeros(6)))
+    assert task.ready(still([0.05, -0.05, 0.05, 0.05, 2.0, 1.0]))  # roll and gripper: not its
+    assert not task.ready(still([0.0, 0.8, 0.6, 0.9, 0.0, 0.0]))  # down at the table
+    assert "default pose" in task.ready_hint()
