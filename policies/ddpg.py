@@ -28,7 +28,7 @@ from policies.core import (
     VectorEnvFactory,
 )
 from policies.hindsight import make_replay_buffer
-from policies.offpolicy import ACTION_NOISE, OffPolicyRun, make_action_noise
+from policies.offpolicy import ACTION_NOISE, OffPolicyRun, flushing_subnormals, make_action_noise
 from policies.offpolicy_networks import Critics, relu_mlp, soft_update, use_matmul_precision
 from policies.records import TrainingProgress, config_of_checkpoint
 from policies.settings import check_settings
@@ -119,6 +119,7 @@ class DDPGAgent(nn.Module):
         return DeterministicPolicy(self.normalizer, self.actor, squash="tanh")
 
 
+@flushing_subnormals
 def train(make_envs: VectorEnvFactory, config: DDPGConfig, run_dir: Path,
           metadata: dict[str, Any] | None = None, progress: bool = True,
           resume: dict[str, Any] | None = None) -> dict[str, Any]:
