@@ -72,6 +72,8 @@ CASES[("ddpg", "sim2real/ArmReach-v0")] = {**REACH, "learning_rate": 1e-3, "nois
 HER = {**OFF_POLICY, "gamma": 0.95, "learning_rate": 1e-3, "hindsight_goals": 4}
 CASES[("sac her", "FetchReach-v4")] = {"steps": 20_000, **HER}
 CASES[("sac her", "FetchPush-v4")] = {"steps": 100_000, **HER}
+for _env in ("FetchReach-v4", "FetchPush-v4"):
+    CASES[("sac her bf16", _env)] = {**CASES[("sac her", _env)], "matmul_precision": "bf16"}
 # DQN, discrete actions: RL Zoo's CartPole-v1 settings for both; no observation normalization
 # (RL Zoo uses none for it).
 CASES[("dqn", "CartPole-v1")] = {
@@ -360,6 +362,10 @@ def main() -> None:
         for seed in range(args.seeds):
             libraries = ("ours", "sb3") if library_algo(algo) in IN_SB3 else ("ours",)
             for library in libraries:  # in turns: load changes hit both alike
+                if library == "sb3" and (same := sb3_run_of_this_benchmark(rows, algo, env_id, seed,
+                                                                           cases)):
+                    rows.append({**same, "algo": algo})
+                    continue
                 command = [sys.executable, __file__, "--one", library, algo, env_id, str(seed),
                            repr(time.time()), "--eval-episodes", str(args.eval_episodes)]
                 done = subprocess.run(command, capture_output=True, text=True,
@@ -372,6 +378,21 @@ def main() -> None:
                 print(f"{library:4} {algo} {env_id} seed {seed}: {row['seconds']:.1f} s, "
                       f"return {row['return']:.1f}, update {row['update_ms']} ms", flush=True)
                 write(rows, args.save)
+
+
+def sb3_run_of_this_benchmark(rows: list[dict], algo: str, env_id: str, seed: int,
+                              cases: list[tuple[str, str]]) -> dict | None:
+    """SB3's run of `seed` made earlier in this benchmark for a case with SB3's same settings
+    ("sac bf16" differs from "sac" in our settings only: SB3 does not read matmul_precision),
+    so a variant's row is against the same SB3 runs without training them again."""
+    settings = {k: v for k, v in CASES[(algo, env_id)].items() if k != "matmul_precision"}
+    for row in rows:
+        other = (row["algo"], row["env"])
+        if (row["library"] == "sb3" and row["seed"] == seed and other in cases
+                and other[1] == env_id and other[0] != algo
+                and {k: v for k, v in CASES[other].items() if k != "matmul_precision"} == settings):
+            return row
+    return None
 
 
 def permutation_p(ours: list[float], theirs: list[float]) -> float:
