@@ -35,3 +35,21 @@ def test_many_seeds_use_random_splits():
     ours = [float(i) for i in range(11)]
     p = rl_vs_sb3.permutation_p(ours, [value + 3.0 for value in ours])
     assert p == pytest.approx(0.0552, abs=0.003)
+
+
+def test_a_bf16_row_reuses_sb3_runs_of_the_same_settings_from_this_benchmark_only():
+    cases = [("sac her", "FetchReach-v4"), ("sac her bf16", "FetchReach-v4")]
+    sb3 = {"library": "sb3", "algo": "sac her", "env": "FetchReach-v4", "seed": 1, "seconds": 9.0}
+    rows = [{**sb3, "library": "ours"}, sb3]
+    assert rl_vs_sb3.sb3_run_of_this_benchmark(rows, "sac her bf16", "FetchReach-v4", 1,
+                                               cases) is sb3
+    # Another seed, or the fp32 case not part of this benchmark (a row kept from an earlier
+    # one): SB3 trains again.
+    assert rl_vs_sb3.sb3_run_of_this_benchmark(rows, "sac her bf16", "FetchReach-v4", 0,
+                                               cases) is None
+    assert rl_vs_sb3.sb3_run_of_this_benchmark(rows, "sac her bf16", "FetchReach-v4", 1,
+                                               cases[1:]) is None
+    # Settings that differ beyond the precision (another env's budget): not the same run.
+    assert rl_vs_sb3.sb3_run_of_this_benchmark(
+        [{**sb3, "env": "FetchPush-v4", "algo": "sac her"}], "sac her bf16", "FetchReach-v4", 1,
+        [("sac her", "FetchPush-v4"), *cases]) is None
