@@ -17,13 +17,9 @@ Imports MuJoCo: runs on the host, not on the robot's computer.
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -53,7 +49,7 @@ from sim.physics import RobotSimulation
 from sim.spec import RobotSpec
 
 if TYPE_CHECKING:
-    from hardware.feetech.emulator import BusCounters, FeetechBusEmulator
+    pass
 
 
 @dataclass
@@ -133,7 +129,7 @@ class DeviceEmulator:
         """Answer the host until `seconds` pass, `stop` (a threading.Event) is set, Ctrl-C, or
         a scheduled disconnect."""
         self._start = time.perf_counter()
-        self._send(MessageType.FAULT, fault_payload(FaultCode.RESET, "powered up"))
+        self._power_up()
         try:
             while stop is None or not stop.is_set():
                 now = time.perf_counter()
@@ -148,16 +144,27 @@ class DeviceEmulator:
                 if data:
                     self._feed(self._wire().corrupt(data))
                 self._advance()
+                self._tick()
                 self._flush()
-                if self._session and time.perf_counter() - self._last_feed > self.watchdog:
-                    self.counters.watchdog_trips += 1
-                    self._hold(STATUS_WATCHDOG, FaultCode.WATCHDOG,
-                               f"no command for {self.watchdog * 1e3:.0f} ms: holding; send "
-                               "HELLO to resume")
         finally:
             self.transport.close()
-        self.counters.bad_frames = self._reader.bad_frames
+            self._count()  # also when Ctrl-C or SIGTERM ends it
         return self.counters
+
+    def _power_up(self) -> None:
+        self._send(MessageType.FAULT, fault_payload(FaultCode.RESET, "powered up"))
+
+    def _tick(self) -> None:
+        """The device's own work between frames: its watchdog."""
+        if self._session and time.perf_counter() - self._last_feed > self.watchdog:
+            self.counters.watchdog_trips += 1
+            self._hold(STATUS_WATCHDOG, FaultCode.WATCHDOG,
+                       f"no command for {self.watchdog * 1e3:.0f} ms: holding; send "
+                       "HELLO to resume")
+
+    def _count(self) -> None:
+        """The counters kept elsewhere, into `counters` (when serving ends)."""
+        self.counters.bad_frames = self._reader.bad_frames
 
     def _feed(self, data: bytes) -> None:
         for frame in self._reader.feed(data):
@@ -312,6 +319,10 @@ class DeviceEmulator:
     def _send(self, message_type: MessageType, payload: bytes = b"") -> None:
         data = encode_frame(message_type, self._seq, payload)
         self._seq = (self._seq + 1) & 0xFFFF
+        self._transmit(data)
+
+    def _transmit(self, data: bytes) -> None:
+        """One frame (delimiter included) onto the wire: its faults, latency and wire time."""
         wire = self._wire()
         now = time.perf_counter()
         due = now + wire.delay()
@@ -337,129 +348,3 @@ class DeviceEmulator:
             else:
                 self.counters.lost_out += 1
 
-
-def load_physics(path: Path) -> Any:
-    """A randomization config file (each value pinned) for `sim2real emulate --physics`."""
-    from randomization.config import load_config
-
-    if not path.is_file():
-        raise FileNotFoundError(f"physics file {path} does not exist")
-    return load_config(path)
-
-
-def emulator_for(robot: str, watchdog_ms: float = 100.0, tcp_port: int | None = None,
-                 physics_file: Path | None = None, baudrate: int | None = None,
-                 faults: WireFaults | None = None, pose: list[float] | None = None,
-                 bus: str = "sim2real", one_at_a_time: bool = False,
-                 catch: float | None = None) -> DeviceEmulator | FeetechBusEmulator:
-    """The emulator `sim2real emulate ROBOT` serves: on a new pty, or on 127.0.0.1:`tcp_port`
-    (0: any free port). `bus`: our own protocol (sim2real) or a Feetech STS servo bus (feetech,
-    robots on position servos). `one_at_a_time` (feetech): the servos as shipped (every one at
-    ID 1, 1 Mbit/s) with only the first on the bus, for a motor setup (see `plug_on_enter`).
-    A motor-driven robot given a `pose` is held there by a `Hand`, which puts it back after
-    `catch` seconds at 0 V."""
-    from hardware.feetech.emulator import FeetechBusEmulator
-    from hardware.transports import PtyTransport, TcpTransport
-    from sim.catalog import robot_by_name
-
-    emulators = {"sim2real": DeviceEmulator, "feetech": FeetechBusEmulator}
-    if bus not in emulators:
-        raise ValueError(f"unknown bus {bus!r}; buses: {', '.join(emulators)}")
-    if one_at_a_time and bus != "feetech":
-        raise ValueError(f"--one-at-a-time plugs in Feetech servos one by one, not a {bus} "
-                         "device: add --bus feetech")
-    spec = robot_by_name(robot)
-    if bus == "feetech" and spec.actuator_kind != "position":
-        raise ValueError(f"--bus feetech emulates position servos; {spec.name} has "
-                         f"{spec.actuator_kind} actuators: use --bus sim2real")
-    start = np.asarray(pose, dtype=float) if pose else None
-    if start is not None and start.shape != (spec.num_joints,):
-        raise ValueError(f"--pose needs {spec.num_joints} joint positions for {spec.name}, "
-                         f"got {len(start)}")
-    motor = spec.actuator_kind != "position"
-    if catch is not None and not (motor and start is not None):
-        raise ValueError(f"--catch puts {spec.name} back at its --pose: add --pose" if motor else
-                         f"{spec.name}'s servos hold their own pose; --catch is for a "
-                         "motor-driven robot (furuta)")
-    physics = load_physics(physics_file) if physics_file else None
-    options: dict[str, Any] = {"watchdog_ms": watchdog_ms} if bus == "sim2real" else {}
-    if motor and start is not None:
-        options["hand"] = Hand(start, catch)
-    transport = TcpTransport(tcp_port) if tcp_port is not None else PtyTransport()
-    if one_at_a_time:
-        options["ids"] = (1,) * spec.num_actuators  # the factory ID, on every servo
-    emulator = emulators[bus](spec, transport, physics=physics, baudrate=baudrate, faults=faults,
-                              initial_pose=start, **options)
-    if one_at_a_time:
-        emulator.plug(0)
-    return emulator
-
-
-def plug_on_enter(emulator: FeetechBusEmulator, fd: int,
-                  say: Callable[[str], object]) -> threading.Thread:
-    """`sim2real emulate --one-at-a-time`: each line read from `fd` (a person pressing Enter)
-    plugs in the next servo (`FeetechBusEmulator.plug_next`), and `say` gets what is on the bus
-    now. Runs in a daemon thread until `fd` ends.
-
-    Safe beside the single-threaded serve loop: this thread changes only the servos' `attached`
-    flags (bool assignments, atomic under the GIL), which the loop reads when a packet comes;
-    registers and physics stay the loop's alone (servos fresh from the factory are limp, so
-    plugging one needs no actuator changed). And the host waits: setup-motors sends nothing
-    between its prompt and the Enter that follows the plug."""
-
-    def follow() -> None:
-        # os.read, not sys.stdin: a daemon thread blocked inside sys.stdin's buffered reader
-        # holds its lock, and the interpreter aborts at exit when it cannot take it.
-        while chunk := os.read(fd, 1024):
-            for _ in range(chunk.count(b"\n")):
-                say(f"on the bus: {emulator.plug_next()}")
-
-    thread = threading.Thread(target=follow, name="plug-on-enter", daemon=True)
-    thread.start()
-    return thread
-
-
-def serve_until_stopped(emulator: DeviceEmulator | FeetechBusEmulator,
-                        seconds: float | None = None) -> DeviceCounters | BusCounters:
-    """Serve for `seconds` (None: until Ctrl-C or SIGTERM, both of which end it cleanly)."""
-    import signal
-
-    def terminate(number: int, frame: object) -> None:
-        raise KeyboardInterrupt  # SIGTERM stops it as Ctrl-C does: counters kept, port closed
-
-    signal.signal(signal.SIGTERM, terminate)
-    try:
-        return emulator.serve(seconds=seconds)
-    except KeyboardInterrupt:
-        return emulator.counters
-
-
-def banner(emulator: Any, bus: str, faults: dict | None = None) -> list[str]:
-    """What `sim2real emulate` prints on start: where it listens, what it pinned and injects,
-    and the deploy command that connects to it."""
-    name, scheme = emulator.transport.name, {"sim2real": "serial"}.get(bus, bus)
-    lines = [f"emulating {emulator.spec.name} on {name}"]
-    if emulator.physics_applied or emulator.command_delay:
-        lines.append(f"physics pinned: {emulator.physics_applied}, command delay "
-                     f"{emulator.command_delay * 1e3:.1f} ms")
-    if faults:
-        lines.append(f"wire faults: {faults}")
-    if hand := getattr(emulator, "hand", None):
-        lines.append(f"a hand holds the joints at {hand.pose.tolist()} until the first nonzero "
-                     "command" + (f"; it puts them back after {hand.catch_seconds:g} s at 0 V"
-                                  if hand.catch_seconds else ""))
-    if bus == "feetech" and not all(servo.attached for servo in emulator.servos):
-        lines.append(f"on the bus: {emulator.on_bus()}; press Enter here to plug in the next")
-    return [*lines, f"connect with: sim2real deploy POLICY --robot {scheme}:{name}"]
-
-
-def stopped_summary(emulator: DeviceEmulator | FeetechBusEmulator, injected: dict) -> dict:
-    """What `sim2real emulate` prints when it stops: its counters (a hand's releases and
-    catches among them), the faults injected and, on a servo bus, each servo's ID in actuator
-    order (what a motor setup gave them)."""
-    from hardware.feetech.emulator import FeetechBusEmulator
-
-    summary = {**asdict(emulator.counters), "injected": injected}
-    if isinstance(emulator, FeetechBusEmulator):
-        summary["servo_ids"] = [servo.servo_id for servo in emulator.servos]
-    return summary

@@ -72,18 +72,40 @@ def cmd_deploy(args: argparse.Namespace) -> None:
 
 
 def cmd_emulate(args: argparse.Namespace) -> None:
-    from hardware.emulator import banner, emulator_for, plug_on_enter, serve_until_stopped, stopped_summary
+    from hardware.emulate import banner, emulator_for, plug_on_enter, serve_until_stopped, stopped_summary
     from hardware.faults import WireFaults
 
     faults = WireFaults.from_file_and_flags(_path(args.faults),
                                             {key: getattr(args, key) for key in FAULT_FLAGS})
     emulator = emulator_for(args.robot, args.watchdog_ms, args.tcp, _path(args.physics),
-                            args.baud, faults, args.pose, args.bus, args.one_at_a_time, args.catch)
+                            args.baud, faults, args.pose, args.bus, args.one_at_a_time, args.catch,
+                            _path(args.firmware))
     print("\n".join(banner(emulator, args.bus, faults.settings() if faults.active else None)), flush=True)
     if args.one_at_a_time:
         plug_on_enter(emulator, sys.stdin.fileno(), lambda line: print(line, flush=True))
     serve_until_stopped(emulator, args.seconds)
     print("emulator stopped: " + json.dumps(stopped_summary(emulator, faults.counts)), flush=True)
+
+
+def cmd_firmware_header(args: argparse.Namespace) -> None:
+    from hardware.firmware import firmware_header
+    from sim.catalog import robot_by_name
+
+    text = firmware_header(robot_by_name(args.robot), args.watchdog_ms)
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"wrote {args.out}")
+    else:
+        print(text, end="")
+
+
+def cmd_firmware_build(args: argparse.Namespace) -> None:
+    from hardware.firmware import build_host_firmware
+    from sim.catalog import robot_by_name
+
+    out = Path(args.out or f"build/firmware/{args.robot}")
+    library = build_host_firmware(robot_by_name(args.robot), out, args.watchdog_ms)
+    print(f"built {library}; run it with: sim2real emulate {args.robot} --firmware {library}")
 
 
 def cmd_setup_motors(args: argparse.Namespace) -> None:
@@ -246,7 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     emulate.add_argument("--one-at-a-time", action="store_true", help="feetech: servos as shipped "
                          "(all ID 1), one on the bus; Enter here plugs in the next (setup-motors)")
     emulate.add_argument("--baud", type=int, help="simulate this baud rate's wire time")
-    emulate.add_argument("--watchdog-ms", type=float, default=100.0, help="hold after this long silent")
+    emulate.add_argument("--watchdog-ms", type=float, help="hold after this long silent (default 100)")
+    emulate.add_argument("--firmware", metavar="LIB", help="run the reference firmware's C core "
+                         "(a host build: sim2real firmware-build ROBOT) as the device")
     emulate.add_argument("--faults", metavar="FILE", help="YAML/JSON of WireFaults settings")
     for flag in FAULT_FLAGS[:5]:
         emulate.add_argument("--" + flag.replace("_", "-"), type=float, default=None)
@@ -256,6 +280,17 @@ def build_parser() -> argparse.ArgumentParser:
     emulate.add_argument("--pose", type=float, nargs="+", help="joint positions to start at (motors: held)")
     emulate.add_argument("--catch", type=float, metavar="S", help="put a --pose back after S s at 0 V")
     emulate.add_argument("--seconds", type=float, help="stop after (default: never)")
+
+    header = verb("firmware-header", cmd_firmware_header, "the reference firmware's C header of a "
+                  "robot, from its RobotSpec")
+    build = verb("firmware-build", cmd_firmware_build, "build the reference firmware for this "
+                 "computer (the emulator's --firmware) with cc")
+    for sub, out_help in ((header, "write it here (default: print it)"),
+                          (build, "build folder (default build/firmware/ROBOT)")):
+        sub.add_argument("robot", help="robot name, e.g. furuta")
+        sub.add_argument("--watchdog-ms", type=float, default=100.0, help="the device's watchdog")
+        sub.add_argument("--out", help=out_help)
+    build.set_defaults(out=None)
 
     robustness = verb("robustness", cmd_robustness, "evaluate policies on a physics grid", True, quiet=True)
     robustness.add_argument("policies", nargs="+", help="run dirs or policy.onnx files")

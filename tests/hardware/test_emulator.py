@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from hardware.emulate import banner, emulator_for
 from hardware.emulation import Hand
-from hardware.emulator import DeviceEmulator, banner, emulator_for
+from hardware.emulator import DeviceEmulator
 from hardware.protocol import Command, CommandMode
 from randomization.config import RandomizationConfig
 from sim.furuta import FURUTA

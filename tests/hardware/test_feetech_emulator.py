@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import serial
 
-from hardware.emulator import emulator_for, plug_on_enter
+from hardware.emulate import emulator_for, plug_on_enter
 from hardware.faults import WireFaults
 from hardware.feetech.emulator import FeetechBusEmulator, Servo, collide
 from hardware.feetech.protocol import (
