@@ -365,6 +365,7 @@ def main() -> None:
                 if library == "sb3" and (same := sb3_run_of_this_benchmark(rows, algo, env_id, seed,
                                                                            cases)):
                     rows.append({**same, "algo": algo})
+                    write(rows, args.save)
                     continue
                 command = [sys.executable, __file__, "--one", library, algo, env_id, str(seed),
                            repr(time.time()), "--eval-episodes", str(args.eval_episodes)]

@@ -108,6 +108,10 @@ def build_host_firmware(spec: Any, out_dir: Path, watchdog_ms: float = 100.0,
     """Build the firmware core and the host port for `spec` with the system's C compiler
     (`make -C firmware host`, or `fuzz`: the frame parser under AddressSanitizer and UBSan as a
     program). Returns the shared library (or the program)."""
+    if not (FIRMWARE_DIR / "Makefile").is_file():
+        raise FileNotFoundError(f"the firmware's C sources are not at {FIRMWARE_DIR}: they come "
+                                "with a clone of sim2real (firmware/), not with a wheel; build "
+                                "from a clone")
     for tool in ("make", "cc"):
         if shutil.which(tool) is None:
             raise FileNotFoundError(f"building the firmware needs `{tool}` on PATH (Debian: apt "

@@ -114,3 +114,13 @@ def swingup_policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The swing-up's best evaluated checkpoint: its last one swings up less often (the
     deterministic policy's success swings between 0.4 and 1.0 over the run's evaluations)."""
     return trained_policy(tmp_path_factory, SWINGUP, SWINGUP_STEPS, best=True)
+
+
+@pytest.fixture(scope="session")
+def furuta_firmware(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reference firmware built for the Furuta pendulum on this computer (cc): the shared
+    library `sim2real emulate furuta --firmware` loads."""
+    from hardware.firmware import build_host_firmware
+    from sim.furuta import FURUTA
+
+    return build_host_firmware(FURUTA, tmp_path_factory.mktemp("firmware"))

@@ -13,7 +13,9 @@ arm's table hand (`TableHand`) puts the block back when the push deploy waits fo
 pendulum tasks are also deployed from rest over our own wire, each to `sim2real emulate furuta
 --pose ... --catch 0.5` in its own process (the hardware-in-the-loop path: the emulated rig's
 hand holds the pendulum until the first voltage and puts it back after a fall), at the same
-time, and must agree with evaluation too.
+time, and must agree with evaluation too. The device behind those wires is the reference firmware
+(its C core, built here: `--firmware`), as on the rig a person builds; tests/hardware/test_hil.py
+drives the Python device the same way.
 """
 
 from __future__ import annotations
@@ -167,6 +169,7 @@ def test_deploy_on_the_simulated_robot_succeeds_as_often_as_evaluation(
     from hardware.backends import SIM_CATCH_SECONDS, SIM_TIDY_SECONDS
 
     policies = {name: request.getfixturevalue(case.policy) for name, case in CASES.items()}
+    firmware = request.getfixturevalue("furuta_firmware")
     # Evaluation first: in this process, it would take CPU from the real-time loops.
     evaluated = {name: evaluate_policy(policy, None, EPISODES, EVAL_SEED)
                  for name, policy in policies.items()}
@@ -175,9 +178,9 @@ def test_deploy_on_the_simulated_robot_succeeds_as_often_as_evaluation(
         # The pendulum from rest over our own wire: the emulated rig's hand holds it at the
         # pose until the first voltage and puts it back there after each fall.
         for name, pose in RIG_POSES.items():
-            rig = rigs.enter_context(Emulator("furuta", "--pose", *pose, "--catch",
-                                              str(RIG_CATCH_SECONDS)))
-            jobs[f"{name} over the emulator"] = (policies[name], f"serial:{rig.port}")
+            rig = rigs.enter_context(Emulator("furuta", "--firmware", str(firmware), "--pose",
+                                              *pose, "--catch", str(RIG_CATCH_SECONDS)))
+            jobs[f"{name} over the firmware"] = (policies[name], f"serial:{rig.port}")
         before = cpu_busy()
         deployed = deploy_all(jobs, tmp_path)
     busy, total = (after - then for after, then in zip(cpu_busy(), before, strict=True))
@@ -209,7 +212,7 @@ def test_deploy_on_the_simulated_robot_succeeds_as_often_as_evaluation(
                             f"{MIN_RATE:.0%} of {report['target_rate_hz']:.0f} Hz")
         # A hand makes each wait end: the pendulum's after `catch` s at 0 V, the table's after
         # SIM_TIDY_SECONDS of holding still (the push's block off its area).
-        catch = (RIG_CATCH_SECONDS if "emulator" in name else
+        catch = (RIG_CATCH_SECONDS if " over the " in name else
                  SIM_TIDY_SECONDS if name == "push" else SIM_CATCH_SECONDS)
         if report["engage_waits"] and report["engage_seconds"] > report["engage_waits"] * (
                 catch + 0.25):
