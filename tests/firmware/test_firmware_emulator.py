@@ -112,7 +112,7 @@ def test_the_arduino_sketch_builds_for_the_mega_2560(tmp_path) -> None:
     done = subprocess.run(["make", f"USER_LIB_PATH={FIRMWARE_DIR}", "OBJDIR=build"], cwd=sketch,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    elf = sketch / "build" / "arduino_furuta.elf"
+    (elf,) = (sketch / "build").glob("*.elf")  # Arduino-Makefile names it after the folder
     sizes = subprocess.run(["avr-size", "-A", str(elf)], capture_output=True, text=True,
                            check=True).stdout
     section = {line.split()[0]: int(line.split()[1]) for line in sizes.splitlines()
