@@ -58,6 +58,7 @@ def largest_step(received: list[np.ndarray]) -> float:
     return float(np.max(np.abs(np.diff(np.asarray(received), axis=0)) / MAX_STEP))
 
 
+@pytest.mark.slow  # two 1.5 s real-time runs over a lossy wire: the fast subset has no room
 @pytest.mark.parametrize("with_window", [True, False], ids=["window", "last sent only"])
 def test_lost_writes_never_make_a_step_above_the_rate_limit(tiny_policy, tmp_path,
                                                             with_window) -> None:

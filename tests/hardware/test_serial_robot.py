@@ -20,8 +20,8 @@ from sim.furuta import FURUTA
 from sim.so_arm import SO_ARM
 
 
-@pytest.mark.parametrize("transport", [PtyTransport, lambda: TcpTransport(0)],
-                         ids=["pty", "tcp"])
+@pytest.mark.parametrize("transport", [PtyTransport, pytest.param(
+    lambda: TcpTransport(0), marks=pytest.mark.slow)], ids=["pty", "tcp"])
 def test_read_and_command_through_the_emulator(transport) -> None:
     wire = transport()
     with Running(DeviceEmulator(SO_ARM, wire)) as device, SerialRobot(wire.name, SO_ARM) as arm:
