@@ -38,11 +38,9 @@ SUITES: dict[str, list[str]] = {"sim2real": list(OUR_ENVS), "gymnasium-mujoco": 
 _registered = False
 
 
-def register_envs() -> None:
-    """Register our ids and gymnasium-robotics' (idempotent)."""
-    global _registered
-    if _registered:
-        return
+def register_our_envs() -> None:
+    """Register our ids (idempotent; cheap: nothing is built until gym.make). `import sim` does
+    it, so `gymnasium.make("sim:sim2real/ArmReach-v0")` works in a fresh interpreter."""
     for env_id, kwargs in OUR_ENVS.items():
         if env_id not in gym.registry:
             # The task says how long an episode lasts; TimeLimit enforces it.
@@ -50,6 +48,14 @@ def register_envs() -> None:
                              kwargs.get("task_config"))
             gym.register(env_id, entry_point="sim.env:RobotTaskEnv", kwargs=kwargs,
                          max_episode_steps=task.max_steps)
+
+
+def register_envs() -> None:
+    """Register our ids and gymnasium-robotics' (idempotent)."""
+    global _registered
+    if _registered:
+        return
+    register_our_envs()
     try:
         # Its import prints a notice about Adroit reward versions to stderr; we use no Adroit env.
         with contextlib.redirect_stderr(io.StringIO()):
