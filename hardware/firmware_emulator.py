@@ -22,9 +22,7 @@ from hardware.firmware import FirmwareBoard
 from hardware.protocol import (
     Description,
     FaultCode,
-    FrameReader,
     MessageType,
-    ProtocolError,
     decode_body,
     parse_fault,
 )
@@ -81,7 +79,6 @@ class FirmwareEmulator(DeviceEmulator):
         """Bytes from the wire up to the next delimiter: whole frames go to the core, so the
         frame-drop fault can drop whole frames."""
         self._drives, self._enabled = 0, False
-        self._sent_reader = FrameReader()
 
     # -- the board -----------------------------------------------------------------------------
     def _micros(self) -> int:
@@ -101,21 +98,14 @@ class FirmwareEmulator(DeviceEmulator):
         while (end := self._incoming.find(0)) >= 0:
             frame = bytes(self._incoming[:end + 1])
             del self._incoming[:end + 1]
-            if len(frame) > 1 and self._whole(frame):
-                self.faults.connect(time.perf_counter())
             if self._wire().drop():
                 self.counters.dropped_in += 1
                 continue
             self._advance()  # the encoders read the physics as it is now
+            received = self.board.counters()["frames_received"]
             self._run_board(frame)
-
-    @staticmethod
-    def _whole(frame: bytes) -> bool:
-        try:
-            decode_body(frame[:-1])
-        except ProtocolError:
-            return False
-        return True
+            if self.board.counters()["frames_received"] > received:
+                self.faults.connect(time.perf_counter())  # the core took a whole frame
 
     def _tick(self) -> None:
         self._run_board()  # the firmware's main loop: its watchdog and e-stop input
@@ -137,14 +127,12 @@ class FirmwareEmulator(DeviceEmulator):
         if drives != self._drives:
             self._drives = drives
             self._pending.append((self._now() + self.command_delay, np.asarray(targets)))
-        sent = self.board.take_sent()
-        if sent:
-            for frame in self._sent_reader.feed(sent):
-                if frame.type == MessageType.FAULT:
-                    name = FaultCode(parse_fault(frame.payload)[0]).name
-                    self.counters.faults_sent[name] = self.counters.faults_sent.get(name, 0) + 1
-            for piece in sent.split(b"\x00")[:-1]:
-                self._transmit(piece + b"\x00")
+        for piece in self.board.take_sent().split(b"\x00")[:-1]:
+            frame = decode_body(piece)  # the core's own frames: whole by construction
+            if frame.type == MessageType.FAULT:
+                name = FaultCode(parse_fault(frame.payload)[0]).name
+                self.counters.faults_sent[name] = self.counters.faults_sent.get(name, 0) + 1
+            self._transmit(piece + b"\x00")
 
     def _count(self) -> None:
         counters = self.board.counters()

@@ -58,6 +58,7 @@ def test_a_silent_host_gets_the_motor_to_zero_volts_within_the_watchdog_period(
 
             port.write(encode_frame(MessageType.HELLO, 0, hello_payload()))
             wait_for(MessageType.DESCRIPTION)
+            frames.clear()  # the power-up FAULT RESET, when it outran the port's opening
             port.write(encode_frame(MessageType.COMMAND, 1,
                                     Command(CommandMode.VOLTAGE, (5.0,)).to_payload()))
             silent_from = time.perf_counter()
@@ -83,6 +84,8 @@ def test_a_silent_host_gets_the_motor_to_zero_volts_within_the_watchdog_period(
     assert code == FaultCode.WATCHDOG and message.startswith("no command for 100 ms")
     assert emulator.counters.watchdog_trips == 1 and emulator.counters.commands == 1
     assert emulator.counters.faults_sent == {"RESET": 1, "WATCHDOG": 1}
+    # The core took the host's HELLO: the clock of scheduled resets and disconnects runs.
+    assert emulator.faults.since_connected(time.perf_counter()) > WATCHDOG_S
 
 
 def test_the_emulator_refuses_firmware_options_it_cannot_honour(furuta_firmware) -> None:
