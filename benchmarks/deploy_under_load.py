@@ -76,7 +76,7 @@ def deploy(policy: Path, wire: str, load: str, seconds: float, trainer: Trainer 
         started = time.perf_counter()
         out = subprocess.run([SIM2REAL, "deploy", str(policy), *wire_args(wire, device.port),
                               *extra, "--seconds", str(seconds),
-                              "--seed", "3", "--json", "--log", str(WORK / f"{wire}.s2rlog")],
+                              "--seed", "3", "--json", "--log", str(WORK / f"{wire}.mcap")],
                              capture_output=True, text=True, cwd=ROOT)
         wall = time.perf_counter() - started
     return row(wire, load, out, wall, trainer)
@@ -87,7 +87,7 @@ def frozen(policy: Path, wire: str, trainer: Trainer | None) -> dict:
     with Emulator(*WIRES[wire]) as device:
         hardware_like(device)
         command = [SIM2REAL, "deploy", str(policy), *wire_args(wire, device.port), "--seconds",
-                   "60", "--json", "--log", str(WORK / f"{wire}-frozen.s2rlog")]
+                   "60", "--json", "--log", str(WORK / f"{wire}-frozen.mcap")]
         started = time.perf_counter()
         run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                cwd=ROOT)

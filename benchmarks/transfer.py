@@ -133,7 +133,7 @@ def adapted(panel: Panel, episodes: int) -> Path:
     """`sim2real adapt` of the default policy's deploy log on the panel's `adapt_on` robot."""
     out = WORK / panel.robot / "adapted"
     if not (out / "run" / "policy.onnx").is_file():
-        log = WORK / panel.robot / "to_adapt.s2rlog"
+        log = WORK / panel.robot / "to_adapt.mcap"
         deploy(panel, panel.policies["default"], panel.adapt_on, episodes, log)
         sim2real("adapt", str(log), "--out", str(out), "--max-delay", str(panel.max_delay),
                  "--quiet", out=WORK / f"{panel.robot}_adapt.txt")

@@ -29,10 +29,10 @@ from deploy.safe_stop import Watchdog, hold_still, release
 from deploy.schedule import Schedule, StageTimes, realtime, sleep_until
 from deploy.stop_signals import StopSignals
 from deploy.supervisor import INTERVENTIONS, SafetyConfig, Supervisor
-from deploy.telemetry import TelemetryWriter
+from deploy.telemetry import Stream, TelemetryWriter
 from hardware.robot import Robot, RobotFault
 from sim.catalog import task_from_contract
-from sim.spec import RobotState
+from sim.spec import RobotState, model_path, urdf_path
 from sim.task import Task
 
 STAGES = ("read", "observe", "infer", "supervise", "write")
@@ -158,6 +158,19 @@ def _task_for(policy: Policy, robot: Robot) -> Task:
     return task
 
 
+STAGE_FIELDS = tuple(f"{stage}_us" for stage in STAGES)
+TELEMETRY_STREAMS = [
+    Stream("/loop", ("time", "state_time", "command_time", "phase", "episode"),
+           "sim2real.LoopCycle"),
+    Stream("/state", ("positions", "velocities"), "sim2real.JointReading"),
+    Stream("/observation", ("observation",), "sim2real.Observation"),
+    Stream("/action", ("action",), "sim2real.Action"),
+    Stream("/command", ("policy_command", "command"), "sim2real.Command"),
+    Stream("/interventions", ("interventions",), "sim2real.Interventions"),
+    Stream("/timings", ("lateness_us", "missed", *STAGE_FIELDS), "sim2real.StageTimes")]
+"""The log's channels: which of a cycle's fields each carries (docs/telemetry.md)."""
+
+
 def _open_telemetry(log: Path, policy: Policy, robot: Robot,
                     safety: SafetyConfig) -> TelemetryWriter:
     spec, contract = robot.spec, policy.contract
@@ -168,14 +181,18 @@ def _open_telemetry(log: Path, policy: Policy, robot: Robot,
               "control_period": spec.control_period, "policy": str(policy.path),
               "contract": json.loads(contract.to_json()), "safety": asdict(safety),
               "interventions": list(INTERVENTIONS), "phases": list(PHASES),
+              "model": str(model_path(spec)), "urdf": str(urdf_path(spec)),
               "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     n, a = spec.num_joints, spec.num_actuators
+    stats = getattr(robot, "stats", None)
     return TelemetryWriter(log, header, [
         ("time", 1), ("state_time", 1), ("command_time", 1), ("lateness_us", 1),
         ("missed", 1), ("phase", 1), ("episode", 1), ("positions", n), ("velocities", n),
         ("observation", contract.observation_size), ("action", contract.action_size),
         ("policy_command", a), ("command", a), ("interventions", 1),
-        *((f"{stage}_us", 1) for stage in STAGES)])
+        *((name, 1) for name in STAGE_FIELDS)], TELEMETRY_STREAMS,
+        joint_state=("positions", "velocities"),
+        link=None if stats is None else stats.summary)
 
 
 class _Loop:

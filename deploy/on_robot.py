@@ -65,7 +65,7 @@ def deploy_on_robot(policy_path: Path, robot_url: str, seconds: float,
 
 def default_log_path(policy_path: Path) -> Path:
     """Where a deploy's telemetry goes unless told: beside the policy, named by the local time."""
-    return policy_path.parent / f"deploy-{time.strftime('%Y%m%d-%H%M%S')}.s2rlog"
+    return policy_path.parent / f"deploy-{time.strftime('%Y%m%d-%H%M%S')}.mcap"
 
 
 def report_line(report: DeployReport) -> str:

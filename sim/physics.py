@@ -10,9 +10,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from sim.spec import DCMotor, PositionServo, RobotSpec, RobotState
-
-ASSETS = Path(__file__).parent / "assets"
+from sim.spec import ASSETS, DCMotor, PositionServo, RobotSpec, RobotState
 
 
 def load_model(path: Path) -> mujoco.MjModel:

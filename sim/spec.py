@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -301,3 +302,18 @@ def _tolerances(spec: RobotSpec) -> dict[str, np.ndarray | float]:
             "position_low": count / 2, "position_high": count / 2,
             "velocity_limit": count / spec.control_period,
             "command_low": command, "command_high": command}
+
+
+ASSETS = Path(__file__).parent / "assets"
+"""The MuJoCo models (MJCF), one per robot: `RobotSpec.mjcf` names the file."""
+
+
+def model_path(spec: RobotSpec) -> Path:
+    """The robot's MJCF file: its one definition, which MuJoCo loads."""
+    return ASSETS / spec.mjcf
+
+
+def urdf_path(spec: RobotSpec) -> Path:
+    """The robot's URDF, generated from its MJCF (sim/urdf.py): what Foxglove's 3D panel and ROS
+    tools draw it from."""
+    return ASSETS / Path(spec.mjcf).with_suffix(".urdf").name

@@ -138,6 +138,19 @@ def cmd_log_show(args: argparse.Namespace) -> None:
     print(json.dumps(summary) if args.json else summary_text(summary))
 
 
+def cmd_log_convert(args: argparse.Namespace) -> None:
+    from deploy.loop import TELEMETRY_STREAMS
+    from deploy.telemetry import read_log, write_as_mcap
+
+    source = Path(args.log)
+    out = _path(args.out) or source.with_suffix(".mcap")
+    if out.resolve() == source.resolve():
+        raise ValueError(f"--out {out} is the log itself: give another file")
+    log = read_log(source)
+    write_as_mcap(log, out, TELEMETRY_STREAMS)
+    print(f"wrote {out}: {log.cycles} cycles and {len(log.events)} events as MCAP")
+
+
 def cmd_robustness(args: argparse.Namespace) -> None:
     from evaluation.robustness import Axis, robustness_map
 
@@ -315,14 +328,14 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--size", type=int, default=240, help="pixels per side of each view")
 
     sysid = verb("sysid", cmd_sysid, "fit physical parameters from a deploy log", json_help="")
-    sysid.add_argument("log", help="a .s2rlog written by `sim2real deploy`")
+    sysid.add_argument("log", help="a .mcap written by `sim2real deploy`")
     sysid.add_argument("--terms", nargs="+", help="terms to fit (default: mass, actuator_kp/R)")
     sysid.add_argument("--max-delay", type=int, default=4, help="largest delay tried, steps")
     sysid.add_argument("--robot", help="refuse a log of another robot")
     sysid.add_argument("--out", help="folder for the config, plot, JSON (default: beside the log)")
     adapt = verb("adapt", cmd_adapt, "fit a deploy log, retrain on ranges centred on the fit, "
                  "export", seed=True, quiet=True)
-    adapt.add_argument("log", help="a .s2rlog written by `sim2real deploy`")
+    adapt.add_argument("log", help="a .mcap written by `sim2real deploy`")
     adapt.add_argument("--out", required=True, help="folder for the fit, config, run and policy")
     adapt.add_argument("--steps", type=int, help="training steps (default: the deployed policy's)")
     adapt.add_argument("--max-delay", type=int, default=8, help="largest delay tried, steps")
@@ -330,10 +343,15 @@ def build_parser() -> argparse.ArgumentParser:
     log_verbs = verbs.add_parser("log", help="read a deploy telemetry log").add_subparsers(
         dest="log_verb", required=True)
     show = log_verbs.add_parser("show", help="print a summary and plot the joints")
-    show.add_argument("log", help="a .s2rlog written by `sim2real deploy`")
+    show.add_argument("log", help="a .mcap written by `sim2real deploy`")
     show.add_argument("--plot", metavar="PNG", help="where to draw the joints (default: LOG.png)")
     show.add_argument("--json", action="store_true", help="print the summary as JSON")
     show.set_defaults(func=cmd_log_show)
+    convert = log_verbs.add_parser("convert", help="rewrite a log of the earlier .s2rlog "
+                                   "format as MCAP, for Foxglove and the mcap tools")
+    convert.add_argument("log", help="a .s2rlog (or .mcap) written by `sim2real deploy`")
+    convert.add_argument("--out", help="the MCAP file to write (default: LOG.mcap)")
+    convert.set_defaults(func=cmd_log_convert)
 
     verb("envs", cmd_envs, "list every env id with its observation and action sizes", json_help="")
 

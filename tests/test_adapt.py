@@ -36,7 +36,7 @@ def test_adr_is_left_out_of_the_next_config() -> None:
 def test_a_log_that_does_not_exist_is_one_line(capsys, tmp_path) -> None:
     from test_cli import one_line_error
 
-    err = one_line_error(capsys, "adapt", str(tmp_path / "none.s2rlog"), "--out",
+    err = one_line_error(capsys, "adapt", str(tmp_path / "none.mcap"), "--out",
                          str(tmp_path / "next"))
     assert "does not exist" in err
 
@@ -62,8 +62,8 @@ def test_adapt_fits_a_deploy_log_and_retrains_on_ranges_centred_on_the_fit(
     with SimRobot(SO_ARM, realtime=False) as robot:
         apply_pinned_physics(robot.sim.model, config, SO_ARM)
         run(OnnxPolicy(tiny_policy), robot, seconds=1e9, max_episodes=6,
-            log=tmp_path / "robot.s2rlog")
-    result = adapt(tmp_path / "robot.s2rlog", tmp_path / "next", steps=1024, progress=False,
+            log=tmp_path / "robot.mcap")
+    result = adapt(tmp_path / "robot.mcap", tmp_path / "next", steps=1024, progress=False,
                    max_delay=2)
     fitted = result["sysid"]["parameters"]
     assert fitted["mass"]["value"] == pytest.approx(1.4, rel=0.1)

@@ -116,7 +116,7 @@ def test_train_export_deploy_through_the_cli(tmp_path) -> None:
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["cycles"] >= 20 and report["target_rate_hz"] == 50.0
     # The telemetry log is on by default, beside the policy.
-    assert report["log"].endswith(".s2rlog") and (run_dir / report["log"]).parent == run_dir
+    assert report["log"].endswith(".mcap") and (run_dir / report["log"]).parent == run_dir
     out = sim2real("log", "show", report["log"])
     assert out.returncode == 0, out.stderr
     assert f"cycles: {report['cycles']}" in out.stdout

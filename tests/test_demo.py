@@ -42,7 +42,7 @@ def test_the_demo_policy_reaches_as_often_through_the_serial_emulator(demo, tmp_
         done = subprocess.run(
             [sys.executable, "-m", "sim2real.cli", "deploy", str(out / "policy.onnx"),
              "--robot", f"serial:{port}", "--episodes", "30", "--seconds", "150", "--seed", "3",
-             "--log", str(tmp_path / "hil.s2rlog"), "--json"],
+             "--log", str(tmp_path / "hil.mcap"), "--json"],
             capture_output=True, text=True, timeout=300)
     finally:
         emulator.terminate()
@@ -66,7 +66,7 @@ def test_sysid_recovers_the_emulated_robots_hidden_physics(demo, tmp_path) -> No
     emulator = subprocess.Popen([sys.executable, "-m", "sim2real.cli", "emulate", "so_arm",
                                  "--pty", "--physics", str(hidden)],
                                 stdout=subprocess.PIPE, text=True)
-    log = tmp_path / "hidden.s2rlog"
+    log = tmp_path / "hidden.mcap"
     try:
         port = emulator.stdout.readline().split(" on ")[1].strip()
         done = subprocess.run(

@@ -135,7 +135,7 @@ def deploy_all(jobs: dict[str, tuple[Path, str]], out: Path) -> dict[str, Deploy
         case = CASES[name.split(" ")[0]]
         command = [sys.executable, "-m", "sim2real.cli", "deploy", str(policy), "--robot", robot,
                    "--seconds", str(deploy_seconds(case.env_id)), "--episodes",
-                   str(EPISODES), "--seed", str(DEPLOY_SEED), "--log", str(out / f"{name}.s2rlog"),
+                   str(EPISODES), "--seed", str(DEPLOY_SEED), "--log", str(out / f"{name}.mcap"),
                    "--json"]
         with (out / f"{name}.out").open("w") as stdout, (out / f"{name}.err").open("w") as stderr:
             running[name] = subprocess.Popen(command, stdout=stdout, stderr=stderr, cwd=ROOT)

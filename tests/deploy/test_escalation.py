@@ -167,7 +167,7 @@ def test_a_nan_policy_on_robot_sim_stops_with_exit_code_3_and_succeeds_nowhere(
     from sim2real.cli import main
 
     nan = bad_policy("nan", tiny_policy, tmp_path / "nan.onnx")
-    log = tmp_path / "nan.s2rlog"
+    log = tmp_path / "nan.mcap"
     with pytest.raises(SystemExit) as exited:
         main(["deploy", str(nan), "--robot", "sim", "--seconds", "10", "--log", str(log), "--json"])
     assert exited.value.code == 3
@@ -185,7 +185,7 @@ def test_a_nan_policy_on_robot_sim_stops_with_exit_code_3_and_succeeds_nowhere(
 
 def test_a_policy_flipping_its_action_each_cycle_is_stopped(monkeypatch, tmp_path) -> None:
     FakeClock(monkeypatch)
-    log = tmp_path / "flip.s2rlog"
+    log = tmp_path / "flip.mcap"
     with SimRobot(SO_ARM, realtime=False) as robot:
         report = run(Flipper(), robot, seconds=10.0, log=log)
     assert report.stopped.startswith("supervisor oscillation: ")
@@ -257,7 +257,7 @@ def test_a_nan_policy_on_the_simulated_arm_never_succeeds(tiny_policy, tmp_path,
     nan = bad_policy("nan", tiny_policy, tmp_path / "nan.onnx")
     safety = tmp_path / "safety.json"
     safety.write_text('{"nan_stop_seconds": 0}')
-    log = tmp_path / "nan.s2rlog"
+    log = tmp_path / "nan.mcap"
     report = deploy_on_robot(nan, "sim", seconds=1e9, max_episodes=6, seed=5, safety=safety,
                              log=log, say=None)
     assert report.episodes == 6 and report.successes == 0 and not report.stopped

@@ -192,9 +192,9 @@ def test_the_deploy_loop_feeds_the_policy_the_commands_it_sent(tmp_path, monkeyp
     _, deployed = policy_with_contract(env, tmp_path / "k3.onnx")
     monkeypatch.setattr(deploy.loop, "sleep_until", lambda deadline: None)  # lockstep, fast
     with SimRobot(SO_ARM, realtime=False) as robot:
-        report = run(deployed, robot, seconds=1e9, max_episodes=2, log=tmp_path / "k3.s2rlog")
+        report = run(deployed, robot, seconds=1e9, max_episodes=2, log=tmp_path / "k3.mcap")
     assert report.episodes == 2
-    fields = read_log(tmp_path / "k3.s2rlog").fields
+    fields = read_log(tmp_path / "k3.mcap").fields
     policy = fields["phase"][:, 0] == 0
     sent, checked = fields["command"][:, :3], 0
     for cycle in np.flatnonzero(policy):

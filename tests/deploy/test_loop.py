@@ -31,7 +31,7 @@ def sleep_lateness(period: float, samples: int = 25) -> np.ndarray:
 def test_loop_holds_its_rate_and_reports(tiny_policy, tmp_path) -> None:
     policy = OnnxPolicy(tiny_policy)
     period = SO_ARM.control_period
-    log = tmp_path / "rate.s2rlog"
+    log = tmp_path / "rate.mcap"
     before = sleep_lateness(period)
     with SimRobot(SO_ARM) as robot:
         report = run(policy, robot, seconds=1.0, log=log)
@@ -65,7 +65,7 @@ def test_episodes_are_counted_with_the_task_episode_length(tiny_policy, monkeypa
     import deploy.loop
 
     monkeypatch.setattr(deploy.loop, "sleep_until", lambda deadline: None)  # lockstep, fast
-    log = tmp_path / "episodes.s2rlog"
+    log = tmp_path / "episodes.mcap"
     with SimRobot(SO_ARM, realtime=False) as robot:
         # An untrained policy rarely reaches: episodes end at 100 cycles (2 s) each.
         report = run(OnnxPolicy(tiny_policy), robot, seconds=1e9, max_episodes=2,
@@ -208,7 +208,7 @@ def test_a_pendulum_deploy_engages_before_each_episode(monkeypatch, tmp_path) ->
     # Fallen at the loop's start and for three cycles; held up, the episode runs until it falls
     # (two cycles fallen: the episode's end and a wait); held up for one more episode.
     rig = PendulumRig([fallen] * 4 + [up] * 3 + [fallen] * 2 + [up] + [fallen])
-    said, log = [], tmp_path / "engage.s2rlog"
+    said, log = [], tmp_path / "engage.mcap"
     report = run(HalfVoltPolicy(), rig, seconds=1e9, max_episodes=2, log=log, say=said.append)
     assert (report.episodes, report.engage_waits) == (2, 2) and report.engage_seconds > 0
     # 0 V while waiting; the policy's 3 V from the cycle the pendulum is held up.

@@ -34,6 +34,8 @@ REPORT_TIMES = {"seconds", "loop_rate_hz", "compute_p50_us", "compute_p99_us", "
 FIELD_TIMES = {"time", "lateness_us", "read_us", "observe_us", "infer_us", "supervise_us",
                "write_us"}
 INTEGER_FIELDS = ("missed", "phase", "episode", "interventions")
+# The header's time, paths and file format (the reference predates the MCAP log): not the loop's.
+HEADER_OF_THE_FILE = {"started", "policy", "contract", "format", "model", "urdf"}
 SAMPLE_EVERY = 40  # float fields: column sums over all cycles, full rows of every 40th cycle
 
 
@@ -104,7 +106,7 @@ def _nan_to_none(values: np.ndarray) -> list:
 def record(report: deploy.loop.DeployReport, log: Path, robot: StoppingSimRobot) -> dict:
     """What a run did, without its times."""
     logged = read_log(log)
-    header = {k: v for k, v in logged.header.items() if k not in ("started", "policy", "contract")}
+    header = {k: v for k, v in logged.header.items() if k not in HEADER_OF_THE_FILE}
     fields = {name: column for name, column in logged.fields.items() if name not in FIELD_TIMES}
     floats = {name: column for name, column in fields.items() if name not in INTEGER_FIELDS}
     return {
@@ -129,13 +131,13 @@ def reference_runs(policy: OnnxPolicy, tmp_path: Path) -> dict:
     runs = {}
     with StoppingSimRobot() as robot:
         report = run(policy, robot, seconds=1e9, max_episodes=3, seed=3,
-                     log=tmp_path / "episodes.s2rlog")
-        runs["episodes"] = record(report, tmp_path / "episodes.s2rlog", robot)
+                     log=tmp_path / "episodes.mcap")
+        runs["episodes"] = record(report, tmp_path / "episodes.mcap", robot)
     stops = StopSignals()
     with StoppingSimRobot(stops, stop_at=130) as robot:
         report = run(policy, robot, seconds=1e9, max_episodes=5, seed=4, stops=stops,
-                     safety=SafetyConfig(stop_hold_seconds=0.11), log=tmp_path / "stop.s2rlog")
-        runs["stop"] = record(report, tmp_path / "stop.s2rlog", robot)
+                     safety=SafetyConfig(stop_hold_seconds=0.11), log=tmp_path / "stop.mcap")
+        runs["stop"] = record(report, tmp_path / "stop.mcap", robot)
     return runs
 
 

@@ -43,7 +43,7 @@ print(report.cycles, arm.writes)
 def test_deploy_runs_without_torch_mujoco_or_gymnasium(tiny_policy, tmp_path,
                                                        robot_computer) -> None:
     out = subprocess.run([sys.executable, "-c", robot_computer + CODE, str(tiny_policy),
-                          str(tmp_path / "run.s2rlog")], capture_output=True, text=True,
+                          str(tmp_path / "run.mcap")], capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0, out.stderr
     cycles, writes = map(int, out.stdout.split())

@@ -60,7 +60,7 @@ class FakeArm(Robot):
 def test_watchdog_stops_within_its_period_when_the_robot_stops_answering(
         tiny_policy, tmp_path, failure) -> None:
     arm = FakeArm(answer_for=0.4, failure=failure)
-    log = tmp_path / "watchdog.s2rlog"
+    log = tmp_path / "watchdog.mcap"
     safety = SafetyConfig(watchdog_seconds=0.1)
     report = run(OnnxPolicy(tiny_policy), arm, seconds=5.0, safety=safety, log=log)
     assert report.stopped.startswith("watchdog"), report.stopped

@@ -66,7 +66,7 @@ def test_no_command_leaves_the_limits_and_every_intervention_is_counted(
     # No escalation: the whole episode's garbage goes through the checks (the stops have their
     # own tests below).
     safety = SafetyConfig(soft_start_seconds=1e-3, nan_stop_seconds=0, oscillation_seconds=0)
-    log = tmp_path / "garbage.s2rlog"
+    log = tmp_path / "garbage.mcap"
     sent: list[np.ndarray] = []
     with SimRobot(SO_ARM, realtime=False) as robot:
         write = robot._write_command

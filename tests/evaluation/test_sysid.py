@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from telemetry_formats import legacy_copy
 
 import deploy.loop
 from deploy.loop import run
@@ -58,8 +59,20 @@ def hidden_physics_log(tiny_policy: Path, path: Path, mass: float, kp: float,
 
 
 @pytest.mark.slow
+def test_the_fit_is_the_same_from_mcap_and_the_earlier_format(tiny_policy, tmp_path,
+                                                              monkeypatch) -> None:
+    log = hidden_physics_log(tiny_policy, tmp_path / "hidden.mcap", 1.3, 0.8, monkeypatch)
+    legacy_copy(log, tmp_path / "hidden.s2rlog")
+    earlier = read_log(tmp_path / "hidden.s2rlog")
+    assert earlier.cycles == log.cycles and earlier.events == log.events
+    now, before = fit_log(log, max_delay=1), fit_log(earlier, max_delay=1)
+    assert now.values == before.values and now.delay_steps == before.delay_steps
+    assert now.rms_error == before.rms_error
+
+
+@pytest.mark.slow
 def test_hidden_mass_and_servo_gain_are_recovered(tiny_policy, tmp_path, monkeypatch) -> None:
-    log = hidden_physics_log(tiny_policy, tmp_path / "hidden.s2rlog", 1.5, 0.7, monkeypatch)
+    log = hidden_physics_log(tiny_policy, tmp_path / "hidden.mcap", 1.5, 0.7, monkeypatch)
     fit = fit_log(log, max_delay=2)
     assert fit.delay_steps == 0
     assert fit.values["mass"] == pytest.approx(1.5, rel=0.1)
@@ -75,7 +88,7 @@ def test_hidden_mass_and_servo_gain_are_recovered(tiny_policy, tmp_path, monkeyp
 
 
 def test_a_log_too_short_to_fit_is_refused(tiny_policy, tmp_path, monkeypatch) -> None:
-    log = hidden_physics_log(tiny_policy, tmp_path / "arm.s2rlog", 1.0, 1.0, monkeypatch)
+    log = hidden_physics_log(tiny_policy, tmp_path / "arm.mcap", 1.0, 1.0, monkeypatch)
     short = dataclasses.replace(log, fields={k: v[:60] for k, v in log.fields.items()})
     with pytest.raises(ValueError, match=r"fitting needs at least 100 \(2 s at this robot's "
                                          r"rate\)"):
@@ -83,12 +96,12 @@ def test_a_log_too_short_to_fit_is_refused(tiny_policy, tmp_path, monkeypatch) -
 
 
 def test_a_log_of_another_robot_is_refused(tiny_policy, tmp_path, monkeypatch) -> None:
-    log = hidden_physics_log(tiny_policy, tmp_path / "arm.s2rlog", 1.0, 1.0, monkeypatch)
+    log = hidden_physics_log(tiny_policy, tmp_path / "arm.mcap", 1.0, 1.0, monkeypatch)
     renamed = dataclasses.replace(log, header={**log.header, "joint_names": ["a", "b"]})
     with pytest.raises(ValueError, match="a log of another robot or version"):
         Replay(renamed, ("mass",))
     with pytest.raises(ValueError, match="is a log of 'so_arm', not of 'furuta'"):
-        identify(tmp_path / "arm.s2rlog", tmp_path / "fit", robot="furuta")
+        identify(tmp_path / "arm.mcap", tmp_path / "fit", robot="furuta")
     assert not (tmp_path / "fit").exists()  # refused before fitting or writing anything
 
 
@@ -147,9 +160,9 @@ def test_a_pendulums_mass_and_motor_are_recovered_from_a_log_with_hand_held_phas
     config = RandomizationConfig.from_dict({k: {"low": v, "high": v} for k, v in hidden.items()})
     with SimRobot(FURUTA, realtime=False, hand=hand) as robot:
         apply_pinned_physics(robot.sim.model, config, FURUTA)
-        report_ = run(policy, robot, seconds=1e9, max_episodes=3, log=tmp_path / "rig.s2rlog")
+        report_ = run(policy, robot, seconds=1e9, max_episodes=3, log=tmp_path / "rig.mcap")
     assert report_.engage_waits >= 2  # hand-held phases are in the log
-    fit = fit_log(read_log(tmp_path / "rig.s2rlog"), max_delay=1)
+    fit = fit_log(read_log(tmp_path / "rig.mcap"), max_delay=1)
     assert fit.values["mass"] == pytest.approx(1.3, rel=0.05)
     assert fit.values["motor_resistance"] == pytest.approx(1.6, rel=0.05)
     assert fit.rms_error < 0.5 * fit.nominal_rms_error

@@ -108,7 +108,7 @@ def test_an_overload_mid_run_is_a_named_fault_and_a_safe_stop(servo_bus, tiny_po
                                                               tmp_path) -> None:
     bus = servo_bus()
     calibration = written(bus, nominal_calibration())
-    log = tmp_path / "overload.s2rlog"
+    log = tmp_path / "overload.mcap"
     tripped: list[float] = []
 
     def overload() -> None:
@@ -182,7 +182,7 @@ def test_a_brown_out_mid_deploy_stops_the_run_naming_it(servo_bus, tiny_policy, 
     it, with a stop reason naming the power-up (the CLI exits 3 on it) and a complete log."""
     bus = servo_bus(faults=WireFaults(reset_at=(0.5,)))
     calibration = written(bus, nominal_calibration())
-    log = tmp_path / "brown_out.s2rlog"
+    log = tmp_path / "brown_out.mcap"
     browned_out = _when_browned_out(bus)
     with FeetechRobot(bus.port, SO_ARM, calibration) as arm:
         report = run(OnnxPolicy(tiny_policy), arm, seconds=4.0, log=log)
@@ -347,7 +347,7 @@ def _calibrate_and_deploy(venv: Path, policy: Path, tmp_path: Path, *deploy_args
         assert out.returncode == 0, out.stderr
         out = subprocess.run(
             [sim2real, "deploy", str(policy), "--robot", f"feetech:{device.port}",
-             "--calibration", str(calibration), "--json", "--log", str(tmp_path / "run.s2rlog"),
+             "--calibration", str(calibration), "--json", "--log", str(tmp_path / "run.mcap"),
              *deploy_args], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1]), device

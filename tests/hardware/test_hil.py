@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from emulators import Emulator
+from mcap.reader import make_reader
 
 from deploy.contract import Contract
 from deploy.loop import run
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_the_loop_keeps_running_through_corruption_and_drops(tiny_policy, tmp_path) -> None:
-    log = tmp_path / "faults.s2rlog"
+    log = tmp_path / "faults.mcap"
     # Faults from 0.5 s after the emulator started serving: after the handshake. About 40% of
     # the COMMAND frames are lost on this line (10% dropped, a third of the rest garbled), so
     # both watchdogs get 15 periods, not 5: the chance of that many losses in a row is 1e-6.
@@ -60,6 +61,15 @@ def test_the_loop_keeps_running_through_corruption_and_drops(tiny_policy, tmp_pa
         report.interventions
     failures = [e for e in logged.events if e["event"] == "read_failure"]
     assert len(failures) == report.read_failures
+    # The link's counters in the log: about once a second, never going back, the last as the
+    # report's (a tool opening the file sees the line degrade as it happened).
+    with log.open("rb") as file:
+        link_log = [json.loads(message.data) for _, _, message
+                    in make_reader(file).iter_messages(topics=["/link"])]
+    assert len(link_log) >= 3
+    for key in ("crc_errors", "timeouts", "dropped_frames"):
+        counts = [counters[key] for counters in link_log]
+        assert counts == sorted(counts) and 0 < counts[-1] <= link[key], (key, counts)
 
 
 @pytest.mark.parametrize("faults", [
@@ -115,7 +125,7 @@ def _rates_from(tmp_path: Path, seconds: float) -> Path:
 
 
 def test_a_disconnect_reaches_safe_stop_within_the_watchdog_period(tiny_policy, tmp_path) -> None:
-    log = tmp_path / "disconnect.s2rlog"
+    log = tmp_path / "disconnect.mcap"
     with Emulator("so_arm", "--disconnect-at", "3.0") as device:
         out = subprocess.run(
             [sys.executable, "-m", "sim2real.cli", "deploy", str(tiny_policy), "--robot",
@@ -199,7 +209,7 @@ def test_a_serial_deploy_needs_neither_mujoco_torch_nor_yaml(tiny_policy, tmp_pa
         out = subprocess.run(
             [sys.executable, "-c", robot_computer + CLI, "deploy", str(tiny_policy), "--robot",
              f"serial:{device.port}", "--seconds", "1", "--safety", str(safety), "--json",
-             "--log", str(tmp_path / "run.s2rlog")], capture_output=True, text=True, timeout=60)
+             "--log", str(tmp_path / "run.mcap")], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["cycles"] >= 40 and device.counters["commands"] >= 40
@@ -227,7 +237,7 @@ def test_the_robot_computers_install_deploys_over_the_serial_wire(tiny_policy, t
         out = subprocess.run(
             [robot_computer_venv / "bin" / "sim2real", "deploy", str(tiny_policy), "--robot",
              f"serial:{device.port}", "--seconds", "2", "--safety", str(safety), "--json",
-             "--log", str(tmp_path / "run.s2rlog")], capture_output=True, text=True, timeout=120)
+             "--log", str(tmp_path / "run.mcap")], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["cycles"] >= 90 and device.counters["commands"] >= 90
