@@ -1,15 +1,19 @@
 """Many copies of one of our (robot, task) envs in one process, as a Gymnasium vector env.
 
-Physics steps each copy in turn (MuJoCo is fast; a loop over copies costs little), while the
-task functions (forward kinematics, observation, reward), the command history and a command
-delay run once on the whole batch: that is where a single env spends most of its Python time.
+Physics steps the copies on every core the process may use (`mj_step` releases the GIL: each
+thread steps its own slice of the copies, so each copy sees exactly the calls it would in one
+thread), while the task functions (forward kinematics, observation, reward), the command history
+and a command delay run once on the whole batch, in numpy: that is where a single env spends
+most of its Python time.
 Finished copies reset in the same step (`AutoresetMode.SAME_STEP`); their last observation is in
 info["final_obs"].
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -33,6 +37,9 @@ RandomizerFactory = Callable[..., Any]
 class BatchRobotEnv(gym.vector.VectorEnv):
     """`make_randomizer`, when given, builds the object that randomizes each copy at reset and
     step (randomization.envs.make_vector_env passes one for a config with terms).
+    `physics_threads`: how many threads step the copies' physics (default: the cores this
+    process may use); the results are the same for any number. Randomization that acts inside
+    the physics step (pushes, sub-step latency, a jittered period) steps in one thread.
 
     Example:
         >>> envs = BatchRobotEnv(16, robot="so_arm", task="reach")
@@ -44,9 +51,14 @@ class BatchRobotEnv(gym.vector.VectorEnv):
 
     def __init__(self, num_envs: int, robot: str = "so_arm", task: str = "reach",
                  task_config: dict | None = None,
-                 make_randomizer: RandomizerFactory | None = None) -> None:
+                 make_randomizer: RandomizerFactory | None = None,
+                 physics_threads: int | None = None) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        if physics_threads is not None and (not isinstance(physics_threads, int)
+                                            or physics_threads < 1):
+            raise ValueError(f"physics_threads must be a whole number >= 1, got "
+                             f"{physics_threads!r}; leave it unset for one per core")
         self.num_envs = num_envs
         self.robot = robot_by_name(robot)
         self.task = make_task(task, self.robot, task_config)
@@ -87,13 +99,28 @@ class BatchRobotEnv(gym.vector.VectorEnv):
         self._every_copy = np.ones(num_envs, dtype=bool)
         self._every_copy.flags.writeable = False
         self._readings = self.states()
+        self.physics_threads = min(num_envs, physics_threads or len(os.sched_getaffinity(0)))
+        self._start_physics_threads()
+
+    def _start_physics_threads(self) -> None:
+        """Contiguous slices of the copies, one a thread; the calling thread steps the first."""
+        self._slices = [copies.tolist() for copies in
+                        np.array_split(np.arange(self.num_envs), self.physics_threads)]
+        self._pool = (ThreadPoolExecutor(self.physics_threads - 1, "physics")
+                      if self.physics_threads > 1 else None)
 
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "_views"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_views", "_slices", "_pool")}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._views = [sim.views for sim in self.sims] if self.sims[0].views is not None else None
+        self._start_physics_threads()
+
+    def close_extras(self, **kwargs: Any) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
     def _reset_one(self, i: int) -> None:
         rng, sim = self._rngs[i], self.sims[i]
@@ -178,6 +205,29 @@ class BatchRobotEnv(gym.vector.VectorEnv):
             self._refresh_actuators(i)
         return {**sample, **redrawn}
 
+    def _step_physics(self, goals: np.ndarray, gains: np.ndarray | None, changed: np.ndarray,
+                      substeps: int) -> None:
+        """Every copy its goal (and new servo gains), then `substeps` physics steps; each slice of
+        the copies a thread, the calling thread the first: one copy's Python work runs while
+        another thread's `mj_step` (which releases the GIL) does."""
+        def work(copies: np.ndarray) -> None:
+            for i in copies:
+                sim = self.sims[i]
+                if self._views is None:
+                    sim.data.ctrl[sim.ctrl_at] = goals[i]
+                else:
+                    self._views[i][0][:] = goals[i]
+                if gains is not None and changed[i]:
+                    sim.write_gains(gains[i])
+                step(sim.model, sim.data, nstep=substeps)
+
+        step = mujoco.mj_step
+        others = ([self._pool.submit(work, copies) for copies in self._slices[1:]]
+                  if self._pool is not None else [])
+        work(self._slices[0])
+        for other in others:
+            other.result()
+
     def step(self, actions: np.ndarray):
         actions = np.asarray(actions, dtype=np.float64)
         if actions.shape != self.action_space.shape:
@@ -211,16 +261,7 @@ class BatchRobotEnv(gym.vector.VectorEnv):
                 events[i] = self._step_randomized(i, goals[i], gains[i] if changed[i] else None,
                                                   delays[i], totals[i]) or None
         else:
-            step = mujoco.mj_step
-            for i, (sim, goal, change) in enumerate(zip(self.sims, goals, changed.tolist(),
-                                                        strict=True)):
-                if self._views is None:
-                    sim.data.ctrl[sim.ctrl_at] = goal
-                else:
-                    self._views[i][0][:] = goal
-                if change:
-                    sim.write_gains(gains[i])
-                step(sim.model, sim.data, nstep=substeps)
+            self._step_physics(goals, gains if changed.any() else None, changed, substeps)
         self.steps += 1
         self.env_steps += self.num_envs
         self._readings = self.states()
@@ -260,3 +301,4 @@ class BatchRobotEnv(gym.vector.VectorEnv):
             infos["_randomization"] = events != None  # noqa: E711 (elementwise on objects)
         return (observation, np.asarray(result.reward, dtype=np.float64), terminated, truncated,
                 infos)
+

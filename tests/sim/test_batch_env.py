@@ -73,3 +73,36 @@ def test_randomized_batch_draws_per_copy_and_repeats_per_seed() -> None:
 def test_batch_mode_only_for_our_envs() -> None:
     with pytest.raises(ValueError, match="our envs only"):
         make_vector_env("InvertedPendulum-v5", 2, mode="batch")
+
+
+@pytest.mark.parametrize("env_id", list(OUR_ENVS))
+def test_physics_on_several_threads_gives_the_same_numbers_copy_by_copy(env_id: str) -> None:
+    """Each thread steps its own slice of the copies with the calls one thread makes: the same
+    observations, rewards and ends, bit for bit, through resets."""
+    entry = OUR_ENVS[env_id]
+    one = BatchRobotEnv(5, physics_threads=1, **entry)
+    three = BatchRobotEnv(5, physics_threads=3, **entry)
+    assert (one.physics_threads, three.physics_threads) == (1, 3)
+    runs = []
+    for envs in (one, three):
+        rng = np.random.default_rng(1)
+        steps = [envs.reset(seed=4)[0]]
+        for _ in range(120):
+            actions = rng.uniform(-1, 1, envs.action_space.shape).astype(np.float32)
+            obs, reward, terminated, truncated, _ = envs.step(actions)
+            steps += [obs, reward, terminated, truncated]
+        envs.close()
+        runs.append(steps)
+    for a, b in zip(*runs, strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_physics_threads_default_to_the_cores_and_refuse_nonsense() -> None:
+    import os
+
+    envs = BatchRobotEnv(64, robot="so_arm", task="reach")
+    assert envs.physics_threads == len(os.sched_getaffinity(0))
+    envs.close()
+    assert BatchRobotEnv(1, robot="so_arm", task="reach").physics_threads == 1
+    with pytest.raises(ValueError, match="physics_threads must be a whole number >= 1, got 0"):
+        BatchRobotEnv(4, robot="so_arm", task="reach", physics_threads=0)
