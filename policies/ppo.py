@@ -42,9 +42,12 @@ class PPOConfig:
     """Envs stepped together in one process."""
     rollout_steps: int = 64
     """Steps per env between updates; a rollout holds num_envs * rollout_steps transitions."""
-    epochs: int = 5
+    epochs: int = 10
     """Passes over each rollout."""
-    minibatch_size: int = 256
+    minibatch_size: int = 128
+    """With 10 epochs: 80 updates a rollout of 16 x 64 steps. Fewer (5 epochs of 256, the
+    defaults before) left InvertedPendulum-v5 unsolved at 50k steps (evaluated 84-383, where
+    SB3's defaults reach 1000); these solve it on 5 of 5 seeds in 9.6 s."""
     learning_rate: float = 3e-4
     anneal_lr: bool = True
     """Decay the learning rate linearly to zero over training."""
