@@ -256,6 +256,10 @@ class FirmwareBoard:
         counters = self._lib.host_counters().contents
         return {name: getattr(counters, name) for name, _ in CountersStruct._fields_}
 
+    def frames_received(self) -> int:
+        """The core's count of whole frames taken (one field of `counters`, read per frame)."""
+        return self._lib.host_counters().contents.frames_received
+
     def encode_frame(self, message_type: int, seq: int, payload: bytes = b"") -> bytes:
         """The C core's framing of a message (delimiter included)."""
         out = ctypes.create_string_buffer(len(payload) + len(payload) // 254 + 16)

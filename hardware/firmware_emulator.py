@@ -102,9 +102,9 @@ class FirmwareEmulator(DeviceEmulator):
                 self.counters.dropped_in += 1
                 continue
             self._advance()  # the encoders read the physics as it is now
-            received = self.board.counters()["frames_received"]
+            received = self.board.frames_received()
             self._run_board(frame)
-            if self.board.counters()["frames_received"] > received:
+            if self.board.frames_received() > received:
                 self.faults.connect(time.perf_counter())  # the core took a whole frame
 
     def _tick(self) -> None:

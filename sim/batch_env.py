@@ -205,28 +205,30 @@ class BatchRobotEnv(gym.vector.VectorEnv):
             self._refresh_actuators(i)
         return {**sample, **redrawn}
 
-    def _step_physics(self, goals: np.ndarray, gains: np.ndarray | None, changed: np.ndarray,
+    def _step_physics(self, goals: np.ndarray, gains: np.ndarray | None, changed: list[bool],
                       substeps: int) -> None:
-        """Every copy its goal (and new servo gains), then `substeps` physics steps; each slice of
-        the copies a thread, the calling thread the first: one copy's Python work runs while
-        another thread's `mj_step` (which releases the GIL) does."""
-        def work(copies: np.ndarray) -> None:
-            for i in copies:
-                sim = self.sims[i]
-                if self._views is None:
-                    sim.data.ctrl[sim.ctrl_at] = goals[i]
-                else:
-                    self._views[i][0][:] = goals[i]
-                if gains is not None and changed[i]:
-                    sim.write_gains(gains[i])
-                step(sim.model, sim.data, nstep=substeps)
-
-        step = mujoco.mj_step
-        others = ([self._pool.submit(work, copies) for copies in self._slices[1:]]
-                  if self._pool is not None else [])
-        work(self._slices[0])
+        """Every copy its goal (and its new servo gains where `changed`), then `substeps` physics
+        steps; each slice of the copies a thread, the calling thread the first."""
+        others = ([self._pool.submit(self._step_slice, copies, goals, gains, changed, substeps)
+                   for copies in self._slices[1:]] if self._pool is not None else [])
+        self._step_slice(self._slices[0], goals, gains, changed, substeps)
         for other in others:
             other.result()
+
+    def _step_slice(self, copies: list[int], goals: np.ndarray, gains: np.ndarray | None,
+                    changed: list[bool], substeps: int) -> None:
+        """One thread's copies: a copy's Python work here runs while another thread's `mj_step`
+        (which releases the GIL) does."""
+        step = mujoco.mj_step
+        for i in copies:
+            sim = self.sims[i]
+            if self._views is None:
+                sim.data.ctrl[sim.ctrl_at] = goals[i]
+            else:
+                self._views[i][0][:] = goals[i]
+            if changed[i]:
+                sim.write_gains(gains[i])
+            step(sim.model, sim.data, nstep=substeps)
 
     def step(self, actions: np.ndarray):
         actions = np.asarray(actions, dtype=np.float64)
@@ -245,7 +247,7 @@ class BatchRobotEnv(gym.vector.VectorEnv):
         if self.command_line is not None:
             commands = self.command_line.send(commands)
         goals = first.actuator_command(commands)
-        changed = np.zeros(self.num_envs, dtype=bool)
+        changed, gains = np.zeros(self.num_envs, dtype=bool), None
         if first.is_servo:
             gains = first.servo_gains(goals, states.positions[:, self.robot.actuated_joint_index],
                                       self._configured_gains, self._deadbands)
@@ -261,7 +263,7 @@ class BatchRobotEnv(gym.vector.VectorEnv):
                 events[i] = self._step_randomized(i, goals[i], gains[i] if changed[i] else None,
                                                   delays[i], totals[i]) or None
         else:
-            self._step_physics(goals, gains if changed.any() else None, changed, substeps)
+            self._step_physics(goals, gains, changed.tolist(), substeps)
         self.steps += 1
         self.env_steps += self.num_envs
         self._readings = self.states()

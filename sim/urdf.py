@@ -19,12 +19,12 @@ import mujoco
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from sim.spec import ASSETS, RobotSpec, urdf_path
+from sim.spec import RobotSpec, model_path, urdf_path
 
 
 def urdf_of(spec: RobotSpec) -> str:
     """The URDF of `spec`'s MuJoCo model, as text."""
-    model = mujoco.MjModel.from_xml_path(str(ASSETS / spec.mjcf))
+    model = mujoco.MjModel.from_xml_path(str(model_path(spec)))
     joint_bodies = [model.jnt_bodyid[model.joint(name).id] for name in spec.joint_names]
     root = _root_of(model, joint_bodies[0])
     bodies = [b for b in range(1, model.nbody) if _root_of(model, b) == root]
