@@ -25,13 +25,16 @@ def saved_results(name: str) -> Any | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def publish(name: str, data: Any, markdown: str, save: bool) -> None:
-    """Print `markdown`; with `save`, write `data` and it as benchmarks/results/NAME.{json,md}."""
-    print(markdown)
+def publish(name: str, data: Any, markdown: str, save: bool, echo: bool = True) -> None:
+    """Print `markdown` (unless not `echo`: a long benchmark saving what it has measured so
+    far); with `save`, write `data` and it as benchmarks/results/NAME.{json,md}."""
+    if echo:
+        print(markdown)
     if save:
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
         (RESULTS / f"{name}.md").write_text(markdown.rstrip("\n") + "\n")
-        print(f"wrote {RESULTS / name}.json and .md")
-    else:
+        if echo:
+            print(f"wrote {RESULTS / name}.json and .md")
+    elif echo:
         print(f"(not saved: --save writes benchmarks/results/{name}.json and .md)")

@@ -1,13 +1,23 @@
-"""Ours vs Stable-Baselines3, side by side in one run: the same env, the same hyperparameters,
-the same step budget, 3 seeds each. Every training runs in a fresh process, so the wall time is
-from process start (imports, compilation) to the trained model; the final return is the mean
-of 10 deterministic episodes (`--eval-episodes`) from the same env seeds for both. Whether the
-two libraries' returns differ by more than seed noise is a permutation test over the seeds.
+"""Ours vs Stable-Baselines3 and SBX, side by side in one run, 3 seeds each, every training in
+a fresh process, so wall time is from process start (imports, compilation) to the trained model.
 
-Usage: python benchmarks/rl_vs_sb3.py [--algos ppo sac "sac bf16" ...] [--envs InvertedPendulum-v5 ...]
-       [--seeds 3] [--eval-episodes 10]
-Needs the benchmark extra: pip install -c constraints.txt -e ".[bench]".
-Writes benchmarks/results/rl_vs_sb3.{json,md}.
+Two protocols:
+- `defaults` (the main one): what a user gets. Each library with its own defaults (ours: its
+  defaults and its tuned entry for the env), SB3 2.9.2 and SBX 0.28 (SB3's algorithms in JAX)
+  as `ALGO("MlpPolicy", env)`; the figures of merit are the time to a solved task (the first
+  evaluation at the case's threshold, evaluations excluded, benchmarks/library_defaults.py) and
+  the wall time and final return at a fixed budget.
+- `equal`: ours and SB3 with the same hyperparameters and budget (CASES below), which isolates
+  the speed of the implementations from the choice of defaults.
+
+The final return is the mean of 10 deterministic episodes (`--eval-episodes`) from the same
+env seeds for every library. Whether two libraries' returns differ by more than seed noise is a
+permutation test over the seeds.
+
+Usage: python benchmarks/rl_vs_sb3.py [--protocol defaults|equal] [--algos ppo sac ...]
+       [--envs InvertedPendulum-v5 ...] [--seeds 3] [--eval-episodes 10] [--save]
+Needs the benchmark extra: pip install -c constraints.txt -e ".[bench]" (SB3 and SBX with jax).
+Writes benchmarks/results/rl_vs_sb3.{json,md} with --save.
 """
 
 from __future__ import annotations
@@ -22,9 +32,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))  # also when a test loads this file
+from library_defaults import (
+    DEFAULT_CASES,
+    LIBRARIES,
+    SolvedClock,
+    evaluate,
+    train_ours,
+    train_stable_baselines,
+)
 from published import add_save_flag, publish, saved_results
 
 EVAL_EPISODES = 10
@@ -100,28 +119,6 @@ THREADS = 2
 def library_algo(case_algo: str) -> str:
     """The algorithm a case runs: "sac bf16" is SAC with settings of its own."""
     return case_algo.split()[0]
-
-
-def evaluate(act, env_id: str, episodes: int) -> tuple[float, float, float | None]:
-    import numpy as np
-
-    from randomization.envs import make_env
-
-    env = make_env(env_id)
-    returns, successes = [], []
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=10_000 + episode)
-        total, info = 0.0, {}
-        while True:
-            obs, reward, terminated, truncated, info = env.step(act(np.asarray(obs)))
-            total += float(reward)
-            if terminated or truncated:
-                break
-        returns.append(total)
-        if "is_success" in info:
-            successes.append(float(info["is_success"]))
-    return (float(np.mean(returns)), float(np.std(returns)),
-            float(np.mean(successes)) if successes else None)
 
 
 def run_ours(algo: str, env_id: str, seed: int, settings: dict, out: Path) -> tuple:
@@ -319,7 +316,8 @@ def run_sb3_dqn(env_id: str, seed: int, settings: dict, out: Path) -> tuple:
 
 def one(library: str, algo: str, env_id: str, seed: int, started: float,
         eval_episodes: int = EVAL_EPISODES) -> None:
-    """A single training in this (fresh) process; prints one JSON line."""
+    """A single training of the equal-settings protocol in this (fresh) process; prints one
+    JSON line."""
     settings = CASES[(algo, env_id)]
     with tempfile.TemporaryDirectory() as tmp:
         # SB3's logger makes a directory (in /tmp, a new one a run) even when it writes nothing.
@@ -328,17 +326,43 @@ def one(library: str, algo: str, env_id: str, seed: int, started: float,
         trained, act, update_ms = runner(library_algo(algo), env_id, seed, settings, Path(tmp))
         mean, std, success = evaluate(act, env_id, eval_episodes)
     seconds = trained - started
-    print(json.dumps({"library": library, "algo": algo, "env": env_id, "seed": seed,
-                      "steps": settings["steps"], "seconds": seconds,
+    print(json.dumps({"protocol": "equal", "library": library, "algo": algo, "env": env_id,
+                      "seed": seed, "steps": settings["steps"], "seconds": seconds,
                       "steps_per_s": settings["steps"] / seconds, "return": mean,
                       "return_std": std, "success": success, "update_ms": update_ms,
                       "eval_episodes": eval_episodes}))
 
 
+def one_with_defaults(library: str, algo: str, env_id: str, seed: int, started: float,
+                      eval_episodes: int = EVAL_EPISODES) -> None:
+    """A single training of the defaults protocol in this (fresh) process; prints one JSON
+    line: the wall time and final return at the budget, and when it was first solved."""
+    case = DEFAULT_CASES[(algo, env_id)]
+    clock = SolvedClock(case, env_id, started, eval_episodes)
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["SB3_LOGDIR"] = tmp
+        if library == "ours":
+            act = train_ours(algo, env_id, seed, case, clock, Path(tmp))
+        else:
+            act = train_stable_baselines(library, algo, env_id, seed, case, clock)
+        seconds = time.time() - started - clock.evaluation_seconds
+        mean, std, success = evaluate(act, env_id, eval_episodes)
+    print(json.dumps({"protocol": "defaults", "library": library, "algo": algo, "env": env_id,
+                      "seed": seed, "steps": case.steps, "seconds": seconds, "return": mean,
+                      "return_std": std, "success": success, "threshold": case.threshold,
+                      "solved": clock.solved, "evaluations": clock.evaluations,
+                      "eval_episodes": eval_episodes}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--algos", nargs="+", default=sorted({a for a, _ in CASES}))
+    parser.add_argument("--protocol", choices=("defaults", "equal"), default="defaults",
+                        help="defaults: each library's own (the main comparison); equal: the "
+                             "same settings for ours and SB3")
+    parser.add_argument("--algos", nargs="+", default=None)
     parser.add_argument("--envs", nargs="+", default=None)
+    parser.add_argument("--libraries", nargs="+", choices=LIBRARIES, default=list(LIBRARIES),
+                        help="the defaults protocol's libraries (the equal one: ours and SB3)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--eval-episodes", type=int, default=EVAL_EPISODES,
                         help="deterministic evaluation episodes per trained model")
@@ -351,24 +375,36 @@ def main() -> None:
                      "needs at least 2 seeds and 1 episode")
     if args.one:
         library, algo, env_id, seed, started = args.one
-        one(library, algo, env_id, int(seed), float(started), args.eval_episodes)
+        run_one = one_with_defaults if args.protocol == "defaults" else one
+        run_one(library, algo, env_id, int(seed), float(started), args.eval_episodes)
         return
 
-    cases = [(a, e) for a, e in CASES if a in args.algos and (args.envs is None or e in args.envs)]
+    table = DEFAULT_CASES if args.protocol == "defaults" else CASES
+    cases = [(a, e) for a, e in table if (args.algos is None or a in args.algos)
+             and (args.envs is None or e in args.envs)]
+    if not cases:
+        parser.error(f"no {args.protocol} case has algo {args.algos} and env {args.envs}; the "
+                     f"cases are {sorted(table)}")
     # Results of other cases from earlier runs are kept; the table is rewritten after each run
     # so a long benchmark that stops keeps what it measured.
-    rows = [r for r in saved_results("rl_vs_sb3") or [] if (r["algo"], r["env"]) not in cases]
+    rows = [r for r in saved_results("rl_vs_sb3") or []
+            if (r.get("protocol", "equal"), r["algo"], r["env"]) not in
+            {(args.protocol, a, e) for a, e in cases}]
     for algo, env_id in cases:
         for seed in range(args.seeds):
-            libraries = ("ours", "sb3") if library_algo(algo) in IN_SB3 else ("ours",)
-            for library in libraries:  # in turns: load changes hit both alike
-                if library == "sb3" and (same := sb3_run_of_this_benchmark(rows, algo, env_id, seed,
-                                                                           cases)):
+            if args.protocol == "defaults":
+                libraries = args.libraries
+            else:
+                libraries = ("ours", "sb3") if library_algo(algo) in IN_SB3 else ("ours",)
+            for library in libraries:  # in turns: load changes hit all alike
+                if (args.protocol == "equal" and library == "sb3"
+                        and (same := sb3_run_of_this_benchmark(rows, algo, env_id, seed, cases))):
                     rows.append({**same, "algo": algo})
-                    write(rows, args.save)
+                    write(rows, args.save, echo=False)
                     continue
-                command = [sys.executable, __file__, "--one", library, algo, env_id, str(seed),
-                           repr(time.time()), "--eval-episodes", str(args.eval_episodes)]
+                command = [sys.executable, __file__, "--protocol", args.protocol, "--one",
+                           library, algo, env_id, str(seed), repr(time.time()),
+                           "--eval-episodes", str(args.eval_episodes)]
                 done = subprocess.run(command, capture_output=True, text=True,
                                       env={**os.environ, "PYTHONWARNINGS": "ignore"})
                 if done.returncode != 0:
@@ -376,9 +412,14 @@ def main() -> None:
                                        f"{done.stderr[-3000:]}")
                 row = json.loads(done.stdout.strip().splitlines()[-1])
                 rows.append(row)
+                solved = row.get("solved")
                 print(f"{library:4} {algo} {env_id} seed {seed}: {row['seconds']:.1f} s, "
-                      f"return {row['return']:.1f}, update {row['update_ms']} ms", flush=True)
-                write(rows, args.save)
+                      f"return {row['return']:.1f}"
+                      + (f", solved at {solved['steps']} steps, {solved['seconds']:.1f} s"
+                         if solved else "") + (f", update {row['update_ms']} ms"
+                                               if row.get("update_ms") else ""), flush=True)
+                write(rows, args.save, echo=False)
+    write(rows, args.save)
 
 
 def sb3_run_of_this_benchmark(rows: list[dict], algo: str, env_id: str, seed: int,
@@ -389,7 +430,8 @@ def sb3_run_of_this_benchmark(rows: list[dict], algo: str, env_id: str, seed: in
     settings = {k: v for k, v in CASES[(algo, env_id)].items() if k != "matmul_precision"}
     for row in rows:
         other = (row["algo"], row["env"])
-        if (row["library"] == "sb3" and row["seed"] == seed and other in cases
+        if (row.get("protocol", "equal") == "equal" and row["library"] == "sb3"
+                and row["seed"] == seed and other in cases
                 and other[1] == env_id and other[0] != algo
                 and {k: v for k, v in CASES[other].items() if k != "matmul_precision"} == settings):
             return row
@@ -419,8 +461,73 @@ def permutation_p(ours: list[float], theirs: list[float]) -> float:
     return float(np.mean(gaps >= observed * (1 - 1e-9)))
 
 
-def write(rows: list[dict], save: bool) -> None:
-    lines = ["# Ours vs Stable-Baselines3 2.9.2", "",
+def write(rows: list[dict], save: bool, echo: bool = True) -> None:
+    lines = ["# Ours vs Stable-Baselines3 2.9.2 and SBX 0.28", "",
+             *defaults_table([r for r in rows if r.get("protocol") == "defaults"]), "",
+             *equal_settings_table([r for r in rows if r.get("protocol", "equal") == "equal"])]
+    publish("rl_vs_sb3", rows, "\n".join(lines), save, echo)
+
+
+def defaults_table(rows: list[dict]) -> list[str]:
+    """Each library with its own defaults: how often and how soon it solved the task, and its
+    wall time and return at the budget."""
+    lines = ["## Each library with its own defaults (what a user gets)", "",
+             "Ours: its defaults and its tuned entry for the env (what `sim2real train` uses); "
+             "SB3 and SBX: `ALGO(\"MlpPolicy\", env)`. Each library's runs taken in turns, "
+             "seed by seed, each in a fresh process. Solved: the first evaluation (10 "
+             "deterministic episodes, the same env seeds for all) at the threshold; time to "
+             "solved: seconds from process start to that evaluation, evaluations excluded, "
+             "median over the seeds that solved it. Wall: process start to the trained model at "
+             "the budget, evaluations excluded, median over seeds. Return: the final model's, "
+             "mean +- std over seeds (success rate for reach).", "",
+             "| algo | env | steps | threshold | seeds | solved: ours / SB3 / SBX | "
+             "time to solved s: ours / SB3 / SBX | wall s: ours / SB3 / SBX | "
+             "wall ratio: ours/SB3, ours/SBX | return: ours / SB3 / SBX |",
+             "|---|---|---:|---:|---:|---|---|---|---|---|"]
+    order = {case: i for i, case in enumerate(DEFAULT_CASES)}
+    for algo, env_id in sorted(dict.fromkeys((r["algo"], r["env"]) for r in rows),
+                               key=lambda case: order.get(case, len(order))):
+        group = {lib: [r for r in rows if (r["algo"], r["env"], r["library"]) == (algo, env_id, lib)]
+                 for lib in LIBRARIES}
+        if group["ours"]:
+            lines.append(defaults_row(algo, env_id, group))
+    return lines
+
+
+def defaults_row(algo: str, env_id: str, group: dict[str, list[dict]]) -> str:
+    """One case of the defaults table from each library's runs (`group`, by library)."""
+    present = [lib for lib in LIBRARIES if group[lib]]
+    wall = {lib: statistics.median(r["seconds"] for r in group[lib]) for lib in present}
+
+    def per_library(text_of: Callable[[str], str]) -> str:
+        return " / ".join(text_of(lib) if lib in present else "-" for lib in LIBRARIES)
+
+    def solved(lib: str) -> str:
+        return f"{sum(r['solved'] is not None for r in group[lib])}/{len(group[lib])}"
+
+    def to_solved(lib: str) -> str:
+        times = [r["solved"]["seconds"] for r in group[lib] if r["solved"] is not None]
+        return f"{statistics.median(times):.1f}" if times else "never"
+
+    def outcome(lib: str) -> str:
+        if group[lib][0].get("success") is not None:
+            values = [r["success"] for r in group[lib]]
+            return f"{statistics.mean(values):.2f} +- {statistics.pstdev(values):.2f}"
+        values = [r["return"] for r in group[lib]]
+        return f"{statistics.mean(values):.0f} +- {statistics.pstdev(values):.0f}"
+
+    ratios = ", ".join(f"{wall['ours'] / wall[lib]:.2f}x" if lib in present else "-"
+                       for lib in ("sb3", "sbx"))
+    first = group["ours"][0]
+    return (f"| {algo} | {env_id} | {first['steps']:,} | {first['threshold']:g} | "
+            f"{min(len(group[lib]) for lib in present)} | {per_library(solved)} | "
+            f"{per_library(to_solved)} | {per_library(lambda lib: f'{wall[lib]:.1f}')} | "
+            f"{ratios} | {per_library(outcome)} |")
+
+
+def equal_settings_table(rows: list[dict]) -> list[str]:
+    """Ours and SB3 with the same hyperparameters and budget."""
+    lines = ["## Ours and SB3 with the same settings", "",
              f"Same env, hyperparameters, step budget and torch threads ({THREADS}); each "
              "library's runs taken in turns, seed by seed; wall time from "
              "process start to the trained model (imports and compilation included), median "
@@ -484,7 +591,7 @@ def write(rows: list[dict], save: bool) -> None:
                      f"{seconds:.1f} | "
                      f"{runs[0]['steps'] / seconds:.0f} | {statistics.mean(returns):.1f} +- "
                      f"{statistics.pstdev(returns):.1f} |")
-    publish("rl_vs_sb3", rows, "\n".join(lines), save)
+    return lines
 
 
 if __name__ == "__main__":

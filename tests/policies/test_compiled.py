@@ -6,8 +6,15 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from policies import ddpg, ppo, sac, td3
-from policies.compiled import Adam, compile_update, parameters_of, should_compile
+from policies import compiled, ddpg, ppo, sac, td3
+from policies.compiled import (
+    Adam,
+    compile_update,
+    fast_matmuls,
+    onednn_keeps_fp32,
+    parameters_of,
+    should_compile,
+)
 from policies.core import sync_vector_env
 from policies.offpolicy_networks import Linear
 from randomization.envs import make_env
@@ -44,6 +51,24 @@ def test_adam_state_round_trips_and_refuses_another_network() -> None:
         Adam(parameters_of(nn.Sequential(net)), lr=1e-3).load_state_dict(adam.state_dict())
     with pytest.raises(ValueError, match="learning rate must be > 0, got 0"):
         Adam(parameters_of(net), lr=0.0)
+
+
+def test_fast_matmuls_stay_fp32_and_are_switched_off_after() -> None:
+    before = torch.backends.mkldnn.matmul.fp32_precision
+    a, b = torch.randn(256, 256), torch.randn(256, 256)
+    exact = a.double() @ b.double()
+    with fast_matmuls(onednn_keeps_fp32()):
+        inside = a @ b
+        if onednn_keeps_fp32():
+            assert torch.backends.mkldnn.matmul.fp32_precision == "bf16"
+    assert torch.backends.mkldnn.matmul.fp32_precision == before
+    # Whichever library took it, the product is fp32's (a bf16 one is ~1e-2 off).
+    assert ((inside.double() - exact).abs().max() / exact.abs().max()) < 1e-5
+
+
+def test_the_oneDNN_check_refuses_products_less_exact_than_asked(monkeypatch) -> None:
+    monkeypatch.setattr(compiled, "ONEDNN_FP32_TOLERANCE", 1e-12)
+    assert not onednn_keeps_fp32.__wrapped__()
 
 
 def test_compile_choice() -> None:
