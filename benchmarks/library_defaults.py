@@ -104,8 +104,13 @@ def train_ours(algo: str, env_id: str, seed: int, case: DefaultsCase, clock: Sol
     from randomization.envs import make_vector_env
 
     algorithm = algorithm_by_name(algo)
-    config = algorithm.config(**{**tuned_settings(algo, env_id), "total_steps": case.steps,
-                                 "seed": seed, "eval_every": case.eval_every})
+    settings = {**tuned_settings(algo, env_id), "total_steps": case.steps, "seed": seed}
+    config = algorithm.config(**settings)
+    if hasattr(config, "rollout_steps"):  # on-policy: evaluations are every so many rollouts
+        eval_every = max(1, case.eval_every // (config.num_envs * config.rollout_steps))
+    else:
+        eval_every = case.eval_every
+    config = algorithm.config(**settings, eval_every=eval_every)
 
     def timed_evaluation(run: TrainingRun, policy: torch.nn.Module) -> dict:
         """In place of the run's own evaluation (and its best.pt), which the clock replaces."""

@@ -53,3 +53,42 @@ def test_a_bf16_row_reuses_sb3_runs_of_the_same_settings_from_this_benchmark_onl
     assert rl_vs_sb3.sb3_run_of_this_benchmark(
         [{**sb3, "env": "FetchPush-v4", "algo": "sac her"}], "sac her bf16", "FetchReach-v4", 1,
         [("sac her", "FetchPush-v4"), *cases]) is None
+
+
+def test_the_solved_clock_stops_evaluating_once_solved_and_leaves_out_evaluation_time():
+    import time
+
+    import numpy as np
+    from library_defaults import DefaultsCase, SolvedClock
+
+    def still(obs):  # no push: the pendulum falls within a few dozen steps
+        return np.zeros(1, dtype=np.float32)
+
+    unreachable = SolvedClock(DefaultsCase(1000, 100, threshold=950.0), "InvertedPendulum-v5",
+                              started=time.time(), episodes=2)
+    unreachable.check(100, still)
+    unreachable.check(200, still)
+    assert unreachable.solved is None and [e["steps"] for e in unreachable.evaluations] == [100, 200]
+    # The second evaluation's seconds leave out the time the first one took.
+    assert unreachable.evaluation_seconds > 0
+    assert unreachable.evaluations[1]["seconds"] < time.time() - unreachable.started
+
+    reachable = SolvedClock(DefaultsCase(1000, 100, threshold=1.0), "InvertedPendulum-v5",
+                            started=time.time(), episodes=2)
+    reachable.check(100, still)
+    reachable.check(200, still)
+    assert reachable.solved["steps"] == 100 and len(reachable.evaluations) == 1
+
+
+def test_the_defaults_table_counts_solved_seeds_and_the_median_time_to_solved():
+    def row(library, seed, seconds, solved_at):
+        return {"protocol": "defaults", "library": library, "algo": "sac",
+                "env": "InvertedPendulum-v5", "seed": seed, "steps": 10_000, "threshold": 950.0,
+                "seconds": seconds, "return": 1000.0 if solved_at else 100.0, "success": None,
+                "solved": {"steps": 3000, "seconds": solved_at} if solved_at else None}
+
+    rows = [row("ours", 0, 60.0, 20.0), row("ours", 1, 70.0, 30.0), row("ours", 2, 80.0, 40.0),
+            row("sb3", 0, 100.0, None), row("sb3", 1, 110.0, 50.0), row("sb3", 2, 120.0, None)]
+    text = rl_vs_sb3.defaults_table(rows)[-1]
+    assert "| 3/3 / 1/3 / - |" in text and "| 30.0 / 50.0 / - |" in text
+    assert "| 70.0 / 110.0 / - | 0.64x, - |" in text
