@@ -160,6 +160,7 @@ def test_a_speed_reading_that_dips_does_not_let_the_soft_limit_leap_out() -> Non
 
 # -- in the loop, on the simulated arm --------------------------------------------------------
 
+@pytest.mark.slow  # an end-to-end run: the fast subset keeps under 60 s
 def test_a_nan_policy_on_robot_sim_stops_with_exit_code_3_and_succeeds_nowhere(
         tiny_policy, tmp_path, capsys) -> None:
     """`sim2real deploy NAN.onnx --robot sim`, in real time: before the fix it held the NaN

@@ -28,6 +28,7 @@ def sleep_lateness(period: float, samples: int = 25) -> np.ndarray:
     return np.array(late)
 
 
+@pytest.mark.slow  # an end-to-end run: the fast subset keeps under 60 s
 def test_loop_holds_its_rate_and_reports(tiny_policy, tmp_path) -> None:
     policy = OnnxPolicy(tiny_policy)
     period = SO_ARM.control_period

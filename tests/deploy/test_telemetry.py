@@ -169,6 +169,7 @@ def test_other_files_are_refused_with_a_clear_error(tmp_path) -> None:
         read_log(tmp_path / "missing.mcap")
 
 
+@pytest.mark.slow  # an end-to-end run: the fast subset keeps under 60 s
 def test_log_show_gives_the_same_figures_from_mcap_and_the_earlier_format(
         tiny_policy, tmp_path, monkeypatch) -> None:
     log = tmp_path / "run.mcap"

@@ -104,6 +104,7 @@ def test_servos_calibrated_otherwise_are_refused(servo_bus) -> None:
     assert not any(s.torque_on for s in bus.emulator.servos)
 
 
+@pytest.mark.slow  # an end-to-end run: the fast subset keeps under 60 s
 def test_an_overload_mid_run_is_a_named_fault_and_a_safe_stop(servo_bus, tiny_policy,
                                                               tmp_path) -> None:
     bus = servo_bus()
@@ -235,6 +236,7 @@ def test_deploy_without_a_calibration_is_one_line(servo_bus, tiny_policy, tmp_pa
     assert not any(s.torque_on for s in bus.emulator.servos)
 
 
+@pytest.mark.slow  # an end-to-end run: the fast subset keeps under 60 s
 def test_deploy_json_reports_the_bus(servo_bus, tiny_policy, tmp_path) -> None:
     bus = servo_bus()
     path = written(bus, nominal_calibration()).save(tmp_path / "arm.json")

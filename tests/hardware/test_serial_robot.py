@@ -22,6 +22,7 @@ from sim.so_arm import SO_ARM
 
 @pytest.mark.parametrize("transport", [PtyTransport, pytest.param(
     lambda: TcpTransport(0), marks=pytest.mark.slow)], ids=["pty", "tcp"])
+@pytest.mark.slow  # an end-to-end run: the fast subset keeps under 60 s
 def test_read_and_command_through_the_emulator(transport) -> None:
     wire = transport()
     with Running(DeviceEmulator(SO_ARM, wire)) as device, SerialRobot(wire.name, SO_ARM) as arm:
