@@ -12,6 +12,7 @@ Used by benchmarks/rl_vs_sb3.py, which starts one process per training.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -104,13 +105,13 @@ def train_ours(algo: str, env_id: str, seed: int, case: DefaultsCase, clock: Sol
     from randomization.envs import make_vector_env
 
     algorithm = algorithm_by_name(algo)
-    settings = {**tuned_settings(algo, env_id), "total_steps": case.steps, "seed": seed}
-    config = algorithm.config(**settings)
+    config = algorithm.config(**{**tuned_settings(algo, env_id), "total_steps": case.steps,
+                                 "seed": seed})
     if hasattr(config, "rollout_steps"):  # on-policy: evaluations are every so many rollouts
-        eval_every = max(1, case.eval_every // (config.num_envs * config.rollout_steps))
+        config = dataclasses.replace(config, eval_every=max(
+            1, case.eval_every // (config.num_envs * config.rollout_steps)))
     else:
-        eval_every = case.eval_every
-    config = algorithm.config(**settings, eval_every=eval_every)
+        config = dataclasses.replace(config, eval_every=case.eval_every)
 
     def timed_evaluation(run: TrainingRun, policy: torch.nn.Module) -> dict:
         """In place of the run's own evaluation (and its best.pt), which the clock replaces."""
