@@ -208,6 +208,8 @@ class SerialRobot(Robot):
         self._session_lost = False
         self._asked: set[int] = set()
         """STATE_REQUESTs whose answers the next read may take."""
+        self._asked_ahead = False
+        """request_ahead asked since the last read: when the loop ran late it asked nothing."""
         self._newest_time_us = -1
         """device_time of the last reading returned: a pipelined read takes only newer ones."""
         self._unconfirmed: deque[tuple[int, np.ndarray]] = deque(maxlen=64)
@@ -396,10 +398,13 @@ class SerialRobot(Robot):
             return
         spacing = self.timing.request_spacing
         while time.perf_counter() < tick - 0.5 * spacing:
-            seq, _ = self._send_all([(MessageType.STATE_REQUEST, b""),
-                                     (MessageType.HEARTBEAT, b"")])
-            self._asked.add(seq)  # answers wait in the port's buffer for the read
+            self._ask_ahead()
             time.sleep(max(0.0, min(spacing, tick - time.perf_counter() - 0.5 * spacing)))
+
+    def _ask_ahead(self) -> None:
+        seq, _ = self._send_all([(MessageType.STATE_REQUEST, b""), (MessageType.HEARTBEAT, b"")])
+        self._asked.add(seq)  # answers wait in the port's buffer for the read
+        self._asked_ahead = True
 
     def read_state(self) -> RobotState:
         """The newest reading. At the tick: ask and wait; a request whose answer came back
@@ -417,6 +422,12 @@ class SerialRobot(Robot):
             # Waiting longer would make the loop late: a read that finds none fails, and the
             # loop's watchdog judges a run of such (the first reading is tried again, asked
             # ahead each time, until its limit).
+            if not self._asked_ahead:
+                # The loop came late to request_ahead and nothing was asked this cycle: the
+                # requests still out may all be lost, and a read that only waits for them
+                # would fail every cycle after (the watchdog stopped such runs).
+                self._ask_ahead()
+            self._asked_ahead = False
             state = self._take_answer(start + timing.reply_timeout, newest=True)
             if state is not None:
                 return state
@@ -469,10 +480,11 @@ class SerialRobot(Robot):
             if best is None and (time.perf_counter() >= until or (
                     stop_on_bad is not None and self.stats.crc_errors > stop_on_bad)):
                 return None
-        if newest:
-            # Requests sent after the one answered may still bring newer readings (seq mod 2^16).
-            self._asked = {seq for seq in self._asked
-                           if 0 < (seq - best.request_seq) & 0xFFFF < 0x8000}
+        # Requests sent after the one answered may still bring newer readings (seq mod 2^16);
+        # the one answered and those before it never will. (Kept, an answer already taken
+        # left the next pipelined read waiting for it until the watchdog stopped the run.)
+        self._asked = {seq for seq in self._asked
+                       if 0 < (seq - best.request_seq) & 0xFFFF < 0x8000}
         self._newest_time_us = best.device_time_us
         self.status = best.status
         return RobotState(np.asarray(best.positions, dtype=float),
