@@ -195,7 +195,6 @@ def train(make_envs: VectorEnvFactory, config: DQNConfig, run_dir: Path,
           resume: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train DQN; write checkpoint.pt, best.pt, metrics.csv, episodes.jsonl and run.json into
     `run_dir`. `resume`: a checkpoint of this run to continue exactly where it was written."""
-    torch.set_num_threads(config.torch_threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     run = OffPolicyRun("dqn", config, make_envs, run_dir, metadata, ["loss", "q_mean", "epsilon"],

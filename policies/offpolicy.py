@@ -10,6 +10,7 @@ Each algorithm's own file reads top to bottom; only what is truly common lives h
 from __future__ import annotations
 
 import functools
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,7 @@ from torch import nn
 
 from policies.compiled import compile_update, fast_matmuls, onednn_keeps_fp32, should_compile
 from policies.core import VectorEnvFactory, check_continuous_actions, check_discrete_actions
+from policies.cores import OTHERS_BUSY_CORES, CoreWatch, torch_threads_for
 from policies.records import TrainingProgress
 from policies.run import TrainingRun
 
@@ -188,6 +190,25 @@ def make_action_noise(kind: str, shape: tuple[int, int], std: float,
     return ACTION_NOISE[kind](shape, std, rng)
 
 
+class CompiledUpdate:
+    """An update compiled into one graph (or not: `enabled`), compiled `again` for a new
+    number of torch threads (the compiled kernels keep the one they were built for)."""
+
+    def __init__(self, update: Callable[..., Any], enabled: bool) -> None:
+        self.update, self.enabled = update, enabled
+        self.compiles = 0
+        """Calls that compiled (each first call after `again`, when enabled)."""
+        self.again()
+
+    def again(self) -> None:
+        self._call, self._fresh = compile_update(self.update, self.enabled), self.enabled
+
+    def __call__(self, *args: Any) -> Any:
+        if self._fresh:
+            self.compiles, self._fresh = self.compiles + 1, False
+        return self._call(*args)
+
+
 class OffPolicyRun:
     """An off-policy run: a vector step per iteration, timed gradient updates (their learning
     rates annealed if asked), on a TrainingRun (policies/run.py) that keeps the envs, the logs,
@@ -230,6 +251,12 @@ class OffPolicyRun:
         self.fast_matmuls = (config.batch_size >= FAST_MATMUL_MIN_SIZE
                              and min(config.hidden_sizes) >= FAST_MATMUL_MIN_SIZE
                              and onednn_keeps_fp32())
+        self.threads = torch_threads_for(config.torch_threads)
+        torch.set_num_threads(self.threads)
+        self.cores = CoreWatch() if config.torch_threads == 0 and self.threads > 1 else None
+        """torch_threads 0: watched, for other processes that would make the threads wait."""
+        self.updates_compiled: list[CompiledUpdate] = []
+        self._compiles = 0
 
     def _layout(self, envs: gym.vector.VectorEnv, algo: str) -> dict[str, Any]:
         """The sizes, the action space checked; sets `action_table` of a discrete run."""
@@ -256,7 +283,23 @@ class OffPolicyRun:
         of updates (policies/compiled.py), else as it is."""
         updates = ((self.vector_steps - self.config.learning_starts // self.config.num_envs)
                    // self.config.train_freq * self.config.gradient_steps)
-        return compile_update(update, should_compile(self.config.compile, updates))
+        compiled = CompiledUpdate(update, should_compile(self.config.compile, updates))
+        self.updates_compiled.append(compiled)
+        return compiled
+
+    def _watch_cores(self) -> None:
+        """torch_threads 0: on to one thread when other processes keep half a core busy (a
+        product's threads would wait on each other); the updates compile again for it."""
+        others = self.cores.others_busy()
+        if others is None or others < OTHERS_BUSY_CORES:
+            return
+        print(f"other processes keep {others:.1f} cores busy: the updates go on with 1 torch "
+              f"thread of {self.threads} (at {self.steps:,} steps; torch_threads 1 sets it "
+              "from the start)", file=sys.stderr, flush=True)
+        self.threads, self.cores = 1, None
+        torch.set_num_threads(1)
+        for compiled in self.updates_compiled:
+            compiled.again()
 
     def keep(self, agent: nn.Module, optimizers: dict[str, Any], buffer: ReplayBuffer,
              rng: np.random.Generator, noise: Any = None) -> None:
@@ -306,6 +349,13 @@ class OffPolicyRun:
         else:
             self.update_seconds += seconds
             self.timed_updates += 1
+        if self.cores is not None:
+            compiles = sum(compiled.compiles for compiled in self.updates_compiled)
+            if compiles != self._compiles:  # the compiler's worker processes are the run's own
+                self._compiles = compiles
+                self.cores.restart()
+            else:
+                self._watch_cores()
         self.updates += 1
         self.losses.update(losses)
         if torch.stack(list(self.losses.values())).isfinite().all():
@@ -337,6 +387,7 @@ class OffPolicyRun:
     def finish(self) -> dict[str, Any]:
         """After the last iteration (which wrote the last checkpoint)."""
         return self.run.finish({
-            "updates": self.updates, "first_update_seconds": round(self.first_update_seconds, 3),
+            "updates": self.updates, "torch_threads": self.threads,
+            "first_update_seconds": round(self.first_update_seconds, 3),
             "update_ms": (round(1e3 * self.total_update_seconds / self.total_timed_updates, 3)
                           if self.total_timed_updates else None)})

@@ -25,6 +25,7 @@ from policies.compiled import (
     should_compile,
 )
 from policies.core import DeterministicPolicy, VectorEnvFactory
+from policies.cores import torch_threads_for
 from policies.encoders import PixelPolicy
 from policies.onpolicy import OnPolicyRun, RewardScaler, compute_gae, learning_rate_at
 from policies.onpolicy_networks import ActorCritic, load_actor_critic
@@ -97,7 +98,7 @@ def train(make_envs: VectorEnvFactory, config: PPOConfig, run_dir: Path,
           resume: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train PPO; write checkpoint.pt, best.pt, metrics.csv, episodes.jsonl and run.json into
     `run_dir`. `resume`: a checkpoint of this run to continue exactly where it was written."""
-    torch.set_num_threads(config.torch_threads)
+    torch.set_num_threads(torch_threads_for(config.torch_threads))
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     run = OnPolicyRun("ppo", config, make_envs, run_dir, metadata,

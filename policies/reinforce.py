@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from policies.core import DeterministicPolicy, VectorEnvFactory
+from policies.cores import torch_threads_for
 from policies.onpolicy import OnPolicyRun, compute_gae, learning_rate_at, set_learning_rate
 from policies.onpolicy_networks import ActorCritic, load_actor_critic
 from policies.records import TrainingProgress
@@ -84,7 +85,7 @@ def train(make_envs: VectorEnvFactory, config: REINFORCEConfig, run_dir: Path,
           resume: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train REINFORCE; write checkpoint.pt, best.pt, metrics.csv, episodes.jsonl and run.json
     into `run_dir`. `resume`: a checkpoint of this run to continue exactly where it was written."""
-    torch.set_num_threads(config.torch_threads)
+    torch.set_num_threads(torch_threads_for(config.torch_threads))
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     run = OnPolicyRun("reinforce", config, make_envs, run_dir, metadata,

@@ -90,11 +90,11 @@ class SACConfig:
     """"bf16" multiplies the hidden layers in bfloat16 during training (opt-in: it changes the
     numbers; a compiled update 10-25 % shorter here, on a CPU with AVX512_BF16; slower on one
     without). The exported policy computes in fp32 either way (policies/offpolicy_networks.py)."""
-    torch_threads: int = 1
-    """Threads for the updates, which bound off-policy speed. Two are faster on an idle 2-core
-    machine (DESIGN.md: 11 vs 6.5 ms an SAC update); one is the default because when another
-    process keeps the second core busy, two threads wait on each other (measured: a critic step
-    went from 2.5 ms to 380 ms)."""
+    torch_threads: int = 0
+    """Threads for the updates, which bound off-policy speed. 0: every core the process may
+    use, dropping to one for the rest of the run when other processes keep half a core busy
+    (policies/cores.py: two threads wait on each other then). Two take an SAC update from 4.2
+    to 3.0 ms on an idle 2-core machine."""
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -151,7 +151,6 @@ def train(make_envs: VectorEnvFactory, config: SACConfig, run_dir: Path,
           resume: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train SAC; write checkpoint.pt, best.pt, metrics.csv, episodes.jsonl and run.json into
     `run_dir`. `resume`: a checkpoint of this run to continue exactly where it was written."""
-    torch.set_num_threads(config.torch_threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     run = OffPolicyRun("sac", config, make_envs, run_dir, metadata,

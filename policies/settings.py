@@ -61,7 +61,7 @@ RANGES: dict[str, Range] = {
     **dict.fromkeys((
         "total_steps", "num_envs", "rollout_steps", "epochs", "minibatch_size", "batch_size",
         "buffer_size", "train_freq", "gradient_steps", "checkpoint_every", "eval_episodes",
-        "log_every", "torch_threads", "image_features", "policy_delay", "target_update_interval",
+        "log_every", "image_features", "policy_delay", "target_update_interval",
         "batch_steps", "max_episode_steps", "baseline_epochs", "baseline_minibatch_size",
         "cg_iterations", "line_search_steps", "critic_epochs", "critic_minibatch_size",
         "hidden_sizes"), AT_LEAST_ONE),
@@ -71,6 +71,7 @@ RANGES: dict[str, Range] = {
         "target_kl"), POSITIVE),
     **dict.fromkeys((
         "learning_starts", "eval_every", "checkpoint_seconds", "entropy_coef", "value_coef",
+        "torch_threads",
         "hindsight_goals",
         "exploration_noise_std", "target_policy_noise", "target_noise_clip", "cg_damping"),
         NOT_NEGATIVE),
