@@ -12,8 +12,8 @@ deploys run 30 episodes in that time because the simulated robot's hand (hardwar
 arm's table hand (`TableHand`) puts the block back when the push deploy waits for it. The two
 pendulum tasks are also deployed from rest over our own wire, each to `sim2real emulate furuta
 --pose ... --catch 0.5` in its own process (the hardware-in-the-loop path: the emulated rig's
-hand holds the pendulum until the first voltage and puts it back after a fall), at the same
-time, and must agree with evaluation too. The device behind those wires is the reference firmware
+hand holds the pendulum until the first voltage and puts it back after a fall), both at once
+after the four, and must agree with evaluation too. The device behind those wires is the reference firmware
 (its C core, built here: `--firmware`), as on the rig a person builds; tests/hardware/test_hil.py
 drives the Python device the same way.
 """
@@ -174,21 +174,26 @@ def test_deploy_on_the_simulated_robot_succeeds_as_often_as_evaluation(
     evaluated = {name: evaluate_policy(policy, None, EPISODES, EVAL_SEED)
                  for name, policy in policies.items()}
     jobs = {name: (policy, "sim") for name, policy in policies.items()}
+    before = cpu_busy()
+    deployed = deploy_all(jobs, tmp_path)
     with contextlib.ExitStack() as rigs:
         # The pendulum from rest over our own wire: the emulated rig's hand holds it at the
-        # pose until the first voltage and puts it back there after each fall.
+        # pose until the first voltage and puts it back there after each fall. A second round:
+        # with the four above, eight real-time processes shared the 2 cores, and on a slow day
+        # the machine was saturated (a read took 18 ms; the watchdog stopped a deploy).
+        wired = {}
         for name, pose in RIG_POSES.items():
             rig = rigs.enter_context(Emulator("furuta", "--firmware", str(firmware), "--pose",
                                               *pose, "--catch", str(RIG_CATCH_SECONDS)))
-            jobs[f"{name} over the firmware"] = (policies[name], f"serial:{rig.port}")
-        before = cpu_busy()
-        deployed = deploy_all(jobs, tmp_path)
+            wired[f"{name} over the firmware"] = (policies[name], f"serial:{rig.port}")
+        deployed.update(deploy_all(wired, tmp_path))
+    jobs.update(wired)
     busy, total = (after - then for after, then in zip(cpu_busy(), before, strict=True))
-    wall = max(d.wall_seconds for d in deployed.values())
+    wall = sum(max(deployed[name].wall_seconds for name in round_) for round_ in (policies, wired))
 
-    lines = [f"deploys at once: {wall:.0f} s wall, {sum(d.cpu_seconds for d in deployed.values()):.0f}"
-             f" s CPU; the machine's {os.cpu_count()} CPUs {busy / total:.0%} busy (all "
-             "processes)"]
+    lines = [f"deploys in two rounds: {wall:.0f} s wall, "
+             f"{sum(d.cpu_seconds for d in deployed.values()):.0f} s CPU; the machine's "
+             f"{os.cpu_count()} CPUs {busy / total:.0%} busy (all processes)"]
     problems = []
     for name in jobs:
         case, evaluation, result = CASES[name.split(" ")[0]], evaluated[name.split(" ")[0]], deployed[name]
