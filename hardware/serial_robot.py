@@ -210,6 +210,8 @@ class SerialRobot(Robot):
         """STATE_REQUESTs whose answers the next read may take."""
         self._asked_ahead = False
         """request_ahead asked since the last read: when the loop ran late it asked nothing."""
+        self._asked_at = 0.0
+        """time.perf_counter() of the last request asked ahead."""
         self._newest_time_us = -1
         """device_time of the last reading returned: a pipelined read takes only newer ones."""
         self._unconfirmed: deque[tuple[int, np.ndarray]] = deque(maxlen=64)
@@ -405,6 +407,25 @@ class SerialRobot(Robot):
         seq, _ = self._send_all([(MessageType.STATE_REQUEST, b""), (MessageType.HEARTBEAT, b"")])
         self._asked.add(seq)  # answers wait in the port's buffer for the read
         self._asked_ahead = True
+        self._asked_at = time.perf_counter()
+
+    def _take_newest_asking(self, until: float) -> RobotState | None:
+        """Pipelined: the newest answer until `until`, asking every `request_spacing` s while
+        it waits. Their answers come a round trip later, for the next reads: a read that only
+        waited delayed the cycle's write and the requests after it, so the next read had fewer
+        answers on their way and failed more often (a run of 7 stopped the arm at 16 ms)."""
+        spacing = self.timing.request_spacing
+        ask_at = self._asked_at + spacing
+        while True:
+            state = self._take_answer(min(until, ask_at), newest=True)
+            now = time.perf_counter()
+            if state is not None or now >= until:
+                return state
+            if now >= ask_at:
+                self._ask_ahead()
+                # On the schedule, not a spacing after a poll that ran past it (by up to
+                # POLL_SECONDS), never two at once.
+                ask_at = max(ask_at + spacing, now + 0.5 * spacing)
 
     def read_state(self) -> RobotState:
         """The newest reading. At the tick: ask and wait; a request whose answer came back
@@ -428,7 +449,7 @@ class SerialRobot(Robot):
                 # would fail every cycle after (the watchdog stopped such runs).
                 self._ask_ahead()
             self._asked_ahead = False
-            state = self._take_answer(start + timing.reply_timeout, newest=True)
+            state = self._take_newest_asking(start + timing.reply_timeout)
             if state is not None:
                 return state
         else:

@@ -61,6 +61,28 @@ def test_a_usb_adapters_16_ms_keeps_a_fresh_reading_every_cycle_at_50_hz() -> No
     assert len(arm.command_window()) <= 3
 
 
+
+def test_a_pipelined_read_keeps_asking_while_it_waits() -> None:
+    # At 16 ms a read that found no answer waited its 10 ms without asking: the cycle's write and
+    # the requests after it came late, the next read had fewer answers on their way, and a run
+    # of failed reads fed itself until the watchdog stopped the arm (a CI run on a noisy line;
+    # about 1 deploy in 12 of the test's).
+    wire = PtyTransport()
+    faults = WireFaults(latency_ms=16.0)
+    with Running(DeviceEmulator(SO_ARM, wire, faults=faults)), \
+            SerialRobot(wire.name, SO_ARM) as arm:
+        faults.drop_frame_rate = 1.0  # from now on the line loses every frame
+        time.sleep(0.05)  # the answers already on their way arrive, and are dropped
+        arm.request_ahead(time.perf_counter() + 0.003)
+        sent = arm.stats.frames_sent
+        start = time.perf_counter()
+        with pytest.raises(TimeoutError):
+            arm.read_state()
+        waited = time.perf_counter() - start
+    # A STATE_REQUEST and a HEARTBEAT every request_spacing while the read waited.
+    asked = (arm.stats.frames_sent - sent) // 2
+    assert asked >= int(waited / arm.timing.request_spacing) - 1 >= 2, (asked, waited)
+
 def test_a_noisy_line_still_shakes_hands() -> None:
     # 1% of bytes corrupted: a 740-byte description arrives whole 0.06% of the time; in
     # 32-byte chunks, each asked for again, the handshake takes a few round trips.
