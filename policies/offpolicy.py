@@ -192,21 +192,24 @@ def make_action_noise(kind: str, shape: tuple[int, int], std: float,
 
 class CompiledUpdate:
     """An update compiled into one graph (or not: `enabled`), compiled `again` for a new
-    number of torch threads (the compiled kernels keep the one they were built for)."""
+    number of torch threads (the compiled kernels keep the one they were built for);
+    `compiled` is called after each call that compiled."""
 
-    def __init__(self, update: Callable[..., Any], enabled: bool) -> None:
-        self.update, self.enabled = update, enabled
-        self.compiles = 0
-        """Calls that compiled (each first call after `again`, when enabled)."""
+    def __init__(self, update: Callable[..., Any], enabled: bool,
+                 compiled: Callable[[], None]) -> None:
+        self.update, self.enabled, self.compiled = update, enabled, compiled
         self.again()
 
     def again(self) -> None:
         self._call, self._fresh = compile_update(self.update, self.enabled), self.enabled
 
     def __call__(self, *args: Any) -> Any:
-        if self._fresh:
-            self.compiles, self._fresh = self.compiles + 1, False
-        return self._call(*args)
+        if not self._fresh:
+            return self._call(*args)
+        self._fresh = False
+        result = self._call(*args)
+        self.compiled()
+        return result
 
 
 class OffPolicyRun:
@@ -256,7 +259,6 @@ class OffPolicyRun:
         self.cores = CoreWatch() if config.torch_threads == 0 and self.threads > 1 else None
         """torch_threads 0: watched, for other processes that would make the threads wait."""
         self.updates_compiled: list[CompiledUpdate] = []
-        self._compiles = 0
 
     def _layout(self, envs: gym.vector.VectorEnv, algo: str) -> dict[str, Any]:
         """The sizes, the action space checked; sets `action_table` of a discrete run."""
@@ -283,9 +285,15 @@ class OffPolicyRun:
         of updates (policies/compiled.py), else as it is."""
         updates = ((self.vector_steps - self.config.learning_starts // self.config.num_envs)
                    // self.config.train_freq * self.config.gradient_steps)
-        compiled = CompiledUpdate(update, should_compile(self.config.compile, updates))
+        compiled = CompiledUpdate(update, should_compile(self.config.compile, updates),
+                                  self._compiled)
         self.updates_compiled.append(compiled)
         return compiled
+
+    def _compiled(self) -> None:
+        """The compiler's worker processes are the run's own: the watch starts after them."""
+        if self.cores is not None:
+            self.cores.restart()
 
     def _watch_cores(self) -> None:
         """torch_threads 0: on to one thread when other processes keep half a core busy (a
@@ -350,12 +358,7 @@ class OffPolicyRun:
             self.update_seconds += seconds
             self.timed_updates += 1
         if self.cores is not None:
-            compiles = sum(compiled.compiles for compiled in self.updates_compiled)
-            if compiles != self._compiles:  # the compiler's worker processes are the run's own
-                self._compiles = compiles
-                self.cores.restart()
-            else:
-                self._watch_cores()
+            self._watch_cores()
         self.updates += 1
         self.losses.update(losses)
         if torch.stack(list(self.losses.values())).isfinite().all():
