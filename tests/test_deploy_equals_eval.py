@@ -13,9 +13,9 @@ arm's table hand (`TableHand`) puts the block back when the push deploy waits fo
 pendulum tasks are also deployed from rest over our own wire, each to `sim2real emulate furuta
 --pose ... --catch 0.5` in its own process (the hardware-in-the-loop path: the emulated rig's
 hand holds the pendulum until the first voltage and puts it back after a fall), both at once
-after the four, and must agree with evaluation too. The device behind those wires is the reference firmware
-(its C core, built here: `--firmware`), as on the rig a person builds; tests/hardware/test_hil.py
-drives the Python device the same way.
+after the four (WIRE_EPISODES each), and must agree with evaluation too. The device behind
+those wires is the reference firmware (its C core, built here: `--firmware`), as on the rig a
+person builds; tests/hardware/test_hil.py drives the Python device the same way.
 """
 
 from __future__ import annotations
@@ -54,6 +54,10 @@ RIG_POSES = {"balance": ("0", "0.05"), "swingup": ("0", "3.14159")}
 balance, hanging at rest to swing up; deployed over the wire from rest, as item 2 of the issue
 asks, next to the simulated robot's deploy."""
 RIG_CATCH_SECONDS = 0.5
+WIRE_EPISODES = 20
+"""Episodes of each deploy over the wire: a second round, after the four (`deploy_all`), so
+fewer, to keep the suite in its time (about 110 s, not 165). Against evaluation's 30/30 a
+deploy of 15/20 still agrees, 14/20 does not."""
 MIN_RATE = 0.95
 """Of the target control rate: four real-time loops (and whatever else runs) on 2 cores."""
 
@@ -97,9 +101,11 @@ def test_the_tolerance_is_seed_noise() -> None:
     assert agree(30, 29) and agree(30, 22) and not agree(30, 21)
     assert agree(15, 5) and agree(15, 25) and not agree(15, 4)
     assert agree(0, 1) and agree(0, 8) and not agree(0, 9)
+    # Over the wire, WIRE_EPISODES against evaluation's 30.
+    assert abs(1 - 15 / 20) <= tolerance((30, 15), (30, 20)) < abs(1 - 14 / 20)
 
 
-def deploy_seconds(env_id: str) -> float:
+def deploy_seconds(env_id: str, episodes: int) -> float:
     """The deploy's time limit: every episode at full length, with what comes between."""
     from sim.catalog import make_task, robot_by_name
     from sim.registration import OUR_ENVS
@@ -107,7 +113,7 @@ def deploy_seconds(env_id: str) -> float:
     entry = OUR_ENVS[env_id]
     robot = robot_by_name(entry["robot"])
     task = make_task(entry["task"], robot, entry.get("task_config"))
-    return EPISODES * (task.max_steps * robot.control_period + BETWEEN_SECONDS) + 10.0
+    return episodes * (task.max_steps * robot.control_period + BETWEEN_SECONDS) + 10.0
 
 
 def cpu_busy() -> tuple[float, float]:
@@ -127,15 +133,16 @@ class Deployed:
     """User + system time of the deploy process."""
 
 
-def deploy_all(jobs: dict[str, tuple[Path, str]], out: Path) -> dict[str, Deployed]:
-    """`sim2real deploy POLICY --robot ROBOT --json` for each job (name: policy, robot), all at
-    once, each in its own process, as a user runs it (its telemetry log included)."""
+def deploy_all(jobs: dict[str, tuple[Path, str]], out: Path, episodes: int) -> dict[str, Deployed]:
+    """`sim2real deploy POLICY --robot ROBOT --json --episodes EPISODES` for each job (name:
+    policy, robot), all at once, each in its own process, as a user runs it (its telemetry log
+    included)."""
     started, running, deployed = time.perf_counter(), {}, {}
     for name, (policy, robot) in jobs.items():
         case = CASES[name.split(" ")[0]]
         command = [sys.executable, "-m", "sim2real.cli", "deploy", str(policy), "--robot", robot,
-                   "--seconds", str(deploy_seconds(case.env_id)), "--episodes",
-                   str(EPISODES), "--seed", str(DEPLOY_SEED), "--log", str(out / f"{name}.mcap"),
+                   "--seconds", str(deploy_seconds(case.env_id, episodes)), "--episodes",
+                   str(episodes), "--seed", str(DEPLOY_SEED), "--log", str(out / f"{name}.mcap"),
                    "--json"]
         with (out / f"{name}.out").open("w") as stdout, (out / f"{name}.err").open("w") as stderr:
             running[name] = subprocess.Popen(command, stdout=stdout, stderr=stderr, cwd=ROOT)
@@ -175,7 +182,7 @@ def test_deploy_on_the_simulated_robot_succeeds_as_often_as_evaluation(
                  for name, policy in policies.items()}
     jobs = {name: (policy, "sim") for name, policy in policies.items()}
     before = cpu_busy()
-    deployed = deploy_all(jobs, tmp_path)
+    deployed = deploy_all(jobs, tmp_path, EPISODES)
     with contextlib.ExitStack() as rigs:
         # The pendulum from rest over our own wire: the emulated rig's hand holds it at the
         # pose until the first voltage and puts it back there after each fall. A second round:
@@ -186,7 +193,7 @@ def test_deploy_on_the_simulated_robot_succeeds_as_often_as_evaluation(
             rig = rigs.enter_context(Emulator("furuta", "--firmware", str(firmware), "--pose",
                                               *pose, "--catch", str(RIG_CATCH_SECONDS)))
             wired[f"{name} over the firmware"] = (policies[name], f"serial:{rig.port}")
-        deployed.update(deploy_all(wired, tmp_path))
+        deployed.update(deploy_all(wired, tmp_path, WIRE_EPISODES))
     jobs.update(wired)
     busy, total = (after - then for after, then in zip(cpu_busy(), before, strict=True))
     wall = sum(max(deployed[name].wall_seconds for name in round_) for round_ in (policies, wired))
@@ -209,8 +216,9 @@ def test_deploy_on_the_simulated_robot_succeeds_as_often_as_evaluation(
             f"{report['jitter_p99_us']:.0f} us, CPU {result.cpu_seconds / result.wall_seconds:.0%}"
             f" of a core, {report['engage_waits']} engage waits ({report['engage_seconds']:.1f} s),"
             f" {report['homings']} homings")
-        if n_deploy != EPISODES or report["stopped"]:
-            problems.append(f"{name}: the deploy ran {n_deploy} of {EPISODES} episodes in "
+        episodes = WIRE_EPISODES if name in wired else EPISODES
+        if n_deploy != episodes or report["stopped"]:
+            problems.append(f"{name}: the deploy ran {n_deploy} of {episodes} episodes in "
                             f"{report['seconds']:.0f} s (stopped: {report['stopped'] or 'no'})")
         if report["loop_rate_hz"] < MIN_RATE * report["target_rate_hz"]:
             problems.append(f"{name}: the loop ran at {report['loop_rate_hz']:.1f} Hz, below "
