@@ -4,13 +4,16 @@ the same process in alternating rounds, so a change of load on this shared machi
 alike. Batch 256, two 256x256 hidden layers, HalfCheetah-v5 sizes (17 obs, 6 actions), the same
 torch threads for both.
 
-The matmul floor: the matrix products of our compiled fp32 update (recorded by torch.profiler
-inside the compiled region: shapes, strides of the operands aside, and counts), replayed alone
-on the library the update sends them to (oneDNN or MKL, policies/compiled.py): what the update
-would take if everything else in it cost nothing.
+The matmul floor: the matrix products of our compiled fp32 gradient step (recorded as they run,
+op, shapes and strides), replayed alone on operands of the same layout, on the library the step
+sends them to (oneDNN or MKL, policies/compiled.py): what the step would take if everything else
+in it cost nothing. It is compared with the same step timed the same way, back to back on the
+batch a run last gave it (the gradient step alone), the two in turns of 10 cycles; step / floor
+is the median over the rounds of each round's ratio.
 
-Ours: the mean time of `OffPolicyRun.learn` (sampling the batch, normalizing it, drawing the
-noises, the update) over a short training run's updates after the first (the first compiles).
+Ours in a run: the mean time of `OffPolicyRun.learn` (sampling the batch, normalizing it,
+drawing the noises, the gradient step) over a short training run's updates after the first (the
+first compiles), an env step between each: what training sees.
 SB3: its own `train(gradient_steps, batch_size)` (sampling and update) on a filled buffer.
 TD3's and SB3's TD3 time is the mean over its policy_delay cycle (the actor moves every 2nd).
 
@@ -22,21 +25,22 @@ Prints its table; `--save` writes benchmarks/results/offpolicy_update.{json,md}.
 from __future__ import annotations
 
 import argparse
-import ast
-import collections
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import torch
-from torch.profiler import ProfilerActivity, profile
+from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from published import add_save_flag, publish
 
+from policies import offpolicy
 from policies.algorithms import algorithm_by_name
 from policies.compiled import fast_matmuls, onednn_keeps_fp32
 from randomization.envs import make_env, make_vector_env
@@ -58,53 +62,105 @@ def ours(algo: str, updates: int, compile_choice: str, precision: str = "fp32") 
     return result["update_ms"]
 
 
-MATMULS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
+MATMULS = {torch.ops.aten.mm.default, torch.ops.aten.mm.out, torch.ops.aten.addmm.default,
+           torch.ops.aten.addmm.out, torch.ops.aten.bmm.default, torch.ops.aten.bmm.out,
+           torch.ops.aten.baddbmm.default, torch.ops.aten.baddbmm.out}
 
 
-def products_of_update(algo: str, updates: int) -> tuple[list, int]:
-    """The matrix products our compiled fp32 update runs, as (op, input shapes) in the order met,
-    over a short run's updates after the first (TD3's actor step every 2nd), and their count."""
-    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as profiler:
+class Recorded(NamedTuple):
+    """Our compiled fp32 gradient steps as a short training run made them: `calls`, the last
+    update cycle's calls (compiled step, its arguments), in order, and `updates`, the updates in
+    that cycle (TD3: two critic steps and one actor step make 2 updates)."""
+
+    calls: list[tuple[Callable[..., Any], tuple]]
+    updates: int
+    fast: bool
+    """Whether the run took its fp32 products on oneDNN (policies/compiled.py)."""
+
+
+def recorded_steps(algo: str, updates: int) -> Recorded:
+    """The compiled gradient steps of a short run of ours and the arguments of their last calls,
+    kept by wrapping `compile_update` where OffPolicyRun calls it."""
+    calls: list[tuple[Callable[..., Any], tuple]] = []
+    original = offpolicy.compile_update
+
+    def keeping(update: Callable[..., Any], enabled: bool) -> Callable[..., Any]:
+        compiled = original(update, enabled)
+
+        def call(*args: Any) -> Any:
+            calls.append((compiled, args))
+            return compiled(*args)
+        return call
+
+    offpolicy.compile_update = keeping
+    try:
         ours(algo, updates, "always")
-    events = profiler.events()
-    products, regions_seen, first_calls = [], set(), set()
-    for event in events:  # the first call of each compiled graph also compiles it: left out
-        if event.name.startswith("Torch-Compiled Region") and event.name not in regions_seen:
-            regions_seen.add(event.name)
-            first_calls.add(event.id)
-    for event in events:
-        if event.name not in MATMULS or (event.cpu_parent and event.cpu_parent.name in MATMULS):
-            continue  # not a product, or one inside another (oneDNN's addmm runs an mm)
-        region = event.cpu_parent
-        while region is not None and not region.name.startswith("Torch-Compiled Region"):
-            region = region.cpu_parent
-        if region is not None and region.id not in first_calls:  # not acting, not compiling
-            products.append((event.name.split("::")[1], event.input_shapes))
-    updates -= 1
-    return products, updates
+    finally:
+        offpolicy.compile_update = original
+    cycle = 2 if algo == "td3" else 1  # TD3's actor steps every 2nd update
+    per_update = 1.5 if algo == "td3" else 1
+    last = calls[-round(cycle * per_update):]
+    return Recorded(last, cycle, onednn_keeps_fp32())
 
 
-def floor_of(products: list, updates: int):
-    """A function timing, in ms an update, the products of two updates replayed alone (TD3's
-    actor step is every 2nd), each kind on operands of its own, reused as an update reuses its
-    weights."""
-    kinds = collections.Counter((name, repr(shapes)) for name, shapes in products)
-    replay = []
-    for (name, shapes_text), count in kinds.items():
-        shapes = ast.literal_eval(shapes_text)
-        operands = [torch.randn(shape) for shape in shapes[:2 if name in ("mm", "bmm") else 3]]
-        # The profiler lists an out= argument's shape last when there is one.
-        out = torch.empty(shapes[-1]) if len(shapes) in (3, 6) and shapes[-1] else None
-        replay += [(getattr(torch, name), operands, out)] * round(2 * count / updates)
-    fast = onednn_keeps_fp32()
-
-    def floor_ms() -> float:
-        with fast_matmuls(fast):
+def step_timer(recorded: Recorded) -> Callable[[], float]:
+    """A function timing, in ms an update, the compiled gradient steps alone, back to back (the
+    update as the floor is timed: no sampling, no env step between)."""
+    def step_ms(cycles: int = 100) -> float:
+        with fast_matmuls(recorded.fast):
             start = time.perf_counter()
-            for function, operands, out in replay:
-                function(*operands, out=out) if out is not None else function(*operands)
-            return 1e3 * (time.perf_counter() - start) / 2
+            for _ in range(cycles):
+                for compiled, args in recorded.calls:
+                    compiled(*args)
+            return 1e3 * (time.perf_counter() - start) / (cycles * recorded.updates)
+    return step_ms
 
+
+class ProductRecorder(TorchDispatchMode):
+    """Each matrix product that runs under it: the op, and its tensors' shapes and strides."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.products: list[tuple[Any, list, dict]] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in MATMULS:
+            def layout(value: Any) -> Any:
+                return (tuple(value.shape), value.stride()) if isinstance(value, torch.Tensor) \
+                    else value
+            self.products.append((func, [layout(a) for a in args],
+                                  {k: layout(v) for k, v in kwargs.items()}))
+        return func(*args, **kwargs)
+
+
+def _operand(layout: Any) -> Any:
+    """A fresh tensor of a recorded (shape, stride), or the recorded value itself."""
+    if not (isinstance(layout, tuple) and len(layout) == 2 and isinstance(layout[1], tuple)):
+        return layout
+    shape, stride = layout
+    storage = 1 + sum((size - 1) * step for size, step in zip(shape, stride, strict=True))
+    return torch.randn(storage).as_strided(shape, stride)
+
+
+def floor_timer(recorded: Recorded) -> Callable[[], float]:
+    """A function timing, in ms an update, the products of one update cycle replayed alone on
+    operands of their own with the update's shapes and strides (a transposed weight is a
+    different kernel), on the library the update sends them to."""
+    recorder = ProductRecorder()
+    with fast_matmuls(recorded.fast), recorder:
+        for compiled, args in recorded.calls:
+            compiled(*args)
+    replay = [(func, [_operand(a) for a in args], {k: _operand(v) for k, v in kwargs.items()})
+              for func, args, kwargs in recorder.products]
+
+    def floor_ms(cycles: int = 100) -> float:
+        with fast_matmuls(recorded.fast):
+            start = time.perf_counter()
+            for _ in range(cycles):
+                for func, args, kwargs in replay:
+                    func(*args, **kwargs)
+            return 1e3 * (time.perf_counter() - start) / (cycles * recorded.updates)
     return floor_ms
 
 
@@ -147,12 +203,19 @@ def main() -> None:
     rows = []
     for algo in args.algos:
         model = sb3_model(algo)
-        floor_ms = floor_of(*products_of_update(algo, 100))
+        recorded = recorded_steps(algo, 100)
+        step_ms, floor_ms = step_timer(recorded), floor_timer(recorded)
+        step_ms(10), floor_ms(10)  # warm
+        ratios = []
         times: dict[str, list[float]] = {"ours_compiled": [], "ours_bf16": [], "ours_eager": [],
-                                         "sb3": [], "matmul_floor": []}
+                                         "sb3": [], "gradient_step": [], "matmul_floor": []}
         for round_ in range(args.rounds):
             times["ours_compiled"].append(ours(algo, args.updates, "always"))
-            times["matmul_floor"].append(min(floor_ms() for _ in range(5)))
+            # In turns of 10 cycles each, so a change of load hits both alike.
+            steps, floors = zip(*[(step_ms(10), floor_ms(10)) for _ in range(10)], strict=True)
+            times["gradient_step"].append(statistics.mean(steps))
+            times["matmul_floor"].append(statistics.mean(floors))
+            ratios.append(times["gradient_step"][-1] / times["matmul_floor"][-1])
             times["sb3"].append(sb3(model, args.updates))
             times["ours_bf16"].append(ours(algo, args.updates, "always", "bf16"))
             times["ours_eager"].append(ours(algo, args.updates, "never"))
@@ -162,7 +225,8 @@ def main() -> None:
         rows.append({"algo": algo, "threads": args.threads, "updates": args.updates,
                      "rounds": args.rounds, "ms": times, "median_ms": medians,
                      "compiled_ratio": medians["ours_compiled"] / medians["sb3"],
-                     "floor_ratio": medians["ours_compiled"] / medians["matmul_floor"],
+                     "floor_ratio": statistics.median(ratios), "floor_ratios": ratios,
+                     "in_run_floor_ratio": medians["ours_compiled"] / medians["matmul_floor"],
                      "bf16_ratio": medians["ours_bf16"] / medians["sb3"],
                      "eager_ratio": medians["ours_eager"] / medians["sb3"]})
     write(rows, args.save)
@@ -171,18 +235,23 @@ def main() -> None:
 def write(rows: list[dict], save: bool) -> None:
     lines = ["# One off-policy gradient update: ours vs Stable-Baselines3 2.9.2", "",
              f"Batch 256, 2x256 MLPs, {ENV} sizes, {rows[0]['threads']} torch threads; "
-             f"{rows[0]['rounds']} alternating rounds of {rows[0]['updates']} updates, medians "
-             "(sampling included for both). bf16: compiled, hidden layers multiplied in bfloat16 "
-             "(`matmul_precision: bf16`, opt-in). Matmul floor: the compiled fp32 update's "
-             "products replayed alone on the library it sends them to (best of 5 a round).", "",
-             "| algo | ours compiled (ms) | ours compiled bf16 (ms) | ours eager (ms) | SB3 (ms) | "
-             "matmul floor (ms) | compiled / floor | compiled / SB3 | bf16 / SB3 | eager / SB3 |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             f"{rows[0]['rounds']} alternating rounds of {rows[0]['updates']} updates, medians. "
+             "In a run: the mean time of an update in a short training run, sampling included "
+             "(SB3's likewise). bf16: compiled, hidden layers multiplied in bfloat16 "
+             "(`matmul_precision: bf16`, opt-in). Gradient step alone: the compiled fp32 step "
+             "timed back to back, no sampling; matmul floor: its products, replayed alone with "
+             "their operands' layouts, timed the same way, in turns with the step; step / "
+             "floor: the median of the rounds' ratios.", "",
+             "| algo | ours in a run (ms) | ours bf16 in a run (ms) | ours eager in a run (ms) | "
+             "SB3 (ms) | gradient step alone (ms) | matmul floor (ms) | step / floor | "
+             "in a run / floor | in a run / SB3 | bf16 / SB3 | eager / SB3 |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         m = row["median_ms"]
         lines.append(f"| {row['algo']} | {m['ours_compiled']:.2f} | {m['ours_bf16']:.2f} | "
-                     f"{m['ours_eager']:.2f} | {m['sb3']:.2f} | {m['matmul_floor']:.2f} | "
-                     f"{row['floor_ratio']:.2f}x | {row['compiled_ratio']:.2f}x | "
+                     f"{m['ours_eager']:.2f} | {m['sb3']:.2f} | {m['gradient_step']:.2f} | "
+                     f"{m['matmul_floor']:.2f} | {row['floor_ratio']:.2f}x | "
+                     f"{row['in_run_floor_ratio']:.2f}x | {row['compiled_ratio']:.2f}x | "
                      f"{row['bf16_ratio']:.2f}x | {row['eager_ratio']:.2f}x |")
     publish("offpolicy_update", rows, "\n".join(lines), save)
 

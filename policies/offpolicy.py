@@ -246,6 +246,9 @@ class OffPolicyRun:
         self.updates, self.first_iteration = 0, 1
         self.losses: dict[str, torch.Tensor] = {}
         self.first_update_seconds = 0.0
+        """The first update's time and those of the updates that compiled (TD3's actor step
+        compiles at its first call, the 2nd update), kept apart from the others'."""
+        self._compiled_now = False
         self.update_seconds, self.timed_updates = 0.0, 0
         """Time in updates after the first, and their count, since the last row of metrics."""
         self.total_update_seconds, self.total_timed_updates = 0.0, 0
@@ -292,6 +295,7 @@ class OffPolicyRun:
 
     def _compiled(self) -> None:
         """The compiler's worker processes are the run's own: the watch starts after them."""
+        self._compiled_now = True
         if self.cores is not None:
             self.cores.restart()
 
@@ -342,8 +346,8 @@ class OffPolicyRun:
 
     def learn(self, update: Callable[[], dict[str, torch.Tensor]]) -> None:
         """Run one gradient update (sample and step) and time it; keep its losses; stop on
-        NaN/inf naming the last good checkpoint. The first update's time (with a compiled
-        update, mostly compilation) is kept apart from the others'."""
+        NaN/inf naming the last good checkpoint. The first update's time, and that of any
+        update that compiled, is kept apart from the others'."""
         start = time.perf_counter()
         if self.config.anneal_lr:
             remaining = max(0.0, 1.0 - self.steps / self.config.total_steps)
@@ -352,8 +356,9 @@ class OffPolicyRun:
         with fast_matmuls(self.fast_matmuls):
             losses = update()
         seconds = time.perf_counter() - start
-        if not self.first_update_seconds:
-            self.first_update_seconds = seconds
+        if not self.first_update_seconds or self._compiled_now:
+            self.first_update_seconds += seconds
+            self._compiled_now = False
         else:
             self.update_seconds += seconds
             self.timed_updates += 1
