@@ -27,8 +27,9 @@ from policies.core import (
     RunningNormalizer,
     VectorEnvFactory,
 )
+from policies.exploration_noise import ACTION_NOISE, make_action_noise
 from policies.hindsight import make_replay_buffer
-from policies.offpolicy import ACTION_NOISE, OffPolicyRun, flushing_subnormals, make_action_noise
+from policies.offpolicy import OffPolicyRun, flushing_subnormals
 from policies.offpolicy_networks import Critics, relu_mlp, soft_update, use_matmul_precision
 from policies.records import TrainingProgress, config_of_checkpoint
 from policies.settings import check_settings

@@ -31,9 +31,10 @@ from torch.func import functional_call
 
 from policies.compiled import Adam, clip_grad_norm, gradients, parameters_of
 from policies.core import RunningNormalizer, VectorEnvFactory
-from policies.offpolicy import OffPolicyRun, ReplayBuffer
+from policies.offpolicy import OffPolicyRun
 from policies.offpolicy_networks import relu_mlp, soft_update
 from policies.records import TrainingProgress, config_of_checkpoint
+from policies.replay_buffer import ReplayBuffer
 from policies.settings import check_settings
 
 LOSSES = {"huber": F.smooth_l1_loss, "mse": F.mse_loss}

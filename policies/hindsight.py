@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from policies.offpolicy import ReplayBuffer
+from policies.replay_buffer import ReplayBuffer
 from sim.goals import GoalConditioned
 
 

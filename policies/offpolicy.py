@@ -1,7 +1,8 @@
-"""What SAC, TD3 and DDPG share besides their networks (policies/offpolicy_networks.py): the
-replay buffer, the exploration noises of TD3 and DDPG (Gaussian, Ornstein-Uhlenbeck), and their
-timed updates in a run whose bookkeeping (logs, evaluation keeping best.pt, checkpoints that
-resume exactly) is every algorithm's TrainingRun (policies/run.py).
+"""What SAC, TD3 and DDPG share besides their networks (policies/offpolicy_networks.py), their
+replay buffer (policies/replay_buffer.py) and TD3's and DDPG's exploration noises
+(policies/exploration_noise.py): their timed updates in a run whose bookkeeping (logs,
+evaluation keeping best.pt, checkpoints that resume exactly) is every algorithm's TrainingRun
+(policies/run.py).
 Their updates are built from policies/compiled.py (functional gradients, foreach Adam, one graph).
 
 Each algorithm's own file reads top to bottom; only what is truly common lives here.
@@ -25,6 +26,7 @@ from policies.compiled import compile_update, fast_matmuls, onednn_keeps_fp32, s
 from policies.core import VectorEnvFactory, check_continuous_actions, check_discrete_actions
 from policies.cores import OTHERS_BUSY_CORES, CoreWatch, torch_threads_for
 from policies.records import TrainingProgress
+from policies.replay_buffer import ReplayBuffer
 from policies.run import TrainingRun
 
 T = TypeVar("T")
@@ -50,144 +52,6 @@ def flushing_subnormals(train: Callable[..., T]) -> Callable[..., T]:
             torch.set_flush_denormal(False)
 
     return flushed
-
-
-class ReplayBuffer:
-    """A ring of transitions (obs, action, reward, next_obs, terminated), raw observations.
-
-    Observations are stored as the env gave them and normalized when sampled, with the current
-    statistics: the exported policy is then exactly normalizer + actor.
-
-    A copy that hit its time limit (truncated) did not reach a terminal state: its transition
-    keeps terminated=False and its true last observation (info["final_obs"], since the vector
-    env has already reset that copy) as next_obs, so the target bootstraps from it.
-    """
-
-    def __init__(self, capacity: int, obs_size: int, action_size: int) -> None:
-        if capacity < 1:
-            raise ValueError(f"buffer_size must be >= 1, got {capacity}")
-        self.capacity = capacity
-        self.obs = np.zeros((capacity, obs_size), np.float32)
-        self.next_obs = np.zeros((capacity, obs_size), np.float32)
-        self.actions = np.zeros((capacity, action_size), np.float32)
-        self.rewards = np.zeros(capacity, np.float32)
-        self.terminated = np.zeros(capacity, np.float32)
-        self.position = 0
-        """Where the next transition goes."""
-        self.size = 0
-
-    def __len__(self) -> int:
-        return self.size
-
-    def add(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray,
-            terminated: np.ndarray, truncated: np.ndarray, info: dict[str, Any]) -> None:
-        """One vector-env step of n copies: what `envs.step(action)` returned, and the `obs`
-        and `action` that went in. The env must reset finished copies in the same step."""
-        next_obs = np.array(next_obs, dtype=np.float32)
-        done = np.asarray(terminated) | np.asarray(truncated)
-        for i in np.flatnonzero(done):
-            next_obs[i] = info["final_obs"][i]
-        n = len(next_obs)
-        if n > self.capacity:
-            raise ValueError(f"buffer_size {self.capacity} is smaller than one step of {n} envs")
-        rows = (self.position + np.arange(n)) % self.capacity
-        self.obs[rows] = obs
-        self.actions[rows] = action
-        self.rewards[rows] = reward
-        self.next_obs[rows] = next_obs
-        self.terminated[rows] = terminated
-        self.position = (self.position + n) % self.capacity
-        self.size = min(self.size + n, self.capacity)
-
-    def state_dict(self) -> dict[str, Any]:
-        """The stored transitions (only the filled rows) and the write position."""
-        rows = slice(0, self.size)
-        return {"capacity": self.capacity, "position": self.position, "size": self.size,
-                "obs": self.obs[rows].copy(), "actions": self.actions[rows].copy(),
-                "rewards": self.rewards[rows].copy(), "next_obs": self.next_obs[rows].copy(),
-                "terminated": self.terminated[rows].copy()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state["capacity"] != self.capacity or state["obs"].shape[1:] != self.obs.shape[1:]:
-            raise ValueError(f"the saved replay buffer holds {state['capacity']} transitions of "
-                             f"{state['obs'].shape[1:]} observations; this one "
-                             f"{self.capacity} of {self.obs.shape[1:]}")
-        rows = slice(0, state["size"])
-        for name in ("obs", "actions", "rewards", "next_obs", "terminated"):
-            getattr(self, name)[rows] = state[name]
-        self.position, self.size = state["position"], state["size"]
-
-    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        """`batch_size` transitions drawn uniformly with replacement, as float32 tensors."""
-        if self.size == 0:
-            raise ValueError("the replay buffer is empty; collect transitions before sampling")
-        rows = rng.integers(0, self.size, batch_size)
-        return {"obs": torch.from_numpy(self.obs[rows]),
-                "action": torch.from_numpy(self.actions[rows]),
-                "reward": torch.from_numpy(self.rewards[rows]),
-                "next_obs": torch.from_numpy(self.next_obs[rows]),
-                "terminated": torch.from_numpy(self.terminated[rows])}
-
-
-class GaussianNoise:
-    """Independent N(0, std^2) action noise at every step (TD3's exploration)."""
-
-    def __init__(self, shape: tuple[int, int], std: float, rng: np.random.Generator) -> None:
-        self.shape, self.std, self.rng = shape, std, rng
-
-    def __call__(self) -> np.ndarray:
-        return self.rng.normal(0.0, self.std, self.shape).astype(np.float32)
-
-    def reset(self, copies: np.ndarray) -> None:
-        """Nothing to forget: each draw is independent."""
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Nothing to restore (the generator is restored by the run)."""
-
-
-class OrnsteinUhlenbeckNoise:
-    """Temporally correlated noise (DDPG's original exploration), one process per env copy:
-    x <- x + theta * (0 - x) * dt + std * sqrt(dt) * N(0, 1). It drifts back to zero at rate
-    theta, so a copy keeps pushing the same way for about 1 / (theta * dt) steps."""
-
-    def __init__(self, shape: tuple[int, int], std: float, rng: np.random.Generator,
-                 theta: float = 0.15, dt: float = 1e-2) -> None:
-        if theta <= 0 or dt <= 0:
-            raise ValueError(f"Ornstein-Uhlenbeck theta and dt must be > 0, got {theta}, {dt}")
-        self.std, self.rng, self.theta, self.dt = std, rng, theta, dt
-        self.state = np.zeros(shape, np.float32)
-
-    def __call__(self) -> np.ndarray:
-        self.state += (-self.theta * self.state * self.dt
-                       + self.std * np.sqrt(self.dt) * self.rng.standard_normal(self.state.shape))
-        return self.state.copy()
-
-    def reset(self, copies: np.ndarray) -> None:
-        """Start the finished copies' processes again from zero (a new episode)."""
-        self.state[copies] = 0.0
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"state": self.state.copy()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.state[...] = state["state"]
-
-
-ACTION_NOISE = {"gaussian": GaussianNoise, "ornstein_uhlenbeck": OrnsteinUhlenbeckNoise}
-
-
-def make_action_noise(kind: str, shape: tuple[int, int], std: float,
-                      rng: np.random.Generator) -> GaussianNoise | OrnsteinUhlenbeckNoise:
-    """Exploration noise for `shape` = (num_envs, action_size), by name."""
-    if kind not in ACTION_NOISE:
-        raise ValueError(f"exploration noise {kind!r} is unknown; use one of: "
-                         f"{', '.join(ACTION_NOISE)}")
-    if std < 0:
-        raise ValueError(f"exploration noise std must be >= 0, got {std}")
-    return ACTION_NOISE[kind](shape, std, rng)
 
 
 class CompiledUpdate:

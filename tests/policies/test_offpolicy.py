@@ -15,8 +15,9 @@ from deploy.export import export
 from policies import ddpg, sac, td3
 from policies.algorithms import algorithm_by_name
 from policies.core import sync_vector_env
-from policies.offpolicy import GaussianNoise, OrnsteinUhlenbeckNoise, ReplayBuffer, make_action_noise
+from policies.exploration_noise import GaussianNoise, OrnsteinUhlenbeckNoise, make_action_noise
 from policies.offpolicy_networks import Linear, relu_mlp, soft_update, use_matmul_precision
+from policies.replay_buffer import ReplayBuffer
 from randomization.envs import make_env
 
 ALGOS = {"SAC": (sac, sac.SACConfig), "TD3": (td3, td3.TD3Config), "DDPG": (ddpg, ddpg.DDPGConfig)}
