@@ -67,12 +67,16 @@ MATMULS = {torch.ops.aten.mm.default, torch.ops.aten.mm.out, torch.ops.aten.addm
            torch.ops.aten.baddbmm.default, torch.ops.aten.baddbmm.out}
 
 
+Calls = list[tuple[Callable[..., Any], list, dict]]
+"""Functions with their arguments and keyword arguments, called in order."""
+
+
 class Recorded(NamedTuple):
     """Our compiled fp32 gradient steps as a short training run made them: `calls`, the last
     update cycle's calls (compiled step, its arguments), in order, and `updates`, the updates in
     that cycle (TD3: two critic steps and one actor step make 2 updates)."""
 
-    calls: list[tuple[Callable[..., Any], tuple]]
+    calls: Calls
     updates: int
     fast: bool
     """Whether the run took its fp32 products on oneDNN (policies/compiled.py)."""
@@ -81,14 +85,14 @@ class Recorded(NamedTuple):
 def recorded_steps(algo: str, updates: int) -> Recorded:
     """The compiled gradient steps of a short run of ours and the arguments of their last calls,
     kept by wrapping `compile_update` where OffPolicyRun calls it."""
-    calls: list[tuple[Callable[..., Any], tuple]] = []
+    calls: Calls = []
     original = offpolicy.compile_update
 
     def keeping(update: Callable[..., Any], enabled: bool) -> Callable[..., Any]:
         compiled = original(update, enabled)
 
         def call(*args: Any) -> Any:
-            calls.append((compiled, args))
+            calls.append((compiled, list(args), {}))
             return compiled(*args)
         return call
 
@@ -97,23 +101,24 @@ def recorded_steps(algo: str, updates: int) -> Recorded:
         ours(algo, updates, "always")
     finally:
         offpolicy.compile_update = original
-    cycle = 2 if algo == "td3" else 1  # TD3's actor steps every 2nd update
-    per_update = 1.5 if algo == "td3" else 1
-    last = calls[-round(cycle * per_update):]
-    return Recorded(last, cycle, onednn_keeps_fp32())
+    # TD3's critics step at every update, its actor at every policy_delay-th: a cycle of
+    # policy_delay updates makes policy_delay + 1 calls.
+    delay = getattr(algorithm_by_name(algo).config(), "policy_delay", 1)
+    cycle_calls = delay + 1 if delay > 1 else 1
+    return Recorded(calls[-cycle_calls:], delay, onednn_keeps_fp32())
 
 
-def step_timer(recorded: Recorded) -> Callable[[], float]:
-    """A function timing, in ms an update, the compiled gradient steps alone, back to back (the
-    update as the floor is timed: no sampling, no env step between)."""
-    def step_ms(cycles: int = 100) -> float:
+def timer(calls: Calls, recorded: Recorded) -> Callable[[int], float]:
+    """A function timing `calls` back to back, `cycles` times, in ms an update of `recorded`'s
+    cycle, on the library its products go to."""
+    def ms(cycles: int) -> float:
         with fast_matmuls(recorded.fast):
             start = time.perf_counter()
             for _ in range(cycles):
-                for compiled, args in recorded.calls:
-                    compiled(*args)
+                for function, args, kwargs in calls:
+                    function(*args, **kwargs)
             return 1e3 * (time.perf_counter() - start) / (cycles * recorded.updates)
-    return step_ms
+    return ms
 
 
 class ProductRecorder(TorchDispatchMode):
@@ -143,25 +148,14 @@ def _operand(layout: Any) -> Any:
     return torch.randn(storage).as_strided(shape, stride)
 
 
-def floor_timer(recorded: Recorded) -> Callable[[], float]:
-    """A function timing, in ms an update, the products of one update cycle replayed alone on
-    operands of their own with the update's shapes and strides (a transposed weight is a
-    different kernel), on the library the update sends them to."""
+def products_of(recorded: Recorded) -> Calls:
+    """The products of one update cycle, to replay alone on operands of their own with the
+    update's shapes and strides (a transposed weight is a different kernel)."""
     recorder = ProductRecorder()
-    with fast_matmuls(recorded.fast), recorder:
-        for compiled, args in recorded.calls:
-            compiled(*args)
-    replay = [(func, [_operand(a) for a in args], {k: _operand(v) for k, v in kwargs.items()})
-              for func, args, kwargs in recorder.products]
-
-    def floor_ms(cycles: int = 100) -> float:
-        with fast_matmuls(recorded.fast):
-            start = time.perf_counter()
-            for _ in range(cycles):
-                for func, args, kwargs in replay:
-                    func(*args, **kwargs)
-            return 1e3 * (time.perf_counter() - start) / (cycles * recorded.updates)
-    return floor_ms
+    with recorder:
+        timer(recorded.calls, recorded)(1)
+    return [(func, [_operand(a) for a in args], {k: _operand(v) for k, v in kwargs.items()})
+            for func, args, kwargs in recorder.products]
 
 
 def sb3_model(algo: str):
@@ -204,7 +198,8 @@ def main() -> None:
     for algo in args.algos:
         model = sb3_model(algo)
         recorded = recorded_steps(algo, 100)
-        step_ms, floor_ms = step_timer(recorded), floor_timer(recorded)
+        # The gradient step alone (no sampling, no env step between) and its matmul floor.
+        step_ms, floor_ms = timer(recorded.calls, recorded), timer(products_of(recorded), recorded)
         step_ms(10), floor_ms(10)  # warm
         ratios = []
         times: dict[str, list[float]] = {"ours_compiled": [], "ours_bf16": [], "ours_eager": [],

@@ -209,7 +209,8 @@ class SerialRobot(Robot):
         self._asked: set[int] = set()
         """STATE_REQUESTs whose answers the next read may take."""
         self._asked_ahead = False
-        """request_ahead asked since the last read: when the loop ran late it asked nothing."""
+        """A request went out ahead since the last read began (by request_ahead, or by that
+        read while it waited): when the loop ran late and the read did not wait, none did."""
         self._asked_at = 0.0
         """time.perf_counter() of the last request asked ahead."""
         self._newest_time_us = -1

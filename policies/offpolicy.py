@@ -57,11 +57,11 @@ def flushing_subnormals(train: Callable[..., T]) -> Callable[..., T]:
 class CompiledUpdate:
     """An update compiled into one graph (or not: `enabled`), compiled `again` for a new
     number of torch threads (the compiled kernels keep the one they were built for);
-    `compiled` is called after each call that compiled."""
+    `after_compile` is called after each call that compiled."""
 
     def __init__(self, update: Callable[..., Any], enabled: bool,
-                 compiled: Callable[[], None]) -> None:
-        self.update, self.enabled, self.compiled = update, enabled, compiled
+                 after_compile: Callable[[], None]) -> None:
+        self.update, self.enabled, self.after_compile = update, enabled, after_compile
         self.again()
 
     def again(self) -> None:
@@ -72,7 +72,7 @@ class CompiledUpdate:
             return self._call(*args)
         self._fresh = False
         result = self._call(*args)
-        self.compiled()
+        self.after_compile()
         return result
 
 

@@ -61,7 +61,6 @@ def test_a_usb_adapters_16_ms_keeps_a_fresh_reading_every_cycle_at_50_hz() -> No
     assert len(arm.command_window()) <= 3
 
 
-
 def test_a_pipelined_read_keeps_asking_while_it_waits() -> None:
     # At 16 ms a read that found no answer waited its 10 ms without asking: the cycle's write and
     # the requests after it came late, the next read had fewer answers on their way, and a run
@@ -82,6 +81,7 @@ def test_a_pipelined_read_keeps_asking_while_it_waits() -> None:
     # A STATE_REQUEST and a HEARTBEAT every request_spacing while the read waited.
     asked = (arm.stats.frames_sent - sent) // 2
     assert asked >= int(waited / arm.timing.request_spacing) - 1 >= 2, (asked, waited)
+
 
 def test_a_noisy_line_still_shakes_hands() -> None:
     # 1% of bytes corrupted: a 740-byte description arrives whole 0.06% of the time; in
