@@ -59,7 +59,7 @@ def group_runs(run_dirs: list[Path]) -> dict[str, list[dict[str, Any]]]:
     return groups
 
 
-def _band(runs: list[dict], x_key: str, y_key: str) -> tuple[np.ndarray, ...] | None:
+def band(runs: list[dict], x_key: str, y_key: str) -> tuple[np.ndarray, ...] | None:
     """Mean, lowest and highest of `y_key` over runs on a common grid of `x_key` (up to where
     every run got to)."""
     curves = [(r[x_key], r[y_key]) for r in runs if np.isfinite(r[y_key]).any()]
@@ -97,7 +97,7 @@ def plot_runs(run_dirs: list[Path], out: Path | None = None) -> Path:
                                                ("seconds", "wall time (s)"))):
             ax = axes[row, col]
             for label, runs in groups.items():
-                band = _band(runs, x_key, key)
+                band = band(runs, x_key, key)
                 if band is None:
                     continue
                 grid, mean, low, high = band

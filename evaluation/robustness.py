@@ -13,14 +13,16 @@ Example:
 from __future__ import annotations
 
 import csv
+import functools
 import itertools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from evaluation.episodes import load_policy, run_episodes
+from evaluation.episodes import LoadedPolicy, load_policy, run_episodes
 from evaluation.outputs import beside
 
 UNITS = {"action_delay": "control steps", "action_latency": "s", "gravity": "m/s^2",
@@ -77,14 +79,50 @@ def pinned_config(cell: dict[str, float]) -> Any:
         {term: {"distribution": "choice", "choices": [value]} for term, value in cell.items()})
 
 
-def robustness_map(policies: list[Path], env_id: str | None, axes: list[Axis], episodes: int,
-                   out: Path | None = None, seed: int = 0,
-                   progress: bool = True) -> dict[str, Any]:
-    """Evaluate every policy on every cell of the grid; write robustness.csv, the heatmaps and
-    robustness.md into `out` (default: robustness/ beside the first policy). Returns the rows
-    and the paths written."""
+JobRunner = Callable[[Callable[..., Any], list[tuple]], Iterator[Any]]
+"""Runs `func(*job)` for every job and yields the results in the jobs' order: `in_this_process`,
+or sim2real/cluster.py's `on_ray` (each job a Ray task)."""
+
+
+def in_this_process(func: Callable[..., Any], jobs: list[tuple]) -> Iterator[Any]:
+    return (func(*job) for job in jobs)
+
+
+def _load_once(policy: Path) -> LoadedPolicy:
+    """`policy` loaded once per process (and again when its file changes)."""
+    return _loaded(policy, policy.stat().st_mtime) if policy.exists() else load_policy(policy)
+
+
+@functools.lru_cache(maxsize=8)
+def _loaded(policy: Path, modified: float) -> LoadedPolicy:
+    return load_policy(policy)
+
+
+def evaluate_cell(policy: Path, env_id: str, cell: dict[str, float], episodes: int,
+                  seed: int) -> dict[str, Any]:
+    """`episodes` deterministic episodes of `policy` with each term of `cell` pinned; a job of
+    its own, so the cells of a grid can run anywhere (a Ray task) and give the same numbers."""
     from randomization.envs import make_env
     from randomization.wrapper import DomainRandomization
+
+    loaded = _load_once(policy)
+    env = DomainRandomization(
+        make_env(env_id, pixels=loaded.image_shape[0] if loaded.image_shape else None),
+        pinned_config(cell))
+    try:
+        loaded.check_fits(env, env_id)
+        return run_episodes(env, loaded.act, episodes, seed)
+    finally:
+        env.close()
+
+
+def robustness_map(policies: list[Path], env_id: str | None, axes: list[Axis], episodes: int,
+                   out: Path | None = None, seed: int = 0, progress: bool = True,
+                   run_jobs: JobRunner = in_this_process) -> dict[str, Any]:
+    """Evaluate every policy on every cell of the grid; write robustness.csv, the heatmaps and
+    robustness.md into `out` (default: robustness/ beside the first policy). Returns the rows
+    and the paths written. `run_jobs` runs the cells (one job each): here, one after another,
+    or on Ray; the rows are the same."""
     from sim.registration import check_env_id
 
     if not policies:
@@ -93,31 +131,26 @@ def robustness_map(policies: list[Path], env_id: str | None, axes: list[Axis], e
         raise ValueError("give at least one --vary TERM=LOW:HIGH:POINTS, e.g. --vary mass=0.5:2.0:7")
     if len({a.term for a in axes}) != len(axes):
         raise ValueError("each term may be varied once")
-    loaded = [load_policy(Path(p)) for p in policies]
+    names = _short_names(policies)
+    policies = [Path(p).resolve() for p in policies]  # the same file for a worker elsewhere
+    loaded = [_load_once(p) for p in policies]  # a missing or broken one is named now
     env_id = env_id or loaded[0].trained_on
     if env_id is None:
         raise ValueError(f"{policies[0]} does not say which env it was trained on; give --env")
     check_env_id(env_id)
-    names = _short_names(policies)
     cells = [dict(zip([a.term for a in axes], values, strict=True))
              for values in itertools.product(*(a.values for a in axes))]
+    jobs = [(policy, env_id, cell, episodes, seed) for policy in policies for cell in cells]
+    owners = [name for name in names for _ in cells]
     rows = []
     from rich.progress import Progress
 
     with Progress(disable=not progress) as bar:
-        task = bar.add_task("robustness", total=len(cells) * len(loaded))
-        for policy, name in zip(loaded, names, strict=True):
-            for cell in cells:
-                env = DomainRandomization(
-                    make_env(env_id, pixels=policy.image_shape[0] if policy.image_shape else None),
-                    pinned_config(cell))
-                try:
-                    policy.check_fits(env, env_id)
-                    result = run_episodes(env, policy.act, episodes, seed)
-                finally:
-                    env.close()
-                rows.append({"policy": name, **cell, **result})
-                bar.advance(task)
+        task = bar.add_task("robustness", total=len(jobs))
+        for name, (*_, cell, _, _), result in zip(owners, jobs, run_jobs(evaluate_cell, jobs),
+                                                  strict=True):
+            rows.append({"policy": name, **cell, **result})
+            bar.advance(task)
     out = out or beside(policies[0], "robustness")
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "robustness.csv"

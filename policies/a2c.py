@@ -23,6 +23,7 @@ from policies.cores import torch_threads_for
 from policies.onpolicy import OnPolicyRun, compute_gae, learning_rate_at, set_learning_rate
 from policies.onpolicy_networks import ActorCritic, load_actor_critic
 from policies.records import TrainingProgress
+from policies.run import EvaluationHook
 from policies.settings import check_settings
 
 OPTIMIZERS = ("rmsprop", "adam")
@@ -81,14 +82,15 @@ def make_optimizer(name: str, parameters: list[nn.Parameter], learning_rate: flo
 
 def train(make_envs: VectorEnvFactory, config: A2CConfig, run_dir: Path,
           metadata: dict[str, Any] | None = None, progress: bool = True,
-          resume: dict[str, Any] | None = None) -> dict[str, Any]:
+          resume: dict[str, Any] | None = None,
+          on_evaluation: EvaluationHook | None = None) -> dict[str, Any]:
     """Train A2C; write checkpoint.pt, best.pt, metrics.csv, episodes.jsonl and run.json into
     `run_dir`. `resume`: a checkpoint of this run to continue exactly where it was written."""
     torch.set_num_threads(torch_threads_for(config.torch_threads))
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     run = OnPolicyRun("a2c", config, make_envs, run_dir, metadata,
-                      ["policy_loss", "value_loss", "entropy"], resume)
+                      ["policy_loss", "value_loss", "entropy"], resume, on_evaluation=on_evaluation)
     agent = ActorCritic(run.obs_size, run.action_size, config.hidden_sizes,
                         config.initial_log_std, run.image_shape)
     parameters = list(agent.parameters())

@@ -14,19 +14,13 @@ import os
 import time
 from pathlib import Path
 
+from sim.cores import usable_cores
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 OTHERS_BUSY_CORES = 0.5
 """Other processes' CPU use, in cores, from which a run's threads contend with them."""
 WATCH_SECONDS = 0.25
 """How often the watch looks: a contended update can take 100x its time, so not rarely."""
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity: a container's or taskset's share)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def torch_threads_for(setting: int) -> int:

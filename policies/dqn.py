@@ -35,6 +35,7 @@ from policies.offpolicy import OffPolicyRun
 from policies.offpolicy_networks import relu_mlp, soft_update
 from policies.records import TrainingProgress, config_of_checkpoint
 from policies.replay_buffer import ReplayBuffer
+from policies.run import EvaluationHook
 from policies.settings import check_settings
 
 LOSSES = {"huber": F.smooth_l1_loss, "mse": F.mse_loss}
@@ -193,13 +194,14 @@ class DQNAgent(nn.Module):
 
 def train(make_envs: VectorEnvFactory, config: DQNConfig, run_dir: Path,
           metadata: dict[str, Any] | None = None, progress: bool = True,
-          resume: dict[str, Any] | None = None) -> dict[str, Any]:
+          resume: dict[str, Any] | None = None,
+          on_evaluation: EvaluationHook | None = None) -> dict[str, Any]:
     """Train DQN; write checkpoint.pt, best.pt, metrics.csv, episodes.jsonl and run.json into
     `run_dir`. `resume`: a checkpoint of this run to continue exactly where it was written."""
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     run = OffPolicyRun("dqn", config, make_envs, run_dir, metadata, ["loss", "q_mean", "epsilon"],
-                       resume, discrete=True)
+                       resume, discrete=True, on_evaluation=on_evaluation)
     envs, num_envs = run.envs, config.num_envs
     agent = DQNAgent(run.obs_size, run.action_table, config)
     num_actions = len(run.action_table)

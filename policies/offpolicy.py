@@ -27,7 +27,7 @@ from policies.core import VectorEnvFactory, check_continuous_actions, check_disc
 from policies.cores import OTHERS_BUSY_CORES, CoreWatch, torch_threads_for
 from policies.records import TrainingProgress
 from policies.replay_buffer import ReplayBuffer
-from policies.run import TrainingRun
+from policies.run import EvaluationHook, TrainingRun
 
 T = TypeVar("T")
 
@@ -94,7 +94,8 @@ class OffPolicyRun:
 
     def __init__(self, algo: str, config: Any, make_envs: VectorEnvFactory, run_dir: Path,
                  metadata: dict[str, Any] | None, loss_names: list[str],
-                 resume: dict[str, Any] | None = None, discrete: bool = False) -> None:
+                 resume: dict[str, Any] | None = None, discrete: bool = False,
+                 on_evaluation: EvaluationHook | None = None) -> None:
         self.config, self.discrete = config, discrete
         self.vector_steps = max(1, -(-config.total_steps // config.num_envs))
         self.every = {name: max(1, -(-getattr(config, name) // config.num_envs))
@@ -104,7 +105,8 @@ class OffPolicyRun:
                                [*loss_names, "updates"], eval_every=self.every["eval_every"],
                                checkpoint_every=self.every["checkpoint_every"],
                                rows_at_checkpoints=False, timing_columns=("update_ms",),
-                               checkpoint_seconds=config.checkpoint_seconds)
+                               checkpoint_seconds=config.checkpoint_seconds,
+                               on_evaluation=on_evaluation)
         self.envs, self.stats = self.run.envs, self.run.stats
         self.obs_size, self.action_size = self.run.sizes["obs_size"], self.run.sizes["action_size"]
         self.updates, self.first_iteration = 0, 1

@@ -26,7 +26,7 @@ from policies.core import VectorEnvFactory, check_continuous_actions
 from policies.encoders import observation_layout, stack_observations
 from policies.onpolicy_networks import ActorCritic
 from policies.records import TrainingProgress
-from policies.run import TrainingRun
+from policies.run import EvaluationHook, TrainingRun
 
 
 def split_observation(obs: Any, state_size: int) -> tuple[np.ndarray | None, np.ndarray]:
@@ -140,13 +140,15 @@ class OnPolicyRun:
 
     def __init__(self, algo: str, config: Any, make_envs: VectorEnvFactory, run_dir: Path,
                  metadata: dict[str, Any] | None, loss_names: list[str],
-                 resume: dict[str, Any] | None = None) -> None:
+                 resume: dict[str, Any] | None = None,
+                 on_evaluation: EvaluationHook | None = None) -> None:
         self.config = config
         self.run = TrainingRun(algo, config, make_envs, run_dir, metadata, resume,
                                actor_critic_layout, [*loss_names, "learning_rate", "action_std"],
                                eval_every=config.eval_every,
                                checkpoint_every=config.checkpoint_every, rows_at_checkpoints=True,
-                               checkpoint_seconds=config.checkpoint_seconds)
+                               checkpoint_seconds=config.checkpoint_seconds,
+                               on_evaluation=on_evaluation)
         self.envs, self.stats = self.run.envs, self.run.stats
         self.obs_size, self.image_shape, self.action_size = (
             self.run.sizes[name] for name in ("obs_size", "image_shape", "action_size"))

@@ -30,6 +30,7 @@ from policies.encoders import PixelPolicy
 from policies.onpolicy import OnPolicyRun, RewardScaler, compute_gae, learning_rate_at
 from policies.onpolicy_networks import ActorCritic, load_actor_critic
 from policies.records import TrainingProgress
+from policies.run import EvaluationHook
 from policies.settings import check_settings
 
 __all__ = ["ActorCritic", "PPOConfig", "compute_gae", "load_policy", "train"]
@@ -95,7 +96,8 @@ From 8,000 updates the warm compile pays twice over; the first, cold one costs ~
 
 def train(make_envs: VectorEnvFactory, config: PPOConfig, run_dir: Path,
           metadata: dict[str, Any] | None = None, progress: bool = True,
-          resume: dict[str, Any] | None = None) -> dict[str, Any]:
+          resume: dict[str, Any] | None = None,
+          on_evaluation: EvaluationHook | None = None) -> dict[str, Any]:
     """Train PPO; write checkpoint.pt, best.pt, metrics.csv, episodes.jsonl and run.json into
     `run_dir`. `resume`: a checkpoint of this run to continue exactly where it was written."""
     torch.set_num_threads(torch_threads_for(config.torch_threads))
@@ -103,7 +105,7 @@ def train(make_envs: VectorEnvFactory, config: PPOConfig, run_dir: Path,
     rng = np.random.default_rng(config.seed)
     run = OnPolicyRun("ppo", config, make_envs, run_dir, metadata,
                       ["policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"],
-                      resume)
+                      resume, on_evaluation=on_evaluation)
     agent = ActorCritic(run.obs_size, run.action_size, config.hidden_sizes,
                         config.initial_log_std, run.image_shape, config.image_features)
     params = parameters_of(agent)

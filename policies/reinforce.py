@@ -27,6 +27,7 @@ from policies.cores import torch_threads_for
 from policies.onpolicy import OnPolicyRun, compute_gae, learning_rate_at, set_learning_rate
 from policies.onpolicy_networks import ActorCritic, load_actor_critic
 from policies.records import TrainingProgress
+from policies.run import EvaluationHook
 from policies.settings import check_settings
 
 
@@ -82,7 +83,8 @@ def finished_steps(ends: np.ndarray) -> np.ndarray:
 
 def train(make_envs: VectorEnvFactory, config: REINFORCEConfig, run_dir: Path,
           metadata: dict[str, Any] | None = None, progress: bool = True,
-          resume: dict[str, Any] | None = None) -> dict[str, Any]:
+          resume: dict[str, Any] | None = None,
+          on_evaluation: EvaluationHook | None = None) -> dict[str, Any]:
     """Train REINFORCE; write checkpoint.pt, best.pt, metrics.csv, episodes.jsonl and run.json
     into `run_dir`. `resume`: a checkpoint of this run to continue exactly where it was written."""
     torch.set_num_threads(torch_threads_for(config.torch_threads))
@@ -90,7 +92,7 @@ def train(make_envs: VectorEnvFactory, config: REINFORCEConfig, run_dir: Path,
     rng = np.random.default_rng(config.seed)
     run = OnPolicyRun("reinforce", config, make_envs, run_dir, metadata,
                       ["policy_loss", "baseline_loss", "episodes_per_batch", "dropped_steps"],
-                      resume)
+                      resume, on_evaluation=on_evaluation)
     agent = ActorCritic(run.obs_size, run.action_size, config.hidden_sizes,
                         config.initial_log_std, run.image_shape)
     policy_parameters = [*agent.actor.parameters(), agent.log_std]

@@ -36,6 +36,11 @@ from policies.records import (
     write_json,
 )
 
+EvaluationHook = Callable[[dict[str, Any]], None]
+"""Called after each evaluation, once its checkpoint is written, with the row of metrics.csv
+it wrote (steps, seconds, eval_return, eval_success_rate, ...): how a sweep reports a trial's
+progress to its scheduler, which may stop the run by raising from it."""
+
 EnvLayout = Callable[[gym.vector.VectorEnv, str], dict[str, Any]]
 """Checks the envs' spaces for the algorithm (named for errors, e.g. "SAC") and returns the
 sizes its networks are built for, e.g. {"obs_size": 17, "action_size": 6}; raises ValueError
@@ -62,7 +67,8 @@ class TrainingRun:
                  metadata: dict[str, Any] | None, resume: dict[str, Any] | None,
                  layout: EnvLayout, columns: list[str], *, eval_every: int,
                  checkpoint_every: int, rows_at_checkpoints: bool,
-                 timing_columns: tuple[str, ...] = (), checkpoint_seconds: float = 60.0) -> None:
+                 timing_columns: tuple[str, ...] = (), checkpoint_seconds: float = 60.0,
+                 on_evaluation: EvaluationHook | None = None) -> None:
         """rows_at_checkpoints: a checkpoint's iteration writes a row of metrics too, even
         when `after_iteration` is told no row is due."""
         self.algo, self.config, self.run_dir, self.resume = algo, config, run_dir, resume
@@ -70,6 +76,7 @@ class TrainingRun:
         self.eval_every, self.checkpoint_every = eval_every, checkpoint_every
         self.checkpoint_seconds = checkpoint_seconds
         self.rows_at_checkpoints = rows_at_checkpoints
+        self.on_evaluation = on_evaluation
         run_dir.mkdir(parents=True, exist_ok=True)
         self.envs = (record_episodes(make_envs(config.num_envs)) if resume is None
                      else restore_envs(resume["resume"]["envs"]))
@@ -169,20 +176,23 @@ class TrainingRun:
         evaluate = self.evaluator is not None and (last or iteration % self.eval_every == 0)
         checkpoint = (last or iteration % self.checkpoint_every == 0
                       or 0 < self.checkpoint_seconds <= time.perf_counter() - self.last_checkpoint)
+        written: dict[str, Any] = {}
         if row_due or evaluate or (checkpoint and self.rows_at_checkpoints):
             evaluation = self.evaluate(policy()) if evaluate else {}
             elapsed = self.elapsed()
-            self.log.write({"iteration": iteration, "steps": self.steps,
-                            "seconds": round(elapsed, 3),
-                            "steps_per_second": round(self.steps / elapsed, 1),
-                            "mean_return": self.stats.mean_return,
-                            "success_rate": self.stats.success_rate, **evaluation, **row(),
-                            **env_log_row(self.envs)})
+            written = {"iteration": iteration, "steps": self.steps, "seconds": round(elapsed, 3),
+                       "steps_per_second": round(self.steps / elapsed, 1),
+                       "mean_return": self.stats.mean_return,
+                       "success_rate": self.stats.success_rate, **evaluation, **row(),
+                       **env_log_row(self.envs)}
+            self.log.write(written)
             bar.update(self.steps, self.stats)
         if checkpoint:
             save_checkpoint(self.run_dir / "checkpoint.pt",
                             {**self.payload(), "resume": self.resume_state(iteration)})
             self.last_checkpoint = time.perf_counter()
+        if evaluate and self.on_evaluation is not None:
+            self.on_evaluation(written)
 
     def evaluate(self, policy: nn.Module) -> dict[str, float]:
         """Evaluate `policy`; keep the run as best.pt if it is the best so far."""

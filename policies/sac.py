@@ -31,6 +31,7 @@ from policies.hindsight import make_replay_buffer
 from policies.offpolicy import OffPolicyRun, flushing_subnormals
 from policies.offpolicy_networks import Critics, relu_mlp, soft_update, use_matmul_precision
 from policies.records import TrainingProgress, config_of_checkpoint
+from policies.run import EvaluationHook
 from policies.settings import check_settings
 
 
@@ -148,13 +149,15 @@ class SACAgent(nn.Module):
 @flushing_subnormals
 def train(make_envs: VectorEnvFactory, config: SACConfig, run_dir: Path,
           metadata: dict[str, Any] | None = None, progress: bool = True,
-          resume: dict[str, Any] | None = None) -> dict[str, Any]:
+          resume: dict[str, Any] | None = None,
+          on_evaluation: EvaluationHook | None = None) -> dict[str, Any]:
     """Train SAC; write checkpoint.pt, best.pt, metrics.csv, episodes.jsonl and run.json into
     `run_dir`. `resume`: a checkpoint of this run to continue exactly where it was written."""
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     run = OffPolicyRun("sac", config, make_envs, run_dir, metadata,
-                       ["critic_loss", "actor_loss", "alpha_loss", "alpha", "entropy", "q_mean"], resume)
+                       ["critic_loss", "actor_loss", "alpha_loss", "alpha", "entropy", "q_mean"],
+                       resume, on_evaluation=on_evaluation)
     envs, obs_size, action_size = run.envs, run.obs_size, run.action_size
     agent = SACAgent(obs_size, action_size, config)
     use_matmul_precision(agent, config.matmul_precision)

@@ -30,6 +30,7 @@ from policies.cores import torch_threads_for
 from policies.onpolicy import OnPolicyRun, compute_gae
 from policies.onpolicy_networks import ActorCritic, load_actor_critic
 from policies.records import TrainingProgress
+from policies.run import EvaluationHook
 from policies.settings import check_settings
 
 
@@ -163,14 +164,16 @@ def trust_region_step(agent: ActorCritic, features: torch.Tensor, actions: torch
 
 def train(make_envs: VectorEnvFactory, config: TRPOConfig, run_dir: Path,
           metadata: dict[str, Any] | None = None, progress: bool = True,
-          resume: dict[str, Any] | None = None) -> dict[str, Any]:
+          resume: dict[str, Any] | None = None,
+          on_evaluation: EvaluationHook | None = None) -> dict[str, Any]:
     """Train TRPO; write checkpoint.pt, best.pt, metrics.csv, episodes.jsonl and run.json into
     `run_dir`. `resume`: a checkpoint of this run to continue exactly where it was written."""
     torch.set_num_threads(torch_threads_for(config.torch_threads))
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     run = OnPolicyRun("trpo", config, make_envs, run_dir, metadata,
-                      ["surrogate_gain", "kl", "line_search_shrinks", "value_loss"], resume)
+                      ["surrogate_gain", "kl", "line_search_shrinks", "value_loss"],
+                      resume, on_evaluation=on_evaluation)
     if run.image_shape is not None:
         run.close()
         raise ValueError("TRPO takes flat observations; train from camera images with PPO")

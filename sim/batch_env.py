@@ -11,7 +11,6 @@ info["final_obs"].
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
@@ -23,6 +22,7 @@ from gymnasium.vector.utils import batch_space
 
 from sim.catalog import make_task, robot_by_name
 from sim.commands import CommandHistory, CommandLine
+from sim.cores import usable_cores
 from sim.physics import RobotSimulation
 from sim.spec import RobotState
 from sim.task import sample_episode
@@ -38,7 +38,7 @@ class BatchRobotEnv(gym.vector.VectorEnv):
     """`make_randomizer`, when given, builds the object that randomizes each copy at reset and
     step (randomization.envs.make_vector_env passes one for a config with terms).
     `physics_threads`: how many threads step the copies' physics (default: the cores this
-    process may use); the results are the same for any number. Randomization that acts inside
+    process may use, sim/cores.py); the results are the same for any number. Randomization that acts inside
     the physics step (pushes, sub-step latency, a jittered period) steps in one thread.
 
     Example:
@@ -99,7 +99,7 @@ class BatchRobotEnv(gym.vector.VectorEnv):
         self._every_copy = np.ones(num_envs, dtype=bool)
         self._every_copy.flags.writeable = False
         self._readings = self.states()
-        self.physics_threads = min(num_envs, physics_threads or len(os.sched_getaffinity(0)))
+        self.physics_threads = min(num_envs, physics_threads or usable_cores())
         self._start_physics_threads()
 
     def _start_physics_threads(self) -> None:

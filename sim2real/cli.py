@@ -152,11 +152,36 @@ def cmd_log_convert(args: argparse.Namespace) -> None:
 
 
 def cmd_robustness(args: argparse.Namespace) -> None:
-    from evaluation.robustness import Axis, robustness_map
+    from evaluation.robustness import Axis, in_this_process, robustness_map
 
+    run_jobs = in_this_process
+    if args.ray is not None:
+        from sim2real.cluster import on_ray
+
+        run_jobs = on_ray(args.ray or None)
     print(robustness_map([Path(p) for p in args.policies], args.env,
                          [Axis.parse(text) for text in args.vary], args.episodes,
-                         _path(args.out), args.seed, progress=not args.quiet)["text"])
+                         _path(args.out), args.seed, progress=not args.quiet,
+                         run_jobs=run_jobs)["text"])
+
+
+def cmd_sweep(args: argparse.Namespace) -> None:
+    import shutil
+
+    from sim2real.sweep import run_on_ray, run_serially
+    from sim2real.sweep_file import load_sweep
+
+    if args.serial and args.ray:
+        raise ValueError(f"--serial trains here, without Ray; drop --ray {args.ray} or --serial")
+    plan = load_sweep(Path(args.sweep), args.cpus_per_trial)
+    out = _path(args.out) or Path("sweeps") / Path(args.sweep).stem
+    if args.overwrite and out.exists():
+        shutil.rmtree(out)
+    if args.serial:
+        summary = run_serially(plan, out, progress=not args.quiet)
+    else:
+        summary = run_on_ray(plan, out, args.ray, progress=not args.quiet)
+    print(summary["text"])
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
@@ -313,6 +338,22 @@ def build_parser() -> argparse.ArgumentParser:
     robustness.add_argument("--episodes", type=int, default=20, help="episodes per cell")
     robustness.add_argument("--out", help="folder for CSV, PNGs, summary (default: robustness/ "
                             "beside the first policy)")
+    robustness.add_argument("--ray", nargs="?", const="", metavar="ADDRESS", help="cells as Ray "
+                            "tasks: on the cluster at ADDRESS, or on this machine without one")
+
+    sweep = verb("sweep", cmd_sweep, "train the trials of a sweep file (settings x seeds) on Ray",
+                 quiet=True)
+    sweep.add_argument("sweep", metavar="SWEEP.yaml", help="env, algo, steps, seeds, set:, "
+                       "ranges:, early_stop: (see the README's Many runs)")
+    sweep.add_argument("--ray", metavar="ADDRESS", help="join this Ray cluster (default: start "
+                       "Ray on this machine's cores)")
+    sweep.add_argument("--cpus-per-trial", type=int, metavar="N", help="CPUs each trial takes "
+                       "(default: the file's, else 1)")
+    sweep.add_argument("--out", help="sweep folder (default: sweeps/NAME of the file)")
+    sweep.add_argument("--serial", action="store_true", help="one trial after another here, "
+                       "without Ray or early stopping")
+    sweep.add_argument("--overwrite", action="store_true", help="start the sweep folder afresh "
+                       "(default: go on with its unfinished trials)")
 
     plot = verb("plot", cmd_plot, "learning curves of runs, mean and spread over seeds")
     plot.add_argument("runs", nargs="+", help="run dirs (runs differing only in seed are grouped)")

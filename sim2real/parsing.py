@@ -7,10 +7,15 @@ from __future__ import annotations
 import argparse
 from typing import NoReturn
 
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, ConnectionError)
+
+class MissingExtra(RuntimeError):
+    """A verb needs an optional extra this install lacks (e.g. Ray: `.[cluster]`)."""
+
+
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, ConnectionError, MissingExtra)
 """What the library raises for bad input: a bad value (deploy's ContractError and
-json.JSONDecodeError are ValueErrors too), a missing or existing file, a robot that does not
-answer."""
+json.JSONDecodeError are ValueErrors too), a missing or existing file, a robot or cluster that
+does not answer, an extra not installed."""
 MAX_SEED = 2**32 - 1
 """numpy's and gymnasium's seeds are whole numbers from 0 to this."""
 

@@ -7,7 +7,10 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from policies.run import EvaluationHook
 
 
 def prepare_run_dir(out: Path, overwrite: bool) -> None:
@@ -66,11 +69,13 @@ def training_config(algo: str, env_id: str, steps: int, seed: int,
 def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
               randomization: str | None, overwrite: bool = False, progress: bool = True,
               overrides: dict | None = None, pixels: int | None = None,
-              discrete_actions: int | None = None) -> dict:
-    """Train `algo` on `env_id` into `out`; the shared path of `train` and `demo`. Settings:
-    the algorithm's defaults, then those tuned for this env, then `overrides`. `pixels`: observe
-    `pixels` x `pixels` camera images beside the state (PPO only). `discrete_actions`: that many
-    choices per action dimension instead of continuous actions (DQN only)."""
+              discrete_actions: int | None = None,
+              on_evaluation: EvaluationHook | None = None) -> dict:
+    """Train `algo` on `env_id` into `out`; the shared path of `train`, `demo` and `sweep`.
+    Settings: the algorithm's defaults, then those tuned for this env, then `overrides`.
+    `pixels`: observe `pixels` x `pixels` camera images beside the state (PPO only).
+    `discrete_actions`: that many choices per action dimension instead of continuous actions
+    (DQN only). `on_evaluation`: called with each evaluation's row of metrics."""
     import yaml
 
     from policies.algorithms import algorithm_by_name
@@ -121,7 +126,7 @@ def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
     result = algorithm.train(
         lambda n: make_vector_env(env_id, n, randomization_config, pixels=pixels,
                                   discrete_actions=discrete_actions), config, out,
-        metadata=metadata, progress=progress)
+        metadata=metadata, progress=progress, on_evaluation=on_evaluation)
     result["randomization"] = described
     result["line"] = (f"trained {algo} on {env_id} with randomization {randomization or 'none'}: "
                       f"{described}; {result['steps']} steps in {result['seconds']:.1f} s, recent "
@@ -139,7 +144,8 @@ def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
 
 def resume_run(run_dir: Path, steps: int | None = None, env_id: str | None = None,
                algo: str | None = None, progress: bool = True,
-               discrete_actions: int | None = None) -> dict:
+               discrete_actions: int | None = None,
+               on_evaluation: EvaluationHook | None = None) -> dict:
     """Continue a run from its checkpoint exactly as if it had never stopped (same envs
     mid-episode, same generators); `steps` may extend its budget."""
     from policies.algorithms import algorithm_by_name
@@ -180,7 +186,7 @@ def resume_run(run_dir: Path, steps: int | None = None, env_id: str | None = Non
     result = algorithm.train(lambda n: make_vector_env(trained_on, n, randomization, pixels=pixels,
                                                        discrete_actions=trained_choices),
                              config, run_dir, metadata=metadata, progress=progress,
-                             resume=checkpoint)
+                             resume=checkpoint, on_evaluation=on_evaluation)
     plot_learning_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png")
     result["line"] = (f"resumed {run_dir}: {result['steps']} steps, {result['seconds']:.1f} s in "
                       f"all, recent return {result['mean_return']:.2f}")

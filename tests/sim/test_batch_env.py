@@ -7,6 +7,7 @@ from randomization.config import RandomizationConfig
 from randomization.envs import make_env, make_vector_env
 from randomization.randomizer import Randomizer
 from sim.batch_env import BatchRobotEnv
+from sim.cores import usable_cores
 from sim.registration import OUR_ENVS
 
 # Three steps of command delay, drawn without using the generator (one choice), so that single
@@ -97,12 +98,21 @@ def test_physics_on_several_threads_gives_the_same_numbers_copy_by_copy(env_id: 
         assert np.array_equal(a, b)
 
 
-def test_physics_threads_default_to_the_cores_and_refuse_nonsense() -> None:
+def test_physics_threads_default_to_the_cores_and_refuse_nonsense(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     envs = BatchRobotEnv(64, robot="so_arm", task="reach")
-    assert envs.physics_threads == len(os.sched_getaffinity(0))
+    assert envs.physics_threads == usable_cores() == len(os.sched_getaffinity(0))
     envs.close()
+    # A scheduler's share (Ray sets OMP_NUM_THREADS to a trial's CPUs) caps the default.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    envs = BatchRobotEnv(64, robot="so_arm", task="reach")
+    assert envs.physics_threads == 1
+    envs.close()
+    monkeypatch.setenv("OMP_NUM_THREADS", "")  # unset in effect, as some launchers leave it
+    assert usable_cores() == len(os.sched_getaffinity(0))
     assert BatchRobotEnv(1, robot="so_arm", task="reach").physics_threads == 1
     with pytest.raises(ValueError, match="physics_threads must be a whole number >= 1, got 0"):
         BatchRobotEnv(4, robot="so_arm", task="reach", physics_threads=0)
