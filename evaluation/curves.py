@@ -97,10 +97,10 @@ def plot_runs(run_dirs: list[Path], out: Path | None = None) -> Path:
                                                ("seconds", "wall time (s)"))):
             ax = axes[row, col]
             for label, runs in groups.items():
-                band = band(runs, x_key, key)
-                if band is None:
+                drawn = band(runs, x_key, key)
+                if drawn is None:
                     continue
-                grid, mean, low, high = band
+                grid, mean, low, high = drawn
                 seeds = f"{len(runs)} seed{'s' if len(runs) > 1 else ''}"
                 (line,) = ax.plot(grid, mean, label=f"{label}, {seeds}")
                 if len(runs) > 1:

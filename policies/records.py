@@ -113,6 +113,10 @@ class MetricsLog:
         if self._board is not None:
             self._board.close()
 
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
+
 
 def truncate_logs(run_dir: Path, steps: int) -> None:
     """Before resuming from a checkpoint at `steps`: drop the rows of metrics.csv and

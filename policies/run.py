@@ -192,7 +192,11 @@ class TrainingRun:
                             {**self.payload(), "resume": self.resume_state(iteration)})
             self.last_checkpoint = time.perf_counter()
         if evaluate and self.on_evaluation is not None:
-            self.on_evaluation(written)
+            try:
+                self.on_evaluation(written)
+            except BaseException:  # a scheduler stopping the run: its logs and envs closed first
+                self.close()
+                raise
 
     def evaluate(self, policy: nn.Module) -> dict[str, float]:
         """Evaluate `policy`; keep the run as best.pt if it is the best so far."""

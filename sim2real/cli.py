@@ -182,6 +182,10 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     else:
         summary = run_on_ray(plan, out, args.ray, progress=not args.quiet)
     print(summary["text"])
+    if failed := [row["trial"] for row in summary["rows"] if row["status"].startswith("failed")]:
+        print(f"sim2real sweep: {len(failed)} trial(s) failed: {', '.join(failed)}; why: "
+              f"{summary['markdown']}", file=sys.stderr)
+        sys.exit(1)
 
 
 def cmd_plot(args: argparse.Namespace) -> None:

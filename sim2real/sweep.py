@@ -33,7 +33,7 @@ import numpy as np
 import yaml
 
 from policies.records import atomic_write_bytes, write_json
-from sim2real.sweep_file import SweepPlan, Trial
+from sim2real.sweep_file import SweepPlan
 
 COLUMNS = ("trial", "setting", "seed", "label", "status", "steps", "seconds", "attempts",
            "eval_return", "eval_success_rate", "best_eval_return", "mean_return")
@@ -57,22 +57,22 @@ def trial_jobs(plan: SweepPlan, out: Path) -> list[TrialJob]:
     """The plan's trials as jobs into `out`, writing each setting's randomization YAML; refuses
     an `out` that holds another sweep (the same one goes on where it stopped)."""
     out = out.resolve()  # a worker elsewhere writes to the same place
-    record = json.loads(json.dumps(asdict(plan)))
+    # What the trials are; CPUs and retries may change between runs of one sweep.
+    record = {k: v for k, v in json.loads(json.dumps(asdict(plan))).items()
+              if k not in ("cpus_per_trial", "max_failures", "source")}
     recorded = out / "sweep_plan.json"
     if recorded.is_file() and json.loads(recorded.read_text()) != record:
         raise FileExistsError(f"{out} holds another sweep (its sweep_plan.json differs); choose "
                               "another --out or pass --overwrite")
     write_json(recorded, record)
-    jobs = []
+    configs = {}
     for setting in plan.settings:
-        config = out / "randomization" / f"s{setting.index:02d}.yaml"
-        atomic_write_bytes(config, yaml.safe_dump(plan.randomization_for(setting),
-                                                  sort_keys=False).encode())
-        for seed in plan.seeds:
-            name = Trial(f"s{setting.index:02d}-seed{seed}", setting, seed).name
-            jobs.append(TrialJob(name, plan.env_id, plan.algo, plan.steps, seed, str(config),
-                                 dict(setting.settings), str(out / "trials" / name)))
-    return jobs
+        configs[setting.index] = out / "randomization" / f"s{setting.index:02d}.yaml"
+        atomic_write_bytes(configs[setting.index], yaml.safe_dump(
+            plan.randomization_for(setting), sort_keys=False).encode())
+    return [TrialJob(trial.name, plan.env_id, plan.algo, plan.steps, trial.seed,
+                     str(configs[trial.setting.index]), dict(trial.setting.settings),
+                     str(out / "trials" / trial.name)) for trial in plan.trials]
 
 
 def train_trial(job: TrialJob, on_evaluation: Any = None) -> dict[str, Any]:
@@ -114,12 +114,18 @@ def run_serially(plan: SweepPlan, out: Path, progress: bool = True) -> dict[str,
     """Every trial one after another in this process, without Ray (and without early
     stopping): the reference a Ray sweep must equal, trial by trial."""
     jobs = trial_jobs(plan, out)
+    errors: dict[str, Exception] = {}
     for number, job in enumerate(jobs, 1):
-        result = train_trial(job)
+        try:
+            result = train_trial(job)
+        except Exception as error:  # as on Ray: the trial failed, the sweep goes on
+            errors[job.name] = error
+            line = f"failed: {error}"
+        else:
+            line = f"finished: {result['steps']:,} steps in {result['seconds']:.1f} s"
         if progress:
-            print(f"trial {job.name} finished ({number}/{len(jobs)}): {result['steps']:,} steps "
-                  f"in {result['seconds']:.1f} s", flush=True)
-    return summarize(plan, jobs, out, {})
+            print(f"trial {job.name} ({number}/{len(jobs)}) {line}", flush=True)
+    return summarize(plan, jobs, out, errors)
 
 
 # -- on Ray ------------------------------------------------------------------------------------
@@ -168,7 +174,7 @@ def run_on_ray(plan: SweepPlan, out: Path, address: str | None = None,
     tuner = tune.Tuner(
         tune.with_resources(_tune_trial, {"cpu": plan.cpus_per_trial}),
         param_space={"job": tune.grid_search([asdict(job) for job in jobs])},
-        tune_config=tune.TuneConfig(scheduler=scheduler),
+        tune_config=tune.TuneConfig(scheduler=scheduler, reuse_actors=True),
         run_config=tune.RunConfig(
             name="tune", storage_path=str((out / "ray").resolve()), verbose=0,
             failure_config=tune.FailureConfig(max_failures=plan.max_failures),

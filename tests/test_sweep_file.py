@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import BALANCE
+
 from randomization.config import RandomizationConfig
 from sim2real.sweep import trial_jobs
 from sim2real.sweep_file import load_sweep, plan_from_dict

@@ -11,8 +11,8 @@ import pytest
 from policies import td3
 from policies.core import sync_vector_env
 from policies.cores import OTHERS_BUSY_CORES, WATCH_SECONDS, CoreWatch, torch_threads_for
-from sim.cores import usable_cores
 from randomization.envs import make_env
+from sim.cores import usable_cores
 
 BUSY = [sys.executable, "-c", "while True: pass"]
 """Another process keeping one core busy."""

@@ -60,12 +60,13 @@ def layout(envs: gym.vector.VectorEnv, algo: str) -> dict[str, Any]:
 
 
 def open_run(run_dir: Path, rows_at_checkpoints: bool, resume: dict[str, Any] | None = None,
-             checkpoint_seconds: float = 60.0) -> tuple[TrainingRun, dict[str, int]]:
+             checkpoint_seconds: float = 60.0,
+             on_evaluation: Any = None) -> tuple[TrainingRun, dict[str, int]]:
     """A run of a linear "agent" and its optimizer, keeping a counter of its own."""
     run = TrainingRun("tiny", TinyConfig(), sync_vector_env(ActionIsReward), run_dir,
                       {"env_id": "ActionIsReward"}, resume, layout, ["loss", "counter"],
                       eval_every=2, checkpoint_every=3, rows_at_checkpoints=rows_at_checkpoints,
-                      checkpoint_seconds=checkpoint_seconds)
+                      checkpoint_seconds=checkpoint_seconds, on_evaluation=on_evaluation)
     torch.manual_seed(0)
     agent = nn.Linear(2, 1)
     counter = {"count": 0}
@@ -131,6 +132,30 @@ def test_evaluations_rows_and_checkpoints_fall_as_scheduled_and_best_is_kept(
     episodes = [json.loads(line) for line in (tmp_path / "episodes.jsonl").read_text().splitlines()]
     assert [(e["steps"], e["copy"], e["length"]) for e in episodes] == [
         (6, 0, 3), (6, 1, 3), (12, 0, 3), (12, 1, 3)]
+
+
+def test_each_evaluation_is_reported_and_a_report_may_stop_the_run(tmp_path) -> None:
+    reported: list[dict[str, Any]] = []
+    run, counter = open_run(tmp_path / "whole", True, on_evaluation=reported.append)
+    train(run, counter, {})
+    assert [(r["iteration"], r["steps"]) for r in reported] == [(2, 4), (4, 8), (6, 12), (7, 14)]
+    assert [r["eval_return"] for r in reported] == pytest.approx(
+        [3 * POLICY_ACTION[i] for i in (2, 4, 6, 7)])
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_8_steps(row: dict[str, Any]) -> None:  # as a scheduler cuts a trailing trial
+        if row["steps"] >= 8:
+            raise Stop
+
+    run, counter = open_run(tmp_path / "stopped", True, on_evaluation=stop_at_8_steps)
+    with pytest.raises(Stop):
+        train(run, counter, {})
+    assert run.log.closed and run.envs.closed  # closed before the stop went on up
+    assert [int(r["steps"]) for r in rows(tmp_path / "stopped")] == [4, 6, 8]
+    stopped = torch.load(tmp_path / "stopped" / "checkpoint.pt", weights_only=False)
+    assert stopped["steps"] == 6  # iteration 3's: a resume goes on from there
 
 
 def test_a_resumed_run_writes_what_the_uninterrupted_one_did(tmp_path) -> None:
