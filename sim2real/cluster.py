@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -39,10 +40,33 @@ def start_ray(address: str | None = None) -> Any:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
     if address:
-        ray.init(address=address, **quiet)
+        check_answers(address)
+        try:
+            ray.init(address=address, **quiet)
+        except ConnectionError as error:
+            raise ConnectionError(
+                f"could not join the Ray cluster at {address} ({error}); a cluster started by Ray "
+                "2.59 or later wants its token: set RAY_AUTH_MODE=token and the head's token "
+                "(`ray get-auth-token` there) in RAY_AUTH_TOKEN or ~/.ray/auth_token; on the head "
+                "machine itself, --ray auto joins it") from None
     else:
         ray.init(num_cpus=usable_cores(), object_store_memory=LOCAL_OBJECT_STORE_BYTES, **quiet)
     return ray
+
+
+def check_answers(address: str, timeout: float = 5.0) -> None:
+    """Refuse, in seconds rather than Ray's minutes of retries, a HOST:PORT where nothing
+    listens. Other addresses (`auto`, `ray://...`) go to Ray as they are."""
+    host, sep, port = address.rpartition(":")
+    if not sep or "/" in address or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise ConnectionError(f"no Ray cluster answers at {address} ({error.strerror or error}); "
+                              "start one there with `ray start --head --port PORT`, give its "
+                              "address as `ray start` printed it, or leave out --ray to use "
+                              "this machine") from None
 
 
 def on_ray(address: str | None) -> Callable[[Callable[..., Any], list[tuple]], Iterator[Any]]:

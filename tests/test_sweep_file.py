@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import BALANCE
+from test_sweep_cluster import free_port
 
 from randomization.config import RandomizationConfig
 from sim2real.sweep import trial_jobs
@@ -92,3 +93,15 @@ def test_without_ray_the_sweep_names_the_extra(capsys, tmp_path: Path,
     err = one_line_error(capsys, "sweep", str(sweep), "--out", str(tmp_path / "out"))
     assert 'pip install -e ".[cluster]"' in err
     assert load_sweep(sweep).steps == 4096
+
+
+def test_an_address_where_no_cluster_listens_is_one_line(capsys, tmp_path: Path) -> None:
+    from test_cli import one_line_error
+
+    pytest.importorskip("ray")
+    sweep = tmp_path / "balance.yaml"
+    sweep.write_text(yaml.safe_dump({"env": BALANCE, "steps": 4096}))
+    address = f"127.0.0.1:{free_port()}"
+    err = one_line_error(capsys, "sweep", str(sweep), "--ray", address, "--out",
+                         str(tmp_path / "out"))
+    assert f"no Ray cluster answers at {address}" in err and "ray start --head" in err
