@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import BALANCE
+from test_sweep_file import BALANCE
 
 from sim2real.sweep import run_on_ray, run_serially
 from sim2real.sweep_file import load_sweep

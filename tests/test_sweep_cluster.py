@@ -14,15 +14,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import BALANCE
+from test_sweep_file import BALANCE, free_port
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

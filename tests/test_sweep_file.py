@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import BALANCE
-from test_sweep_cluster import free_port
 
 from randomization.config import RandomizationConfig
 from sim2real.sweep import trial_jobs
 from sim2real.sweep_file import load_sweep, plan_from_dict
 
+BALANCE = "sim2real/FurutaBalance-v0"
 BASE = {"env": BALANCE, "algo": "ppo", "steps": 4096}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def test_a_grid_is_every_combination_once_per_seed() -> None:

@@ -206,7 +206,7 @@ def test_pixel_policy_exports_with_the_encoder_inside(pixel_run: Path) -> None:
 def test_training_on_pixels_and_refusing_what_cannot_work(tmp_path, monkeypatch) -> None:
     seen = {}
 
-    def fake_train(make_envs, config, out, metadata, progress):  # what the CLI hands to PPO
+    def fake_train(make_envs, config, out, metadata, progress, on_evaluation):  # as the CLI calls PPO
         envs = make_envs(1)
         seen["space"], seen["metadata"] = envs.single_observation_space, metadata
         envs.close()
