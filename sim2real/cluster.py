@@ -50,7 +50,9 @@ def start_ray(address: str | None = None) -> Any:
                 "(`ray get-auth-token` there) in RAY_AUTH_TOKEN or ~/.ray/auth_token; on the head "
                 "machine itself, --ray auto joins it") from None
     else:
-        ray.init(num_cpus=usable_cores(), object_store_memory=LOCAL_OBJECT_STORE_BYTES, **quiet)
+        # "local": a Ray of its own, even where a `ray start` cluster runs on this machine too.
+        ray.init(address="local", num_cpus=usable_cores(),
+                 object_store_memory=LOCAL_OBJECT_STORE_BYTES, **quiet)
     return ray
 
 

@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_sweep_file import BALANCE
+from test_sweep_file import BALANCE, free_port
 
 from sim2real.sweep import run_on_ray, run_serially
 from sim2real.sweep_file import load_sweep
@@ -31,10 +32,39 @@ def local_ray():
     """Ray on this machine's 2 CPUs, with a small object store, for the tests that call the
     library (start_ray uses a Ray already started)."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, object_store_memory=100 * 2**20, include_dashboard=False,
-             log_to_driver=False)
+    ray.init(address="local", num_cpus=2, object_store_memory=100 * 2**20,
+             include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def ray_head():
+    """`ray start --head` in its own process group, stopped (with every process it started) by
+    Ctrl-C; `ray stop` would stop any other Ray of this machine too."""
+    pytest.importorskip("ray")
+    port = free_port()
+    head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--port",
+                             str(port), "--num-cpus", "2", "--object-store-memory", "100000000",
+                             "--include-dashboard", "false", "--block"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or head.poll() is not None:
+                head.kill()
+                pytest.fail("ray start --head did not listen within 60 s")
+            time.sleep(0.2)
+    yield f"127.0.0.1:{port}"
+    os.killpg(head.pid, signal.SIGINT)
+    try:
+        head.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(head.pid, signal.SIGKILL)
 
 
 def sweep_file(tmp_path: Path, **changes) -> Path:
@@ -49,13 +79,17 @@ def metrics(run_dir: Path) -> list[tuple[str, ...]]:
         return [tuple(row[c] for c in COMPARED) for row in csv.DictReader(handle)]
 
 
-def test_a_sweep_on_ray_equals_the_same_trainings_one_after_another(tmp_path: Path) -> None:
+def test_a_sweep_on_ray_equals_the_same_trainings_one_after_another(ray_head: str,
+                                                                    tmp_path: Path) -> None:
+    """The command as a user runs it on a cluster, joining it by its address: here a `ray start
+    --head` of this machine (the README's test runs a sweep on a Ray started by the command)."""
     from evaluation.episodes import load_policy
 
     path = sweep_file(tmp_path)
-    # The command as a user runs it: Ray started on this machine's cores.
-    done = subprocess.run([sys.executable, "-m", "sim2real.cli", "sweep", str(path), "--out",
-                           str(tmp_path / "on_ray")], capture_output=True, text=True, timeout=600)
+    # The head's token (Ray >= 2.59 starts clusters with one) from its default file.
+    done = subprocess.run([sys.executable, "-m", "sim2real.cli", "sweep", str(path), "--ray",
+                           ray_head, "--out", str(tmp_path / "on_ray")], capture_output=True,
+                          text=True, timeout=600, env={**os.environ, "RAY_AUTH_MODE": "token"})
     assert done.returncode == 0, done.stderr[-3000:]
     assert "ended (4/4)" in done.stdout and "Best setting" in done.stdout
     serial = run_serially(load_sweep(path), tmp_path / "serial", progress=False)
