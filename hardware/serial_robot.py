@@ -49,6 +49,9 @@ PINGS = 8
 """Answered state requests timed at connect: the round trip that sets the link's timing."""
 PING_SPACING = 0.005
 """Between pings: a lossy line loses some, a slow one has several in flight."""
+UNASKED_FRAMES = 64
+"""Device frames beyond one per host frame that a gap in its sequence may account for: the
+description's chunks answering one HELLO, faults it sends on its own."""
 
 
 class DeviceError(ConnectionError):
@@ -205,6 +208,8 @@ class SerialRobot(Robot):
         self._reader = FrameReader()
         self._seq = 0
         self._device_seq: int | None = None
+        self._sent_at_device_frame = 0
+        """stats.frames_sent when the last device frame arrived."""
         self._session_lost = False
         self._asked: set[int] = set()
         """STATE_REQUESTs whose answers the next read may take."""
@@ -592,9 +597,14 @@ class SerialRobot(Robot):
             self.stats.frames_received += 1
             if self._device_seq is not None:
                 gap = (frame.seq - self._device_seq - 1) & 0xFFFF
-                if gap < 0x8000:
+                # The device answers what the host sends (a few frames more at most): a larger
+                # gap is not frames lost but a sequence number that cannot be, a counter
+                # restarted or a corrupted frame whose CRC-16 still matched (1 in 65,536).
+                possible = self.stats.frames_sent - self._sent_at_device_frame + UNASKED_FRAMES
+                if gap <= possible:
                     self.stats.dropped_frames += gap
             self._device_seq = frame.seq
+            self._sent_at_device_frame = self.stats.frames_sent
             if frame.type == MessageType.FAULT:
                 code, _ = parse_fault(frame.payload)
                 try:

@@ -40,8 +40,8 @@ def local_ray():
 
 @pytest.fixture
 def ray_head():
-    """`ray start --head` in its own process group, stopped (with every process it started) by
-    Ctrl-C; `ray stop` would stop any other Ray of this machine too."""
+    """`ray start --head` in its own process group, stopped with every process it started
+    (`ray stop` would stop any other Ray of this machine too)."""
     pytest.importorskip("ray")
     port = free_port()
     head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--port",
@@ -60,11 +60,10 @@ def ray_head():
                 pytest.fail("ray start --head did not listen within 60 s")
             time.sleep(0.2)
     yield f"127.0.0.1:{port}"
-    os.killpg(head.pid, signal.SIGINT)
-    try:
-        head.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(head.pid, signal.SIGKILL)
+    # Ctrl-C stops it in a second when the machine is idle, but took 30 s in a busy CI run: the
+    # head, its raylet, GCS and workers are one process group, killed at once.
+    os.killpg(head.pid, signal.SIGKILL)
+    head.wait(10)
 
 
 def sweep_file(tmp_path: Path, **changes) -> Path:
@@ -115,7 +114,7 @@ def test_a_sweep_on_ray_equals_the_same_trainings_one_after_another(ray_head: st
 
 
 def test_a_killed_worker_s_trial_goes_on_from_its_checkpoint(local_ray, tmp_path: Path) -> None:
-    path = sweep_file(tmp_path, steps=40_960, seeds=[0], set={"learning_rate": 3e-4, **SHORT})
+    path = sweep_file(tmp_path, steps=24_576, seeds=[0], set={"learning_rate": 3e-4, **SHORT})
     plan = load_sweep(path)
     out = tmp_path / "on_ray"
     attempts = out / "trials" / "s00-seed0.json"
@@ -127,7 +126,7 @@ def test_a_killed_worker_s_trial_goes_on_from_its_checkpoint(local_ray, tmp_path
         while time.monotonic() < deadline:
             if attempts.is_file() and checkpoint.is_file():
                 rows = metrics(checkpoint.parent)
-                if len(rows) >= 6:  # a few checkpoints in, well before the end (40)
+                if len(rows) >= 6:  # a few checkpoints in, well before the end (24)
                     pid = json.loads(attempts.read_text())["attempts"][0]["pid"]
                     os.kill(pid, signal.SIGKILL)
                     killed.append(int(rows[-1][0]))
@@ -142,9 +141,9 @@ def test_a_killed_worker_s_trial_goes_on_from_its_checkpoint(local_ray, tmp_path
     record = json.loads(attempts.read_text())["attempts"]
     assert len(record) == 2 and record[0]["pid"] != record[1]["pid"]
     resumed_from = record[1]["resumed_from"]
-    assert 0 < resumed_from <= killed[0] < 40_960
+    assert 0 < resumed_from <= killed[0] < 24_576
     (row,) = result["rows"]
-    assert row["status"] == "finished" and row["steps"] == 40_960 and row["attempts"] == 2
+    assert row["status"] == "finished" and row["steps"] == 24_576 and row["attempts"] == 2
     # Resumed exactly: the same numbers as the training never interrupted.
     run_serially(plan, tmp_path / "serial", progress=False)
     assert metrics(checkpoint.parent) == metrics(tmp_path / "serial" / "trials" / "s00-seed0")
