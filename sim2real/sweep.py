@@ -151,7 +151,7 @@ def _tune_trial(config: dict[str, Any]) -> None:
 
     job = TrialJob(**config["job"])
     train_trial(job, _report_to_tune(job))
-    tune.report(_tune_metrics(_last_evaluation(Path(job.run_dir))))
+    tune.report(_tune_metrics(_last_evaluation(_metrics(Path(job.run_dir)))))
 
 
 def run_on_ray(plan: SweepPlan, out: Path, address: str | None = None,
@@ -226,19 +226,17 @@ def _metrics(run_dir: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(path.open())) if path.is_file() else []
 
 
-def _last_evaluation(run_dir: Path) -> dict[str, Any]:
-    """The run's last row with an evaluation (its last row when it has none)."""
-    rows = _metrics(run_dir)
+def _last_evaluation(rows: list[dict[str, str]]) -> dict[str, Any]:
+    """The last of a run's rows with an evaluation (its last row when it has none)."""
     evaluated = [r for r in rows if r.get("eval_return") not in (None, "")]
     return (evaluated or rows or [{"steps": 0}])[-1]
 
 
-def trial_row(plan: SweepPlan, job: TrialJob, setting: int, label: str,
-              error: Any = None) -> dict[str, Any]:
+def trial_row(job: TrialJob, setting: int, label: str, error: Any = None) -> dict[str, Any]:
     """A trial's line of the table, from its run dir."""
     run_dir = Path(job.run_dir)
     rows = _metrics(run_dir)
-    last = _last_evaluation(run_dir)
+    last = _last_evaluation(rows)
     info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
     attempts_path = run_dir.with_suffix(".json")
     attempts = (len(json.loads(attempts_path.read_text())["attempts"]) if attempts_path.is_file()
@@ -279,7 +277,7 @@ def summarize(plan: SweepPlan, jobs: list[TrialJob], out: Path,
     from deploy.export import export
 
     by_name = {trial.name: trial.setting for trial in plan.trials}
-    rows = [trial_row(plan, job, by_name[job.name].index, by_name[job.name].label,
+    rows = [trial_row(job, by_name[job.name].index, by_name[job.name].label,
                       errors.get(job.name)) for job in jobs]
     metric = ranking_metric(plan, rows)
     settings = []
