@@ -37,13 +37,18 @@ class Contract:
     image_shape: list[int] | None = None
     """(height, width, channels) of the uint8 camera image a pixel policy takes as graph input
     `pixels` (beside `obs`, the state, unless observation_size is 0); None: the state alone."""
+    camera: dict[str, Any] | None = None
+    """A pixel policy's camera (sim/pixels.py `camera_contract`): the image, crop, pose, field of
+    view and their randomization, the least frame rate and the oldest frame it takes. None for
+    a state policy, and for pixel policies exported before cameras were recorded."""
     input_name: str = "obs"
     output_name: str = "actions"
     format: str = FORMAT
 
     def to_json(self) -> str:
         # A state-only contract reads exactly as it did before pixel policies existed.
-        fields = {k: v for k, v in self.__dict__.items() if k != "image_shape" or v is not None}
+        fields = {k: v for k, v in self.__dict__.items()
+                  if k not in ("image_shape", "camera") or v is not None}
         return json.dumps(fields, sort_keys=True)
 
     @property

@@ -79,6 +79,13 @@ def build_contract(checkpoint: dict, env) -> Contract:
     for name, tensor in sorted(checkpoint.get("agent", {}).items()):
         weights.update(name.encode())
         weights.update(tensor.cpu().numpy().tobytes())
+    image_shape = _image_shape(checkpoint)
+    camera = None
+    if image_shape is not None:
+        from sim.pixels import camera_contract
+
+        camera = camera_contract(unwrapped.model, env.get_wrapper_attr("camera"), image_shape,
+                                 _trained_under(metadata))
     return Contract(
         robot=robot.summary() if robot is not None else None,
         task=task.contract() if task is not None else None,
@@ -90,7 +97,8 @@ def build_contract(checkpoint: dict, env) -> Contract:
         randomization=_trained_under(metadata),
         versions=package_versions(),
         weights_sha256=weights.hexdigest(),
-        image_shape=_image_shape(checkpoint),
+        image_shape=image_shape,
+        camera=camera,
     )
 
 

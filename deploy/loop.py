@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from deploy.camera_feed import CameraFeed
 from deploy.contract import Contract, ContractError
 from deploy.episodes import HOME_TOLERANCE as HOME_TOLERANCE  # re-exported: tests read it here
 from deploy.episodes import PHASES, Episodes, EpisodeStep
@@ -85,18 +86,24 @@ class DeployReport:
     """Why the run ended before its time, if it did (watchdog, a servo fault, e-stop, Ctrl-C, a
     supervisor escalation: "supervisor nan_guard: ...", "supervisor oscillation: ...")."""
     stopped_after_s: float | None = None
-    """For a watchdog stop: seconds from the last fresh state to the safe-stop command."""
+    """For a watchdog stop: seconds from the last fresh state to the safe-stop command; for a
+    camera's stop: the newest frame's age then."""
     realtime: str = ""
     """What the OS granted of the real-time priority and CPU pinning asked for."""
     log: str = ""
     link: dict[str, Any] = field(default_factory=dict)
     """Counters of the link to a robot that has one (SerialRobot.stats: CRC errors, timeouts,
     dropped and late frames, faults, round-trip times)."""
+    camera: dict[str, Any] = field(default_factory=dict)
+    """A pixel policy's camera (CameraFeed.summary): its frame size and rate as measured, and
+    the p50/p99 age of the frames the policy acted on."""
     episode_seconds: list[float] = field(default_factory=list)
 
     def summary(self) -> dict:
         report = asdict(self)
         report.pop("episode_seconds")
+        if not self.camera:
+            report.pop("camera")  # a state policy's report reads as before cameras
         return report
 
 
@@ -104,7 +111,8 @@ def run(policy: Policy, robot: Robot, seconds: float, max_episodes: int | None =
         seed: int = 0, home_after_miss: bool = True, safety: SafetyConfig | None = None,
         log: Path | None = None, stops: StopSignals | None = None,
         realtime_priority: int | None = None, cpu: int | None = None,
-        say: Callable[[str], object] | None = None) -> DeployReport:
+        say: Callable[[str], object] | None = None,
+        camera: CameraFeed | None = None) -> DeployReport:
     """Drive `robot` (already connected) with `policy` for `seconds` or `max_episodes` episodes.
 
     Episodes follow the task: a new goal after success or after the task's episode length; the
@@ -119,16 +127,20 @@ def run(policy: Policy, robot: Robot, seconds: float, max_episodes: int | None =
     Every command passes the supervisor (`safety`, default SafetyConfig()). `log`: a telemetry
     file of every cycle. `stops`: the e-stops and Ctrl-C to honour (default: Ctrl-C and
     SIGUSR1). The robot is released at the end of every run, however it ends.
+
+    `camera`: a pixel policy's images (already checked against its contract); each cycle the
+    policy gets the newest frame, and a frame older than the contract allows stops the run.
     """
-    task = _task_for(policy, robot)
+    task = _task_for(policy, robot, camera)
     safety = safety or SafetyConfig()
-    telemetry = _open_telemetry(log, policy, robot, safety) if log is not None else None
+    telemetry = (_open_telemetry(log, policy, robot, safety, camera) if log is not None
+                 else None)
     owned_stops = stops is None
     stops = stops or StopSignals()
     try:
         with realtime(realtime_priority, cpu) as granted, stops if owned_stops else nullcontext():
             loop = _Loop(policy, robot, task, safety, telemetry, stops, seed, home_after_miss,
-                         max_episodes, say)
+                         max_episodes, say, camera)
             try:
                 while loop.cycle(seconds):
                     pass
@@ -143,12 +155,17 @@ def run(policy: Policy, robot: Robot, seconds: float, max_episodes: int | None =
     return report
 
 
-def _task_for(policy: Policy, robot: Robot) -> Task:
-    """The policy's task on this robot, once the robot is known to be the one it was made for."""
+def _task_for(policy: Policy, robot: Robot, camera: CameraFeed | None) -> Task:
+    """The policy's task on this robot, once the robot is known to be the one it was made for
+    (and, for a pixel policy, a camera given)."""
     contract = policy.contract
-    if contract.image_shape is not None:
-        raise ContractError(f"{policy.path} sees camera images {contract.image_shape}; this loop "
-                            "feeds the robot's state only (no camera yet), refusing to move")
+    if contract.image_shape is not None and camera is None:
+        raise ContractError(f"{policy.path} sees camera images {contract.image_shape}: give it "
+                            "the robot's camera (`sim2real deploy ... --camera /dev/video0` or "
+                            "a stream's URL); refusing to move")
+    if contract.image_shape is None and camera is not None:
+        raise ContractError(f"{policy.path} takes the robot's state only, no camera images: "
+                            "deploy it without --camera")
     contract.check(robot.spec)
     task = task_from_contract(contract.task["name"], robot.spec, contract.task["config"])
     if task.observation_size != contract.observation_size or task.action_size != contract.action_size:
@@ -171,8 +188,12 @@ TELEMETRY_STREAMS = [
 """The log's channels: which of a cycle's fields each carries (docs/telemetry.md)."""
 
 
-def _open_telemetry(log: Path, policy: Policy, robot: Robot,
-                    safety: SafetyConfig) -> TelemetryWriter:
+CAMERA_STREAM = Stream("/camera", ("frame_age_us",), "sim2real.CameraFrame")
+"""A pixel policy's log also carries the age of the camera's newest frame, each cycle."""
+
+
+def _open_telemetry(log: Path, policy: Policy, robot: Robot, safety: SafetyConfig,
+                    camera: CameraFeed | None) -> TelemetryWriter:
     spec, contract = robot.spec, policy.contract
     header = {"robot": spec.name, "joint_names": list(spec.joint_names),
               "actuator_names": list(spec.actuator_names),
@@ -190,7 +211,9 @@ def _open_telemetry(log: Path, policy: Policy, robot: Robot,
         ("missed", 1), ("phase", 1), ("episode", 1), ("positions", n), ("velocities", n),
         ("observation", contract.observation_size), ("action", contract.action_size),
         ("policy_command", a), ("command", a), ("interventions", 1),
-        *((name, 1) for name in STAGE_FIELDS)], TELEMETRY_STREAMS,
+        *((name, 1) for name in STAGE_FIELDS),
+        *((("frame_age_us", 1),) if camera is not None else ())],
+        TELEMETRY_STREAMS + ([CAMERA_STREAM] if camera is not None else []),
         joint_state=("positions", "velocities"),
         link=None if stats is None else stats.summary)
 
@@ -201,9 +224,10 @@ class _Loop:
     def __init__(self, policy: Policy, robot: Robot, task: Task, safety: SafetyConfig,
                  telemetry: TelemetryWriter | None, stops: StopSignals, seed: int,
                  home_after_miss: bool, max_episodes: int | None,
-                 say: Callable[[str], object] | None) -> None:
+                 say: Callable[[str], object] | None, camera: CameraFeed | None) -> None:
         self.policy, self.robot, self.task, self.safety = policy, robot, task, safety
-        self.telemetry, self.stops, self.say = telemetry, stops, say
+        self.telemetry, self.stops, self.say, self.camera = telemetry, stops, say, camera
+        self.frame_age = 0.0
         spec = robot.spec
         period = spec.control_period
         self.report = DeployReport(target_rate_hz=1.0 / period)
@@ -273,7 +297,11 @@ class _Loop:
         t_infer = t_observe
         if step is not None and step.observation is not None:
             observation = step.observation
-            action = self.policy(observation)
+            if self.camera is None:
+                action = self.policy(observation)
+            else:
+                pixels, self.frame_age = self.camera.image()
+                action = self.policy({"pixels": pixels, "state": observation})
             wanted = self.task.action_to_command(action, state, self.episodes.history.commands)
             t_infer = time.perf_counter()
         # -- supervise --------------------------------------------------------------------------
@@ -322,6 +350,12 @@ class _Loop:
         if (waited := self.watchdog.waited(now, next_read)) is not None:
             self._stop(self.watchdog.reason(waited), elapsed, 0.0, waited)
             return True
+        # A camera that stopped delivering: the policy would act on a scene that has moved on.
+        if self.camera is not None:
+            self.frame_age = self.camera.age()
+            if (reason := self.camera.stale(self.frame_age, next_read - now)) is not None:
+                self._stop(reason, elapsed, self.safety.stop_hold_seconds, self.frame_age)
+                return True
         # A fault of the policy's that the supervisor escalated at the last cycle (whose
         # command it had made safe): hold, then release, as for an e-stop.
         if (reason := self.supervisor.escalation) is not None:
@@ -370,7 +404,8 @@ class _Loop:
             **({"observation": observation, "action": action, "policy_command": wanted}
                if wanted is not None else {}),
             "command": self.last_sent, "interventions": mask,
-            **{f"{stage}_us": spent * 1e6 for stage, spent in zip(STAGES, timings, strict=True)}})
+            **{f"{stage}_us": spent * 1e6 for stage, spent in zip(STAGES, timings, strict=True)},
+            **({"frame_age_us": self.frame_age * 1e6} if self.camera is not None else {})})
 
     def _stop(self, reason: str, elapsed: float, hold_seconds: float = 0.0,
               waited: float | None = None) -> None:
@@ -402,6 +437,8 @@ class _Loop:
         stats = getattr(self.robot, "stats", None)
         if stats is not None:
             report.link = stats.summary()
+        if self.camera is not None:
+            report.camera = self.camera.summary()
         if self.telemetry:
             self.telemetry.event(report.seconds, "report", report=report.summary())
         return report

@@ -7,9 +7,11 @@ import math
 import sys
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
+from deploy.camera_feed import CameraFeed, CameraNeeds
 from deploy.loop import DeployReport, run
 from deploy.onnx_policy import OnnxPolicy
 from deploy.stop_signals import StopSignals
@@ -30,12 +32,14 @@ def deploy_on_robot(policy_path: Path, robot_url: str, seconds: float,
                     log: Path | None = None, estop_file: Path | None = None,
                     estop_key: bool = False, realtime_priority: int | None = None,
                     cpu: int | None = None, calibration: Path | None = None,
-                    say: Callable[[str], object] | None = tell_stderr) -> DeployReport:
+                    say: Callable[[str], object] | None = tell_stderr,
+                    camera_url: str | None = None) -> DeployReport:
     """Run the ONNX policy at `policy_path` on the robot `robot_url` names for `seconds` (or
     `max_episodes`); refuses before anything moves when the robot is not the one the policy's
     contract names. `calibration`: a servo bus's calibration file (feetech:). `say`: where the
     loop tells the person at the robot what it waits for, e.g. a pendulum to hold up (default:
-    a line on stderr; None: nowhere)."""
+    a line on stderr; None: nowhere). `camera_url`: a pixel policy's camera (a V4L2 device such
+    as /dev/video0, or a stream's URL), opened and measured against the contract first."""
     if not 0 < seconds < math.inf:  # NaN too: it would never end
         raise ValueError(f"--seconds must be a finite number of seconds > 0, got {seconds}; "
                          "e.g. --seconds 30 (--episodes N stops sooner)")
@@ -54,13 +58,21 @@ def deploy_on_robot(policy_path: Path, robot_url: str, seconds: float,
         name = contract.robot["name"]
     spec = robot_by_name(name)
     contract.check(spec)  # refuse before connecting: no motion on a mismatch
+    needs = CameraNeeds.of(contract) if camera_url is not None else None
     stops = StopSignals(estop_file, estop_key)  # an engaged e-stop refuses before connecting
-    robot = open_robot(url, spec, episode_starts(contract.task["name"], contract.task["config"],
-                                                 spec, seed))
-    with robot, stops:
-        return run(policy, robot, seconds=seconds, max_episodes=max_episodes, seed=seed,
-                   safety=safety_config, log=log, stops=stops,
-                   realtime_priority=realtime_priority, cpu=cpu, say=say)
+    with ExitStack() as opened:
+        camera = None
+        if needs is not None:
+            from hardware.camera import CameraStream
+
+            camera = CameraFeed(opened.enter_context(CameraStream(camera_url)), needs)
+            camera.check()  # a camera that cannot meet the contract: before the robot connects
+        robot = open_robot(url, spec, episode_starts(contract.task["name"],
+                                                     contract.task["config"], spec, seed))
+        with robot, stops:
+            return run(policy, robot, seconds=seconds, max_episodes=max_episodes, seed=seed,
+                       safety=safety_config, log=log, stops=stops,
+                       realtime_priority=realtime_priority, cpu=cpu, say=say, camera=camera)
 
 
 def default_log_path(policy_path: Path) -> Path:
@@ -86,6 +98,7 @@ def report_line(report: DeployReport) -> str:
             + f"; {summary['realtime']}"
             + (f"; log {summary['log']}" if summary["log"] else "")
             + (f"; link: {_link_line(summary['link'])}" if summary["link"] else "")
+            + (f"; camera: {_camera_line(summary['camera'])}" if "camera" in summary else "")
             + (f"; stopped early: {summary['stopped']}" if summary["stopped"] else ""))
 
 
@@ -116,12 +129,19 @@ def after_report(report: DeployReport) -> tuple[list[str], int]:
     """What `sim2real deploy` says on stderr after its report line (timing advice, why it
     stopped), and its exit code: 3 when the run ended in a safe stop nobody asked for (the
     robot stopped answering or faulted; the supervisor escalated a policy's fault: nothing
-    but NaN, or bang-bang at the rate limit), else 0 (an e-stop and Ctrl-C are asked for)."""
+    but NaN, or bang-bang at the rate limit; a camera stopped delivering), else 0 (an e-stop
+    and Ctrl-C are asked for)."""
     advice = timing_advice(report)
     lines = ([f"advice: {advice}"] if advice else []) + (
         [f"stopped: {report.stopped}"] if report.stopped else [])
-    faults = ("watchdog", "servo fault", "supervisor")
+    faults = ("watchdog", "servo fault", "supervisor", "camera")
     return lines, 3 if report.stopped.startswith(faults) else 0
+
+
+def _camera_line(camera: dict) -> str:
+    return (f"{camera['url']}, {camera['frame_size']} at {camera['frame_rate_hz']} frames/s, "
+            f"{camera['frames_used']} frames used, frame age p50 {camera['frame_age_p50_ms']} ms "
+            f"/ p99 {camera['frame_age_p99_ms']} ms")
 
 
 def _link_line(link: dict) -> str:

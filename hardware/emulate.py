@@ -20,6 +20,7 @@ from hardware.emulator import DeviceCounters, DeviceEmulator
 from hardware.faults import WireFaults
 
 if TYPE_CHECKING:
+    from hardware.camera_server import MjpegServer
     from hardware.feetech.emulator import BusCounters, FeetechBusEmulator
 
 
@@ -132,7 +133,8 @@ def serve_until_stopped(emulator: DeviceEmulator | FeetechBusEmulator,
         return emulator.counters
 
 
-def banner(emulator: Any, bus: str, faults: dict | None = None) -> list[str]:
+def banner(emulator: Any, bus: str, faults: dict | None = None,
+           camera: MjpegServer | None = None) -> list[str]:
     """What `sim2real emulate` prints on start: where it listens, what it pinned and injects,
     and the deploy command that connects to it."""
     name, scheme = emulator.transport.name, {"sim2real": "serial"}.get(bus, bus)
@@ -148,7 +150,10 @@ def banner(emulator: Any, bus: str, faults: dict | None = None) -> list[str]:
                                   if hand.catch_seconds else ""))
     if bus == "feetech" and not all(servo.attached for servo in emulator.servos):
         lines.append(f"on the bus: {emulator.on_bus()}; press Enter here to plug in the next")
-    return [*lines, f"connect with: sim2real deploy POLICY --robot {scheme}:{name}"]
+    if camera is not None:
+        lines.append(f"camera: {camera.url} ({camera.fps:g} frames/s)")
+    return [*lines, f"connect with: sim2real deploy POLICY --robot {scheme}:{name}"
+            + (f" --camera {camera.url}" if camera is not None else "")]
 
 
 def stopped_summary(emulator: DeviceEmulator | FeetechBusEmulator, injected: dict) -> dict:

@@ -238,6 +238,17 @@ class EpisodeStats:
         return float(np.mean(self.successes))
 
 
+def copy_draws(draws: Any, i: int) -> Any:
+    """Copy `i`'s {term: {element: value}}, from the batch env's per-copy draws or from a
+    gymnasium vector env's info, which turns nested dicts into dicts of arrays over the copies
+    with `_key` masks (a pixel env's copies are gymnasium's)."""
+    if not isinstance(draws, dict):
+        return draws[i]
+    return {key: copy_draws(value, i) if isinstance(value, dict) else value[i].item()
+            for key, value in draws.items()
+            if not key.startswith("_") and draws[f"_{key}"][i]}
+
+
 class EpisodeLog:
     """episodes.jsonl in the run dir: one line per finished episode with its env steps, copy,
     return, length, success and the randomization it ran under (info["randomization"] of the
@@ -251,7 +262,7 @@ class EpisodeLog:
         if "randomization" in info:
             for i in copies:
                 if info["_randomization"][i]:
-                    self.domains[i] = info["randomization"][i]
+                    self.domains[i] = copy_draws(info["randomization"], i)
 
     def begin(self, info: dict[str, Any]) -> None:
         """The reset's info: every copy's first draws."""

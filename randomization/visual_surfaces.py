@@ -175,6 +175,15 @@ class TextureTerm:
             for i in self.ids:  # it may have been made before the last apply
                 upload_texture(renderer, renderer.model, i)
 
+    def __getstate__(self) -> dict:
+        # Renderers hold GL contexts, which cannot be pickled (a checkpoint pickles the envs):
+        # the renderer made on unpickling attaches itself again at its first render.
+        return {key: value for key, value in self.__dict__.items() if key != "renderers"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.renderers = weakref.WeakSet()
+
     def _upload(self, model: mujoco.MjModel) -> None:
         for renderer in list(self.renderers):
             for i in self.ids:

@@ -14,7 +14,14 @@ import sys
 import warnings
 from pathlib import Path
 
-from sim2real.parsing import USER_ERRORS, OneLineParser, one_line, seed_number, show_defaults
+from sim2real.parsing import (
+    USER_ERRORS,
+    OneLineParser,
+    frame_size,
+    one_line,
+    seed_number,
+    show_defaults,
+)
 
 # Import time matters for a CLI: heavy modules (torch, mujoco) load inside the verbs that use them.
 FAULT_FLAGS = ("corrupt_byte_rate", "drop_frame_rate", "latency_ms", "jitter_ms", "stale_rate",
@@ -60,7 +67,8 @@ def cmd_deploy(args: argparse.Namespace) -> None:
     log = None if args.no_log else _path(args.log) or default_log_path(Path(args.policy))
     report = deploy_on_robot(Path(args.policy), args.robot, args.seconds, args.episodes,
                              args.seed, _path(args.safety), log, _path(args.estop_file),
-                             args.estop_key, args.rt_priority, args.cpu, _path(args.calibration))
+                             args.estop_key, args.rt_priority, args.cpu, _path(args.calibration),
+                             camera_url=args.camera)
     print(report_line(report))
     if args.json:
         print(json.dumps(report.summary()), flush=True)
@@ -72,7 +80,14 @@ def cmd_deploy(args: argparse.Namespace) -> None:
 
 
 def cmd_emulate(args: argparse.Namespace) -> None:
-    from hardware.emulate import banner, emulator_for, plug_on_enter, serve_until_stopped, stopped_summary
+    from hardware.emulate import (
+        banner,
+        emulator_for,
+        plug_on_enter,
+        serve_until_stopped,
+        stopped_summary,
+    )
+    from hardware.emulated_camera import serve_camera
     from hardware.faults import WireFaults
 
     faults = WireFaults.from_file_and_flags(_path(args.faults),
@@ -80,10 +95,17 @@ def cmd_emulate(args: argparse.Namespace) -> None:
     emulator = emulator_for(args.robot, args.watchdog_ms, args.tcp, _path(args.physics),
                             args.baud, faults, args.pose, args.bus, args.one_at_a_time, args.catch,
                             _path(args.firmware))
-    print("\n".join(banner(emulator, args.bus, faults.settings() if faults.active else None)), flush=True)
+    camera = (serve_camera(emulator, args.camera_port, args.camera_size, args.camera_fps)
+              if args.camera_port is not None else None)
+    print("\n".join(banner(emulator, args.bus, faults.settings() if faults.active else None,
+                           camera)), flush=True)
     if args.one_at_a_time:
         plug_on_enter(emulator, sys.stdin.fileno(), lambda line: print(line, flush=True))
-    serve_until_stopped(emulator, args.seconds)
+    try:
+        serve_until_stopped(emulator, args.seconds)
+    finally:
+        if camera is not None:
+            camera.close()
     print("emulator stopped: " + json.dumps(stopped_summary(emulator, faults.counts)), flush=True)
 
 
@@ -290,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--rt-priority", type=int, metavar="N", help="ask for SCHED_FIFO priority N")
     deploy.add_argument("--cpu", type=int, metavar="N", help="pin the loop to CPU N if allowed")
     deploy.add_argument("--calibration", metavar="FILE", help="a feetech: arm's calibration file")
+    deploy.add_argument("--camera", metavar="URL", help="a pixel policy's camera: /dev/videoN or "
+                        "a stream (http://HOST:PORT/stream.mjpg, rtsp://...)")
 
     for name, func, what in (("setup-motors", cmd_setup_motors, "give each servo its ID, one "
                               "on the bus at a time"),
@@ -322,6 +346,11 @@ def build_parser() -> argparse.ArgumentParser:
     emulate.add_argument("--pose", type=float, nargs="+", help="joint positions to start at (motors: held)")
     emulate.add_argument("--catch", type=float, metavar="S", help="put a --pose back after S s at 0 V")
     emulate.add_argument("--seconds", type=float, help="stop after (default: never)")
+    emulate.add_argument("--camera-port", type=int, metavar="PORT", help="serve the robot's camera "
+                         "as MJPEG on 127.0.0.1:PORT (0: any free port)")
+    emulate.add_argument("--camera-size", type=frame_size, default=(320, 240), metavar="WxH",
+                         help="the camera's frames (default 320x240)")
+    emulate.add_argument("--camera-fps", type=float, default=30.0, help="the camera's rate")
 
     header = verb("firmware-header", cmd_firmware_header, "the reference firmware's C header of a "
                   "robot, from its RobotSpec")

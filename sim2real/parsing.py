@@ -42,6 +42,15 @@ def seed_number(text: str) -> int:
     return int(text)
 
 
+def frame_size(text: str) -> tuple[int, int]:
+    """A camera's --camera-size: WIDTHxHEIGHT in pixels, e.g. 320x240."""
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit() and int(width) >= 8 and int(height) >= 8):
+        raise argparse.ArgumentTypeError(f"a frame size is WIDTHxHEIGHT, each at least 8 "
+                                         f"pixels (e.g. 320x240), got {text!r}")
+    return int(width), int(height)
+
+
 def show_defaults(verbs: argparse._SubParsersAction) -> None:
     """`--help` with each option's default, where it has one to tell (not None, not a flag's
     False) and its help does not already say it."""

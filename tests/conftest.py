@@ -61,8 +61,8 @@ def tiny_policy(tiny_run: Path) -> Path:
 @pytest.fixture(scope="session")
 def robot_computer_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A virtual environment as the robot's computer has it: this project installed without its
-    dependencies, then only the `deploy` extra's numpy, onnxruntime, pyserial and foxglove-sdk
-    (pinned)."""
+    dependencies, then only the `deploy` extra's numpy, onnxruntime, pyserial, foxglove-sdk and
+    OpenCV (pinned)."""
     import subprocess
     import sys
 
@@ -72,7 +72,7 @@ def robot_computer_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     subprocess.run([*pip, "--no-deps", str(root)], check=True, cwd=root, timeout=600)
     subprocess.run([*pip, "-c", str(root / "constraints.txt"), "numpy", "onnxruntime", "pyserial",
-                    "foxglove-sdk"],
+                    "foxglove-sdk", "opencv-python-headless"],
                    check=True, timeout=600)
     return venv
 

@@ -1,0 +1,155 @@
+"""A pixel policy's camera on the robot: the newest frame of a camera stream (hardware/camera.py)
+made the image the policy's contract names (cropped at its centre to the image's aspect, then
+resized by area), with the frame's age, which the control loop checks each cycle as it checks
+the joint state's (a frame older than the contract allows is a stale reading: a safe stop).
+Before anything moves, `CameraFeed.check` refuses a camera that cannot meet the contract.
+
+Runs on the robot's computer: numpy and OpenCV (the `deploy` extra).
+
+Example:
+    >>> with CameraStream("/dev/video0") as stream:
+    ...     feed = CameraFeed(stream, CameraNeeds.of(policy.contract))
+    ...     feed.check()                       # resolution and rate, or ContractError
+    ...     pixels, age = feed.image()         # uint8 (height, width, 3), seconds
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from deploy.contract import Contract, ContractError
+
+RATE_SECONDS = 1.0
+"""How long `CameraFeed.check` counts frames to measure the camera's rate."""
+
+
+class FrameSource(Protocol):
+    """A camera read on its own thread (hardware/camera.py CameraStream)."""
+
+    url: str
+    frames: int
+    """Frames received so far."""
+
+    def newest(self) -> tuple[np.ndarray, float]:
+        """The newest RGB frame and its age in seconds, without waiting."""
+        ...
+
+
+@dataclass(frozen=True)
+class CameraNeeds:
+    """What a pixel policy's contract asks of a camera."""
+
+    height: int
+    width: int
+    min_frame_rate: float
+    max_frame_age: float
+    """Seconds."""
+
+    @classmethod
+    def of(cls, contract: Contract) -> CameraNeeds:
+        if contract.image_shape is None:
+            raise ContractError(f"the policy ({contract.algorithm} on {contract.env_id}) takes no "
+                                "camera images: deploy it without --camera")
+        camera = contract.camera
+        if camera is None:
+            raise ContractError("the policy takes camera images but its contract does not say "
+                                "which camera (it was exported before cameras were recorded): "
+                                "export it again with `sim2real export RUN_DIR`")
+        height, width, _ = camera["image"]
+        return cls(int(height), int(width), float(camera["min_frame_rate"]),
+                   float(camera["max_frame_age_s"]))
+
+
+def crop_to_aspect(frame: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The centre of `frame` with the aspect of a height x width image (a view)."""
+    rows, columns = frame.shape[:2]
+    if columns * height > rows * width:  # wider than the image: cut the sides
+        keep = round(rows * width / height)
+        start = (columns - keep) // 2
+        return frame[:, start:start + keep]
+    keep = round(columns * height / width)
+    start = (rows - keep) // 2
+    return frame[start:start + keep]
+
+
+def fit_image(frame: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A camera frame as the policy's image: its centre at the image's aspect (the crop a camera
+    of the trained vertical field of view sees at any aspect), resized by pixel area."""
+    import cv2
+
+    crop = crop_to_aspect(frame, height, width)
+    if crop.shape[:2] == (height, width):
+        return np.ascontiguousarray(crop)
+    return cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA)
+
+
+class CameraFeed:
+    """The policy's images from `source`, and the ages of the frames they came from."""
+
+    def __init__(self, source: FrameSource, needs: CameraNeeds) -> None:
+        self.source, self.needs = source, needs
+        self.ages: list[float] = []
+        """The age of each frame the policy was given (seconds)."""
+        self.frame_size: tuple[int, int] | None = None
+        self.frame_rate = 0.0
+
+    def check(self, seconds: float = RATE_SECONDS) -> None:
+        """Measure the camera (its frame size, its rate over `seconds`) and refuse one that
+        cannot meet the contract, naming what differs and what to do."""
+        frame, _ = self.source.newest()
+        rows, columns = frame.shape[:2]
+        self.frame_size = (columns, rows)
+        counted, start = self.source.frames, time.monotonic()
+        time.sleep(seconds)
+        self.frame_rate = (self.source.frames - counted) / (time.monotonic() - start)
+        needs, problems = self.needs, []
+        crop = crop_to_aspect(frame, needs.height, needs.width)
+        if crop.shape[0] < needs.height or crop.shape[1] < needs.width:
+            problems.append(f"its frames are {columns}x{rows}, whose centre at the image's "
+                            f"aspect ({crop.shape[1]}x{crop.shape[0]}) is smaller than the "
+                            f"{needs.width}x{needs.height} image the policy takes: set the "
+                            "camera to a larger resolution")
+        if frame.ndim != 3 or frame.shape[2] != 3:
+            problems.append(f"its frames have shape {frame.shape}, not colour (rows, columns, 3)")
+        if self.frame_rate < needs.min_frame_rate:
+            problems.append(f"it gave {self.frame_rate:.1f} frames/s over {seconds:g} s, the "
+                            f"policy needs at least {needs.min_frame_rate:g}: set the camera's "
+                            "rate, or a lower resolution or MJPEG if its link is the limit")
+        if problems:
+            raise ContractError(f"camera {self.source.url!r} cannot feed the policy, refusing to "
+                                "move: " + "; ".join(problems))
+
+    def image(self) -> tuple[np.ndarray, float]:
+        """The policy's image from the newest frame, and that frame's age (s)."""
+        frame, age = self.source.newest()
+        self.ages.append(age)
+        return fit_image(frame, self.needs.height, self.needs.width), age
+
+    def age(self) -> float:
+        """The newest frame's age now (s)."""
+        return self.source.newest()[1]
+
+    def stale(self, now_age: float, until_next_read: float) -> str | None:
+        """Why the loop must stop now, if it must: the newest frame is `now_age` s old and no
+        newer one can be read for `until_next_read` s, by when it would be older than the
+        contract allows (as the joint-state watchdog stops within its limit, not after)."""
+        limit = self.needs.max_frame_age
+        if now_age + until_next_read <= limit:
+            return None
+        return (f"camera: its newest frame is {now_age * 1e3:.0f} ms old and the policy takes "
+                f"frames up to {limit * 1e3:.0f} ms old ({self.source.url})")
+
+    def summary(self) -> dict:
+        """For the deploy report: the camera as measured, and the ages of the frames used."""
+        ages_ms = np.asarray(self.ages) * 1e3
+        width, height = self.frame_size or (0, 0)
+        return {"url": self.source.url, "frame_size": f"{width}x{height}",
+                "frame_rate_hz": round(self.frame_rate, 1), "frames_used": len(self.ages),
+                "frame_age_p50_ms": round(float(np.percentile(ages_ms, 50)), 1) if len(ages_ms)
+                else 0.0,
+                "frame_age_p99_ms": round(float(np.percentile(ages_ms, 99)), 1) if len(ages_ms)
+                else 0.0}
