@@ -70,3 +70,45 @@ def test_the_emulated_camera_reaches_the_backend_as_rendered_and_fresh(scene) ->
 def test_a_camera_that_is_not_there_is_named() -> None:
     with pytest.raises(ConnectionError, match="cannot open camera '/dev/video97'"):
         CameraStream("/dev/video97", open_seconds=1.0).open()
+
+
+@pytest.mark.slow  # renders and streams for a second
+def test_the_emulators_camera_gives_the_policy_the_image_training_rendered() -> None:
+    """The one rule for images: the emulated robot's camera frame (320x240, MJPEG), made the
+    policy's image as deploy makes it (deploy/camera_feed.py), is the image the training env
+    renders at the same pose (sim/pixels.py), with no target marker in either."""
+    import mujoco
+
+    from deploy.camera_feed import fit_image
+    from hardware.emulate import emulator_for
+    from hardware.emulated_camera import serve_camera
+    from randomization.envs import make_env
+
+    emulator = emulator_for("so_arm", pose=[0.4, -0.3, 0.6, 0.2, 0.0, 0.1])
+    server = serve_camera(emulator, port=0)
+    env = make_env("sim2real/ArmReach-v0", pixels=48)
+    try:
+        env.reset(seed=0)
+        with CameraStream(server.url) as camera:
+            frame, age = camera.newest()
+            assert frame.shape == (240, 320, 3) and age < 0.2
+            image = fit_image(frame, 48, 48)
+        model, data = env.unwrapped.model, env.unwrapped.data
+        data.qpos[:] = emulator.sim.data.qpos
+        mujoco.mj_forward(model, data)
+        rendered = env.get_wrapper_attr("render_camera")()
+        difference = np.abs(image.astype(int) - rendered.astype(int))
+        assert difference.mean() < 3 and np.percentile(difference, 99) < 30, difference.mean()
+        # The target marker is drawn for people, not cameras: moving it changes neither image.
+        data.mocap_pos[0] = [0.2, -0.1, 0.05]
+        mujoco.mj_forward(model, data)
+        assert np.array_equal(env.get_wrapper_attr("render_camera")(), rendered)
+        # A different pose is a different image: the comparison can fail.
+        data.qpos[0] += 0.5
+        mujoco.mj_forward(model, data)
+        moved = env.get_wrapper_attr("render_camera")()
+        assert np.abs(image.astype(int) - moved.astype(int)).mean() > 2 * difference.mean()
+    finally:
+        server.close()
+        env.close()
+        emulator.transport.close()
