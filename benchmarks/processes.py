@@ -29,6 +29,13 @@ class Emulator:
             self.process.kill()
             raise RuntimeError(f"the emulator did not start: {first}{self.process.stderr.read()}")
         self.port = first.split(" on ")[1].split()[0]
+        self.camera: str | None = None
+        """The camera's stream URL, with `--camera-port` (from the banner's deploy command)."""
+        while line := self.process.stdout.readline():
+            if line.startswith("connect with:"):
+                words = line.split()
+                self.camera = words[words.index("--camera") + 1] if "--camera" in words else None
+                break
 
     def __enter__(self) -> Emulator:
         return self
