@@ -119,6 +119,15 @@ def swingup_policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def pixel_reach_policy() -> Path:
+    """A pixel reach policy (PPO, the arm's 48x48 camera image beside its state, the `camera`
+    preset, 250k steps, seed 0), trained and exported once with
+    `sim2real train --env sim2real/ArmReach-v0 --pixels 48 --randomization camera --steps 250000`
+    and kept in tests/data: its 15 minutes of training do not fit in the suite's budget."""
+    return Path(__file__).parent / "data" / "reach_pixels48.onnx"
+
+
+@pytest.fixture(scope="session")
 def furuta_firmware(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The reference firmware built for the Furuta pendulum on this computer (cc): the shared
     library `sim2real emulate furuta --firmware` loads."""

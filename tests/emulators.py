@@ -21,6 +21,11 @@ class Emulator:
             raise RuntimeError(f"the emulator did not start: {first}{self.process.stderr.read()}")
         self.port = first.split(" on ")[1].split()[0]
         self.counters: dict = {}
+        self.camera: str | None = None
+        """The camera's stream URL, with `--camera-port` (from the banner's deploy command)."""
+        if "--camera-port" in args:
+            words = self.line_starting("connect with:").split()
+            self.camera = words[words.index("--camera") + 1]
 
     def __enter__(self) -> Emulator:
         return self

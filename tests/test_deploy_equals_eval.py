@@ -16,6 +16,11 @@ path: the emulated rig's hand holds the pendulum until the first voltage and put
 a fall), both at once after the four, and must agree with evaluation too. The device behind
 those wires is the reference firmware (its C core, built here: `--firmware`), as on the rig a
 person builds; tests/hardware/test_hil.py drives the Python device the same way.
+
+A pixel reach policy deploys in that second round too, as a robot computer deploys one: from a
+venv with the `deploy` extra alone, over the wire to `sim2real emulate so_arm --camera-port 0`
+and through the emulator's camera (its scene rendered, served as MJPEG, read back by OpenCV),
+and must agree with its evaluation as well.
 """
 
 from __future__ import annotations
@@ -79,7 +84,19 @@ CASES = {
     "push": Case("sim2real/ArmPush-v0", "push_policy", 0.2),
     "balance": Case("sim2real/FurutaBalance-v0", "balance_policy", 0.9),
     "swingup": Case("sim2real/FurutaSwingup-v0", "swingup_policy", 0.8),
+    "pixels": Case("sim2real/ArmReach-v0", "pixel_reach_policy", 0.8),
 }
+CAMERA_CASES = ("pixels",)
+"""Deployed over the wire with the emulator's camera only (the simulated robot has none)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    policy: Path
+    robot: str
+    options: tuple[str, ...] = ()
+    python: str = sys.executable
+    """The deploy's interpreter: a robot computer's venv for some."""
 
 
 def tolerance(successes: tuple[int, int], episodes: tuple[int, int]) -> float:
@@ -133,17 +150,16 @@ class Deployed:
     """User + system time of the deploy process."""
 
 
-def deploy_all(jobs: dict[str, tuple[Path, str]], out: Path, episodes: int) -> dict[str, Deployed]:
-    """`sim2real deploy POLICY --robot ROBOT --json --episodes EPISODES` for each job (name:
-    policy, robot), all at once, each in its own process, as a user runs it (its telemetry log
-    included)."""
+def deploy_all(jobs: dict[str, Job], out: Path, episodes: int) -> dict[str, Deployed]:
+    """`sim2real deploy POLICY --robot ROBOT --json --episodes EPISODES` for each job, all at
+    once, each in its own process, as a user runs it (its telemetry log included)."""
     started, running, deployed = time.perf_counter(), {}, {}
-    for name, (policy, robot) in jobs.items():
+    for name, job in jobs.items():
         case = CASES[name.split(" ")[0]]
-        command = [sys.executable, "-m", "sim2real.cli", "deploy", str(policy), "--robot", robot,
-                   "--seconds", str(deploy_seconds(case.env_id, episodes)), "--episodes",
-                   str(episodes), "--seed", str(DEPLOY_SEED), "--log", str(out / f"{name}.mcap"),
-                   "--json"]
+        command = [job.python, "-m", "sim2real.cli", "deploy", str(job.policy), "--robot",
+                   job.robot, *job.options, "--seconds",
+                   str(deploy_seconds(case.env_id, episodes)), "--episodes", str(episodes),
+                   "--seed", str(DEPLOY_SEED), "--log", str(out / f"{name}.mcap"), "--json"]
         with (out / f"{name}.out").open("w") as stdout, (out / f"{name}.err").open("w") as stderr:
             running[name] = subprocess.Popen(command, stdout=stdout, stderr=stderr, cwd=ROOT)
     try:
@@ -180,7 +196,8 @@ def test_deploy_on_the_simulated_robot_succeeds_as_often_as_evaluation(
     # Evaluation first: in this process, it would take CPU from the real-time loops.
     evaluated = {name: evaluate_policy(policy, None, EPISODES, EVAL_SEED)
                  for name, policy in policies.items()}
-    jobs = {name: (policy, "sim") for name, policy in policies.items()}
+    jobs = {name: Job(policy, "sim") for name, policy in policies.items()
+            if name not in CAMERA_CASES}
     before = cpu_busy()
     deployed = deploy_all(jobs, tmp_path, DEPLOY_EPISODES)
     with contextlib.ExitStack() as rigs:
@@ -192,11 +209,18 @@ def test_deploy_on_the_simulated_robot_succeeds_as_often_as_evaluation(
         for name, pose in RIG_POSES.items():
             rig = rigs.enter_context(Emulator("furuta", "--firmware", str(firmware), "--pose",
                                               *pose, "--catch", str(RIG_CATCH_SECONDS)))
-            wired[f"{name} over the firmware"] = (policies[name], f"serial:{rig.port}")
+            wired[f"{name} over the firmware"] = Job(policies[name], f"serial:{rig.port}")
+        # The pixel policy from a robot computer's venv, over the wire and the camera.
+        arm = rigs.enter_context(Emulator("so_arm", "--camera-port", "0"))
+        robot_computer = request.getfixturevalue("robot_computer_venv") / "bin" / "python"
+        wired["pixels over the camera"] = Job(policies["pixels"], f"serial:{arm.port}",
+                                              ("--camera", arm.camera), str(robot_computer))
         deployed.update(deploy_all(wired, tmp_path, DEPLOY_EPISODES))
+    first_round = list(jobs)
     jobs.update(wired)
     busy, total = (after - then for after, then in zip(cpu_busy(), before, strict=True))
-    wall = sum(max(deployed[name].wall_seconds for name in round_) for round_ in (policies, wired))
+    wall = sum(max(deployed[name].wall_seconds for name in round_)
+               for round_ in (first_round, wired))
 
     lines = [f"deploys in two rounds: {wall:.0f} s wall, "
              f"{sum(d.cpu_seconds for d in deployed.values()):.0f} s CPU; the machine's "
