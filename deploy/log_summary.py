@@ -41,6 +41,9 @@ def summarize(log: TelemetryLog) -> dict[str, Any]:
     for stage in STAGES:
         column = fields[f"{stage}_us"][:, 0] if cycles else np.zeros(0)
         summary[f"{stage}_us_p50/p99"] = f"{_percentile(column, 50)} / {_percentile(column, 99)}"
+    if "frame_age_us" in fields:  # a pixel policy's camera
+        ages = fields["frame_age_us"][:, 0] / 1e3
+        summary["frame_age_ms_p50/p99"] = f"{_percentile(ages, 50)} / {_percentile(ages, 99)}"
     summary["interventions"] = {kind: int(np.sum(masks >> i & 1))
                                 for i, kind in enumerate(header["interventions"])}
     summary["episodes"] = len(episodes)

@@ -1,6 +1,7 @@
 """The command line as a user meets it: verbs listed, and bad input answered in one line."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -178,3 +179,22 @@ def test_one_servo_at_a_time_is_a_servo_bus_option(capsys) -> None:
     err = one_line_error(capsys, "emulate", "so_arm", "--one-at-a-time", "--seconds", "0.1")
     assert err == ("sim2real emulate: error: --one-at-a-time plugs in Feetech servos one by one, "
                    "not a sim2real device: add --bus feetech")
+
+
+def test_the_command_line_serves_the_robots_camera(capsys: pytest.CaptureFixture[str]) -> None:
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        main(["emulate", "so_arm", "--camera-port", "0", "--camera-size", "160x120",
+              "--seconds", "0.2"])
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    out = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"camera: http://127\.0\.0\.1:\d+/stream\.mjpg \(30 frames/s\)", out[1])
+    url = out[1].split()[1]
+    assert out[2].startswith("connect with: sim2real deploy POLICY --robot serial:/dev/")
+    assert out[2].endswith(f" --camera {url}")
+    err = one_line_error(capsys, "emulate", "so_arm", "--camera-port", "0", "--camera-size", "64")
+    assert ("argument --camera-size: a frame size is WIDTHxHEIGHT, each at least 8 pixels (e.g. "
+            "320x240), got '64'") in err

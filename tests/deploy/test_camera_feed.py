@@ -16,6 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from deploy.camera_feed import CameraFeed, CameraNeeds, crop_to_aspect, fit_image
 from deploy.contract import METADATA_KEY, Contract, ContractError
+from deploy.log_summary import summarize
 from deploy.loop import run
 from deploy.onnx_policy import OnnxPolicy
 from deploy.telemetry import read_log
@@ -165,6 +166,8 @@ def test_the_loop_feeds_frames_logs_their_age_and_stops_when_the_camera_stops(
     ages = telemetry.fields["frame_age_us"][:, 0] / 1e6
     summary = report.summary()["camera"]
     assert summary["frames_used"] == len(camera.ages) > 10
+    p50, p99 = summarize(telemetry)["frame_age_ms_p50/p99"].split(" / ")  # `sim2real log`
+    assert float(p50) <= float(p99) == pytest.approx(np.percentile(ages, 99) * 1e3, abs=0.1)
     if hangs_after is None:
         assert summary["frame_age_p99_ms"] <= 1e3 / 30 + 5  # 30 frames/s: at most a frame old
         assert report.stopped == "" and report.cycles >= 55
