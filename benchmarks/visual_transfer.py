@@ -1,6 +1,6 @@
 """Visual transfer: does training under visual randomization let a pixel policy work through a
 camera that does not see what the simulation rendered? Two pixel reach policies (PPO, the arm's
-48x48 camera image beside its state, 250k steps, seed 0): one trained under the `camera` preset
+48x48 camera image beside its state, 150k steps, seed 0): one trained under the `camera` preset
 (`default`'s physics plus lights, camera mount, colours and textures), one under `default` (the
 same physics, the camera always as modelled). Each is deployed through the emulator, as a robot
 computer deploys it (`sim2real emulate so_arm --camera-port 0 --physics COND` in one process,
@@ -17,7 +17,7 @@ no marker), so the image matters only as far as the policy learned to use it, an
 confuses its encoder moves its actions.
 
 Usage: python benchmarks/visual_transfer.py [--episodes 20] [--save]
-Trains the two policies into /tmp/s2r_visual/ if missing (about 15 minutes each on 2 cores).
+Trains the two policies into /tmp/s2r_visual/ if missing (about 6 minutes each on 2 cores).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from transfer import sim2real
 WORK = Path("/tmp/s2r_visual")
 ENV = "sim2real/ArmReach-v0"
 PIXELS = 48
-STEPS = 250_000
+STEPS = 150_000
 SEED = 3
 """Seed of the deployed goals: none of the seeds training or evaluation used."""
 POLICIES = ("camera", "default")
@@ -64,6 +64,7 @@ CONDITIONS: dict[str, dict[str, dict]] = {
 
 
 def train(randomization: str) -> Path:
+    """PPO with pixels under `randomization` (its tuned settings, seed 0), exported."""
     out = WORK / randomization
     if not (out / "policy.onnx").is_file():
         sim2real("train", "--env", ENV, "--pixels", str(PIXELS), "--steps", str(STEPS),

@@ -43,9 +43,10 @@ def settings_from_json(text: str | None) -> dict | None:
 
 
 def training_config(algo: str, env_id: str, steps: int, seed: int,
-                    overrides: dict | None = None) -> Any:
+                    overrides: dict | None = None, pixels: bool = False) -> Any:
     """`algo`'s config for a run of `steps` on `env_id` from `seed`: the algorithm's defaults,
-    then those tuned for this env, then `overrides`; every value checked (policies/settings.py)."""
+    then those tuned for this env (and for its camera images, with `pixels`), then `overrides`;
+    every value checked (policies/settings.py)."""
     from policies.algorithms import algorithm_by_name
     from policies.tuned import tuned_settings
 
@@ -63,7 +64,7 @@ def training_config(algo: str, env_id: str, steps: int, seed: int,
     if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
         raise ValueError(f"--steps must be a positive number of env steps, got {steps!r}")
     return config_type(total_steps=steps, seed=seed,
-                       **{**tuned_settings(algo, env_id), **(overrides or {})})
+                       **{**tuned_settings(algo, env_id, pixels), **(overrides or {})})
 
 
 def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
@@ -87,7 +88,7 @@ def train_run(env_id: str, algo: str, steps: int, seed: int, out: Path,
 
     check_env_id(env_id)
     algorithm = algorithm_by_name(algo)
-    config = training_config(algo, env_id, steps, seed, overrides)
+    config = training_config(algo, env_id, steps, seed, overrides, pixels is not None)
     if pixels is not None:
         from policies.encoders import MIN_IMAGE_SIZE
         from sim.registration import OUR_ENVS
