@@ -181,6 +181,7 @@ def test_one_servo_at_a_time_is_a_servo_bus_option(capsys) -> None:
                    "not a sim2real device: add --bus feetech")
 
 
+@pytest.mark.slow  # renders
 def test_the_command_line_serves_the_robots_camera(capsys: pytest.CaptureFixture[str]) -> None:
     import signal
 

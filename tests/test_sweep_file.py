@@ -101,6 +101,7 @@ def test_without_ray_the_sweep_names_the_extra(capsys, tmp_path: Path,
     assert load_sweep(sweep).steps == 4096
 
 
+@pytest.mark.slow  # imports Ray and waits on a dead address
 def test_an_address_where_no_cluster_listens_is_one_line(capsys, tmp_path: Path) -> None:
     from test_cli import one_line_error
 

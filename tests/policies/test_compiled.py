@@ -20,6 +20,7 @@ from policies.offpolicy_networks import Linear
 from randomization.envs import make_env
 
 
+@pytest.mark.slow  # many optimizer steps, both ways
 def test_adam_matches_torch_optim_adam() -> None:
     torch.manual_seed(0)
     ours, theirs = nn.Linear(5, 3), nn.Linear(5, 3)

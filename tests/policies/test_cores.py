@@ -27,6 +27,7 @@ def test_zero_threads_is_every_usable_core_and_a_negative_count_is_refused() -> 
         td3.TD3Config(torch_threads=-2)
 
 
+@pytest.mark.slow  # keeps a core busy for a second
 def test_the_watch_sees_another_process_keep_a_core_busy() -> None:
     watch = CoreWatch()
     assert watch.others_busy() is None  # too soon to tell
