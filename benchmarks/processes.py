@@ -31,10 +31,10 @@ class Emulator:
         self.port = first.split(" on ")[1].split()[0]
         self.camera: str | None = None
         """The camera's stream URL, with `--camera-port` (from the banner's deploy command)."""
-        while line := self.process.stdout.readline():
+        while "--camera-port" in args and (line := self.process.stdout.readline()):
             if line.startswith("connect with:"):
                 words = line.split()
-                self.camera = words[words.index("--camera") + 1] if "--camera" in words else None
+                self.camera = words[words.index("--camera") + 1]
                 break
 
     def __enter__(self) -> Emulator:

@@ -145,11 +145,8 @@ class CameraFeed:
 
     def summary(self) -> dict:
         """For the deploy report: the camera as measured, and the ages of the frames used."""
-        ages_ms = np.asarray(self.ages) * 1e3
+        p50, p99 = np.percentile(self.ages, [50, 99]) * 1e3 if self.ages else (0.0, 0.0)
         width, height = self.frame_size or (0, 0)
         return {"url": self.source.url, "frame_size": f"{width}x{height}",
                 "frame_rate_hz": round(self.frame_rate, 1), "frames_used": len(self.ages),
-                "frame_age_p50_ms": round(float(np.percentile(ages_ms, 50)), 1) if len(ages_ms)
-                else 0.0,
-                "frame_age_p99_ms": round(float(np.percentile(ages_ms, 99)), 1) if len(ages_ms)
-                else 0.0}
+                "frame_age_p50_ms": round(float(p50), 1), "frame_age_p99_ms": round(float(p99), 1)}

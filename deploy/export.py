@@ -82,10 +82,13 @@ def build_contract(checkpoint: dict, env) -> Contract:
     image_shape = _image_shape(checkpoint)
     camera = None
     if image_shape is not None:
+        from randomization.visual import VISUAL_TERM_NAMES
         from sim.pixels import camera_contract
 
+        visual = {name: term for name, term in _trained_under(metadata).items()
+                  if name in VISUAL_TERM_NAMES}
         camera = camera_contract(unwrapped.model, env.get_wrapper_attr("camera"), image_shape,
-                                 _trained_under(metadata))
+                                 visual)
     return Contract(
         robot=robot.summary() if robot is not None else None,
         task=task.contract() if task is not None else None,

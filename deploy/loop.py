@@ -1,13 +1,15 @@
 """The fixed-rate control loop. One cycle, in the order `_Loop.cycle` runs it: wait for the tick
 (absolute deadlines, so the rate never drifts), read the robot, check the state (the watchdog,
-the episode's end), run the ONNX policy on the task's observation, pass the command through the
+a pixel policy's camera, the episode's end), run the ONNX policy on the task's observation (and
+the camera's newest frame, deploy/camera_feed.py), pass the command through the
 safety supervisor, write it, log the cycle. Each stage is timed and every cycle can go to a
 telemetry log; a fault the robot reports (a servo's overload alarm) ends a run at once in a
 safe stop (release); a watchdog, the e-stops and Ctrl-C end it holding, then releasing.
 
 The named pieces: the clock in deploy/schedule.py, the episode bookkeeping in deploy/episodes.py,
 the watchdog and the safe stop in deploy/safe_stop.py.
-Runs on the robot's computer: numpy and onnxruntime only (the robot backend is passed in).
+Runs on the robot's computer: numpy and onnxruntime only (the robot backend is passed in; a
+camera's frames are resized with OpenCV).
 """
 
 from __future__ import annotations
@@ -83,8 +85,9 @@ class DeployReport:
     engage_seconds: float = 0.0
     """Time spent in those waits, the one running at the end included."""
     stopped: str = ""
-    """Why the run ended before its time, if it did (watchdog, a servo fault, e-stop, Ctrl-C, a
-    supervisor escalation: "supervisor nan_guard: ...", "supervisor oscillation: ...")."""
+    """Why the run ended before its time, if it did (watchdog, a servo fault, a camera's stale
+    frame, e-stop, Ctrl-C, a supervisor escalation: "supervisor nan_guard: ...", "supervisor
+    oscillation: ...")."""
     stopped_after_s: float | None = None
     """For a watchdog stop: seconds from the last fresh state to the safe-stop command; for a
     camera's stop: the newest frame's age then."""

@@ -36,12 +36,12 @@ def camera_view() -> mujoco.MjvOption:
 
 
 def camera_contract(model: mujoco.MjModel, camera: str, image_shape: tuple[int, ...],
-                    randomization: dict) -> dict:
+                    visual_randomization: dict) -> dict:
     """What a deployed camera must give a pixel policy, for its contract: the image it takes
     (a camera frame is cropped at its centre to the image's aspect, then resized), the pose and
     field of view it was trained with (the scene's camera, world frame: m, quaternion w x y z,
-    vertical degrees), the camera terms of the randomization it trained under, and the rate and
-    frame age it tolerates."""
+    vertical degrees), the visual terms it trained under (`visual_randomization`), and the rate
+    and frame age it tolerates."""
     index = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, camera)
     if index < 0:
         raise ValueError(f"the model has no camera {camera!r}")
@@ -49,9 +49,7 @@ def camera_contract(model: mujoco.MjModel, camera: str, image_shape: tuple[int, 
             "position": [round(float(x), 6) for x in model.cam_pos[index]],
             "quaternion": [round(float(x), 6) for x in model.cam_quat[index]],
             "fovy_degrees": float(model.cam_fovy[index]),
-            "randomized": {name: term for name, term in randomization.items()
-                           if name.startswith(("camera_", "light_")) or
-                           name in ("material_color", "geom_color", "texture", "distractors")},
+            "randomized": visual_randomization,
             "min_frame_rate": MIN_FRAME_RATE, "max_frame_age_s": MAX_FRAME_AGE}
 
 
