@@ -64,6 +64,18 @@ class CameraNeeds:
                    float(camera["max_frame_age_s"]))
 
 
+def stale_frame(url: str, now_age: float, until_next_read: float, limit: float,
+                reader: str) -> str | None:
+    """Why a loop whose camera's newest frame is `now_age` s old must stop now, if it must: no
+    newer one can be read for `until_next_read` s, by when it would be older than `limit` (as
+    the joint-state watchdog stops within its limit, not after). `reader`: who takes the
+    frames, for the message."""
+    if now_age + until_next_read <= limit:
+        return None
+    return (f"camera: its newest frame is {now_age * 1e3:.0f} ms old and {reader} takes frames "
+            f"up to {limit * 1e3:.0f} ms old ({url})")
+
+
 def crop_to_aspect(frame: np.ndarray, height: int, width: int) -> np.ndarray:
     """The centre of `frame` with the aspect of a height x width image (a view)."""
     rows, columns = frame.shape[:2]
@@ -134,14 +146,9 @@ class CameraFeed:
         return self.source.newest()[1]
 
     def stale(self, now_age: float, until_next_read: float) -> str | None:
-        """Why the loop must stop now, if it must: the newest frame is `now_age` s old and no
-        newer one can be read for `until_next_read` s, by when it would be older than the
-        contract allows (as the joint-state watchdog stops within its limit, not after)."""
-        limit = self.needs.max_frame_age
-        if now_age + until_next_read <= limit:
-            return None
-        return (f"camera: its newest frame is {now_age * 1e3:.0f} ms old and the policy takes "
-                f"frames up to {limit * 1e3:.0f} ms old ({self.source.url})")
+        """Why the loop must stop now, if it must (`stale_frame`)."""
+        return stale_frame(self.source.url, now_age, until_next_read, self.needs.max_frame_age,
+                           "the policy")
 
     def summary(self) -> dict:
         """For the deploy report: the camera as measured, and the ages of the frames used."""

@@ -1,7 +1,8 @@
 """The fixed-rate control loop. One cycle, in the order `_Loop.cycle` runs it: wait for the tick
 (absolute deadlines, so the rate never drifts), read the robot, check the state (the watchdog,
-a pixel policy's camera, the episode's end), run the ONNX policy on the task's observation (and
-the camera's newest frame, deploy/camera_feed.py), pass the command through the
+a camera's, the episode's end), run the ONNX policy on the task's observation (and a pixel
+policy's camera frame, deploy/camera_feed.py; objects a tracker locates in a camera's frames
+enter the state, deploy/marker_tracker.py), pass the command through the
 safety supervisor, write it, log the cycle. Each stage is timed and every cycle can go to a
 telemetry log; a fault the robot reports (a servo's overload alarm) ends a run at once in a
 safe stop (release); a watchdog, the e-stops and Ctrl-C end it holding, then releasing.
@@ -28,6 +29,7 @@ from deploy.camera_feed import CameraFeed
 from deploy.contract import Contract, ContractError
 from deploy.episodes import HOME_TOLERANCE as HOME_TOLERANCE  # re-exported: tests read it here
 from deploy.episodes import PHASES, Episodes, EpisodeStep
+from deploy.marker_tracker import ObjectTracker
 from deploy.safe_stop import Watchdog, hold_still, release
 from deploy.schedule import Schedule, StageTimes, realtime, sleep_until
 from deploy.stop_signals import StopSignals
@@ -99,7 +101,8 @@ class DeployReport:
     dropped and late frames, faults, round-trip times)."""
     camera: dict[str, Any] = field(default_factory=dict)
     """A pixel policy's camera (CameraFeed.summary): its frame size and rate as measured, and
-    the p50/p99 age of the frames the policy acted on."""
+    the p50/p99 age of the frames the policy acted on; or a tracker's (ObjectTracker.summary):
+    the same, how often each object was seen, and the age of the positions used."""
     episode_seconds: list[float] = field(default_factory=list)
 
     def summary(self) -> dict:
@@ -115,7 +118,7 @@ def run(policy: Policy, robot: Robot, seconds: float, max_episodes: int | None =
         log: Path | None = None, stops: StopSignals | None = None,
         realtime_priority: int | None = None, cpu: int | None = None,
         say: Callable[[str], object] | None = None,
-        camera: CameraFeed | None = None) -> DeployReport:
+        camera: CameraFeed | None = None, tracker: ObjectTracker | None = None) -> DeployReport:
     """Drive `robot` (already connected) with `policy` for `seconds` or `max_episodes` episodes.
 
     Episodes follow the task: a new goal after success or after the task's episode length; the
@@ -133,17 +136,19 @@ def run(policy: Policy, robot: Robot, seconds: float, max_episodes: int | None =
 
     `camera`: a pixel policy's images (already checked against its contract); each cycle the
     policy gets the newest frame, and a frame older than the contract allows stops the run.
+    `tracker`: the task's objects located in a camera's frames (already checked), each cycle
+    written into the state the task reads; a camera that stops delivering stops the run too.
     """
-    task = _task_for(policy, robot, camera)
+    task = _task_for(policy, robot, camera, tracker)
     safety = safety or SafetyConfig()
-    telemetry = (_open_telemetry(log, policy, robot, safety, camera) if log is not None
-                 else None)
+    telemetry = (_open_telemetry(log, policy, robot, safety, camera or tracker)
+                 if log is not None else None)
     owned_stops = stops is None
     stops = stops or StopSignals()
     try:
         with realtime(realtime_priority, cpu) as granted, stops if owned_stops else nullcontext():
             loop = _Loop(policy, robot, task, safety, telemetry, stops, seed, home_after_miss,
-                         max_episodes, say, camera)
+                         max_episodes, say, camera, tracker)
             try:
                 while loop.cycle(seconds):
                     pass
@@ -158,9 +163,11 @@ def run(policy: Policy, robot: Robot, seconds: float, max_episodes: int | None =
     return report
 
 
-def _task_for(policy: Policy, robot: Robot, camera: CameraFeed | None) -> Task:
+def _task_for(policy: Policy, robot: Robot, camera: CameraFeed | None,
+              tracker: ObjectTracker | None) -> Task:
     """The policy's task on this robot, once the robot is known to be the one it was made for
-    (and, for a pixel policy, a camera given)."""
+    (and, for a pixel policy, a camera given; for a task that tracks objects, a tracker or a
+    robot that knows where they are: the simulated one)."""
     contract = policy.contract
     if contract.image_shape is not None and camera is None:
         raise ContractError(f"{policy.path} sees camera images {contract.image_shape}: give it "
@@ -171,6 +178,14 @@ def _task_for(policy: Policy, robot: Robot, camera: CameraFeed | None) -> Task:
                             "deploy it without --camera")
     contract.check(robot.spec)
     task = task_from_contract(contract.task["name"], robot.spec, contract.task["config"])
+    if task.objects and tracker is None and not getattr(robot, "objects", ()):
+        raise ContractError(f"{policy.path} tracks the {', '.join(task.objects)} on the table, "
+                            "which this robot does not report: give the camera that sees them "
+                            "and its calibration (`sim2real deploy ... --camera URL "
+                            "--camera-calibration FILE`); refusing to move")
+    if tracker is not None and not task.objects:
+        raise ContractError(f"{policy.path}'s task ({task.name}) tracks no objects: deploy it "
+                            "without --camera-calibration")
     if task.observation_size != contract.observation_size or task.action_size != contract.action_size:
         raise ValueError(f"task {task.name!r} builds {task.observation_size} observations and "
                          f"{task.action_size} actions, the policy takes {contract.observation_size} "
@@ -192,11 +207,12 @@ TELEMETRY_STREAMS = [
 
 
 CAMERA_STREAM = Stream("/camera", ("frame_age_us",), "sim2real.CameraFrame")
-"""A pixel policy's log also carries the age of the camera's newest frame, each cycle."""
+"""A log with a camera (a pixel policy's, a tracker's) also carries the age of its newest frame,
+each cycle."""
 
 
 def _open_telemetry(log: Path, policy: Policy, robot: Robot, safety: SafetyConfig,
-                    camera: CameraFeed | None) -> TelemetryWriter:
+                    camera: CameraFeed | ObjectTracker | None) -> TelemetryWriter:
     spec, contract = robot.spec, policy.contract
     header = {"robot": spec.name, "joint_names": list(spec.joint_names),
               "actuator_names": list(spec.actuator_names),
@@ -227,9 +243,13 @@ class _Loop:
     def __init__(self, policy: Policy, robot: Robot, task: Task, safety: SafetyConfig,
                  telemetry: TelemetryWriter | None, stops: StopSignals, seed: int,
                  home_after_miss: bool, max_episodes: int | None,
-                 say: Callable[[str], object] | None, camera: CameraFeed | None) -> None:
+                 say: Callable[[str], object] | None, pixels: CameraFeed | None,
+                 tracker: ObjectTracker | None) -> None:
         self.policy, self.robot, self.task, self.safety = policy, robot, task, safety
-        self.telemetry, self.stops, self.say, self.camera = telemetry, stops, say, camera
+        self.telemetry, self.stops, self.say = telemetry, stops, say
+        self.pixels, self.tracker = pixels, tracker
+        self.camera = pixels or tracker
+        """The camera the run depends on, either way: its frames' age is checked and logged."""
         self.frame_age = 0.0
         spec = robot.spec
         period = spec.control_period
@@ -282,6 +302,8 @@ class _Loop:
         fresh = self._read(elapsed)
         t_read = time.perf_counter()
         state = self.watchdog.see(fresh, t_read)
+        if self.tracker is not None:
+            state.objects = self.tracker.objects()
         # -- check it: a fault, a robot that stopped answering; the episode (its end, between) --
         if self._halts(t_read, elapsed):
             return False
@@ -300,10 +322,10 @@ class _Loop:
         t_infer = t_observe
         if step is not None and step.observation is not None:
             observation = step.observation
-            if self.camera is None:
+            if self.pixels is None:
                 action = self.policy(observation)
             else:
-                pixels, self.frame_age = self.camera.image()
+                pixels, self.frame_age = self.pixels.image()
                 action = self.policy({"pixels": pixels, "state": observation})
             wanted = self.task.action_to_command(action, state, self.episodes.history.commands)
             t_infer = time.perf_counter()

@@ -11,8 +11,10 @@ from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
+from deploy.camera_calibration import CameraCalibration
 from deploy.camera_feed import CameraFeed, CameraNeeds
 from deploy.loop import DeployReport, run
+from deploy.marker_tracker import MarkerTracker, ObjectTracker, markers_of
 from deploy.onnx_policy import OnnxPolicy
 from deploy.stop_signals import StopSignals
 from deploy.supervisor import SafetyConfig
@@ -33,13 +35,16 @@ def deploy_on_robot(policy_path: Path, robot_url: str, seconds: float,
                     estop_key: bool = False, realtime_priority: int | None = None,
                     cpu: int | None = None, calibration: Path | None = None,
                     say: Callable[[str], object] | None = tell_stderr,
-                    camera_url: str | None = None) -> DeployReport:
+                    camera_url: str | None = None,
+                    camera_calibration: Path | None = None) -> DeployReport:
     """Run the ONNX policy at `policy_path` on the robot `robot_url` names for `seconds` (or
     `max_episodes`); refuses before anything moves when the robot is not the one the policy's
     contract names. `calibration`: a servo bus's calibration file (feetech:). `say`: where the
     loop tells the person at the robot what it waits for, e.g. a pendulum to hold up (default:
     a line on stderr; None: nowhere). `camera_url`: a pixel policy's camera (a V4L2 device such
-    as /dev/video0, or a stream's URL), opened and measured against the contract first."""
+    as /dev/video0, or a stream's URL), opened and measured against the contract first; with
+    `camera_calibration` (`sim2real calibrate-camera`'s file), the camera a tracker locates the
+    task's objects in (push's block) for a state policy instead."""
     if not 0 < seconds < math.inf:  # NaN too: it would never end
         raise ValueError(f"--seconds must be a finite number of seconds > 0, got {seconds}; "
                          "e.g. --seconds 30 (--episodes N stops sooner)")
@@ -58,21 +63,32 @@ def deploy_on_robot(policy_path: Path, robot_url: str, seconds: float,
         name = contract.robot["name"]
     spec = robot_by_name(name)
     contract.check(spec)  # refuse before connecting: no motion on a mismatch
-    needs = CameraNeeds.of(contract) if camera_url is not None else None
+    if camera_calibration is not None and camera_url is None:
+        raise ValueError("--camera-calibration is for the camera a tracker reads: give it with "
+                         "--camera URL")
+    tracked = (MarkerTracker(CameraCalibration.load(camera_calibration), markers_of(contract))
+               if camera_calibration is not None else None)
+    needs = CameraNeeds.of(contract) if camera_url is not None and tracked is None else None
     stops = StopSignals(estop_file, estop_key)  # an engaged e-stop refuses before connecting
     with ExitStack() as opened:
-        camera = None
-        if needs is not None:
+        camera = tracker = None
+        if camera_url is not None:
             from hardware.camera import CameraStream
 
-            camera = CameraFeed(opened.enter_context(CameraStream(camera_url)), needs)
-            camera.check()  # a camera that cannot meet the contract: before the robot connects
+            stream = opened.enter_context(CameraStream(camera_url))
+            if tracked is not None:
+                tracker = ObjectTracker(stream, tracked)
+            else:
+                camera = CameraFeed(stream, needs)
+            # A camera that cannot do its job: refused before the robot connects.
+            (tracker or camera).check()
         robot = open_robot(url, spec, episode_starts(contract.task["name"],
                                                      contract.task["config"], spec, seed))
         with robot, stops:
             return run(policy, robot, seconds=seconds, max_episodes=max_episodes, seed=seed,
                        safety=safety_config, log=log, stops=stops,
-                       realtime_priority=realtime_priority, cpu=cpu, say=say, camera=camera)
+                       realtime_priority=realtime_priority, cpu=cpu, say=say, camera=camera,
+                       tracker=tracker)
 
 
 def default_log_path(policy_path: Path) -> Path:
@@ -139,9 +155,14 @@ def after_report(report: DeployReport) -> tuple[list[str], int]:
 
 
 def _camera_line(camera: dict) -> str:
-    return (f"{camera['url']}, {camera['frame_size']} at {camera['frame_rate_hz']} frames/s, "
+    line = (f"{camera['url']}, {camera['frame_size']} at {camera['frame_rate_hz']} frames/s, "
             f"{camera['frames_used']} frames used, frame age p50 {camera['frame_age_p50_ms']} ms "
             f"/ p99 {camera['frame_age_p99_ms']} ms")
+    if "objects_seen" in camera:  # a tracker's
+        seen = ", ".join(f"{name} in {count}" for name, count in camera["objects_seen"].items())
+        line += (f"; seen: {seen} frames, position age p50 {camera['sighting_age_p50_ms']} ms / "
+                 f"p99 {camera['sighting_age_p99_ms']} ms")
+    return line
 
 
 def _link_line(link: dict) -> str:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hardware.emulation import Hand
+from hardware.emulation import Hand, TableScene
 from hardware.emulator import DeviceCounters, DeviceEmulator
 from hardware.faults import WireFaults
 
@@ -33,12 +33,48 @@ def load_physics(path: Path) -> Any:
     return load_config(path)
 
 
+SCENES = ("push", "calibration")
+"""What `sim2real emulate so_arm --scene NAME` can lay on the arm's table."""
+CALIBRATION_VIEWS = 24
+"""Poses the emulated person holds the calibration board at, in turn."""
+
+
+def table_scene(name: str, robot: str, seed: int = 0) -> TableScene:
+    """`--scene NAME`: the push task's block (marked for a camera's tracker; a person puts it at
+    a new start, drawn as a simulated push episode draws it, whenever the arm waits at home
+    still, as `deploy --robot sim` does), or the calibration targets (sim/markers.py: a board a
+    person holds before the camera, pose after pose, and the marker sheet on the table)."""
+    from hardware.backends import SIM_TIDY_SECONDS, episode_starts
+    from hardware.emulation import BoardHand, TableHand, board_poses
+    from sim.catalog import robot_by_name
+    from sim.markers import CHECKERBOARD
+    from sim.physics import load_model
+    from sim.pixels import CAMERA
+    from sim.spec import ASSETS
+
+    if name not in SCENES:
+        raise ValueError(f"unknown --scene {name!r}; scenes: {', '.join(SCENES)}")
+    spec = robot_by_name(robot)
+    if spec.name != "so_arm":
+        raise ValueError(f"--scene lays things on the SO-101 arm's table; {spec.name} has none")
+    if name == "push":
+        starts = episode_starts("push", None, spec, seed)
+        first = starts()
+        return TableScene(first.scene, first.objects, first.initial_objects,
+                          TableHand(lambda: starts().initial_objects, SIM_TIDY_SECONDS))
+    scene = "so_arm_calibration.xml"
+    columns, rows = CHECKERBOARD.squares
+    size = ((columns + 1) * CHECKERBOARD.square, (rows + 1) * CHECKERBOARD.square)  # margins
+    poses = board_poses(load_model(ASSETS / scene), CAMERA, size, CALIBRATION_VIEWS, seed)
+    return TableScene(scene, person=BoardHand(poses))
+
+
 def emulator_for(robot: str, watchdog_ms: float | None = None, tcp_port: int | None = None,
                  physics_file: Path | None = None, baudrate: int | None = None,
                  faults: WireFaults | None = None, pose: list[float] | None = None,
                  bus: str = "sim2real", one_at_a_time: bool = False,
-                 catch: float | None = None,
-                 firmware: Path | None = None) -> DeviceEmulator | FeetechBusEmulator:
+                 catch: float | None = None, firmware: Path | None = None,
+                 table: TableScene | None = None) -> DeviceEmulator | FeetechBusEmulator:
     """The emulator `sim2real emulate ROBOT` serves: on a new pty, or on 127.0.0.1:`tcp_port`
     (0: any free port). `bus`: our own protocol (sim2real) or a Feetech STS servo bus (feetech,
     robots on position servos). `one_at_a_time` (feetech): the servos as shipped (every one at
@@ -46,7 +82,8 @@ def emulator_for(robot: str, watchdog_ms: float | None = None, tcp_port: int | N
     A motor-driven robot given a `pose` is held there by a `Hand`, which puts it back after
     `catch` seconds at 0 V. `firmware`: a host build of the reference firmware
     (`sim2real firmware-build ROBOT`) runs the device's protocol side instead of Python
-    (hardware/firmware_emulator.py); `watchdog_ms` (default 100) is then the one built in."""
+    (hardware/firmware_emulator.py); `watchdog_ms` (default 100) is then the one built in.
+    `table`: what lies on an arm's table (`table_scene`)."""
     from hardware.feetech.emulator import FeetechBusEmulator
     from hardware.transports import PtyTransport, TcpTransport
     from sim.catalog import robot_by_name
@@ -73,8 +110,11 @@ def emulator_for(robot: str, watchdog_ms: float | None = None, tcp_port: int | N
     if firmware is not None and bus != "sim2real":
         raise ValueError("--firmware runs the device side of our own protocol (the C core); "
                          f"--bus {bus} is another device: drop one of them")
+    if table is not None and bus != "sim2real":
+        raise ValueError(f"--scene lays the table of our own protocol's device; --bus {bus} "
+                         "emulates the servos alone: use --bus sim2real")
     physics = load_physics(physics_file) if physics_file else None
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {} if table is None else {"table": table}
     if firmware is not None:
         from hardware.firmware_emulator import FirmwareEmulator
 
@@ -150,6 +190,12 @@ def banner(emulator: Any, bus: str, faults: dict | None = None,
                                   if hand.catch_seconds else ""))
     if bus == "feetech" and not all(servo.attached for servo in emulator.servos):
         lines.append(f"on the bus: {emulator.on_bus()}; press Enter here to plug in the next")
+    if table := getattr(emulator, "table", None):
+        lines.append(f"on the table: {table.scene}" + (
+            f" ({', '.join(table.objects)} put back at a new start when the arm waits still "
+            f"{table.person.wait_seconds:g} s)" if table.objects else
+            f" (the checkerboard held up at {len(table.person.poses)} poses in turn, "
+            f"{table.person.hold_seconds:g} s each)"))
     if camera is not None:
         lines.append(f"camera: {camera.url} ({camera.fps:g} frames/s)")
     return [*lines, f"connect with: sim2real deploy POLICY --robot {scheme}:{name}"

@@ -26,8 +26,8 @@ CAMERA_RATE = 30.0
 def serve_camera(emulator: DeviceEmulator | FeetechBusEmulator, port: int,
                  size: tuple[int, int] = CAMERA_SIZE, fps: float = CAMERA_RATE) -> MjpegServer:
     """`sim2real emulate ROBOT --camera-port PORT`: the robot's camera, rendered from the emulated
-    scene as a pixel policy's camera sees it (sim/pixels.py: its camera, no markers) under the
-    emulator's pinned `--physics` (visual terms included), served as an MJPEG stream on
+    scene as a pixel policy's camera sees it (`SceneCamera`) under the emulator's pinned
+    `--physics` (visual terms included), served as an MJPEG stream on
     127.0.0.1:PORT (0: any free port) that `deploy --camera` opens like a network camera.
 
     The serving loop steps the physics; the rendering thread copies the pose into a scene of
@@ -39,23 +39,37 @@ def serve_camera(emulator: DeviceEmulator | FeetechBusEmulator, port: int,
     model = sim.model
     if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, CAMERA) < 0:
         raise ValueError(f"{emulator.spec.name}'s scene has no {CAMERA!r} camera to render")
-    model.vis.global_.offwidth = max(width, model.vis.global_.offwidth)
-    model.vis.global_.offheight = max(height, model.vis.global_.offheight)
 
     def make_render() -> Callable[[], np.ndarray]:
-        renderer = mujoco.Renderer(model, height, width)  # its GL context: this thread's
-        renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False  # as PixelObservation
-        renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
-        scene, view = mujoco.MjData(model), camera_view()
-
-        def render() -> np.ndarray:
-            scene.qpos[:] = sim.data.qpos
-            scene.mocap_pos[:] = sim.data.mocap_pos
-            mujoco.mj_kinematics(model, scene)
-            mujoco.mj_camlight(model, scene)
-            renderer.update_scene(scene, camera=CAMERA, scene_option=view)
-            return renderer.render()
-
-        return render
+        camera = SceneCamera(model, size)  # made on the rendering thread: its GL context
+        return lambda: camera.render(sim.data)
 
     return MjpegServer(make_render, fps, port)
+
+
+class SceneCamera:
+    """The robot's camera (sim/pixels.py CAMERA) rendered from a scene's state as a pixel
+    policy's camera sees it (no markers or sites, no shadows or reflections, as
+    PixelObservation renders), into frames `size` (width, height). Its renderer's GL context
+    is the thread's that makes it: render on that thread. `render` copies the state it is given
+    into a scene of its own first (the emulator's physics runs on another thread)."""
+
+    def __init__(self, model: mujoco.MjModel, size: tuple[int, int]) -> None:
+        width, height = size
+        model.vis.global_.offwidth = max(width, model.vis.global_.offwidth)
+        model.vis.global_.offheight = max(height, model.vis.global_.offheight)
+        self.model = model
+        self.renderer = mujoco.Renderer(model, height, width)
+        self.renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
+        self.renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
+        self.scene, self.view = mujoco.MjData(model), camera_view()
+
+    def render(self, data: mujoco.MjData) -> np.ndarray:
+        scene = self.scene
+        scene.qpos[:] = data.qpos
+        scene.mocap_pos[:] = data.mocap_pos
+        scene.mocap_quat[:] = data.mocap_quat
+        mujoco.mj_kinematics(self.model, scene)
+        mujoco.mj_camlight(self.model, scene)
+        self.renderer.update_scene(scene, camera=CAMERA, scene_option=self.view)
+        return self.renderer.render()

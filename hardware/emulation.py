@@ -1,8 +1,9 @@
 """What the simulated robots share: the device emulator of our own protocol
 (hardware/emulator.py), the Feetech servo bus emulator (hardware/feetech/emulator.py) and
 SimRobot (hardware/sim_robot.py). The physics a randomization config pins (`sim2real emulate
---physics`), the clean wire before faults begin, sleeping to the wire time of a baud rate, and
-the hand of the person at a motor-driven rig (`Hand`) and at a servo arm's table (`TableHand`).
+--physics`), the clean wire before faults begin, sleeping to the wire time of a baud rate, the
+hand of the person at a motor-driven rig (`Hand`) and at a servo arm's table (`TableHand`, and
+`BoardHand` calibrating its camera), and what lies on an emulated table (`TableScene`).
 Runs on the host: applying physics
 imports MuJoCo.
 """
@@ -176,3 +177,97 @@ class TableHand:
         sim.place_objects(self.next_objects())
         self.still_since, self.placed = now, self.placed + 1
         return True
+
+
+@dataclass
+class TableScene:
+    """What lies on an emulated arm's table (`sim2real emulate so_arm --scene NAME`), and the
+    person who tends it: puts the push task's block back, holds a calibration board up."""
+
+    scene: str
+    """The MJCF under sim/assets/: the robot and what lies on its table."""
+    objects: tuple[str, ...] = ()
+    """Free bodies on it (their positions are the task's objects)."""
+    initial_objects: np.ndarray | None = None
+    person: TableHand | BoardHand | None = None
+
+
+@dataclass
+class BoardHand:
+    """A person calibrating a camera, for the emulated one (`sim2real emulate so_arm --scene
+    calibration`): holds the checkerboard (the scene's mocap body `body`) still at one of
+    `poses` for `hold_seconds`, then at the next, round and round, as a person moves a board
+    before a camera for `sim2real calibrate-camera`. It never touches the arm. Times are the
+    simulation's, in seconds.
+
+    Example, in a simulated device's body (as `TableHand`):
+        >>> board.drive(command, now)           # each command written: ignored
+        >>> board.tidy(sim, now)                # each reading: the board where it is held now
+    """
+
+    poses: list[tuple[np.ndarray, np.ndarray]]
+    """Positions (m) and orientations (quaternion w, x, y, z) in the world."""
+    hold_seconds: float = 0.6
+    body: str = "checkerboard"
+    held: int = -1
+    """The pose held now (its index), -1 before the first."""
+
+    def __post_init__(self) -> None:
+        if not self.poses or not self.hold_seconds > 0:
+            raise ValueError("BoardHand needs poses and hold_seconds > 0")
+
+    def drive(self, command: np.ndarray, when: float) -> None:
+        """The arm's commands do not move the board."""
+
+    def tidy(self, sim: RobotSimulation, now: float) -> bool:
+        """Move the board to the pose of `now`; True when it moved."""
+        index = int(now // self.hold_seconds) % len(self.poses)
+        if index == self.held:
+            return False
+        import mujoco
+
+        mocap = sim.model.body_mocapid[mujoco.mj_name2id(sim.model, mujoco.mjtObj.mjOBJ_BODY,
+                                                         self.body)]
+        sim.data.mocap_pos[mocap], sim.data.mocap_quat[mocap] = self.poses[index]
+        self.held = index
+        return True
+
+
+def board_poses(model: Any, camera: str, board_size: tuple[float, float], count: int,
+                seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`count` poses of a board `board_size` (m, width and height) held in `camera`'s view, as a
+    person holds a calibration board: 0.35-0.5 m from the lens, off centre within the view,
+    turned towards the camera and tilted up to 35 degrees about its two axes (the tilts are
+    what lets a calibration tell the focal length from the distance). World positions and
+    quaternions (w, x, y, z)."""
+    import mujoco
+
+    data = mujoco.MjData(model)
+    mujoco.mj_kinematics(model, data)
+    mujoco.mj_camlight(model, data)
+    index = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, camera)
+    origin, turn = data.cam_xpos[index], data.cam_xmat[index].reshape(3, 3)
+    half_view = np.tan(np.radians(model.cam_fovy[index]) / 2)
+    rng = np.random.default_rng(seed)
+    poses = []
+    for _ in range(count):
+        distance = rng.uniform(0.35, 0.5)
+        room = max(distance * half_view - max(board_size) / 2, 0.0)
+        # The camera looks along its -z, y up; the board's textured face (+z) towards it.
+        where = np.array([rng.uniform(-room, room), rng.uniform(-room, room) * 0.5, -distance])
+        tilt_x, tilt_y = rng.uniform(-0.6, 0.6, size=2)
+        tilted = _rotation_x(tilt_x) @ _rotation_y(tilt_y)
+        quaternion = np.zeros(4)
+        mujoco.mju_mat2Quat(quaternion, (turn @ tilted).ravel())
+        poses.append((origin + turn @ where, quaternion))
+    return poses
+
+
+def _rotation_x(angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
+
+
+def _rotation_y(angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])

@@ -11,7 +11,9 @@ gains, deadband, encoder quantization, torque limit; or the DC motor). Options: 
 parameters pinned in the randomization config's schema (a heavier, weaker, slower robot than the
 nominal one), the wire time of a given baud rate, wire faults (hardware/faults.py), and for a
 motor-driven robot the hand of the person at the rig (hardware/emulation.py `Hand`: holds a
-pendulum up until the host drives the motor, puts it back after a fall).
+pendulum up until the host drives the motor, puts it back after a fall); for an arm, what lies
+on its table (`TableScene`: push's block, which a person puts back when the host waits for it,
+or the targets of a camera calibration).
 Imports MuJoCo: runs on the host, not on the robot's computer.
 """
 
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hardware.emulation import CLEAN_WIRE, Hand, apply_pinned_physics
+from hardware.emulation import CLEAN_WIRE, Hand, TableScene, apply_pinned_physics
 from hardware.faults import WireFaults
 from hardware.protocol import (
     MODE_OF_ACTUATOR,
@@ -83,7 +85,7 @@ class DeviceEmulator:
     def __init__(self, spec: RobotSpec, transport: Transport, watchdog_ms: float = 100.0,
                  physics: Any = None, baudrate: int | None = None,
                  faults: WireFaults | None = None, initial_pose: np.ndarray | None = None,
-                 seed: int = 0, hand: Hand | None = None) -> None:
+                 seed: int = 0, hand: Hand | None = None, table: TableScene | None = None) -> None:
         if watchdog_ms <= 0:
             raise ValueError(f"watchdog_ms must be > 0, got {watchdog_ms}")
         if baudrate is not None and baudrate <= 0:
@@ -92,7 +94,9 @@ class DeviceEmulator:
         self.watchdog = watchdog_ms * 1e-3
         self.baudrate, self.faults = baudrate, faults or WireFaults()
         self.mode = MODE_OF_ACTUATOR[spec.actuator_kind]
-        self.sim = RobotSimulation(spec)
+        self.table = table
+        self.sim = (RobotSimulation(spec, table.scene, table.objects) if table is not None
+                    else RobotSimulation(spec))
         self.command_delay = 0.0
         self.physics_applied: dict[str, float] = {}
         if physics is not None:
@@ -103,7 +107,8 @@ class DeviceEmulator:
                              "motor-driven robots such as furuta")
         self.hand = hand
         pose = np.asarray(spec.default_pose if initial_pose is None else initial_pose, float)
-        self.sim.reset(hand.pose if hand is not None else pose)
+        self.sim.reset(hand.pose if hand is not None else pose,
+                       table.initial_objects if table is not None else None)
         self.description = Description.of_spec(spec, watchdog_ms, firmware="sim2real-emulator")
         self._description_chunks = description_chunks(self.description.to_payload())
         self._force_range = self.sim.model.actuator_forcerange[self.sim.ctrl_at].copy()
@@ -257,11 +262,15 @@ class DeviceEmulator:
         self._step_to(target, timestep)
         if self.hand is not None and self.hand.catch(self.sim, target):
             self.counters.hand_catches += 1
+        if self.table is not None and self.table.person is not None:
+            self.table.person.tidy(self.sim, target)
 
     def _actuate(self, command: np.ndarray, when: float) -> None:
         self.sim.set_command(command)
         if self.hand is not None and self.hand.drive(command, when):
             self.counters.hand_releases += 1
+        if self.table is not None and self.table.person is not None:
+            self.table.person.drive(command, when)
 
     def _step_to(self, when: float, timestep: float) -> None:
         # Physics time is a sum of float timesteps: without the tolerance, 4.9999999 steps

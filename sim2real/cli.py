@@ -68,7 +68,8 @@ def cmd_deploy(args: argparse.Namespace) -> None:
     report = deploy_on_robot(Path(args.policy), args.robot, args.seconds, args.episodes,
                              args.seed, _path(args.safety), log, _path(args.estop_file),
                              args.estop_key, args.rt_priority, args.cpu, _path(args.calibration),
-                             camera_url=args.camera)
+                             camera_url=args.camera,
+                             camera_calibration=_path(args.camera_calibration))
     print(report_line(report))
     if args.json:
         print(json.dumps(report.summary()), flush=True)
@@ -86,6 +87,7 @@ def cmd_emulate(args: argparse.Namespace) -> None:
         plug_on_enter,
         serve_until_stopped,
         stopped_summary,
+        table_scene,
     )
     from hardware.emulated_camera import serve_camera
     from hardware.faults import WireFaults
@@ -94,7 +96,9 @@ def cmd_emulate(args: argparse.Namespace) -> None:
                                             {key: getattr(args, key) for key in FAULT_FLAGS})
     emulator = emulator_for(args.robot, args.watchdog_ms, args.tcp, _path(args.physics),
                             args.baud, faults, args.pose, args.bus, args.one_at_a_time, args.catch,
-                            _path(args.firmware))
+                            _path(args.firmware),
+                            table_scene(args.scene, args.robot, args.seed or 0)
+                            if args.scene else None)
     camera = (serve_camera(emulator, args.camera_port, args.camera_size, args.camera_fps)
               if args.camera_port is not None else None)
     print("\n".join(banner(emulator, args.bus, faults.settings() if faults.active else None,
@@ -107,6 +111,24 @@ def cmd_emulate(args: argparse.Namespace) -> None:
         if camera is not None:
             camera.close()
     print("emulator stopped: " + json.dumps(stopped_summary(emulator, faults.counts)), flush=True)
+
+
+def cmd_calibrate_camera(args: argparse.Namespace) -> None:
+    from deploy.camera_calibration import calibrate
+    from hardware.camera import CameraStream
+
+    out = Path(args.out)
+    with CameraStream(args.camera) as camera:
+        calibration = calibrate(camera, centre=tuple(args.sheet_at), yaw=args.sheet_yaw,
+                                views=args.views, timeout=args.timeout,
+                                say=lambda line: print(line, flush=True))
+    calibration.save(out)
+    print(f"wrote {out}: {calibration.image_size[0]}x{calibration.image_size[1]}, camera at "
+          f"{[round(float(v), 3) for v in calibration.position]} m; deploy with --camera "
+          f"{args.camera} "
+          f"--camera-calibration {out}")
+    if args.json:
+        print(json.dumps(calibration.to_json()))
 
 
 def cmd_firmware_header(args: argparse.Namespace) -> None:
@@ -312,8 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--rt-priority", type=int, metavar="N", help="ask for SCHED_FIFO priority N")
     deploy.add_argument("--cpu", type=int, metavar="N", help="pin the loop to CPU N if allowed")
     deploy.add_argument("--calibration", metavar="FILE", help="a feetech: arm's calibration file")
-    deploy.add_argument("--camera", metavar="URL", help="a pixel policy's camera: /dev/videoN or "
-                        "a stream (http://HOST:PORT/stream.mjpg, rtsp://...)")
+    deploy.add_argument("--camera", metavar="URL", help="a pixel policy's camera, or the one a "
+                        "tracker sees the task's objects in: /dev/videoN or a stream "
+                        "(http://HOST:PORT/stream.mjpg, rtsp://...)")
+    deploy.add_argument("--camera-calibration", metavar="FILE", help="the --camera's calibration "
+                        "(sim2real calibrate-camera): track the task's objects by their markers")
 
     for name, func, what in (("setup-motors", cmd_setup_motors, "give each servo its ID, one "
                               "on the bus at a time"),
@@ -323,6 +348,19 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--robot", default="so_arm", help="robot name (default so_arm)")
     sub.add_argument("--out", metavar="FILE", help="calibration file (default: ~/.config/sim2real/)")
     sub.add_argument("--from-lerobot", metavar="FILE", help="import a LeRobot SO-101 calibration")
+
+    camera = verb("calibrate-camera", cmd_calibrate_camera, "measure a camera's lens and its pose "
+                  "in the arm's base frame (a checkerboard, then a marker sheet on the table)",
+                  json_help="also print the calibration as JSON")
+    camera.add_argument("--camera", required=True, metavar="URL", help="/dev/videoN or a stream")
+    camera.add_argument("--out", required=True, metavar="FILE", help="calibration file to write")
+    camera.add_argument("--sheet-at", type=float, nargs=2, default=(0.2, 0.0), metavar=("X", "Y"),
+                        help="where the marker sheet's centre lies (m, the arm's base frame)")
+    camera.add_argument("--sheet-yaw", type=float, default=0.0, metavar="RAD",
+                        help="the sheet turned about z from its rows along y")
+    camera.add_argument("--views", type=int, default=15, help="checkerboard views to take")
+    camera.add_argument("--timeout", type=float, default=180.0, metavar="S",
+                        help="give a step up after this long")
 
     emulate = verb("emulate", cmd_emulate, "emulate a robot's serial device (HIL backend)")
     emulate.add_argument("robot", help="robot name, e.g. so_arm or furuta")
@@ -342,7 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
         emulate.add_argument("--" + flag.replace("_", "-"), type=float, default=None)
     emulate.add_argument("--reset-at", type=float, nargs="+", metavar="S", help="brown out S s after connect")
     emulate.add_argument("--disconnect-at", type=float, metavar="S", help="close the port S s after connect")
-    emulate.add_argument("--seed", type=seed_number, help="seed of the injected faults")
+    emulate.add_argument("--seed", type=seed_number, help="seed of the injected faults "
+                         "and of the --scene's draws")
     emulate.add_argument("--pose", type=float, nargs="+", help="joint positions to start at (motors: held)")
     emulate.add_argument("--catch", type=float, metavar="S", help="put a --pose back after S s at 0 V")
     emulate.add_argument("--seconds", type=float, help="stop after (default: never)")
@@ -351,6 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
     emulate.add_argument("--camera-size", type=frame_size, default=(320, 240), metavar="WxH",
                          help="the camera's frames (default 320x240)")
     emulate.add_argument("--camera-fps", type=float, default=30.0, help="the camera's rate")
+    emulate.add_argument("--scene", choices=("push", "calibration"), help="so_arm: what lies on "
+                         "its table: push's marked block (put back when the arm waits) or the "
+                         "targets of sim2real calibrate-camera")
 
     header = verb("firmware-header", cmd_firmware_header, "the reference firmware's C header of a "
                   "robot, from its RobotSpec")

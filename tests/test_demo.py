@@ -1,5 +1,6 @@
-"""The learning test of the foundation: the demo's whole path, measured, then the same exported
-policy driven hardware-in-the-loop through the device emulator (slow: ~3 minutes)."""
+"""The learning test of the foundation: the demo's whole path, measured (its run is the session
+fixture `demo_run`, tests/conftest.py), then the same exported policy driven hardware-in-the-loop
+through the device emulator (slow: ~3 minutes)."""
 
 import json
 import subprocess
@@ -10,19 +11,11 @@ import pytest
 
 from deploy.onnx_policy import OnnxPolicy
 from randomization.config import load_config
-from sim2real.demo import run_demo
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory):
-    out = tmp_path_factory.mktemp("demo") / "demo"
-    ok = run_demo(out, episodes=50, seed=3)
-    return ok, out
 
 
 @pytest.mark.slow
-def test_demo_policy_reaches_90_percent_on_the_simulated_robot(demo, capsys) -> None:
-    ok, out = demo
+def test_demo_policy_reaches_90_percent_on_the_simulated_robot(demo_run, capsys) -> None:
+    ok, out = demo_run
     assert ok
     policy = OnnxPolicy(out / "policy.onnx")
     # The contract carries the ranges the policy was trained under: the arm's default preset.
@@ -31,10 +24,10 @@ def test_demo_policy_reaches_90_percent_on_the_simulated_robot(demo, capsys) -> 
 
 
 @pytest.mark.slow
-def test_the_demo_policy_reaches_as_often_through_the_serial_emulator(demo, tmp_path) -> None:
+def test_the_demo_policy_reaches_as_often_through_the_serial_emulator(demo_run, tmp_path) -> None:
     """HIL: the emulator in its own process behind a pty, the real serial driver, the same
     deploy command a robot would get."""
-    _, out = demo
+    _, out = demo_run
     emulator = subprocess.Popen([sys.executable, "-m", "sim2real.cli", "emulate", "so_arm",
                                  "--pty"], stdout=subprocess.PIPE, text=True)
     try:
@@ -57,11 +50,11 @@ def test_the_demo_policy_reaches_as_often_through_the_serial_emulator(demo, tmp_
 
 
 @pytest.mark.slow
-def test_sysid_recovers_the_emulated_robots_hidden_physics(demo, tmp_path) -> None:
+def test_sysid_recovers_the_emulated_robots_hidden_physics(demo_run, tmp_path) -> None:
     """The emulator plays a robot heavier (mass x1.3), with weaker servos (kp x0.7) and two
     control steps of command delay; a deploy log of the demo policy on it is enough to find
     each back: the scales within 10%, the delay exactly."""
-    _, out = demo
+    _, out = demo_run
     hidden = tmp_path / "hidden.yaml"
     hidden.write_text("mass: {low: 1.3, high: 1.3}\nactuator_kp: {low: 0.7, high: 0.7}\n"
                       "action_delay: {low: 2, high: 2}\n")

@@ -1,0 +1,274 @@
+"""`sim2real calibrate-camera`: where a camera is and how it sees, measured with printed targets
+(sim/markers.py), written to a file the marker tracker reads (deploy/marker_tracker.py).
+
+Two steps, as on a bench. The lens: a person moves the checkerboard before the camera; views in
+which the board is found, each far enough from the last, give OpenCV's camera matrix and
+distortion (`cv2.calibrateCamera`). The pose: the marker sheet lies flat on the table at a
+known place in the arm's base frame; its markers' corners, seen with the lens known, give the
+camera's rotation and position in that frame (`cv2.solvePnP`).
+
+Runs on the robot's computer: numpy and OpenCV (the `deploy` extra).
+
+Example:
+    >>> with CameraStream("/dev/video0") as camera:
+    ...     calibration = calibrate(camera, say=print)
+    >>> calibration.save(Path("camera.json"))
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from deploy.camera_feed import FrameSource
+from sim.markers import (
+    CHECKERBOARD,
+    DICTIONARY,
+    MARKER_SHEET,
+    SHEET_CENTRE,
+    Checkerboard,
+    MarkerSheet,
+)
+
+VIEWS = 15
+"""Board views the lens is measured from: OpenCV's tutorials take 10-20."""
+MIN_MOVE = 0.05
+"""A view counts when the board's corners moved this far (a fraction of the frame's width, on
+average) from the last view taken: the same view twice adds nothing."""
+SHEET_FRAMES = 10
+"""Frames of the marker sheet the camera's pose is taken from (the median of their poses)."""
+MIN_SHEET_MARKERS = 4
+MAX_REPROJECTION_PX = 1.0
+"""A lens fit whose corners miss by more (root mean square, pixels) is refused: blurred views,
+a board bent or printed at the wrong scale."""
+
+
+class CalibrationError(ValueError):
+    """The camera could not be calibrated; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class CameraCalibration:
+    """A camera's lens and its pose in the arm's base frame.
+
+    OpenCV's conventions: pixel (0, 0) is the centre of the top-left pixel; the camera's axes
+    are x right, y down, z along its view. `rotation` turns camera axes into base axes (a
+    direction d seen by the camera is rotation @ d in the base frame); `position` is the lens's
+    centre in the base frame (m)."""
+
+    image_size: tuple[int, int]
+    """Width, height of the frames it was measured on: the camera must give frames this size."""
+    camera_matrix: np.ndarray
+    distortion: np.ndarray
+    rotation: np.ndarray
+    position: np.ndarray
+    reprojection_px: float
+    """The lens fit's corners, root mean square miss (pixels)."""
+    sheet_px: float
+    """The sheet's marker corners, root mean square miss after the pose fit (pixels)."""
+
+    def to_json(self) -> dict:
+        return {"image_size": list(self.image_size),
+                "camera_matrix": self.camera_matrix.tolist(),
+                "distortion": self.distortion.ravel().tolist(),
+                "rotation": self.rotation.tolist(), "position_m": self.position.tolist(),
+                "reprojection_px": round(self.reprojection_px, 4),
+                "sheet_px": round(self.sheet_px, 4)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> CameraCalibration:
+        return cls(tuple(int(v) for v in data["image_size"]),
+                   np.asarray(data["camera_matrix"], float), np.asarray(data["distortion"], float),
+                   np.asarray(data["rotation"], float), np.asarray(data["position_m"], float),
+                   float(data["reprojection_px"]), float(data["sheet_px"]))
+
+    def save(self, path: Path) -> None:
+        """Write atomically: a crash leaves the old file or the new one, never half of one."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps(self.to_json(), indent=1) + "\n")
+        os.replace(partial, path)
+
+    @classmethod
+    def load(cls, path: Path) -> CameraCalibration:
+        if not path.is_file():
+            raise FileNotFoundError(f"camera calibration {path} does not exist: make it with "
+                                    "`sim2real calibrate-camera --camera URL --out FILE`")
+        try:
+            return cls.from_json(json.loads(path.read_text()))
+        except (KeyError, ValueError, TypeError) as error:
+            raise ValueError(f"{path} is not a camera calibration sim2real wrote ({error}): "
+                             "make it again with `sim2real calibrate-camera`") from None
+
+    def rays(self, pixels: np.ndarray) -> np.ndarray:
+        """The base-frame directions (unit vectors) the camera sees `pixels` (n, 2) along."""
+        import cv2
+
+        normalized = cv2.undistortPoints(np.asarray(pixels, np.float64).reshape(-1, 1, 2),
+                                         self.camera_matrix, self.distortion).reshape(-1, 2)
+        directions = np.hstack([normalized, np.ones((len(normalized), 1))]) @ self.rotation.T
+        return directions / np.linalg.norm(directions, axis=1, keepdims=True)
+
+    def on_plane(self, pixels: np.ndarray, height: float) -> np.ndarray:
+        """Where the camera's rays through `pixels` (n, 2) meet the horizontal plane `height`
+        (m) above the base frame's origin: (n, 3) points, NaN for a ray that never does."""
+        rays = self.rays(pixels)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            reach = (height - self.position[2]) / rays[:, 2]
+        reach = np.where(reach > 0, reach, np.nan)
+        return self.position + reach[:, None] * rays
+
+
+def aruco_detector():
+    """The detector of sim/markers.py's dictionary, corners refined to a tenth of a pixel."""
+    import cv2
+
+    parameters = cv2.aruco.DetectorParameters()
+    parameters.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_SUBPIX
+    dictionary = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, DICTIONARY))
+    return cv2.aruco.ArucoDetector(dictionary, parameters)
+
+
+def grey(frame: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
+
+
+def find_board(frame: np.ndarray, board: Checkerboard = CHECKERBOARD) -> np.ndarray | None:
+    """The board's inner corners in `frame` (n, 2), refined to a tenth of a pixel, or None."""
+    import cv2
+
+    image = grey(frame)
+    found, corners = cv2.findChessboardCorners(
+        image, board.inner_corners,
+        flags=cv2.CALIB_CB_ADAPTIVE_THRESH | cv2.CALIB_CB_NORMALIZE_IMAGE | cv2.CALIB_CB_FAST_CHECK)
+    if not found:
+        return None
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 30, 0.01)
+    return cv2.cornerSubPix(image, corners, (5, 5), (-1, -1), criteria).reshape(-1, 2)
+
+
+def fit_lens(views: list[np.ndarray], image_size: tuple[int, int],
+             board: Checkerboard = CHECKERBOARD) -> tuple[np.ndarray, np.ndarray, float]:
+    """The camera matrix, distortion and fit's root mean square miss (pixels) from board views
+    (each the corners `find_board` gave)."""
+    import cv2
+
+    points = board.corner_points()
+    error, matrix, distortion, _, _ = cv2.calibrateCamera(
+        [points] * len(views), [view.astype(np.float32) for view in views], image_size, None, None)
+    return matrix, distortion.ravel(), float(error)
+
+
+def sheet_corners(frame: np.ndarray, sheet: MarkerSheet, centre: tuple[float, float],
+                  yaw: float) -> tuple[np.ndarray, np.ndarray]:
+    """The sheet's marker corners found in `frame`: their image points (n, 2) and where they lie
+    on the table (n, 3, base frame)."""
+    corners, ids, _ = aruco_detector().detectMarkers(grey(frame))
+    on_table = sheet.corners_on_table(centre, yaw)
+    pixels, places = [], []
+    for found, marker_id in zip(corners, [] if ids is None else ids.ravel(), strict=True):
+        if int(marker_id) in on_table:
+            pixels.append(found.reshape(4, 2))
+            places.append(on_table[int(marker_id)])
+    if not pixels:
+        return np.zeros((0, 2)), np.zeros((0, 3))
+    return np.vstack(pixels), np.vstack(places)
+
+
+def fit_pose(pixels: np.ndarray, places: np.ndarray, matrix: np.ndarray,
+             distortion: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """The camera's rotation (camera to base) and position (m, base frame) from image points of
+    known base-frame places, and the root mean square miss of the places reprojected (px)."""
+    import cv2
+
+    ok, rvec, tvec = cv2.solvePnP(places.astype(np.float64), pixels.astype(np.float64), matrix,
+                                  distortion, flags=cv2.SOLVEPNP_ITERATIVE)
+    if not ok:
+        raise CalibrationError("the camera's pose could not be solved from the marker sheet")
+    to_camera, _ = cv2.Rodrigues(rvec)
+    projected, _ = cv2.projectPoints(places.astype(np.float64), rvec, tvec, matrix, distortion)
+    miss = float(np.sqrt(np.mean(np.sum((projected.reshape(-1, 2) - pixels) ** 2, axis=1))))
+    return to_camera.T, (-to_camera.T @ tvec).ravel(), miss
+
+
+def _newer(source: FrameSource, seen: int, until: float) -> tuple[np.ndarray, int]:
+    """The newest frame once one newer than frame number `seen` came, and its number."""
+    while source.frames <= seen:
+        if time.monotonic() > until:
+            raise CalibrationError(f"camera {source.url!r} stopped giving frames")
+        time.sleep(0.005)
+    frames = source.frames
+    return source.newest()[0], frames
+
+
+def calibrate(source: FrameSource, board: Checkerboard = CHECKERBOARD,
+              sheet: MarkerSheet = MARKER_SHEET, centre: tuple[float, float] = SHEET_CENTRE,
+              yaw: float = 0.0, views: int = VIEWS, timeout: float = 180.0,
+              say: Callable[[str], object] = print) -> CameraCalibration:
+    """Measure the camera `source` reads: the lens from `views` views of `board`, then its pose
+    from `sheet` lying on the table centred at `centre` (m, base frame), turned `yaw` (rad)
+    from its rows along +y, its top edge away from the base. Each step gives up after
+    `timeout` seconds, saying what it saw."""
+    deadline = time.monotonic() + timeout
+    frame, seen = _newer(source, -1, deadline)
+    height, width = frame.shape[:2]
+    columns, rows = board.inner_corners
+    say(f"1/2 the lens: hold the {columns + 1}x{rows + 1} checkerboard ({board.square * 1e3:g} mm "
+        f"squares) before the camera and move it: near and far, tilted, in every part of the "
+        f"view ({views} views)")
+    taken: list[np.ndarray] = []
+    tried = 0
+    while len(taken) < views:
+        if time.monotonic() > deadline:
+            raise CalibrationError(f"found the checkerboard in {len(taken)} of the {views} "
+                                   f"views needed within {timeout:g} s ({tried} frames looked "
+                                   "at): is the whole board in view, flat, and lit?")
+        frame, seen = _newer(source, seen, deadline)
+        tried += 1
+        corners = find_board(frame, board)
+        if corners is None or (taken and np.mean(np.linalg.norm(corners - taken[-1], axis=1))
+                               < MIN_MOVE * width):
+            continue
+        taken.append(corners)
+        say(f"  view {len(taken)}/{views}")
+    matrix, distortion, reprojection = fit_lens(taken, (width, height), board)
+    if reprojection > MAX_REPROJECTION_PX:
+        raise CalibrationError(f"the lens fit misses the board's corners by {reprojection:.2f} "
+                               f"px (at most {MAX_REPROJECTION_PX} px): check the board is "
+                               f"flat and its squares measure {board.square * 1e3:g} mm, then "
+                               "calibrate again")
+    say(f"  lens: focal length {matrix[0, 0]:.1f} x {matrix[1, 1]:.1f} px, centre "
+        f"({matrix[0, 2]:.1f}, {matrix[1, 2]:.1f}), miss {reprojection:.3f} px")
+
+    say(f"2/2 the pose: lay the marker sheet flat on the table, its centre at x {centre[0]:g} m, "
+        f"y {centre[1]:g} m from the arm's base, its top edge away from the base")
+    deadline = time.monotonic() + timeout
+    poses: list[tuple[np.ndarray, np.ndarray, float]] = []
+    most = 0
+    while len(poses) < SHEET_FRAMES:
+        if time.monotonic() > deadline:
+            raise CalibrationError(f"saw at most {most} of the sheet's {len(sheet.ids)} markers "
+                                   f"(at least {MIN_SHEET_MARKERS} needed) within {timeout:g} s: "
+                                   "is the sheet in view, flat, and lit?")
+        frame, seen = _newer(source, seen, deadline)
+        pixels, places = sheet_corners(frame, sheet, centre, yaw)
+        most = max(most, len(pixels) // 4)
+        if len(pixels) // 4 >= MIN_SHEET_MARKERS:
+            poses.append(fit_pose(pixels, places, matrix, distortion))
+    # The median pose, component by component, then the rotation made orthonormal again.
+    rotation = np.median([pose[0] for pose in poses], axis=0)
+    u, _, vt = np.linalg.svd(rotation)
+    position = np.median([pose[1] for pose in poses], axis=0)
+    sheet_px = float(np.median([pose[2] for pose in poses]))
+    say(f"  camera at ({position[0]:.3f}, {position[1]:.3f}, {position[2]:.3f}) m, "
+        f"{most} markers seen, miss {sheet_px:.3f} px")
+    return CameraCalibration((width, height), matrix, distortion, u @ vt, position,
+                             reprojection, sheet_px)
