@@ -106,23 +106,30 @@ class CameraCalibration:
             raise ValueError(f"{path} is not a camera calibration sim2real wrote ({error}): "
                              "make it again with `sim2real calibrate-camera`") from None
 
-    def rays(self, pixels: np.ndarray) -> np.ndarray:
-        """The base-frame directions (unit vectors) the camera sees `pixels` (n, 2) along."""
+    def normalized(self, pixels: np.ndarray) -> np.ndarray:
+        """`pixels` (n, 2) undistorted onto the plane one unit before the lens (n, 2)."""
         import cv2
 
-        normalized = cv2.undistortPoints(np.asarray(pixels, np.float64).reshape(-1, 1, 2),
-                                         self.camera_matrix, self.distortion).reshape(-1, 2)
+        return cv2.undistortPoints(np.asarray(pixels, np.float64).reshape(-1, 1, 2),
+                                   self.camera_matrix, self.distortion).reshape(-1, 2)
+
+    def rays(self, normalized: np.ndarray) -> np.ndarray:
+        """The base-frame directions (unit vectors) of the camera's rays through `normalized`
+        points (n, 2)."""
         directions = np.hstack([normalized, np.ones((len(normalized), 1))]) @ self.rotation.T
         return directions / np.linalg.norm(directions, axis=1, keepdims=True)
 
-    def on_plane(self, pixels: np.ndarray, height: float) -> np.ndarray:
-        """Where the camera's rays through `pixels` (n, 2) meet the horizontal plane `height`
-        (m) above the base frame's origin: (n, 3) points, NaN for a ray that never does."""
-        rays = self.rays(pixels)
+    def meet_plane(self, rays: np.ndarray, height: float) -> np.ndarray:
+        """Where `rays` (n, 3) from the lens meet the horizontal plane `height` (m) above the
+        base frame's origin: (n, 3) points, NaN for a ray that never does."""
         with np.errstate(divide="ignore", invalid="ignore"):
             reach = (height - self.position[2]) / rays[:, 2]
         reach = np.where(reach > 0, reach, np.nan)
         return self.position + reach[:, None] * rays
+
+    def on_plane(self, pixels: np.ndarray, height: float) -> np.ndarray:
+        """Where the camera sees `pixels` (n, 2) on the horizontal plane `height` (m) up."""
+        return self.meet_plane(self.rays(self.normalized(pixels)), height)
 
 
 def aruco_detector():

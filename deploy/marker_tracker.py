@@ -1,12 +1,11 @@
 """Objects on the table located by their ArUco markers in a calibrated camera's frames: what a
 state policy whose task tracks objects (push's block) reads as `RobotState.objects` on a robot.
 
-A marker's corners are found in the newest frame (OpenCV's ArUco detector), undistorted, and the
-camera's rays through them meet the plane the marker's face lies in when its object rests on the
-table; the four points' mean is the marker's centre (exact on the plane), less the marker's
-height above the object's centre. The camera's pose comes from `sim2real calibrate-camera`
-(deploy/camera_calibration.py); which marker each object carries, from the policy's contract
-(the task's `markers`, sim/markers.py).
+A marker's corners are found in the newest frame (OpenCV's ArUco detector) and undistorted; the
+camera's rays through them meet the heights a resting object's face has them at (its top, or a
+side), and the object's centre lies a face's depth behind that face (`MarkerTracker.face_says`).
+The camera's pose comes from `sim2real calibrate-camera` (deploy/camera_calibration.py); which
+marker each object carries, from the policy's contract (the task's `markers`, sim/markers.py).
 
 An object hidden in a frame (the arm passes over it) stays where it was last seen, and how old
 that sighting is is kept; one never seen is NaN, which no task takes for ready. A camera that
@@ -34,8 +33,10 @@ from sim.markers import FiducialMarker
 MIN_FRAME_RATE = 10.0
 """Frames a second a tracker's camera must give: a push moves its block at most about 10 cm/s,
 a centimetre between frames at this rate."""
-MAX_FRAME_AGE = 0.15
-"""The oldest frame (s) the objects may come from: a stale camera stops the loop."""
+MAX_FRAME_AGE = 0.3
+"""The oldest frame (s) the objects may come from: older, the camera has stopped, and the loop
+stops. A hidden object's sighting may be older (the arm passes over it); a frame may not. At
+0.15 s a 15 frames/s camera that skipped two frames stopped a run."""
 
 
 def markers_of(contract: Contract) -> dict[str, FiducialMarker]:
@@ -49,7 +50,12 @@ def markers_of(contract: Contract) -> dict[str, FiducialMarker]:
         raise ContractError("the policy's contract does not say which markers its objects carry "
                             "(it was exported before trackers): export it again with "
                             "`sim2real export RUN_DIR`")
-    return {name: FiducialMarker.from_json(markers[name]) for name in objects}
+    try:
+        return {name: FiducialMarker.from_json(markers[name]) for name in objects}
+    except (KeyError, ValueError) as error:
+        raise ContractError(f"the policy's contract names its objects' markers in a form this "
+                            f"version does not read ({error}): export it again with "
+                            "`sim2real export RUN_DIR`") from None
 
 
 class MarkerTracker:
@@ -60,22 +66,62 @@ class MarkerTracker:
         self.detector = aruco_detector()
 
     def locate(self, frame: np.ndarray) -> dict[str, np.ndarray]:
-        """The objects whose markers `frame` shows, and their centres (m, base frame)."""
+        """The objects whose markers `frame` shows, and their centres (m, base frame): the mean
+        of what the top faces seen say, or without one the sides (`face_says`)."""
         corners, ids, _ = self.detector.detectMarkers(grey(frame))
-        found = {int(marker_id): points.reshape(4, 2)
-                 for points, marker_id in zip(corners, [] if ids is None else ids.ravel(),
-                                              strict=True)}
+        ids = [] if ids is None else [int(marker_id) for marker_id in ids.ravel()]
         located = {}
         for name, marker in self.markers.items():
-            if marker.marker_id not in found:
-                continue
-            face = self.calibration.on_plane(found[marker.marker_id], marker.face_height)
-            if np.isnan(face).any():
-                continue
-            centre = face.mean(axis=0)
-            centre[2] -= marker.above_centre
-            located[name] = centre
+            says = [self.face_says(points.reshape(4, 2), marker)
+                    for points, marker_id in zip(corners, ids, strict=True)
+                    if marker_id == marker.marker_id]
+            says = [(centre, top) for centre, top in says if not np.isnan(centre).any()]
+            # A top face's is the surer: a side's step inwards takes its edge's direction,
+            # which a face seen edge-on gives poorly.
+            best = [centre for centre, top in says if top] or [centre for centre, _ in says]
+            if best:
+                located[name] = np.mean(best, axis=0)
         return located
+
+    def face_says(self, corners: np.ndarray, marker: FiducialMarker) -> tuple[np.ndarray, bool]:
+        """The object's centre from one face's marker `corners` (4, 2 pixels, in OpenCV's order
+        round the square), and whether that face is its top. The object rests on the table on
+        a face, so a face is either its top, its corners at one height (the centre's height and
+        a face's depth), or a side, upright, two corners a marker's half side above the centre's
+        height and two below: each corner's camera ray meets its height under either reading,
+        and the reading whose four points make the marker's square is the face's. From the
+        face's centre, the object's lies a face's depth inwards (down for the top; for a side,
+        square to its top edge, away from the camera). No marker pose is solved for: at 20
+        pixels a marker's pose is ambiguous (a side was read as facing up), its corners' rays
+        are not."""
+        calibration = self.calibration
+        rays = calibration.rays(calibration.normalized(corners))
+        half = marker.side / 2
+        top = calibration.meet_plane(rays, marker.centre_height + marker.centre_depth)
+        higher = np.argsort(corners[:, 1])[:2]  # image rows count down: the face's upper edge
+        heights = np.full(4, marker.centre_height - half)
+        heights[higher] = marker.centre_height + half
+        with np.errstate(divide="ignore", invalid="ignore"):
+            reach = (heights - calibration.position[2]) / rays[:, 2]
+        side = calibration.position + np.where(reach > 0, reach, np.nan)[:, None] * rays
+        if _square_miss(top, marker.side) <= _square_miss(side, marker.side):
+            return top.mean(axis=0) - np.array([0.0, 0.0, marker.centre_depth]), True
+        edge = side[higher[1]] - side[higher[0]]
+        inwards = np.array([edge[1], -edge[0], 0.0]) / np.hypot(edge[0], edge[1])
+        face = side.mean(axis=0)
+        if np.dot(inwards, calibration.position - face) > 0:
+            inwards = -inwards  # the face looks at the camera: its object lies beyond it
+        return face + marker.centre_depth * inwards, False
+
+
+def _square_miss(points: np.ndarray, side: float) -> float:
+    """How far four points (in order round it) are from a square of `side` (m): the root mean
+    square of its sides' and diagonals' errors; inf when a point is missing."""
+    if np.isnan(points).any():
+        return np.inf
+    sides = np.linalg.norm(points - np.roll(points, -1, axis=0), axis=1) - side
+    diagonals = np.linalg.norm(points[:2] - points[2:], axis=1) - side * np.sqrt(2)
+    return float(np.sqrt(np.mean(np.concatenate([sides, diagonals]) ** 2)))
 
 
 class ObjectTracker:

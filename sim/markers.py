@@ -24,32 +24,29 @@ CELLS_WITH_BORDER = 6
 
 @dataclass(frozen=True)
 class FiducialMarker:
-    """An ArUco marker printed on an object's top face, white margin around it."""
+    """An ArUco marker printed on every face of a cube-like object, a white margin around it:
+    the object is seen whichever face is up, however it turned as it was pushed."""
 
     marker_id: int
     side: float
     """The black square's side (m)."""
-    face_height: float
-    """How high (m) the marker's face lies above the table when the object rests on it: where a
-    camera's rays through the marker meet it."""
-    above_centre: float
-    """How far (m) the marker's face lies above the object's centre (the position a task reads)."""
+    centre_depth: float
+    """How far (m) each printed face lies from the object's centre."""
+    centre_height: float
+    """How high (m) the object's centre is above the table when it rests there on a face: where a
+    side face's centre lies, and a top face `centre_depth` higher."""
 
     def to_json(self) -> dict:
         return {"dictionary": DICTIONARY, "id": self.marker_id, "side_m": self.side,
-                "face_height_m": self.face_height, "above_centre_m": self.above_centre}
+                "centre_depth_m": self.centre_depth, "centre_height_m": self.centre_height}
 
     @classmethod
     def from_json(cls, data: dict) -> FiducialMarker:
         if data.get("dictionary") != DICTIONARY:
             raise ValueError(f"marker dictionary {data.get('dictionary')!r}: this version reads "
                              f"{DICTIONARY} markers")
-        return cls(int(data["id"]), float(data["side_m"]), float(data["face_height_m"]),
-                   float(data["above_centre_m"]))
-
-
-STICKER = 0.0005
-"""A printed marker's thickness (m): paper on a sticker."""
+        return cls(int(data["id"]), float(data["side_m"]), float(data["centre_depth_m"]),
+                   float(data["centre_height_m"]))
 
 
 @dataclass(frozen=True)

@@ -10,17 +10,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.commands import check_history_length, command_features
-from sim.markers import CELLS_WITH_BORDER, STICKER, FiducialMarker
+from sim.markers import CELLS_WITH_BORDER, FiducialMarker
 from sim.reach import VELOCITY_SCALE, ReachConfig, ReachTask
 from sim.spec import RobotSpec, RobotState
 from sim.task import TaskStep, config_to_json, judged, observation_slots
 
 BLOCK_HALF_SIZE = 0.015
 BLOCK_MARKER = FiducialMarker(marker_id=0, side=2 * BLOCK_HALF_SIZE * CELLS_WITH_BORDER / 8,
-                              face_height=2 * BLOCK_HALF_SIZE + STICKER,
-                              above_centre=BLOCK_HALF_SIZE + STICKER)
-"""The ArUco marker on the block's top face (sim/assets/so_arm_push.xml), which a tracker finds:
-6 of the face's 8 cells, a cell of white margin each side (detection needs one)."""
+                              centre_depth=BLOCK_HALF_SIZE, centre_height=BLOCK_HALF_SIZE)
+"""The ArUco marker printed on each of the block's faces (sim/assets/so_arm_push.xml), which a
+tracker finds: 6 of a face's 8 cells, a cell of white margin each side (detection needs one).
+On every face because a pushed block tips: with the top face alone marked, it went unseen in
+most of the episodes it rolled in."""
 PUSH_STANDOFF = 0.03
 """Distance (m) on the table from the block's centre back to the pushing point, where the
 reward draws the tip: the block's half size and the finger's half width (1 cm), and a little."""

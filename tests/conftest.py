@@ -141,6 +141,29 @@ def pixel_reach_policy() -> Path:
 
 
 @pytest.fixture(scope="session")
+def camera_calibration(robot_computer_venv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`sim2real calibrate-camera` run from the robot computer's venv against the emulator's
+    calibration table (`emulate so_arm --scene calibration`, its camera as TRACKER_CAMERA), as a
+    person calibrates a bench's camera: the file a tracker deploys with."""
+    import json
+    import subprocess
+
+    from emulators import TRACKER_CAMERA, Emulator
+
+    out = tmp_path_factory.mktemp("camera") / "camera.json"
+    with Emulator("so_arm", "--scene", "calibration", "--camera-port", "0",
+                  *TRACKER_CAMERA) as table:
+        done = subprocess.run(
+            [str(robot_computer_venv / "bin" / "python"), "-m", "sim2real.cli", "calibrate-camera",
+             "--camera", table.camera, "--out", str(out), "--json", "--timeout", "120"],
+            capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[1])
+    assert done.returncode == 0, done.stdout + done.stderr
+    written = json.loads(done.stdout.strip().splitlines()[-1])
+    assert written == json.loads(out.read_text())
+    return out
+
+
+@pytest.fixture(scope="session")
 def furuta_firmware(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The reference firmware built for the Furuta pendulum on this computer (cc): the shared
     library `sim2real emulate furuta --firmware` loads."""

@@ -20,7 +20,9 @@ person builds; tests/hardware/test_hil.py drives the Python device the same way.
 A pixel reach policy deploys in a third round, as a robot computer deploys one: from a venv with
 the `deploy` extra alone, over the wire to `sim2real emulate so_arm --camera-port 0` and through
 the emulator's camera (its scene rendered, served as MJPEG, read back by OpenCV), and must agree
-with its evaluation as well.
+with its evaluation as well. Beside it, the push policy from the same venv over the wire to
+`emulate so_arm --scene push`, its block located by the marker tracker in that emulator's camera
+(calibrated by `calibrate-camera` from the venv), as on a bench with a webcam.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from emulators import Emulator
+from emulators import TRACKER_CAMERA, Emulator
 
 ROOT = Path(__file__).resolve().parents[1]
 EPISODES = 30
@@ -63,6 +65,9 @@ DEPLOY_EPISODES = 20
 """Episodes of each deploy, on the simulated robot and over the wire: real time is the test's
 cost (the push deploy's 30 took about 180 s of the suite's 25 minutes), so fewer than
 evaluation's. Against evaluation's 30/30 a deploy of 15/20 still agrees, 14/20 does not."""
+TRACKED_PUSH_EPISODES = 10
+"""The push deploy through the camera's tracker: half the others' (each push takes up to 6 s of
+real time, and this round would take 2 minutes for 20): it tells 0.4 from 0.0 or 1.0, no finer."""
 MIN_RATE = 0.95
 """Of the target control rate: four real-time loops (and whatever else runs) on 2 cores."""
 
@@ -97,6 +102,7 @@ class Job:
     options: tuple[str, ...] = ()
     python: str = sys.executable
     """The deploy's interpreter: a robot computer's venv for some."""
+    episodes: int = DEPLOY_EPISODES
 
 
 def tolerance(successes: tuple[int, int], episodes: tuple[int, int]) -> float:
@@ -150,7 +156,7 @@ class Deployed:
     """User + system time of the deploy process."""
 
 
-def deploy_all(jobs: dict[str, Job], out: Path, episodes: int) -> dict[str, Deployed]:
+def deploy_all(jobs: dict[str, Job], out: Path) -> dict[str, Deployed]:
     """`sim2real deploy POLICY --robot ROBOT --json --episodes EPISODES` for each job, all at
     once, each in its own process, as a user runs it (its telemetry log included)."""
     started, running, deployed = time.perf_counter(), {}, {}
@@ -158,7 +164,7 @@ def deploy_all(jobs: dict[str, Job], out: Path, episodes: int) -> dict[str, Depl
         case = CASES[name.split(" ")[0]]
         command = [job.python, "-m", "sim2real.cli", "deploy", str(job.policy), "--robot",
                    job.robot, *job.options, "--seconds",
-                   str(deploy_seconds(case.env_id, episodes)), "--episodes", str(episodes),
+                   str(deploy_seconds(case.env_id, job.episodes)), "--episodes", str(job.episodes),
                    "--seed", str(DEPLOY_SEED), "--log", str(out / f"{name}.mcap"), "--json"]
         with (out / f"{name}.out").open("w") as stdout, (out / f"{name}.err").open("w") as stderr:
             running[name] = subprocess.Popen(command, stdout=stdout, stderr=stderr, cwd=ROOT)
@@ -199,7 +205,7 @@ def test_deploy_on_the_simulated_robot_succeeds_as_often_as_evaluation(
     jobs = {name: Job(policy, "sim") for name, policy in policies.items()
             if name not in CAMERA_CASES}
     before = cpu_busy()
-    deployed = deploy_all(jobs, tmp_path, DEPLOY_EPISODES)
+    deployed = deploy_all(jobs, tmp_path)
     with contextlib.ExitStack() as rigs:
         # The pendulum from rest over our own wire: the emulated rig's hand holds it at the
         # pose until the first voltage and puts it back there after each fall. A second round:
@@ -210,15 +216,23 @@ def test_deploy_on_the_simulated_robot_succeeds_as_often_as_evaluation(
             rig = rigs.enter_context(Emulator("furuta", "--firmware", str(firmware), "--pose",
                                               *pose, "--catch", str(RIG_CATCH_SECONDS)))
             wired[f"{name} over the firmware"] = Job(policies[name], f"serial:{rig.port}")
-        deployed.update(deploy_all(wired, tmp_path, DEPLOY_EPISODES))
+        deployed.update(deploy_all(wired, tmp_path))
     # The pixel policy from a robot computer's venv, over the wire and the camera, a round of
     # its own (about 10 s): beside the pendulum's 250 Hz loops, the camera's rendering and the
     # CNN saturated the 2 cores and a pendulum deploy's watchdog stopped it.
+    # Push from the same venv, over the wire, its block tracked by its marker in the emulator's
+    # camera (calibrated from the robot computer by `calibrate-camera`, tests/conftest.py).
     robot_computer = request.getfixturevalue("robot_computer_venv") / "bin" / "python"
-    with Emulator("so_arm", "--camera-port", "0") as arm:
+    calibration = request.getfixturevalue("camera_calibration")
+    with (Emulator("so_arm", "--camera-port", "0") as arm,
+          Emulator("so_arm", "--scene", "push", "--camera-port", "0", *TRACKER_CAMERA) as table):
         seen = {"pixels over the camera": Job(policies["pixels"], f"serial:{arm.port}",
-                                              ("--camera", arm.camera), str(robot_computer))}
-        deployed.update(deploy_all(seen, tmp_path, DEPLOY_EPISODES))
+                                              ("--camera", arm.camera), str(robot_computer)),
+                "push tracked by the camera": Job(
+                    policies["push"], f"serial:{table.port}",
+                    ("--camera", table.camera, "--camera-calibration", str(calibration)),
+                    str(robot_computer), TRACKED_PUSH_EPISODES)}
+        deployed.update(deploy_all(seen, tmp_path))
     rounds = (list(jobs), list(wired), list(seen))
     jobs.update(wired)
     jobs.update(seen)
@@ -243,8 +257,8 @@ def test_deploy_on_the_simulated_robot_succeeds_as_often_as_evaluation(
             f"{report['jitter_p99_us']:.0f} us, CPU {result.cpu_seconds / result.wall_seconds:.0%}"
             f" of a core, {report['engage_waits']} engage waits ({report['engage_seconds']:.1f} s),"
             f" {report['homings']} homings")
-        if n_deploy != DEPLOY_EPISODES or report["stopped"]:
-            problems.append(f"{name}: the deploy ran {n_deploy} of {DEPLOY_EPISODES} episodes in "
+        if n_deploy != jobs[name].episodes or report["stopped"]:
+            problems.append(f"{name}: the deploy ran {n_deploy} of {jobs[name].episodes} episodes in "
                             f"{report['seconds']:.0f} s (stopped: {report['stopped'] or 'no'})")
         if report["loop_rate_hz"] < MIN_RATE * report["target_rate_hz"]:
             problems.append(f"{name}: the loop ran at {report['loop_rate_hz']:.1f} Hz, below "
