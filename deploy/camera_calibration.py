@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -216,6 +217,23 @@ def _newer(source: FrameSource, seen: int, until: float) -> tuple[np.ndarray, in
     return source.newest()[0], frames
 
 
+def _collect(source: FrameSource, count: int, timeout: float,
+             look: Callable[[np.ndarray, list], Any], gave_up: Callable[[int, int], str]) -> list:
+    """What `look` finds in `count` of the camera's new frames (it gets each frame and what was
+    found so far; None: nothing), or CalibrationError with `gave_up(found, tried)` after
+    `timeout` seconds."""
+    deadline, seen, tried = time.monotonic() + timeout, source.frames, 0
+    found: list = []
+    while len(found) < count:
+        if time.monotonic() > deadline:
+            raise CalibrationError(gave_up(len(found), tried))
+        frame, seen = _newer(source, seen, deadline)
+        tried += 1
+        if (item := look(frame, found)) is not None:
+            found.append(item)
+    return found
+
+
 def calibrate(source: FrameSource, board: Checkerboard = CHECKERBOARD,
               sheet: MarkerSheet = MARKER_SHEET, centre: tuple[float, float] = SHEET_CENTRE,
               yaw: float = 0.0, views: int = VIEWS, timeout: float = 180.0,
@@ -224,28 +242,24 @@ def calibrate(source: FrameSource, board: Checkerboard = CHECKERBOARD,
     from `sheet` lying on the table centred at `centre` (m, base frame), turned `yaw` (rad)
     from its rows along +y, its top edge away from the base. Each step gives up after
     `timeout` seconds, saying what it saw."""
-    deadline = time.monotonic() + timeout
-    frame, seen = _newer(source, -1, deadline)
+    frame, _ = _newer(source, -1, time.monotonic() + timeout)
     height, width = frame.shape[:2]
     columns, rows = board.inner_corners
     say(f"1/2 the lens: hold the {columns + 1}x{rows + 1} checkerboard ({board.square * 1e3:g} mm "
         f"squares) before the camera and move it: near and far, tilted, in every part of the "
         f"view ({views} views)")
-    taken: list[np.ndarray] = []
-    tried = 0
-    while len(taken) < views:
-        if time.monotonic() > deadline:
-            raise CalibrationError(f"found the checkerboard in {len(taken)} of the {views} "
-                                   f"views needed within {timeout:g} s ({tried} frames looked "
-                                   "at): is the whole board in view, flat, and lit?")
-        frame, seen = _newer(source, seen, deadline)
-        tried += 1
+
+    def new_view(frame: np.ndarray, taken: list[np.ndarray]) -> np.ndarray | None:
         corners = find_board(frame, board)
         if corners is None or (taken and np.mean(np.linalg.norm(corners - taken[-1], axis=1))
                                < MIN_MOVE * width):
-            continue
-        taken.append(corners)
-        say(f"  view {len(taken)}/{views}")
+            return None
+        say(f"  view {len(taken) + 1}/{views}")
+        return corners
+
+    taken = _collect(source, views, timeout, new_view, lambda found, tried: (
+        f"found the checkerboard in {found} of the {views} views needed within {timeout:g} s "
+        f"({tried} frames looked at): is the whole board in view, flat, and lit?"))
     matrix, distortion, reprojection = fit_lens(taken, (width, height), board)
     if reprojection > MAX_REPROJECTION_PX:
         raise CalibrationError(f"the lens fit misses the board's corners by {reprojection:.2f} "
@@ -257,19 +271,19 @@ def calibrate(source: FrameSource, board: Checkerboard = CHECKERBOARD,
 
     say(f"2/2 the pose: lay the marker sheet flat on the table, its centre at x {centre[0]:g} m, "
         f"y {centre[1]:g} m from the arm's base, its top edge away from the base")
-    deadline = time.monotonic() + timeout
-    poses: list[tuple[np.ndarray, np.ndarray, float]] = []
     most = 0
-    while len(poses) < SHEET_FRAMES:
-        if time.monotonic() > deadline:
-            raise CalibrationError(f"saw at most {most} of the sheet's {len(sheet.ids)} markers "
-                                   f"(at least {MIN_SHEET_MARKERS} needed) within {timeout:g} s: "
-                                   "is the sheet in view, flat, and lit?")
-        frame, seen = _newer(source, seen, deadline)
+
+    def sheet_pose(frame: np.ndarray, taken: list) -> tuple | None:
+        nonlocal most
         pixels, places = sheet_corners(frame, sheet, centre, yaw)
         most = max(most, len(pixels) // 4)
-        if len(pixels) // 4 >= MIN_SHEET_MARKERS:
-            poses.append(fit_pose(pixels, places, matrix, distortion))
+        if len(pixels) // 4 < MIN_SHEET_MARKERS:
+            return None
+        return fit_pose(pixels, places, matrix, distortion)
+
+    poses = _collect(source, SHEET_FRAMES, timeout, sheet_pose, lambda found, tried: (
+        f"saw at most {most} of the sheet's {len(sheet.ids)} markers (at least "
+        f"{MIN_SHEET_MARKERS} needed) within {timeout:g} s: is the sheet in view, flat, and lit?"))
     # The median pose, component by component, then the rotation made orthonormal again.
     rotation = np.median([pose[0] for pose in poses], axis=0)
     u, _, vt = np.linalg.svd(rotation)

@@ -64,6 +64,14 @@ class CameraNeeds:
                    float(camera["max_frame_age_s"]))
 
 
+def measure_camera(source: FrameSource, seconds: float) -> tuple[np.ndarray, float]:
+    """A frame of `source`'s, and the frames a second it gives, counted over `seconds`."""
+    frame, _ = source.newest()
+    counted, start = source.frames, time.monotonic()
+    time.sleep(seconds)
+    return frame, (source.frames - counted) / (time.monotonic() - start)
+
+
 def stale_frame(url: str, now_age: float, until_next_read: float, limit: float,
                 reader: str) -> str | None:
     """Why a loop whose camera's newest frame is `now_age` s old must stop now, if it must: no
@@ -112,12 +120,9 @@ class CameraFeed:
     def check(self, seconds: float = RATE_SECONDS) -> None:
         """Measure the camera (its frame size, its rate over `seconds`) and refuse one that
         cannot meet the contract, naming what differs and what to do."""
-        frame, _ = self.source.newest()
+        frame, self.frame_rate = measure_camera(self.source, seconds)
         rows, columns = frame.shape[:2]
         self.frame_size = (columns, rows)
-        counted, start = self.source.frames, time.monotonic()
-        time.sleep(seconds)
-        self.frame_rate = (self.source.frames - counted) / (time.monotonic() - start)
         needs, problems = self.needs, []
         crop = crop_to_aspect(frame, needs.height, needs.width)
         if crop.shape[0] < needs.height or crop.shape[1] < needs.width:

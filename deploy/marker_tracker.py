@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 from deploy.camera_calibration import CameraCalibration, aruco_detector, grey
-from deploy.camera_feed import RATE_SECONDS, FrameSource, stale_frame
+from deploy.camera_feed import RATE_SECONDS, FrameSource, measure_camera, stale_frame
 from deploy.contract import Contract, ContractError
 from sim.markers import FiducialMarker
 
@@ -146,12 +146,9 @@ class ObjectTracker:
     def check(self, seconds: float = RATE_SECONDS) -> None:
         """Measure the camera and refuse one the calibration does not describe (another frame
         size: its lens was measured at the calibrated one) or too slow to track with."""
-        frame, _ = self.source.newest()
+        frame, self.frame_rate = measure_camera(self.source, seconds)
         rows, columns = frame.shape[:2]
         self.frame_size = (columns, rows)
-        counted, start = self.source.frames, time.monotonic()
-        time.sleep(seconds)
-        self.frame_rate = (self.source.frames - counted) / (time.monotonic() - start)
         problems = []
         if self.frame_size != self.tracker.calibration.image_size:
             width, height = self.tracker.calibration.image_size

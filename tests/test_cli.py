@@ -160,14 +160,19 @@ def test_a_randomized_run_records_its_ranges_episodes_and_adr(tmp_path) -> None:
     assert 0.5 <= low <= 1.0 <= high <= 2.0  # from the nominal model, within the limits
 
 
-def test_the_command_line_serves_the_bus(capsys: pytest.CaptureFixture[str]) -> None:
+def emulate_briefly(*args: str) -> None:
+    """`sim2real emulate ARGS --seconds 0.2` in this process, its SIGTERM handler put back."""
     import signal
 
     before = signal.getsignal(signal.SIGTERM)
     try:
-        main(["emulate", "so_arm", "--bus", "feetech", "--seconds", "0.2"])
+        main(["emulate", *args, "--seconds", "0.2"])
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def test_the_command_line_serves_the_bus(capsys: pytest.CaptureFixture[str]) -> None:
+    emulate_briefly("so_arm", "--bus", "feetech")
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("emulating so_arm on /dev/")
     assert out[1].startswith("connect with: sim2real deploy POLICY --robot feetech:/dev/")
@@ -183,14 +188,7 @@ def test_one_servo_at_a_time_is_a_servo_bus_option(capsys) -> None:
 
 @pytest.mark.slow  # renders
 def test_the_command_line_serves_the_robots_camera(capsys: pytest.CaptureFixture[str]) -> None:
-    import signal
-
-    before = signal.getsignal(signal.SIGTERM)
-    try:
-        main(["emulate", "so_arm", "--camera-port", "0", "--camera-size", "160x120",
-              "--seconds", "0.2"])
-    finally:
-        signal.signal(signal.SIGTERM, before)
+    emulate_briefly("so_arm", "--camera-port", "0", "--camera-size", "160x120")
     out = capsys.readouterr().out.splitlines()
     assert re.fullmatch(r"camera: http://127\.0\.0\.1:\d+/stream\.mjpg \(30 frames/s\)", out[1])
     url = out[1].split()[1]
@@ -199,3 +197,37 @@ def test_the_command_line_serves_the_robots_camera(capsys: pytest.CaptureFixture
     err = one_line_error(capsys, "emulate", "so_arm", "--camera-port", "0", "--camera-size", "64")
     assert ("argument --camera-size: a frame size is WIDTHxHEIGHT, each at least 8 pixels (e.g. "
             "320x240), got '64'") in err
+
+
+def test_the_emulated_tables_scene_is_an_arms_and_our_protocols(capsys) -> None:
+    err = one_line_error(capsys, "emulate", "furuta", "--scene", "push", "--seconds", "0.1")
+    assert err == ("sim2real emulate: error: --scene lays things on the SO-101 arm's table; "
+                   "furuta has none")
+    err = one_line_error(capsys, "emulate", "so_arm", "--scene", "push", "--bus", "feetech",
+                         "--seconds", "0.1")
+    assert "--bus feetech emulates the servos alone: use --bus sim2real" in err
+
+
+def test_the_command_line_lays_the_push_table(capsys: pytest.CaptureFixture[str]) -> None:
+    emulate_briefly("so_arm", "--scene", "push")
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == ("on the table: so_arm_push.xml (block put back at a new start when the arm "
+                      "waits still 1.5 s)")
+
+
+def test_a_tracker_needs_its_camera_and_a_calibration_file(capsys, tiny_policy,
+                                                           tmp_path) -> None:
+    err = one_line_error(capsys, "deploy", str(tiny_policy), "--camera-calibration",
+                         str(tmp_path / "camera.json"), "--seconds", "1", "--no-log")
+    assert "--camera-calibration is for the camera a tracker reads: give it with --camera URL" in err
+    err = one_line_error(capsys, "deploy", str(tiny_policy), "--camera", "/dev/video9",
+                         "--camera-calibration", str(tmp_path / "camera.json"), "--seconds", "1",
+                         "--no-log")
+    assert "camera calibration" in err and "does not exist" in err
+
+
+def test_a_camera_that_is_not_there_cannot_be_calibrated(capsys, tmp_path) -> None:
+    err = one_line_error(capsys, "calibrate-camera", "--camera", "/dev/video9", "--out",
+                         str(tmp_path / "camera.json"))
+    assert "/dev/video9" in err
+    assert not (tmp_path / "camera.json").exists()
