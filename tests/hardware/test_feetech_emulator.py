@@ -140,6 +140,7 @@ def test_sync_read_answers_in_the_order_asked() -> None:
                                                                    for r in replies)
 
 
+@pytest.mark.slow  # over a second: the fast subset keeps under a minute
 def test_goals_move_the_joints_with_torque_on_and_not_with_torque_off() -> None:
     goals = {1: 2048 + 260, 5: 2048 - 260}  # pan and wrist roll, about 0.4 rad each way
     with Bus() as bus:
@@ -281,6 +282,7 @@ def test_the_overload_trip_with_the_arm_pressed_into_the_table() -> None:
     assert bus.emulator.counters.overload_trips == 2
 
 
+@pytest.mark.slow  # over a second: the fast subset keeps under a minute
 def test_wire_faults_garble_and_drop_replies_and_a_brown_out_turns_torque_off() -> None:
     faults = WireFaults(corrupt_byte_rate=0.02, drop_frame_rate=0.1, reset_at=(0.6,), seed=4)
     with Bus(faults=faults) as bus:

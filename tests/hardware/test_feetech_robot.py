@@ -31,6 +31,7 @@ from hardware.transports import PtyTransport
 from sim.so_arm import SO_ARM
 
 
+@pytest.mark.slow  # over a second: the fast subset keeps under a minute
 def test_connect_read_and_command_round_trip(servo_bus) -> None:
     bus = servo_bus()
     calibration = written(bus, nominal_calibration())

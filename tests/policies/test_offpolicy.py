@@ -170,6 +170,7 @@ def test_training_writes_its_files_and_an_exportable_policy(name: str, tmp_path)
     assert error < 1e-5
 
 
+@pytest.mark.slow  # over a second: the fast subset keeps under a minute
 def test_annealed_learning_rates_fall_linearly_to_zero(tmp_path, monkeypatch) -> None:
     from policies import compiled
 

@@ -26,17 +26,17 @@ def _geom(model: mujoco.MjModel, name: str) -> int:
     return mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, name)
 
 
-def test_the_blocks_marker_lies_on_its_top_face_seen_never_touched() -> None:
+def test_the_block_carries_its_marker_on_every_face() -> None:
+    """A cube texture of the marker (one image on all six faces); the marker's place and size
+    as BLOCK_MARKER says: its faces a half side from the centre, 6 of a face's 8 cells."""
     model = mujoco.MjModel.from_xml_path(str(ASSETS / "so_arm_push.xml"))
-    sticker = _geom(model, "block_marker")
-    top = model.geom_pos[sticker][2] + model.geom_size[sticker][2]
-    assert top == pytest.approx(BLOCK_MARKER.above_centre)
-    assert BLOCK_MARKER.face_height == pytest.approx(BLOCK_HALF_SIZE + BLOCK_MARKER.above_centre)
-    # The black square is 6 of the 8 cells across the face (the texture's margin is one cell).
-    assert BLOCK_MARKER.side == pytest.approx(2 * model.geom_size[sticker][0] * 6 / 8)
-    assert model.geom_contype[sticker] == 0 and model.geom_conaffinity[sticker] == 0
-    block = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, "block")
-    assert model.body_mass[block] == pytest.approx(0.05)  # the sticker weighs nothing
+    block = _geom(model, "block")
+    texture = model.mat_texid[model.geom_matid[block]]
+    assert model.tex_type[texture[texture >= 0][0]] == mujoco.mjtTexture.mjTEXTURE_CUBE
+    half = model.geom_size[block]
+    assert half == pytest.approx([BLOCK_HALF_SIZE] * 3)
+    assert BLOCK_MARKER.centre_depth == BLOCK_MARKER.centre_height == pytest.approx(BLOCK_HALF_SIZE)
+    assert BLOCK_MARKER.side == pytest.approx(2 * BLOCK_HALF_SIZE * 6 / 8)
 
 
 def test_the_marker_sheet_lies_where_calibration_expects_it() -> None:
