@@ -207,7 +207,8 @@ class BoardHand:
 
     poses: list[tuple[np.ndarray, np.ndarray]]
     """Positions (m) and orientations (quaternion w, x, y, z) in the world."""
-    hold_seconds: float = 0.6
+    hold_seconds: float = 0.4
+    """Six frames of a 15 frames/s camera: a board held still for a view."""
     body: str = "checkerboard"
     held: int = -1
     """The pose held now (its index), -1 before the first."""
