@@ -63,7 +63,8 @@ class Episodes:
     """
 
     def __init__(self, task: Task, spec: RobotSpec, rng: np.random.Generator,
-                 home_after_miss: bool, max_episodes: int | None, hold: np.ndarray) -> None:
+                 home_after_miss: bool, max_episodes: int | None, hold: np.ndarray,
+                 ready: bool = True) -> None:
         self.task, self.rng = task, rng
         self.home_after_miss, self.max_episodes = home_after_miss, max_episodes
         self.servo = spec.actuator_kind == "position"
@@ -76,7 +77,10 @@ class Episodes:
         """The last commands sent in the running episode, oldest first, as the task observes."""
         self.steps = 0
         """Policy steps of the running episode."""
-        self.phase: str | None = None if self.servo else "engage"
+        # A servo robot starts at once where its task is ready (`ready`: the first reading's);
+        # elsewhere it settles, walks home and waits, as between episodes (push: a block its
+        # tracker has not seen yet).
+        self.phase: str | None = (None if ready else "settle") if self.servo else "engage"
         """Between episodes: "settle", "home" or "engage"; None while an episode runs."""
         self.hold = hold
         """The command between episodes."""

@@ -259,8 +259,10 @@ class _Loop:
         # A command acts a period after its reading, and the reading is a round trip old.
         self.supervisor = Supervisor(spec, safety, first, delay=period + robot.round_trip)
         self.last_sent = self.supervisor.start_command
+        if tracker is not None:
+            first.objects = tracker.objects()
         self.episodes = Episodes(task, spec, np.random.default_rng(seed), home_after_miss,
-                                 max_episodes, hold=self.last_sent)
+                                 max_episodes, hold=self.last_sent, ready=task.ready(first))
         self.times = StageTimes(STAGES)
         start = time.perf_counter()
         self.schedule = Schedule(period, start)

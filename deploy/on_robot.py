@@ -66,6 +66,12 @@ def deploy_on_robot(policy_path: Path, robot_url: str, seconds: float,
     if camera_calibration is not None and camera_url is None:
         raise ValueError("--camera-calibration is for the camera a tracker reads: give it with "
                          "--camera URL")
+    objects = contract.task.get("objects") or []
+    if camera_url is not None and camera_calibration is None and contract.image_shape is None \
+            and objects:
+        raise ValueError(f"{policy_path} takes no camera images; its task tracks the "
+                         f"{', '.join(objects)} through a camera: give that camera's calibration "
+                         "too (--camera-calibration FILE, from sim2real calibrate-camera)")
     tracked = (MarkerTracker(CameraCalibration.load(camera_calibration), markers_of(contract))
                if camera_calibration is not None else None)
     needs = CameraNeeds.of(contract) if camera_url is not None and tracked is None else None

@@ -27,21 +27,21 @@ IMAGE = (48, 48, 3)
 NEEDS = CameraNeeds(48, 48, min_frame_rate=25.0, max_frame_age=0.1)
 
 
-def pixel_policy(path: Path, max_frame_age: float = 0.1) -> Path:
-    """A reach pixel policy's ONNX file with a real contract and a still graph: its actions are
-    0 x the observation's first three numbers (the arm holds), the image an input it takes."""
-    task = ReachTask(SO_ARM)
-    camera = {"name": "workspace", "image": list(IMAGE), "crop": "center",
-              "position": [0.5, -0.45, 0.4], "quaternion": [1.0, 0.0, 0.0, 0.0],
-              "fovy_degrees": 45.0, "randomized": {}, "min_frame_rate": 25.0,
-              "max_frame_age_s": max_frame_age}
+def still_policy(path: Path, task=None, env_id: str = "sim2real/ArmReach-v0",
+                 camera: dict | None = None) -> Path:
+    """An ONNX policy file with a real contract (of `task` on the arm, default reach) and a
+    still graph: its actions are 0 x the observation's first numbers (the arm holds); with
+    `camera` (a contract's camera section) a pixel policy whose image is an input it takes."""
+    task = task or ReachTask(SO_ARM)
+    image = camera["image"] if camera else None
     contract = Contract(robot=SO_ARM.summary(), task=task.contract(),
                         observation_size=task.observation_size, action_size=task.action_size,
-                        env_id="sim2real/ArmReach-v0", algorithm="ppo", steps=0,
-                        image_shape=list(IMAGE), camera=camera)
-    inputs = [helper.make_tensor_value_info("pixels", TensorProto.UINT8, ["batch", *IMAGE]),
-              helper.make_tensor_value_info("obs", TensorProto.FLOAT,
+                        env_id=env_id, algorithm="ppo", steps=0, image_shape=image, camera=camera)
+    inputs = [helper.make_tensor_value_info("obs", TensorProto.FLOAT,
                                             ["batch", task.observation_size])]
+    if camera:
+        inputs.insert(0, helper.make_tensor_value_info("pixels", TensorProto.UINT8,
+                                                       ["batch", *image]))
     output = helper.make_tensor_value_info("actions", TensorProto.FLOAT,
                                            ["batch", task.action_size])
     constants = [numpy_helper.from_array(np.arange(task.action_size, dtype=np.int64), "first"),
@@ -54,6 +54,15 @@ def pixel_policy(path: Path, max_frame_age: float = 0.1) -> Path:
     entry.key, entry.value = METADATA_KEY, contract.to_json()
     onnx.save(model, str(path))
     return path
+
+
+def pixel_policy(path: Path, max_frame_age: float = 0.1) -> Path:
+    """A still reach pixel policy (`still_policy`) taking IMAGE from the workspace camera."""
+    camera = {"name": "workspace", "image": list(IMAGE), "crop": "center",
+              "position": [0.5, -0.45, 0.4], "quaternion": [1.0, 0.0, 0.0, 0.0],
+              "fovy_degrees": 45.0, "randomized": {}, "min_frame_rate": 25.0,
+              "max_frame_age_s": max_frame_age}
+    return still_policy(path, camera=camera)
 
 
 class Frames:

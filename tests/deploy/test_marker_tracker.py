@@ -120,3 +120,106 @@ def test_calibration_gives_up_naming_what_it_saw() -> None:
 
     with pytest.raises(CalibrationError, match="found the checkerboard in 0 of the 15 views"):
         calibrate(Blank(), timeout=0.2, say=lambda line: None)
+
+
+class Sees:
+    """A MarkerTracker stand-in: the block where `block` says, or nowhere (None)."""
+
+    def __init__(self, block: np.ndarray | None) -> None:
+        self.block, self.markers = block, {"block": BLOCK_MARKER}
+
+    def locate(self, frame: np.ndarray) -> dict[str, np.ndarray]:
+        return {} if self.block is None else {"block": self.block.copy()}
+
+
+class Frames:
+    """A camera whose every look brings a new (blank) frame, 10 ms old."""
+
+    url, count = "test://frames", 0
+
+    @property
+    def frames(self) -> int:
+        self.count += 1
+        return self.count
+
+    def newest(self) -> tuple[np.ndarray, float]:
+        return np.zeros((72, 96, 3), np.uint8), 0.01
+
+
+def push_robot():
+    from hardware.sim_robot import SimRobot
+    from sim.so_arm import SO_ARM
+
+    return SimRobot(SO_ARM, realtime=False, scene="so_arm_push.xml", objects=("block",),
+                    initial_objects=np.array([[0.19, 0.0, 0.015]]))
+
+
+def test_a_push_policy_is_not_moved_without_a_tracker_nor_a_reach_policy_with_one(
+        tmp_path) -> None:
+    from test_camera_feed import still_policy
+
+    from deploy.loop import run
+    from deploy.marker_tracker import ObjectTracker
+    from deploy.onnx_policy import OnnxPolicy
+    from hardware.sim_robot import SimRobot
+    from sim.push import PushTask
+    from sim.so_arm import SO_ARM
+
+    push = OnnxPolicy(still_policy(tmp_path / "push.onnx", PushTask(SO_ARM), "sim2real/ArmPush-v0"))
+    with SimRobot(SO_ARM, realtime=False) as robot:  # no block on its table: reports none
+        with pytest.raises(ContractError, match=r"tracks the block on the table, which this robot "
+                                                r"does not report: .*--camera-calibration FILE"):
+            run(push, robot, seconds=1.0)
+        tracker = ObjectTracker(Frames(), Sees(None))
+        with pytest.raises(ContractError, match=r"\(reach\) tracks no objects"):
+            run(OnnxPolicy(still_policy(tmp_path / "reach.onnx")), robot, seconds=1.0,
+                tracker=tracker)
+        assert robot.sim.data.time == 0.0  # refused before a single step
+
+
+def test_a_tracked_task_given_a_camera_asks_for_its_calibration(tmp_path) -> None:
+    from test_camera_feed import still_policy
+
+    from deploy.on_robot import deploy_on_robot
+    from sim.push import PushTask
+    from sim.so_arm import SO_ARM
+
+    policy = still_policy(tmp_path / "push.onnx", PushTask(SO_ARM), "sim2real/ArmPush-v0")
+    with pytest.raises(ValueError, match=r"tracks the block through a camera: give that "
+                                         r"camera's calibration too \(--camera-calibration"):
+        deploy_on_robot(policy, "sim", 1.0, camera_url="/dev/video9")
+
+
+@pytest.mark.parametrize("seen", [True, False])
+def test_the_loop_acts_on_the_block_where_the_tracker_sees_it(tmp_path, monkeypatch,
+                                                              seen: bool) -> None:
+    """The simulated block lies at 19 cm; the tracker says 20 cm, 3 cm to the side: the policy's
+    observation carries the tracker's. A block never seen is never ready: no episode starts."""
+    from test_camera_feed import still_policy
+
+    import deploy.loop
+    from deploy.loop import run
+    from deploy.marker_tracker import ObjectTracker
+    from deploy.onnx_policy import OnnxPolicy
+    from deploy.telemetry import read_log
+    from sim.push import PushTask
+    from sim.so_arm import SO_ARM
+
+    monkeypatch.setattr(deploy.loop, "sleep_until", lambda deadline: None)  # lockstep
+    task = PushTask(SO_ARM)
+    policy = OnnxPolicy(still_policy(tmp_path / "push.onnx", task, "sim2real/ArmPush-v0"))
+    where = np.array([0.2, 0.03, 0.015])
+    tracker = ObjectTracker(Frames(), Sees(where if seen else None))
+    with push_robot() as robot:
+        report = run(policy, robot, seconds=0.5, log=tmp_path / "run.mcap", tracker=tracker)
+    observations = read_log(tmp_path / "run.mcap").fields["observation"]
+    summary = report.summary()["camera"]
+    if seen:
+        assert report.cycles > 10 and report.engage_waits == 0
+        block = observations[:, task.slots["block_position"]]
+        assert np.allclose(block[~np.isnan(block[:, 0])], where, atol=1e-6)
+        assert summary["objects_seen"] == {"block": report.cycles + 1}  # and the first reading
+    else:
+        assert report.episodes == 0 and report.engage_waits == 1
+        assert summary["objects_seen"] == {"block": 0}
+    assert summary["frame_age_p50_ms"] == pytest.approx(10.0)
