@@ -107,19 +107,8 @@ def test_the_push_contract_names_the_blocks_marker() -> None:
 
 
 def test_calibration_gives_up_naming_what_it_saw() -> None:
-    class Blank:
-        url, count = "rendered://nothing", 0
-
-        @property
-        def frames(self) -> int:
-            self.count += 1
-            return self.count
-
-        def newest(self) -> tuple[np.ndarray, float]:
-            return np.full((48, 64, 3), 128, np.uint8), 0.0
-
     with pytest.raises(CalibrationError, match="found the checkerboard in 0 of the 15 views"):
-        calibrate(Blank(), timeout=0.2, say=lambda line: None)
+        calibrate(Frames(), timeout=0.2, say=lambda line: None)
 
 
 class Sees:
