@@ -84,6 +84,22 @@ def stale_frame(url: str, now_age: float, until_next_read: float, limit: float,
             f"up to {limit * 1e3:.0f} ms old ({url})")
 
 
+def camera_summary(source: FrameSource, frame_size: tuple[int, int] | None, frame_rate: float,
+                   frames_used: int, frame_ages: list[float]) -> dict:
+    """A deploy report's camera part: the camera as measured and the ages (s) of the frames
+    the loop used, as p50 and p99 in ms."""
+    width, height = frame_size or (0, 0)
+    return {"url": source.url, "frame_size": f"{width}x{height}",
+            "frame_rate_hz": round(frame_rate, 1), "frames_used": frames_used,
+            **percentiles_ms("frame_age", frame_ages)}
+
+
+def percentiles_ms(name: str, seconds: list[float]) -> dict[str, float]:
+    """{name_p50_ms, name_p99_ms} of durations in s (0 for none)."""
+    p50, p99 = np.percentile(seconds, [50, 99]) * 1e3 if seconds else (0.0, 0.0)
+    return {f"{name}_p50_ms": round(float(p50), 1), f"{name}_p99_ms": round(float(p99), 1)}
+
+
 def crop_to_aspect(frame: np.ndarray, height: int, width: int) -> np.ndarray:
     """The centre of `frame` with the aspect of a height x width image (a view)."""
     rows, columns = frame.shape[:2]
@@ -157,8 +173,5 @@ class CameraFeed:
 
     def summary(self) -> dict:
         """For the deploy report: the camera as measured, and the ages of the frames used."""
-        p50, p99 = np.percentile(self.ages, [50, 99]) * 1e3 if self.ages else (0.0, 0.0)
-        width, height = self.frame_size or (0, 0)
-        return {"url": self.source.url, "frame_size": f"{width}x{height}",
-                "frame_rate_hz": round(self.frame_rate, 1), "frames_used": len(self.ages),
-                "frame_age_p50_ms": round(float(p50), 1), "frame_age_p99_ms": round(float(p99), 1)}
+        return camera_summary(self.source, self.frame_size, self.frame_rate, len(self.ages),
+                              self.ages)

@@ -26,7 +26,14 @@ import time
 import numpy as np
 
 from deploy.camera_calibration import CameraCalibration, aruco_detector, grey
-from deploy.camera_feed import RATE_SECONDS, FrameSource, measure_camera, stale_frame
+from deploy.camera_feed import (
+    RATE_SECONDS,
+    FrameSource,
+    camera_summary,
+    measure_camera,
+    percentiles_ms,
+    stale_frame,
+)
 from deploy.contract import Contract, ContractError
 from sim.markers import FiducialMarker
 
@@ -194,18 +201,11 @@ class ObjectTracker:
     def summary(self) -> dict:
         """For the deploy report: the camera as measured, the frames' ages, how often each
         object was seen and how old its position was when used."""
-        width, height = self.frame_size or (0, 0)
-        frame_p50, frame_p99 = (np.percentile(self.frame_ages, [50, 99]) * 1e3
-                                if self.frame_ages else (0.0, 0.0))
         seen = [age for age in self.sighting_ages if np.isfinite(age)]
-        seen_p50, seen_p99 = np.percentile(seen, [50, 99]) * 1e3 if seen else (0.0, 0.0)
-        return {"url": self.source.url, "frame_size": f"{width}x{height}",
-                "frame_rate_hz": round(self.frame_rate, 1), "frames_used": self.frames_looked_at,
-                "frame_age_p50_ms": round(float(frame_p50), 1),
-                "frame_age_p99_ms": round(float(frame_p99), 1),
+        return {**camera_summary(self.source, self.frame_size, self.frame_rate,
+                                 self.frames_looked_at, self.frame_ages),
                 "objects_seen": {name: int(count) for name, count in
                                  zip(self.names, self.sightings, strict=True)},
-                "sighting_age_p50_ms": round(float(seen_p50), 1),
-                "sighting_age_p99_ms": round(float(seen_p99), 1),
+                **percentiles_ms("sighting_age", seen),
                 "locate_p50_ms": round(float(np.median(self.locate_seconds)) * 1e3, 2)
                 if self.locate_seconds else 0.0}
