@@ -12,7 +12,7 @@ import numpy as np
 from randomization.adr import adr_from_config
 from randomization.config import RandomizationConfig
 from randomization.perturbations import ObjectStartTerm, Pushes
-from randomization.step_terms import StepTerm
+from randomization.step_terms import OBJECT_TERM_NAMES, StepTerm
 from randomization.terms import Distribution, apply_terms, make_term
 from randomization.timing import TIMING_NAMES, Timing
 
@@ -28,17 +28,33 @@ class StepTerms:
     With `command_size` (an env of ours, which makes each action a command in robot units) the
     delay acts on the commands instead (`send`, after the action's noise made its command), and
     the env fills the delay line with the held command at each reset (`hold`): the env's
-    `CommandLine` (sim/commands.py)."""
+    `CommandLine` (sim/commands.py).
+
+    With `object_size` (an env of ours whose task tracks objects) the object terms act on the
+    objects' positions before the task makes its observation of them (`see`): the env's
+    `ObjectLine` (sim/task.py)."""
 
     ACTION_ORDER = ("action_delay", "action_noise")
     OBSERVATION_ORDER = ("observation_scale_noise", "observation_bias", "observation_noise",
                          "observation_quantization", "observation_latency", "observation_dropout")
+    # A camera samples the scene each frame (the hold); the frame then arrives late.
+    OBJECT_ORDER = OBJECT_TERM_NAMES
 
     def __init__(self, config: RandomizationConfig, num_envs: int, action_space: gym.Space,
-                 observation_space: gym.Space, command_size: int | None = None) -> None:
+                 observation_space: gym.Space, command_size: int | None = None,
+                 object_size: int = 0) -> None:
         self.terms = {}
         self.delays_commands = command_size is not None and "action_delay" in config.step_terms
+        self.sees_objects = any(name in config.step_terms for name in OBJECT_TERM_NAMES)
         for name, spec in config.step_terms.items():
+            if name in OBJECT_TERM_NAMES:
+                if not object_size:
+                    raise ValueError(
+                        f"randomization {name} acts on the positions of the objects a task "
+                        "tracks (a camera's), and this env's task tracks none: use it with a "
+                        "task that has objects (sim2real/ArmPush-v0), or remove the term")
+                self.terms[name] = StepTerm(name, spec, num_envs, object_size)
+                continue
             space = action_space if name.startswith("action") else observation_space
             if not isinstance(space, gym.spaces.Box):
                 raise ValueError(f"randomization {name} needs a Box space, this env has {space}")
@@ -74,6 +90,13 @@ class StepTerms:
         robots now out."""
         return self.terms["action_delay"](commands, None)
 
+    def see(self, objects: np.ndarray, rng: np.random.Generator,
+            rows: np.ndarray | None = None) -> np.ndarray:
+        """The objects' positions (n, objects, 3) of all copies, or of the copies `rows`, as the
+        policy gets them this step (held, late)."""
+        flat = objects.reshape(len(objects), -1)
+        return self._through(self.OBJECT_ORDER, flat, rng, rows).reshape(objects.shape)
+
     def observe(self, observations: np.ndarray, rng: np.random.Generator,
                 rows: np.ndarray | None = None) -> np.ndarray:
         """Observations of all copies, or of the copies `rows` (the ones just reset)."""
@@ -89,9 +112,11 @@ class Randomizer:
 
     def __init__(self, config: RandomizationConfig, models: list[mujoco.MjModel],
                  action_space: gym.Space, observation_space: gym.Space, substeps: int,
-                 timestep: float, command_size: int | None = None) -> None:
+                 timestep: float, command_size: int | None = None, object_size: int = 0) -> None:
         """`command_size`: the size of a command of an env that makes commands of actions (ours);
-        action_delay then delays its commands (`command_line`), else its actions."""
+        action_delay then delays its commands (`command_line`), else its actions.
+        `object_size`: the values of the positions of the objects its task tracks (3 each), on
+        which the object terms act (`object_line`)."""
         num_envs = len(models)
         self.config = config
         self.model_terms = [[make_term(model, name, spec)
@@ -105,7 +130,7 @@ class Randomizer:
         timing = config.of_kind(TIMING_NAMES)
         self.timing = Timing(timing, num_envs, substeps, timestep) if timing else None
         self.signals = (StepTerms(config, num_envs, action_space, observation_space,
-                                  command_size) if config.step_terms else None)
+                                  command_size, object_size) if config.step_terms else None)
         self.every = {name: spec.when for name, spec in config.model_terms.items()
                       if isinstance(spec.when, int)}
         self._all_terms = set(config.model_terms)
@@ -122,6 +147,11 @@ class Randomizer:
         """The delay line the env sends its commands through, or None (no action_delay, or
         an env whose actions are its commands: `act` delays those)."""
         return self.signals if self.signals is not None and self.signals.delays_commands else None
+
+    @property
+    def object_line(self) -> StepTerms | None:
+        """What the objects' positions pass before the policy observes them, or None."""
+        return self.signals if self.signals is not None and self.signals.sees_objects else None
 
     @property
     def acts_in_physics(self) -> bool:

@@ -20,6 +20,15 @@ from the generator passed to `__call__`.
                       (1 + noise), every step (a gain error that varies)
   observation_quantization every observation value rounded to a multiple of this step (an
                       encoder's count, in observation units)
+  object_hold         the positions of the objects a task tracks (RobotState.objects: a camera
+                      tracker's) are new every this many control steps, the last held between:
+                      a camera's frame period (3.33 at 15 frames/s under a 50 Hz loop; not
+                      rounded, the first new one after the episode's first reading at a random
+                      phase)
+  object_latency      those positions reach the policy this many whole control steps late (a
+                      frame's exposure, transfer and locating). Both act on what the policy
+                      observes only: reward and success judge where the objects are, and the
+                      env applies them before the task's observation (sim/env.py)
 """
 
 from __future__ import annotations
@@ -30,8 +39,9 @@ from randomization.term_spec import TermSpec
 
 STEP_TERM_NAMES = ("action_delay", "observation_noise", "observation_bias", "action_noise",
                    "observation_dropout", "observation_latency", "observation_scale_noise",
-                   "observation_quantization")
-DELAYS = ("action_delay", "observation_latency")
+                   "observation_quantization", "object_hold", "object_latency")
+OBJECT_TERM_NAMES = ("object_hold", "object_latency")
+DELAYS = ("action_delay", "observation_latency", "object_latency")
 MAX_DELAY_STEPS = 20
 
 
@@ -66,9 +76,12 @@ class StepTerm:
         # Past actions or commands for the delay (a ring buffer), the last observation for
         # dropout.
         depth = {"action_delay": MAX_DELAY_STEPS + 1, "observation_latency": MAX_DELAY_STEPS + 1,
-                 "observation_dropout": 1}.get(name, 0)
+                 "object_latency": MAX_DELAY_STEPS + 1, "observation_dropout": 1,
+                 "object_hold": 1}.get(name, 0)
         self.history = np.zeros((num_envs, depth, size))
         self.head = np.zeros(num_envs, dtype=int)
+        # object_hold: steps until the next new position, per copy (a fraction carries over).
+        self.until_new = np.zeros(num_envs)
 
     def reset(self, i: int, rng: np.random.Generator) -> np.ndarray:
         values = self.spec.distribution.sample(rng, self.draws.shape[1])
@@ -78,8 +91,11 @@ class StepTerm:
             # none yet (0); no observation yet (the first one fills the buffer).
             if not self.commands:
                 self.history[i] = 0.0 if self.name == "action_delay" else np.nan
-        if self.name == "observation_dropout":
+        if self.name in ("observation_dropout", "object_hold"):
             self.history[i, 0] = np.nan  # nothing seen yet: the first reading always arrives
+        if self.name == "object_hold":
+            # The next new one comes within a period of the first (a step counted off first).
+            self.until_new[i] = 1.0 + rng.uniform(0.0, max(values[0], 1.0))
         self.draws[i] = values
         return values
 
@@ -96,7 +112,7 @@ class StepTerm:
         draws = self.draws[rows]
         if self.name in DELAYS:
             depth = self.history.shape[1]
-            if self.name == "observation_latency":
+            if self.name != "action_delay":
                 # Right after a reset every older observation is this first one.
                 fresh = np.isnan(self.history[rows, 0, 0])
                 self.history[rows[fresh]] = values[fresh, None, :]
@@ -104,6 +120,15 @@ class StepTerm:
             self.history[rows, self.head[rows]] = values
             delayed = (self.head[rows] - draws[:, 0].astype(int)) % depth
             return self.history[rows, delayed].astype(values.dtype)
+        if self.name == "object_hold":
+            last = self.history[rows, 0]
+            self.until_new[rows] -= 1.0
+            due = self.until_new[rows] <= 0.0
+            self.until_new[rows[due]] += np.maximum(draws[due, 0], 1.0)
+            new = due | np.isnan(last[:, 0])
+            seen = np.where(new[:, None], values, last)
+            self.history[rows, 0] = seen
+            return seen.astype(values.dtype)
         if self.name == "observation_scale_noise":
             return (values * (1.0 + rng.normal(0.0, 1.0, values.shape) * draws)).astype(values.dtype)
         if self.name == "observation_quantization":

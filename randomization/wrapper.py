@@ -50,9 +50,13 @@ class DomainRandomization(gym.Wrapper, gym.utils.RecordConstructorArgs):
                                      getattr(unwrapped, self._frames) if self._frames else 1,
                                      float(model.opt.timestep),
                                      command_size=(unwrapped.robot.num_actuators
-                                                   if takes_commands else None))
+                                                   if takes_commands else None),
+                                     object_size=(3 * len(unwrapped.task.objects)
+                                                  if hasattr(unwrapped, "object_line") else 0))
         if self.randomizer.command_line is not None:
             unwrapped.command_line = self.randomizer.command_line
+        if self.randomizer.object_line is not None:
+            unwrapped.object_line = self.randomizer.object_line
         # Terms a renderer must know of (textures to upload, distractors to draw): found by
         # sim.pixels.PixelObservation through the wrapper chain.
         self.visual_terms = [term for term in self.randomizer.model_terms[0]
@@ -124,4 +128,6 @@ class DomainRandomization(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.randomizer.restore([self.env.unwrapped.model])
         if self.randomizer.command_line is not None:
             self.env.unwrapped.command_line = None
+        if self.randomizer.object_line is not None:
+            self.env.unwrapped.object_line = None
         super().close()

@@ -25,11 +25,11 @@ from sim.commands import CommandHistory, CommandLine
 from sim.cores import usable_cores
 from sim.physics import RobotSimulation
 from sim.spec import RobotState
-from sim.task import sample_episode
+from sim.task import ObjectLine, TaskStep, policy_view, sample_episode
 
 # Builds the batch's randomizer from the copies' models, the single action and observation
-# spaces, the physics steps per env step, the physics timestep and (keyword `command_size`) the
-# size of a command, whose delay it then owns (randomization.envs gives
+# spaces, the physics steps per env step, the physics timestep and (keywords) the size of a
+# command, whose delay it then owns, and of the tracked objects' positions (randomization.envs gives
 # `functools.partial(Randomizer, config)`); sim knows only the methods it calls on the result.
 RandomizerFactory = Callable[..., Any]
 
@@ -75,10 +75,14 @@ class BatchRobotEnv(gym.vector.VectorEnv):
                                               self.single_action_space,
                                               self.single_observation_space,
                                               self.sims[0].substeps, self.sims[0].timestep,
-                                              command_size=self.robot.num_actuators)
+                                              command_size=self.robot.num_actuators,
+                                              object_size=3 * len(self.task.objects))
         # Commands are delayed after the history records them: it holds what was asked for.
         self.command_line: CommandLine | None = (self.randomizer.command_line
                                                  if self.randomizer is not None else None)
+        # Objects' positions are held and delayed for the policy's observation only.
+        self.object_line: ObjectLine | None = (self.randomizer.object_line
+                                               if self.randomizer is not None else None)
         self.history = CommandHistory.for_task(self.task, num_envs)
         self._noise_rng = np.random.default_rng(0)
         # What each copy's current episode was given: {term: {element: value}}.
@@ -169,8 +173,9 @@ class BatchRobotEnv(gym.vector.VectorEnv):
         for i in range(self.num_envs):
             self._reset_one(i)
         self._readings = self.states()
-        observation = self._observe(self.task.evaluate(self._readings, self.goals,
-                                                       self.history.commands).observation)
+        observation = self._observe(self._policy_view(
+            self._readings, self.goals, self.history.commands,
+            self.task.evaluate(self._readings, self.goals, self.history.commands)))
         if self.randomizer is None:
             return observation, {}
         draws = np.empty(self.num_envs, dtype=object)
@@ -182,6 +187,11 @@ class BatchRobotEnv(gym.vector.VectorEnv):
         if self.randomizer is None or self.randomizer.adr is None:
             return {}
         return self.randomizer.adr.log_row()
+
+    def _policy_view(self, states: RobotState, goals: np.ndarray, history: np.ndarray,
+                     judged: TaskStep, rows: np.ndarray | None = None) -> np.ndarray:
+        return policy_view(self.task, states, goals, history, judged, self.object_line,
+                           self._noise_rng, rows)
 
     def _observe(self, observation: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         if self.randomizer is None or self.randomizer.signals is None:
@@ -272,7 +282,8 @@ class BatchRobotEnv(gym.vector.VectorEnv):
         truncated = (self.steps >= self.task.max_steps) & ~terminated
         success = np.asarray(result.success, dtype=bool)
         distance = np.asarray(result.distance, dtype=np.float64)
-        observation = self._observe(result.observation)
+        observation = self._observe(self._policy_view(self._readings, self.goals,
+                                                       self.history.commands, result))
         infos: dict[str, Any] = {"is_success": success, "_is_success": self._every_copy,
                                  "distance": distance, "_distance": self._every_copy}
         done = terminated | truncated
@@ -293,8 +304,9 @@ class BatchRobotEnv(gym.vector.VectorEnv):
             self._readings.velocities[finished] = fresh_readings.velocities
             if fresh_readings.objects is not None:
                 self._readings.objects[finished] = fresh_readings.objects
-            fresh = self.task.evaluate(fresh_readings, self.goals[finished],
-                                       self.history.commands[finished]).observation
+            goals, history = self.goals[finished], self.history.commands[finished]
+            fresh = self._policy_view(fresh_readings, goals, history,
+                                      self.task.evaluate(fresh_readings, goals, history), finished)
             observation = observation.copy()
             observation[finished] = self._observe(fresh, finished)
         if randomizer is not None:

@@ -16,7 +16,7 @@ from sim.catalog import make_task, robot_by_name
 from sim.commands import CommandHistory, CommandLine
 from sim.physics import RobotSimulation, mujoco
 from sim.spec import RobotState
-from sim.task import sample_episode
+from sim.task import ObjectLine, TaskStep, policy_view, sample_episode
 
 
 class RobotTaskEnv(gym.Env):
@@ -50,6 +50,9 @@ class RobotTaskEnv(gym.Env):
         self.command_line: CommandLine | None = None
         """What each command passes on its way to the robot: domain randomization's action_delay
         sets a delay line here (randomization/wrapper.py). None: commands act at once."""
+        self.object_line: ObjectLine | None = None
+        """What the task's objects' positions pass before the policy observes them: domain
+        randomization's object_hold and object_latency (a camera tracker's). None: at once."""
         self.reading: RobotState | None = None
         """The reading the last observation was made of: the step's command starts from it, as
         on the robot (time passed since, e.g. a randomized latency, does not move it)."""
@@ -74,13 +77,19 @@ class RobotTaskEnv(gym.Env):
             self.sim.show_target(self.goal)
         self.reading = self.sim.state()
         result = self.task.evaluate(self.reading, self.goal, self.history.commands)
-        return result.observation, {"is_success": bool(result.success),
-                                    "distance": float(result.distance)}
+        return self._observation(result), {"is_success": bool(result.success),
+                                           "distance": float(result.distance)}
 
     def observe(self) -> np.ndarray:
-        """The observation of the robot as it is now (after a randomizer moved things)."""
+        """The observation of the robot as it is now (after a randomizer moved things at a
+        reset: the episode's first)."""
         self.reading = self.sim.state()
-        return self.task.evaluate(self.reading, self.goal, self.history.commands).observation
+        return self._observation(self.task.evaluate(self.reading, self.goal,
+                                                    self.history.commands))
+
+    def _observation(self, result: TaskStep) -> np.ndarray:
+        return policy_view(self.task, self.reading, self.goal, self.history.commands, result,
+                           self.object_line, self.np_random)
 
     def step(self, action: np.ndarray):
         action = np.asarray(action)
@@ -98,7 +107,7 @@ class RobotTaskEnv(gym.Env):
         self.reading = self.sim.state()
         result = self.task.evaluate(self.reading, self.goal, self.history.commands)
         info = {"is_success": bool(result.success), "distance": float(result.distance)}
-        return result.observation, float(result.reward), bool(result.terminated), False, info
+        return self._observation(result), float(result.reward), bool(result.terminated), False, info
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":

@@ -83,6 +83,14 @@ def robot_of(env_id: str) -> str | None:
     return OUR_ENVS.get(env_id, {}).get("robot")
 
 
+def tracks_objects(env_id: str) -> bool:
+    """Whether one of our env ids has a task that observes objects (on a robot, a camera's)."""
+    spec = OUR_ENVS.get(env_id)
+    if spec is None:
+        return False
+    return bool(make_task(spec["task"], robot_by_name(spec["robot"]), spec.get("task_config")).objects)
+
+
 def list_env_ids() -> list[str]:
     return [env_id for ids in SUITES.values() for env_id in ids]
 

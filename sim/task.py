@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Protocol
@@ -80,6 +81,32 @@ class Task(Protocol):
         never one `start` already meets, which would be a success for doing nothing (reach:
         a target within the success distance of the start's tip is drawn again)."""
         ...
+
+
+class ObjectLine(Protocol):
+    """What the positions of a task's objects pass before the policy observes them
+    (randomization's object_hold and object_latency: a camera tracker's frame period and
+    delay), for a batch of copies (one row for a single env). A copy's first positions after its
+    reset pass at once."""
+
+    def see(self, objects: np.ndarray, rng: np.random.Generator,
+            rows: np.ndarray | None = None) -> np.ndarray:
+        """Positions (n, objects, 3) now in; those the policy gets now out."""
+        ...
+
+
+def policy_view(task: Task, state: RobotState, goal: np.ndarray, history: np.ndarray,
+                judged: TaskStep, line: ObjectLine | None, rng: np.random.Generator,
+                rows: np.ndarray | None = None) -> np.ndarray:
+    """The observation of `state` the policy gets: `judged`'s (the task's evaluation of the
+    state as it is), or, through an object line, the task's observation of the objects where
+    the line shows them. Reward and success stay `judged`'s."""
+    if line is None or state.objects is None:
+        return judged.observation
+    one = state.objects.ndim == 2  # a single env's reading: a batch of one
+    objects = line.see(state.objects[None] if one else state.objects, rng, rows)
+    seen = dataclasses.replace(state, objects=objects[0] if one else objects)
+    return task.evaluate(seen, goal, history).observation
 
 
 def sample_episode(task: Task, rng: np.random.Generator

@@ -23,11 +23,14 @@ def prepare_run_dir(out: Path, overwrite: bool) -> None:
 
 def default_randomization(env_id: str) -> str:
     """What `train` randomizes unless told: one of our robots trains on its `default` preset
-    (the spread between two builds of it and the simulation, with sources); a gymnasium env,
-    which has no robot of ours to differ from, on `none`."""
-    from sim.registration import robot_of
+    (the spread between two builds of it and the simulation, with sources), and a task that
+    observes objects on `tracked` (`default` and a camera tracker's frame period and delay); a
+    gymnasium env, which has no robot of ours to differ from, on `none`."""
+    from sim.registration import robot_of, tracks_objects
 
-    return "default" if robot_of(env_id) else "none"
+    if not robot_of(env_id):
+        return "none"
+    return "tracked" if tracks_objects(env_id) else "default"
 
 
 def settings_from_json(text: str | None) -> dict | None:

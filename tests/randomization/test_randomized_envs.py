@@ -76,6 +76,7 @@ def test_training_randomizes_our_robots_by_default_and_says_with_what() -> None:
     from sim2real.runs import default_randomization
 
     assert default_randomization("sim2real/ArmReach-v0") == "default"
+    assert default_randomization("sim2real/ArmPush-v0") == "tracked"  # the block: a camera's
     assert default_randomization("sim2real/FurutaSwingup-v0") == "default"
     assert default_randomization("InvertedPendulum-v5") == "none"
     arm = load_config("default", "so_arm").describe()

@@ -152,3 +152,78 @@ def test_batch_env_with_dropout_and_delay_keeps_each_copy_consistent() -> None:
         obs = new
     assert np.all(np.isfinite(obs))
     assert 0.35 < repeats / total < 0.65  # each copy loses about half its readings
+
+
+BLOCK = slice(15, 18)  # the push observation's block_position
+
+
+def slid_block_episode(env, steps: int) -> tuple[list[np.ndarray], list[np.ndarray], list]:
+    """Push with the arm still and the block slid 5 mm along x each step: what the policy saw of
+    the block, where the block was, and each step's reward."""
+    unwrapped = env.unwrapped
+    assert unwrapped.task.observation_layout()[3] == ("block_position", 3)
+    obs, _ = env.reset(seed=4)
+    seen, true, rewards = [obs[BLOCK]], [unwrapped.reading.objects[0].copy()], [None]
+    for _ in range(steps):
+        unwrapped.sim.place_objects(unwrapped.reading.objects + np.array([0.005, 0.0, 0.0]))
+        obs, reward, *_ = env.step(np.zeros(4, np.float32))
+        seen.append(obs[BLOCK])
+        true.append(unwrapped.reading.objects[0].copy())
+        rewards.append(reward)
+    return seen, true, rewards
+
+
+def test_object_latency_shows_the_block_k_steps_late_and_rewards_the_truth() -> None:
+    env = wrapped({"object_latency": {"distribution": "choice", "choices": [2]}},
+                  "sim2real/ArmPush-v0")
+    seen, true, rewards = slid_block_episode(env, 8)
+    assert np.allclose(seen[0], true[0], atol=1e-6)  # the episode's first position at once
+    assert np.allclose(seen[1], true[0], atol=1e-6) and np.allclose(seen[2], true[0], atol=1e-6)
+    for k in range(3, 9):
+        assert np.allclose(seen[k], true[k - 2], atol=1e-6)
+        assert not np.allclose(seen[k], true[k], atol=1e-3)  # the block did move
+    unwrapped = env.unwrapped
+    judged = unwrapped.task.evaluate(unwrapped.reading, unwrapped.goal, unwrapped.history.commands)
+    assert rewards[-1] == pytest.approx(float(judged.reward))
+
+
+def test_object_hold_renews_the_block_at_the_cameras_frame_period() -> None:
+    env = wrapped({"object_hold": {"distribution": "choice", "choices": [2.5]}},
+                  "sim2real/ArmPush-v0")
+    seen, true, _ = slid_block_episode(env, 20)
+    new = [k for k in range(1, 21) if not np.allclose(seen[k], seen[k - 1], atol=1e-6)]
+    assert all(np.allclose(seen[k], true[k], atol=1e-6) for k in new)  # each one fresh
+    gaps = np.diff(new)
+    assert set(gaps.tolist()) <= {2, 3} and np.mean(gaps) == pytest.approx(2.5, abs=0.35)
+
+
+def test_object_terms_in_the_batch_env_per_copy() -> None:
+    raw = {"object_latency": {"distribution": "choice", "choices": [0, 3]},
+           "object_hold": {"distribution": "choice", "choices": [1.0]}}
+    envs = make_vector_env("sim2real/ArmPush-v0", 6, RandomizationConfig.from_dict(raw), "batch")
+    envs.reset(seed=1)
+    delays = np.array([r["object_latency"]["all"] for r in envs.randomization])
+    assert set(delays.tolist()) == {0.0, 3.0}
+    history, ended = [], np.zeros(6, bool)
+    for _ in range(6):
+        for i, sim in enumerate(envs.sims):
+            sim.place_objects(envs._readings.objects[i] + np.array([0.004, 0.0, 0.0]))
+        obs, reward, terminated, truncated, _ = envs.step(np.zeros((6, 4), np.float32))
+        ended |= terminated | truncated  # a copy that reached its goal starts again
+        history.append(envs._readings.objects[:, 0].copy())
+    late, on_time = (delays == 3.0) & ~ended, (delays == 0.0) & ~ended
+    assert late.any() and on_time.any()
+    assert np.allclose(obs[on_time, BLOCK], history[-1][on_time], atol=1e-6)
+    assert np.allclose(obs[late, BLOCK], history[-4][late], atol=1e-6)
+    judged = envs.task.evaluate(envs._readings, envs.goals, envs.history.commands)
+    assert np.allclose(reward[~ended], judged.reward[~ended])
+
+
+@pytest.mark.parametrize("mode", ["wrapper", "batch"])
+def test_object_terms_need_a_task_with_objects(mode: str) -> None:
+    raw = {"object_latency": {"distribution": "choice", "choices": [1]}}
+    with pytest.raises(ValueError, match="tracks none: use it with a task that has objects"):
+        if mode == "wrapper":
+            wrapped(raw)
+        else:
+            make_vector_env("sim2real/ArmReach-v0", 2, RandomizationConfig.from_dict(raw), "batch")

@@ -109,14 +109,15 @@ def test_batch_env_builds_its_randomizer_from_the_hook() -> None:
     calls = []
 
     def make_randomizer(models, action_space, observation_space, substeps, timestep,
-                        command_size):
+                        command_size, object_size):
         calls.append((len(models), action_space.shape, observation_space.shape, substeps,
-                      timestep, command_size))
+                      timestep, command_size, object_size))
         return None  # no randomizer after all: the batch steps plainly
 
     envs = registration.make_vector_env("sim2real/ArmReach-v0", 2, mode="batch",
                                         make_randomizer=make_randomizer)
-    # The command's size: a randomizer's action_delay delays the arm's six servo goals.
+    # The command's size: a randomizer's action_delay delays the arm's six servo goals; reach
+    # tracks no objects.
     assert calls == [(2, (3,), envs.single_observation_space.shape, envs.sims[0].substeps,
-                      envs.sims[0].timestep, 6)]
+                      envs.sims[0].timestep, 6, 0)]
     assert envs.randomizer is None
