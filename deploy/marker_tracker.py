@@ -131,11 +131,32 @@ def _square_miss(points: np.ndarray, side: float) -> float:
     return float(np.sqrt(np.mean(np.concatenate([sides, diagonals]) ** 2)))
 
 
-class ObjectTracker:
-    """The task's objects from the newest frame of `source`, each held where it was last seen."""
+def trained_position_age(contract: Contract) -> float | None:
+    """The oldest object position (s) the policy trained with: randomization's longest frame
+    period (object_hold) and longest delay (object_latency), in control periods; None when it
+    trained on positions always fresh."""
+    def longest(term: str) -> float:
+        spec = contract.randomization.get(term)
+        if not spec:
+            return 0.0
+        if spec.get("choices"):
+            return float(max(spec["choices"]))
+        if "high" in spec:
+            return float(spec["high"])
+        return float(spec.get("mean", 0.0)) + 3.0 * float(spec.get("std", 0.0))
 
-    def __init__(self, source: FrameSource, tracker: MarkerTracker) -> None:
-        self.source, self.tracker = source, tracker
+    steps = max(longest("object_hold"), 1.0) - 1.0 + longest("object_latency")
+    return steps * contract.control_period if steps > 0 else None
+
+
+class ObjectTracker:
+    """The task's objects from the newest frame of `source`, each held where it was last seen.
+    `trained_age`: the oldest position the policy trained with (s; `trained_position_age`), for
+    the report."""
+
+    def __init__(self, source: FrameSource, tracker: MarkerTracker,
+                 trained_age: float | None = None) -> None:
+        self.source, self.tracker, self.trained_age = source, tracker, trained_age
         self.names = tuple(tracker.markers)
         self.positions = np.full((len(self.names), 3), np.nan)
         self.seen_at = np.full(len(self.names), np.nan)
@@ -207,5 +228,6 @@ class ObjectTracker:
                 "objects_seen": {name: int(count) for name, count in
                                  zip(self.names, self.sightings, strict=True)},
                 **percentiles_ms("sighting_age", seen),
+                "trained_age_ms": round(self.trained_age * 1e3, 1) if self.trained_age else 0.0,
                 "locate_p50_ms": round(float(np.median(self.locate_seconds)) * 1e3, 2)
                 if self.locate_seconds else 0.0}

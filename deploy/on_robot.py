@@ -14,7 +14,7 @@ from pathlib import Path
 from deploy.camera_calibration import CameraCalibration
 from deploy.camera_feed import CameraFeed, CameraNeeds
 from deploy.loop import DeployReport, run
-from deploy.marker_tracker import MarkerTracker, ObjectTracker, markers_of
+from deploy.marker_tracker import MarkerTracker, ObjectTracker, markers_of, trained_position_age
 from deploy.onnx_policy import OnnxPolicy
 from deploy.stop_signals import StopSignals
 from deploy.supervisor import SafetyConfig
@@ -83,7 +83,7 @@ def deploy_on_robot(policy_path: Path, robot_url: str, seconds: float,
 
             stream = opened.enter_context(CameraStream(camera_url))
             if tracked is not None:
-                tracker = ObjectTracker(stream, tracked)
+                tracker = ObjectTracker(stream, tracked, trained_position_age(contract))
             else:
                 camera = CameraFeed(stream, needs)
             # A camera that cannot do its job: refused before the robot connects.
@@ -166,8 +166,10 @@ def _camera_line(camera: dict) -> str:
             f"/ p99 {camera['frame_age_p99_ms']} ms")
     if "objects_seen" in camera:  # a tracker's
         seen = ", ".join(f"{name} in {count}" for name, count in camera["objects_seen"].items())
+        trained = camera.get("trained_age_ms")
         line += (f"; seen: {seen} frames, position age p50 {camera['sighting_age_p50_ms']} ms / "
-                 f"p99 {camera['sighting_age_p99_ms']} ms")
+                 f"p99 {camera['sighting_age_p99_ms']} ms (trained with "
+                 + (f"up to {trained:g} ms)" if trained else "fresh positions only)"))
     return line
 
 

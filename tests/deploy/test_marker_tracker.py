@@ -106,6 +106,27 @@ def test_the_push_contract_names_the_blocks_marker() -> None:
     assert contract["markers"] == {"block": BLOCK_MARKER.to_json()}
 
 
+def test_the_report_names_the_oldest_position_the_policy_trained_with() -> None:
+    """The tracked preset: a frame every 1-4 control steps, 0-2 steps late: at worst 3 + 2
+    periods of 20 ms. Trained without the object terms: fresh positions only."""
+    import dataclasses
+
+    from deploy.contract import Contract
+    from deploy.marker_tracker import trained_position_age
+    from randomization.config import load_config
+    from sim.catalog import robot_by_name
+    from sim.push import PushTask
+
+    task = PushTask(robot_by_name("so_arm"))
+    plain = Contract(robot=task.robot.summary(), task=task.contract(),
+                     observation_size=task.observation_size, action_size=task.action_size,
+                     env_id="sim2real/ArmPush-v0", algorithm="sac", steps=1,
+                     randomization=load_config("default", "so_arm").to_dict())
+    assert trained_position_age(plain) is None
+    tracked = dataclasses.replace(plain, randomization=load_config("tracked", "so_arm").to_dict())
+    assert trained_position_age(tracked) == pytest.approx(0.1)
+
+
 def test_calibration_gives_up_naming_what_it_saw() -> None:
     with pytest.raises(CalibrationError, match="found the checkerboard in 0 of the 15 views"):
         calibrate(Frames(), timeout=0.2, say=lambda line: None)
@@ -212,3 +233,4 @@ def test_the_loop_acts_on_the_block_where_the_tracker_sees_it(tmp_path, monkeypa
         assert report.episodes == 0 and report.engage_waits == 1
         assert summary["objects_seen"] == {"block": 0}
     assert summary["frame_age_p50_ms"] == pytest.approx(10.0)
+    assert summary["trained_age_ms"] == 0.0  # no trained age given: fresh positions only
