@@ -196,9 +196,11 @@ class TableScene:
 class BoardHand:
     """A person calibrating a camera, for the emulated one (`sim2real emulate so_arm --scene
     calibration`): holds the checkerboard (the scene's mocap body `body`) still at one of
-    `poses` for `hold_seconds`, then at the next, round and round, as a person moves a board
-    before a camera for `sim2real calibrate-camera`. It never touches the arm. Times are the
-    simulation's, in seconds.
+    `poses` for `hold_seconds`, then at the next, and after the last puts it away for
+    `away_seconds` (the marker sheet on the table then in full view, as calibrate-camera's
+    second step asks), round and round, as a person moves a board before a camera for
+    `sim2real calibrate-camera`. It never touches the arm. Times are the simulation's, in
+    seconds.
 
     Example, in a simulated device's body (as `TableHand`):
         >>> board.drive(command, now)           # each command written: ignored
@@ -209,27 +211,35 @@ class BoardHand:
     """Positions (m) and orientations (quaternion w, x, y, z) in the world."""
     hold_seconds: float = 0.4
     """Six frames of a 15 frames/s camera: a board held still for a view."""
+    away_seconds: float = 4.0
+    """Put down after each round of poses: enough frames of the sheet alone for its pose."""
     body: str = "checkerboard"
     held: int = -1
-    """The pose held now (its index), -1 before the first."""
+    """The pose held now (its index; len(poses): put away), -1 before the first."""
+
+    AWAY = (np.array([0.0, 0.0, 5.0]), np.array([1.0, 0.0, 0.0, 0.0]))
+    """Where a board put away is: high above the table, out of the camera's view."""
 
     def __post_init__(self) -> None:
-        if not self.poses or not self.hold_seconds > 0:
-            raise ValueError("BoardHand needs poses and hold_seconds > 0")
+        if not self.poses or not self.hold_seconds > 0 or self.away_seconds < 0:
+            raise ValueError("BoardHand needs poses, hold_seconds > 0 and away_seconds >= 0")
 
     def drive(self, command: np.ndarray, when: float) -> None:
         """The arm's commands do not move the board."""
 
     def tidy(self, sim: RobotSimulation, now: float) -> bool:
         """Move the board to the pose of `now`; True when it moved."""
-        index = int(now // self.hold_seconds) % len(self.poses)
+        shown = len(self.poses) * self.hold_seconds
+        into_round = now % (shown + self.away_seconds)
+        index = int(into_round // self.hold_seconds) if into_round < shown else len(self.poses)
         if index == self.held:
             return False
         import mujoco
 
         mocap = sim.model.body_mocapid[mujoco.mj_name2id(sim.model, mujoco.mjtObj.mjOBJ_BODY,
                                                          self.body)]
-        sim.data.mocap_pos[mocap], sim.data.mocap_quat[mocap] = self.poses[index]
+        pose = self.poses[index] if index < len(self.poses) else self.AWAY
+        sim.data.mocap_pos[mocap], sim.data.mocap_quat[mocap] = pose
         self.held = index
         return True
 

@@ -1,7 +1,8 @@
 """Deploy equals evaluation (issue "Transfer that holds", item 1): for each of our tasks, the
 success rate of `sim2real deploy --robot sim` equals that of `sim2real eval` within seed noise.
 
-One policy a task, trained and exported by a session fixture (tests/conftest.py). Its evaluation
+One policy a task, trained and exported by a session fixture (tests/conftest.py; push's and
+swing-up's trained once and kept in tests/data). Its evaluation
 (`evaluate_policy` on the ONNX file, as `sim2real eval` runs it) and its deploy (`sim2real
 deploy --robot sim --json` in a subprocess, in real time as a user runs it) play EPISODES and
 DEPLOY_EPISODES seeded episodes. The four deploys run at once, so the test takes about as long
@@ -87,9 +88,10 @@ class Case:
 
 CASES = {
     "reach": Case("sim2real/ArmReach-v0", "reach_policy", 0.9),
-    # Push's policy is a tenth of its tuned budget (0.40 over 50 episodes when measured): enough
-    # successes and misses for the two rates to tell a deploy that differs.
-    "push": Case("sim2real/ArmPush-v0", "push_policy", 0.2),
+    # Push's policy is the whole tuned budget for a camera's block (kept in tests/data; 0.88
+    # over 100 episodes): the suite's tenth of it (0.3-0.45) pushed in bursts at the rate limit,
+    # and the supervisor stopped one deploy of it as bang-bang.
+    "push": Case("sim2real/ArmPush-v0", "tracked_push_policy", 0.75),
     "balance": Case("sim2real/FurutaBalance-v0", "balance_policy", 0.9),
     "swingup": Case("sim2real/FurutaSwingup-v0", "swingup_policy", 0.8),
     "pixels": Case("sim2real/ArmReach-v0", "pixel_reach_policy", 0.8),

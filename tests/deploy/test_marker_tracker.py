@@ -28,22 +28,24 @@ def scene_calibration():
 
 @pytest.mark.slow
 def test_the_calibration_recovers_the_cameras_lens_and_pose(scene_calibration) -> None:
-    """Measured: focal length 869.4 of 869.1 px, centre within 0.3 px, the camera 3 mm from where
-    it is, its axes within 0.1 degree; the board's corners fitted to 0.05 px."""
+    """Measured (seeds 0-3): focal length within 0.03 %, centre within 0.45 px, the camera
+    0.7-1.0 mm from where it is, its axes within 0.09 degrees; the board's corners fitted to
+    0.05 px, the sheet's to 0.22 px. (With the sheet's frames taken while the board still hid
+    most of it: 4.3 mm and 0.34 degrees, 0.50 px.)"""
     from evaluation.tracking import calibration_errors
 
     found, true, said = scene_calibration
     errors = calibration_errors(found, true)
     assert found.image_size == true.image_size
     assert errors["focal_error"] < 0.005 and errors["centre_error_px"] < 1.5, errors
-    assert errors["position_error_mm"] < 6.0 and errors["rotation_error_deg"] < 0.3, errors
-    assert found.reprojection_px < 0.5 and found.sheet_px < 1.0
+    assert errors["position_error_mm"] < 2.5 and errors["rotation_error_deg"] < 0.2, errors
+    assert found.reprojection_px < 0.5 and found.sheet_px < 0.4
     assert said[0].startswith("1/2 the lens") and any(line.startswith("2/2") for line in said)
 
 
 @pytest.mark.slow
 def test_the_block_is_located_within_5_mm_over_push_episodes(scene_calibration,
-                                                             push_policy) -> None:
+                                                             tracked_push_policy) -> None:
     """The trained push policy plays push episodes; each step the tracker locates the block in
     the camera's frame of that step. Resting on a face, as the tracker assumes, the block is
     found within 5 mm (measured over 20 episodes: p50 0.75 mm, p99 1.8 mm, max 4.8 mm,
@@ -53,7 +55,7 @@ def test_the_block_is_located_within_5_mm_over_push_episodes(scene_calibration,
     from evaluation.tracking import track_push_episodes
 
     found, _, _ = scene_calibration
-    tracked = track_push_episodes(push_policy, found, episodes=2)
+    tracked = track_push_episodes(tracked_push_policy, found, episodes=3)
     summary = tracked.summary()
     print(summary)
     # How often the arm hides the block depends on how the policy pushes (one policy: 96 % of
@@ -125,6 +127,48 @@ def test_the_report_names_the_oldest_position_the_policy_trained_with() -> None:
     assert trained_position_age(plain) is None
     tracked = dataclasses.replace(plain, randomization=load_config("tracked", "so_arm").to_dict())
     assert trained_position_age(tracked) == pytest.approx(0.1)
+
+
+def test_a_marker_off_the_sheets_fit_is_left_out() -> None:
+    """The sheet's corners as the MuJoCo camera sees them, one marker's corner moved 4 px (cut by
+    the edge of what hides it): the pose fitted again without that marker is the camera's."""
+    import cv2
+
+    from deploy.camera_calibration import fit_pose, fit_sheet_pose
+    from evaluation.tracking import true_camera
+    from sim.markers import MARKER_SHEET, SHEET_CENTRE
+    from sim.physics import load_model
+    from sim.spec import ASSETS
+
+    true = true_camera(load_model(ASSETS / "so_arm_calibration.xml"))
+    places = np.vstack(list(MARKER_SHEET.corners_on_table(SHEET_CENTRE, 0.0).values()))
+    to_camera = true.rotation.T
+    pixels, _ = cv2.projectPoints(places, cv2.Rodrigues(to_camera)[0], -to_camera @ true.position,
+                                  true.camera_matrix, true.distortion)
+    pixels = pixels.reshape(-1, 2)
+    pixels[5] += [4.0, 0.0]  # the second marker's second corner
+    plain = fit_pose(pixels, places, true.camera_matrix, true.distortion)
+    rotation, position, miss = fit_sheet_pose(pixels, places, true.camera_matrix, true.distortion)
+    assert np.linalg.norm(plain[1] - true.position) > 3e-4 and plain[2] > 0.5  # what it fixes
+    assert np.linalg.norm(position - true.position) < 1e-5 and miss < 1e-3
+    assert np.allclose(rotation, true.rotation, atol=1e-5)
+
+
+def test_the_emulated_person_puts_the_board_away_after_each_round() -> None:
+    """So that calibrate-camera's second step sees the whole sheet (hardware/emulation.py)."""
+    from hardware.emulation import BoardHand
+    from sim.catalog import robot_by_name
+    from sim.physics import RobotSimulation
+
+    sim = RobotSimulation(robot_by_name("so_arm"), "so_arm_calibration.xml")
+    poses = [(np.array([0.3, 0.0, 0.3 + 0.01 * k]), np.array([1.0, 0, 0, 0])) for k in range(3)]
+    hand = BoardHand(poses, hold_seconds=0.5, away_seconds=2.0)
+    board = sim.model.body("checkerboard").mocapid[0]
+    where = []
+    for now in (0.1, 0.6, 1.2, 1.6, 3.4, 3.6):  # three poses, away, away, the first again
+        hand.tidy(sim, now)
+        where.append(sim.data.mocap_pos[board, 2])
+    assert np.allclose(where, [0.3, 0.31, 0.32, 5.0, 5.0, 0.3])
 
 
 def test_calibration_gives_up_naming_what_it_saw() -> None:
