@@ -14,6 +14,8 @@ Terms and what they write (one line each; RGB values are on 0-1):
   light_shadows    whether a light casts shadows, a choice of 0 / 1 (lights; set)
   camera_position  camera position, m, per x, y, z (cameras; cam_pos, or for tracking cameras
                    the world-frame offset cam_pos0 / cam_poscom0 that MuJoCo uses instead)
+  camera_rotation  the camera turned about its own x, y, z axes, degrees per axis (cameras;
+                   add only; cam_quat, or cam_mat0 for tracking cameras)
   camera_fov       vertical field of view, degrees (cameras; clipped to 1-179)
   material_color   material colour per R, G, B, alpha kept (materials some element shows;
                    clipped to 0-1)
@@ -42,11 +44,18 @@ import mujoco
 import numpy as np
 
 from randomization.term_spec import TermSpec, whole_draws
-from randomization.visual_lights import CameraTerm, LightDirectionTerm, LightTerm, ShadowTerm
+from randomization.visual_lights import (
+    CameraRotationTerm,
+    CameraTerm,
+    LightDirectionTerm,
+    LightTerm,
+    ShadowTerm,
+)
 from randomization.visual_surfaces import ColorTerm, TextureTerm
 
 VISUAL_TERM_NAMES = ("light_direction", "light_diffuse", "light_color", "light_ambient",
-                     "light_shadows", "camera_position", "camera_fov", "material_color",
+                     "light_shadows", "camera_position", "camera_rotation", "camera_fov",
+                     "material_color",
                      "geom_color", "texture", "distractors")
 DISTRACTOR_TYPES = (mujoco.mjtGeom.mjGEOM_SPHERE, mujoco.mjtGeom.mjGEOM_CAPSULE,
                     mujoco.mjtGeom.mjGEOM_ELLIPSOID, mujoco.mjtGeom.mjGEOM_CYLINDER,
@@ -58,8 +67,8 @@ WORKSPACE_BOX = ((0.05, 0.35), (-0.2, 0.2), (0.0, 0.1))
 OPTIONS = {"texture": ("cells",), "distractors": ("box", "size")}
 # The operation these terms always use, whatever a config says: their draw is the value itself
 # (a switch, a pattern number, a count) or a perturbation.
-FIXED_OPERATIONS = {"light_direction": "add", "light_shadows": "set", "texture": "set",
-                    "distractors": "set"}
+FIXED_OPERATIONS = {"light_direction": "add", "camera_rotation": "add", "light_shadows": "set",
+                    "texture": "set", "distractors": "set"}
 
 class DistractorTerm:
     """A drawn number of visual-only primitives (sphere, capsule, ellipsoid, cylinder or box)
@@ -150,6 +159,8 @@ def make_visual_term(model: mujoco.MjModel, name: str, spec: TermSpec,
         return ShadowTerm(model, spec)
     if name in ("camera_position", "camera_fov"):
         return CameraTerm(model, name, spec)
+    if name == "camera_rotation":
+        return CameraRotationTerm(model, spec)
     if name in ("material_color", "geom_color"):
         return ColorTerm(model, name, spec)
     if name == "texture":

@@ -1,6 +1,6 @@
 """Visual randomization of the lights and the camera (the table of every visual term and what it
 writes is randomization/visual.py's): light_direction, light_diffuse, light_color,
-light_ambient, light_shadows, camera_position, camera_fov."""
+light_ambient, light_shadows, camera_position, camera_rotation, camera_fov."""
 
 from __future__ import annotations
 
@@ -122,6 +122,55 @@ class ShadowTerm:
 
     def restore(self, model: mujoco.MjModel) -> None:
         model.light_castshadow[self.ids] = self.nominal
+
+
+class CameraRotationTerm:
+    """camera_rotation: the camera turned about its own x (tilt), y (pan) and z (roll) axes,
+    degrees per axis (add: a mount placed by hand). A fixed camera's orientation is cam_quat in
+    its body's frame; a tracking camera's, the world-frame cam_mat0. A camera aimed at a target
+    body is turned towards it at every step, so no draw could turn it: refused."""
+
+    name = "camera_rotation"
+
+    def __init__(self, model: mujoco.MjModel, spec: TermSpec) -> None:
+        spec.check(self.name)
+        self.spec = spec
+        self.ids, cameras = matching(model, mujoco.mjtObj.mjOBJ_CAMERA, model.ncam, self.name,
+                                     spec, "camera")
+        aimed = [name for name, i in zip(cameras, self.ids, strict=True)
+                 if model.cam_mode[i] in (mujoco.mjtCamLight.mjCAMLIGHT_TARGETBODY,
+                                          mujoco.mjtCamLight.mjCAMLIGHT_TARGETBODYCOM)]
+        if aimed:
+            raise ValueError(f"randomization camera_rotation: camera {aimed[0]!r} is aimed at a "
+                             "target body, which sets its orientation every step; match only "
+                             "fixed or tracking cameras, or move it with camera_position")
+        self.names = per_channel(cameras, "xyz")
+        self.tracking = [int(model.cam_mode[i]) in (_TRACK, _TRACKCOM) for i in self.ids]
+        self.nominal = np.array([model.cam_mat0[i].copy() if tracking else model.cam_quat[i].copy()
+                                 for i, tracking in zip(self.ids, self.tracking, strict=True)],
+                                dtype=object)
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        return self.spec.distribution.sample(rng, len(self.names))
+
+    def apply(self, model: mujoco.MjModel, values: np.ndarray) -> None:
+        for row, degrees in enumerate(np.asarray(values).reshape(-1, 3)):
+            turn = np.zeros(4)
+            mujoco.mju_euler2Quat(turn, np.radians(degrees), "XYZ")  # about the camera's axes
+            self._write(model, row, turn)
+
+    def _write(self, model: mujoco.MjModel, row: int, turn: np.ndarray) -> None:
+        i, nominal = self.ids[row], self.nominal[row]
+        if self.tracking[row]:
+            turned = np.zeros(9)
+            mujoco.mju_quat2Mat(turned, turn)
+            model.cam_mat0[i] = (nominal.reshape(3, 3) @ turned.reshape(3, 3)).ravel()
+        else:
+            mujoco.mju_mulQuat(model.cam_quat[i], nominal, turn)
+
+    def restore(self, model: mujoco.MjModel) -> None:
+        for row in range(len(self.ids)):
+            self._write(model, row, np.array([1.0, 0.0, 0.0, 0.0]))
 
 
 class CameraTerm:

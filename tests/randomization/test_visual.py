@@ -40,6 +40,7 @@ ARM_CASES = {
     "light_ambient": (TermSpec(Distribution("uniform", 0.2, 0.5), operation="add"), {}),
     "light_shadows": (TermSpec(Distribution("choice", choices=(0.0,))), {}),
     "camera_position": (TermSpec(Distribution("uniform", -0.1, 0.1), operation="add"), {}),
+    "camera_rotation": (TermSpec(Distribution("uniform", -8.0, 8.0), operation="add"), {}),
     "camera_fov": (TermSpec(Distribution("uniform", 0.6, 0.8)), {}),
     "geom_color": (TermSpec(Distribution("uniform", 0.0, 1.0), operation="set"), {}),
     "texture": (TermSpec(Distribution("choice", choices=(0.0, 1.0, 2.0))), {}),
@@ -51,6 +52,7 @@ FIELDS = {"light_direction": ("light_dir", "light_dir0"), "light_diffuse": ("lig
           "light_color": ("light_diffuse",), "light_ambient": ("light_ambient",),
           "light_shadows": ("light_castshadow",),
           "camera_position": ("cam_pos", "cam_pos0", "cam_poscom0"), "camera_fov": ("cam_fovy",),
+          "camera_rotation": ("cam_quat", "cam_mat0"),
           "geom_color": ("geom_rgba",), "material_color": ("mat_rgba",), "texture": ("tex_data",),
           "distractors": ()}
 
@@ -203,6 +205,41 @@ def test_camera_terms_move_fixed_and_tracking_cameras(camera: str, field: str) -
                    {}, IMAGE_CHANGE)
     finally:
         scene.renderer.close()
+
+
+@pytest.mark.parametrize("camera", ["fixed", "track"])
+def test_camera_rotation_turns_the_camera_about_its_own_axes(camera: str) -> None:
+    """A roll of 90 degrees about the camera's z (its viewing axis) turns its x axis into its
+    y axis; 3 degrees about its x tilts the view by 3 degrees; restore undoes it."""
+    model = mujoco.MjModel.from_xml_string(TRACKING_XML)
+    data = mujoco.MjData(model)
+    term = make_visual_term(model, "camera_rotation", TermSpec(
+        Distribution("uniform", 0.0, 1.0), match=camera, operation="add"))
+    index = term.ids[0]
+
+    def axes(values: list[float]) -> np.ndarray:
+        term.apply(model, np.array(values))
+        mujoco.mj_forward(model, data)
+        return data.cam_xmat[index].reshape(3, 3).copy()  # columns: the camera's x, y, z
+
+    nominal = axes([0.0, 0.0, 0.0])
+    rolled = axes([0.0, 0.0, 90.0])
+    np.testing.assert_allclose(rolled[:, 0], nominal[:, 1], atol=1e-9)
+    np.testing.assert_allclose(rolled[:, 2], nominal[:, 2], atol=1e-9)
+    tilted = axes([3.0, 0.0, 0.0])
+    assert np.degrees(np.arccos(nominal[:, 2] @ tilted[:, 2])) == pytest.approx(3.0)
+    term.restore(model)
+    mujoco.mj_forward(model, data)
+    np.testing.assert_allclose(data.cam_xmat[index].reshape(3, 3), nominal, atol=1e-12)
+
+
+def test_a_camera_aimed_at_a_body_cannot_be_turned() -> None:
+    model = mujoco.MjModel.from_xml_string(TRACKING_XML.replace(
+        '<camera name="fixed" pos="0 -1.5 1.2" xyaxes="1 0 0 0 0.6 0.8"/>',
+        '<camera name="fixed" pos="0 -1.5 1.2" mode="targetbody" target="ball"/>'))
+    with pytest.raises(ValueError, match="aimed at a target body"):
+        make_visual_term(model, "camera_rotation", TermSpec(
+            Distribution("uniform", 0.0, 1.0), match="fixed", operation="add"))
 
 
 def test_texture_and_material_color_on_an_inline_model() -> None:
