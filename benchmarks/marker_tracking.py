@@ -127,7 +127,8 @@ def markdown(results: dict) -> str:
         f"| resting on a face (what the tracker assumes) | {spread(tracked['resting'])} |",
         f"| tipping or lifted | {spread(tracked['tipping'])} |",
         f"| hidden by the arm (its last sighting held) | {spread(tracked['hidden_held'])} |", "",
-        f"Seen in {tracked['seen_fraction']:.0%} of the frames.", "",
+        f"Seen in {tracked['seen_fraction']:.0%} of the frames; of those, "
+        f"{tracked['seen_within_5mm']:.1%} within 5 mm.", "",
         "## Push deployed through the tracker against its evaluation", "",
         "| policy (sim2real/ArmPush-v0) | `sim2real eval` (the block's true position) | "
         "`sim2real deploy --camera --camera-calibration` over the wire, real time |",

@@ -133,10 +133,13 @@ class TrackedEpisodes:
                     "max_mm": round(float(values.max()), 2)}
 
         frames = len(self.resting) + len(self.tipping) + len(self.held)
+        seen = len(self.resting) + len(self.tipping)
         return {"episodes": self.episodes, "successes": self.successes, "frames": frames,
                 "seen_fraction": round((frames - len(self.held)) / frames, 3) if frames else 0.0,
                 "resting": spread(self.resting), "tipping": spread(self.tipping),
-                "hidden_held": spread(self.held)}
+                "hidden_held": spread(self.held),
+                "seen_within_5mm": round(float(np.mean(np.asarray(self.resting + self.tipping)
+                                                       < 5.0)), 3) if seen else 0.0}
 
 
 def track_push_episodes(policy_path: Path, calibration: CameraCalibration, episodes: int,

@@ -48,8 +48,8 @@ def test_the_block_is_located_within_5_mm_over_push_episodes(scene_calibration,
                                                              tracked_push_policy) -> None:
     """The trained push policy plays push episodes; each step the tracker locates the block in
     the camera's frame of that step. Resting on a face, as the tracker assumes, the block is
-    found within 5 mm (measured over 20 episodes: p50 0.75 mm, p99 1.8 mm, max 4.8 mm,
-    benchmarks/results/marker_tracking.md; over 3: p50 0.4 mm, max 2.0 mm); hidden by the arm,
+    found within 5 mm (measured over 30 episodes: p50 0.75 mm, p99 2.3 mm, max 2.9 mm,
+    benchmarks/results/marker_tracking.md); hidden by the arm,
     it is held where last seen. A tipping block (3-5 % of the frames) is found no better than
     1-5 cm: its faces are neither level nor upright."""
     from evaluation.tracking import track_push_episodes
