@@ -49,21 +49,22 @@ def test_the_block_is_located_within_5_mm_over_push_episodes(scene_calibration,
     """The trained push policy plays push episodes; each step the tracker locates the block in
     the camera's frame of that step. Resting on a face, as the tracker assumes, the block is
     found within 5 mm (measured over 30 episodes: p50 0.75 mm, p99 2.3 mm, max 2.9 mm,
-    benchmarks/results/marker_tracking.md); hidden by the arm,
-    it is held where last seen. A tipping block (3-5 % of the frames) is found no better than
-    1-5 cm: its faces are neither level nor upright."""
+    benchmarks/results/marker_tracking.md); hidden by the arm, it is held where last seen. A
+    tipping block (16 % of the seen frames there) is found to 3 mm at the median and 30 mm at
+    p99: its faces are neither level nor upright. Of all the seen frames, 94 % within 5 mm."""
     from evaluation.tracking import track_push_episodes
 
     found, _, _ = scene_calibration
-    tracked = track_push_episodes(tracked_push_policy, found, episodes=3)
+    tracked = track_push_episodes(tracked_push_policy, found, episodes=6)
     summary = tracked.summary()
     print(summary)
-    # How often the arm hides the block depends on how the policy pushes (one policy: 96 % of
-    # 1,772 frames seen; another 67 % of 900, a whole episode hidden): a floor, not a figure.
-    seen = summary["frames"] - summary["hidden_held"]["frames"]
+    # How often the arm hides the block, and how often the block tips, depend on how the
+    # policy pushes (one policy: 96 % of 1,772 frames seen, 5 % tipping; another 80 % and
+    # 16 %): floors, not figures.
     assert summary["seen_fraction"] >= 0.5, summary
-    assert summary["resting"]["frames"] >= 0.8 * seen, summary
+    assert summary["resting"]["frames"] >= 40, summary
     assert summary["resting"]["max_mm"] < 5.0 and summary["resting"]["p50_mm"] < 2.0, summary
+    assert summary["seen_within_5mm"] >= 0.85, summary
 
 
 def test_a_calibration_survives_its_file_and_a_bad_file_is_named(tmp_path) -> None:
