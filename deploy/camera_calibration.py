@@ -205,6 +205,13 @@ def fit_pose(pixels: np.ndarray, places: np.ndarray, matrix: np.ndarray,
              distortion: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """The camera's rotation (camera to base) and position (m, base frame) from image points of
     known base-frame places, and the root mean square miss of the places reprojected (px)."""
+    rotation, position, misses = _fit_pose(pixels, places, matrix, distortion)
+    return rotation, position, float(np.sqrt(np.mean(misses ** 2)))
+
+
+def _fit_pose(pixels: np.ndarray, places: np.ndarray, matrix: np.ndarray,
+              distortion: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`fit_pose` with each place's miss (px) rather than their root mean square."""
     import cv2
 
     ok, rvec, tvec = cv2.solvePnP(places.astype(np.float64), pixels.astype(np.float64), matrix,
@@ -213,24 +220,18 @@ def fit_pose(pixels: np.ndarray, places: np.ndarray, matrix: np.ndarray,
         raise CalibrationError("the camera's pose could not be solved from the marker sheet")
     to_camera, _ = cv2.Rodrigues(rvec)
     projected, _ = cv2.projectPoints(places.astype(np.float64), rvec, tvec, matrix, distortion)
-    miss = float(np.sqrt(np.mean(np.sum((projected.reshape(-1, 2) - pixels) ** 2, axis=1))))
-    return to_camera.T, (-to_camera.T @ tvec).ravel(), miss
+    misses = np.linalg.norm(projected.reshape(-1, 2) - pixels, axis=1)
+    return to_camera.T, (-to_camera.T @ tvec).ravel(), misses
 
 
 def fit_sheet_pose(pixels: np.ndarray, places: np.ndarray, matrix: np.ndarray,
                    distortion: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """`fit_pose` on the sheet's marker corners (four a marker, in order), fitted again without
     the markers whose corners miss by more than MAX_MARKER_MISS_PX, if enough are left."""
-    import cv2
-
-    rotation, position, miss = fit_pose(pixels, places, matrix, distortion)
-    to_camera = rotation.T
-    projected, _ = cv2.projectPoints(places.astype(np.float64), cv2.Rodrigues(to_camera)[0],
-                                     -to_camera @ position, matrix, distortion)
-    worst = np.linalg.norm(projected.reshape(-1, 2) - pixels, axis=1).reshape(-1, 4).max(axis=1)
-    kept = np.repeat(worst <= MAX_MARKER_MISS_PX, 4)
+    rotation, position, misses = _fit_pose(pixels, places, matrix, distortion)
+    kept = np.repeat(misses.reshape(-1, 4).max(axis=1) <= MAX_MARKER_MISS_PX, 4)
     if kept.all() or kept.sum() // 4 < MIN_SHEET_MARKERS:
-        return rotation, position, miss
+        return rotation, position, float(np.sqrt(np.mean(misses ** 2)))
     return fit_pose(pixels[kept], places[kept], matrix, distortion)
 
 
